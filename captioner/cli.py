@@ -1,0 +1,45 @@
+"""What the command-line front ends share: quiet start-up and one-line errors.
+
+A user mistake (a :class:`CaptionerError`, or an option argparse rejects) prints one line
+``error: ...`` on standard error and exits with code 2; anything else is a bug and keeps its
+traceback (exit code 1).
+"""
+
+import os
+import sys
+
+
+def quiet_backend_logs():
+    """Silences TensorFlow's C++ start-up chatter; call before keras is imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+
+def import_keras_quietly():
+    """Imports keras with file descriptor 2 closed off: TensorFlow's C++ start-up lines
+    (absl, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL and would bury the program's own
+    messages. Python-level errors still surface, as exceptions."""
+    quiet_backend_logs()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    sys.stderr.flush()
+    os.dup2(devnull, 2)
+    try:
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def run(main, argv=None):
+    """Calls ``main(argv)``; turns the project's errors into one line and exit code 2."""
+    from captioner.errors import CaptionerError
+    try:
+        code = main(argv)
+    except CaptionerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return code or 0

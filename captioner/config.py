@@ -1,0 +1,137 @@
+"""Model and training configuration: dataclasses that round-trip through JSON.
+
+Each default has its reason beside it. Unknown keys are an error, never ignored, so a typo
+in a config file cannot silently fall back to a default.
+"""
+
+import dataclasses
+
+from captioner.errors import ConfigError
+
+BACKBONES = ("small", "mobilenet_v2", "resnet50", "inception_v3", "efficientnet_b0")
+ATTENTION_KINDS = ("soft",)
+SCORES = ("additive",)
+
+
+def _from_dict(cls, data, where):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a JSON object. Received: {type(data).__name__}")
+    names = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"Unknown keys in {where}: {', '.join(unknown)}. "
+                          f"Known keys: {', '.join(sorted(names))}")
+    return cls(**data)
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}. Received: {name}={value!r}")
+
+
+def _check_positive(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer. Received: {name}={value!r}")
+
+
+@dataclasses.dataclass
+class EncoderConfig:
+    backbone: str = "small"     # trains from scratch; no download needed
+    weights: str = "none"       # "imagenet", "none" or a path to a weights file
+    image_size: int = 96        # square input side; the small CNN maps 96 px to a 12x12 grid
+    fine_tune: bool = True      # a from-scratch CNN must train; False freezes a pretrained one
+    width: int = 32             # channels of the small CNN's first stage (doubled per stage)
+
+    def __post_init__(self):
+        _check_choice("backbone", self.backbone, BACKBONES)
+        _check_positive("image_size", self.image_size)
+        _check_positive("width", self.width)
+        if self.backbone == "inception_v3" and self.image_size < 75:
+            raise ConfigError(f"inception_v3 needs image_size >= 75. Received: {self.image_size}")
+        if self.backbone != "small" and self.image_size < 32:
+            raise ConfigError(f"{self.backbone} needs image_size >= 32. Received: {self.image_size}")
+
+
+@dataclasses.dataclass
+class DecoderConfig:
+    embedding_dim: int = 128    # word vectors; small vocabularies need little more
+    lstm_units: int = 256       # the LSTM's state size (the paper uses 1000 on COCO)
+    attention_units: int = 128  # width of the additive score's hidden layer
+    dropout: float = 0.3        # before the output layer, as in the paper's code
+    attention: str = "soft"     # soft: the expected context (deterministic, Section 4.2)
+    score: str = "additive"     # Bahdanau's v^T tanh(W h + U a), the paper's f_att
+    doubly_stochastic: float = 1.0  # lambda of the penalty (1 - sum_t alpha_ti)^2 (eq. 14)
+
+    def __post_init__(self):
+        for name in ("embedding_dim", "lstm_units", "attention_units"):
+            _check_positive(name, getattr(self, name))
+        _check_choice("attention", self.attention, ATTENTION_KINDS)
+        _check_choice("score", self.score, SCORES)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
+        if self.doubly_stochastic < 0:
+            raise ConfigError("doubly_stochastic must be >= 0. "
+                              f"Received: doubly_stochastic={self.doubly_stochastic}")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = dataclasses.field(default_factory=DecoderConfig)
+    vocab_size: int = 0         # set from the vocabulary the model is trained with
+    vocab_hash: str = ""        # lets a mismatched vocab.json be refused before decoding
+    max_length: int = 24        # longest caption generated, in words (without <start>)
+
+    def __post_init__(self):
+        if isinstance(self.encoder, dict):
+            self.encoder = _from_dict(EncoderConfig, self.encoder, "encoder config")
+        if isinstance(self.decoder, dict):
+            self.decoder = _from_dict(DecoderConfig, self.decoder, "decoder config")
+        _check_positive("max_length", self.max_length)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        return _from_dict(cls, data, "model config")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    epochs: int = 20            # the synthetic data set converges in about 15
+    batch_size: int = 32        # images per step, one caption each, drawn anew every epoch
+    learning_rate: float = 2e-3 # Adam; halved by the schedule below over the run
+    min_learning_rate: float = 1e-4  # cosine decay ends here
+    clipnorm: float = 5.0       # LSTMs like their gradients clipped
+    seed: int = 0               # weights, data order and dropout all follow from it
+    min_count: int = 2          # words seen fewer times in training captions become <unk>
+    validation_images: int = 200  # captions generated for the per-epoch BLEU-4
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "validation_images"):
+            _check_positive(name, getattr(self, name))
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be > 0. Received: {self.learning_rate}")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        return _from_dict(cls, data, "training config")
+
+
+PRESETS = {
+    # For tests: a few thousand parameters, runs in seconds.
+    "tiny": dict(encoder=dict(image_size=32, width=8),
+                 decoder=dict(embedding_dim=16, lstm_units=32, attention_units=16, dropout=0.0)),
+    "default": {},
+}
+
+
+def preset(name):
+    """Returns the ModelConfig of a named preset."""
+    if name not in PRESETS:
+        raise ConfigError(f"Unknown preset. Received: {name!r}; known: {', '.join(PRESETS)}")
+    return ModelConfig.from_dict(PRESETS[name])

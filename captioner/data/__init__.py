@@ -1,0 +1,1 @@
+"""Data: image decoding, vocabularies, COCO-style annotations, synthetic data, batching."""

@@ -1,0 +1,108 @@
+"""Decode any image file safely into RGB, and preprocess it for a backbone.
+
+:func:`load_image` is the only place the project opens an image: it applies the EXIF
+orientation, converts every Pillow mode to 8-bit RGB (transparent pixels composited on
+white, 16-bit and float images rescaled), refuses images larger than a pixel budget before
+decoding them (decompression bombs), and names the file in every error.
+
+:func:`preprocess_image` is the one preprocessing function: training batches and inference
+both call it, so the model never sees differently prepared pixels at test time.
+"""
+
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from captioner.errors import ImageError
+
+MAX_PIXELS = 80_000_000  # about 9000 x 9000; larger files are refused before decoding
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white
+
+
+def _to_rgb(image):
+    """Converts a loaded Pillow image of any mode to an (H, W, 3) uint8 array."""
+    mode = image.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
+    if mode.startswith("I") or mode == "F":
+        # 16-bit, 32-bit integer and float greyscale: rescale to 0..255 by the format's range.
+        values = np.asarray(image, dtype=np.float64)
+        if mode == "F" and values.size and np.nanmax(values) <= 1.0:
+            values = values * 255.0
+        elif mode != "F" and values.size and values.max() > 255:
+            values = values / 257.0  # 65535 -> 255
+        grey = np.clip(np.nan_to_num(values), 0, 255).round().astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode != "RGB":
+        image = image.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+    return np.asarray(image)
+
+
+def load_image(path, max_pixels=MAX_PIXELS):
+    """Reads an image file into an (H, W, 3) uint8 RGB array, upright per its EXIF tag.
+
+    Raises:
+        ImageError: naming the file, if it is missing, not an image, truncated, empty, or
+            has more than ``max_pixels`` pixels.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise ImageError(f"Image not found: {path}")
+    if os.path.isdir(path):
+        raise ImageError(f"Expected an image file, got a folder: {path}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageError(
+                        f"Image too large: {path} is {width}x{height} "
+                        f"({width * height:,} pixels; the limit is {max_pixels:,})")
+                if width == 0 or height == 0:
+                    raise ImageError(f"Image is empty: {path} ({width}x{height})")
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                return np.ascontiguousarray(_to_rgb(image))
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"Not an image (or a format Pillow cannot read): {path}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"Image too large: {path} exceeds the decompression-bomb limit") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(f"Cannot decode image {path}: {error}") from None
+
+
+def list_images(folder):
+    """The image files directly inside ``folder``, sorted by name."""
+    names = sorted(name for name in os.listdir(folder)
+                   if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith("."))
+    return [os.path.join(folder, name) for name in names]
+
+
+def _scale_for_backbone(pixels, backbone):
+    """Maps float pixels in 0..255 to what ``backbone`` was trained on."""
+    if backbone == "small":
+        return pixels / 127.5 - 1.0
+    from keras import applications
+    modules = {"mobilenet_v2": applications.mobilenet_v2, "resnet50": applications.resnet50,
+               "inception_v3": applications.inception_v3,
+               "efficientnet_b0": applications.efficientnet}
+    return modules[backbone].preprocess_input(pixels)
+
+
+def preprocess_image(rgb, image_size, backbone="small"):
+    """Resizes an (H, W, 3) uint8 image to a square and scales it for ``backbone``.
+
+    The whole image is kept (no crop), so the attention grid covers all of it and maps back
+    onto the original for drawing. Returns float32 (image_size, image_size, 3).
+    """
+    resized = Image.fromarray(rgb).resize((image_size, image_size), Image.BILINEAR)
+    pixels = np.asarray(resized, dtype=np.float32)  # (image_size, image_size, 3)
+    return np.asarray(_scale_for_backbone(pixels, backbone), dtype=np.float32)

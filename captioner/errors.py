@@ -1,0 +1,26 @@
+"""User-facing error types.
+
+Everything a person can get wrong (a path, a file, an option) raises a subclass of
+:class:`CaptionerError`. The command-line front ends turn these into one line on standard
+error and exit code 2; anything else is a bug and keeps its traceback (exit code 1).
+"""
+
+
+class CaptionerError(Exception):
+    """Base class of the errors caused by user input rather than by a bug."""
+
+
+class ImageError(CaptionerError):
+    """An image file that cannot be read: missing, truncated, not an image, too large."""
+
+
+class DataError(CaptionerError):
+    """An annotation or vocabulary file that is missing, malformed or inconsistent."""
+
+
+class ModelError(CaptionerError):
+    """A model directory that is missing, incomplete, or does not match its vocabulary."""
+
+
+class ConfigError(CaptionerError, ValueError):
+    """A configuration with unknown keys or values out of range."""

@@ -1,0 +1,72 @@
+"""Atomic file writes and JSON reading with precise errors.
+
+Every file the project writes goes through :func:`atomic_path`: the content lands in a
+temporary file in the same folder and is renamed over the target only once it is complete,
+so an interrupted run never leaves a half-written checkpoint, JSON or PNG behind.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+
+from captioner.errors import DataError
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=None):
+    """Yields a temporary path beside ``path``; renames it over ``path`` on success.
+
+    ``suffix`` defaults to the target's extension, for writers that infer the format
+    from the name (Keras wants ``.keras``, matplotlib ``.png``).
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if suffix is None:
+        suffix = os.path.splitext(path)[1]
+    handle, temporary = tempfile.mkstemp(
+        prefix="." + os.path.basename(path) + ".partial-", suffix=suffix or ".tmp", dir=folder)
+    os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
+
+
+def write_text(path, text):
+    """Writes ``text`` to ``path`` atomically (UTF-8)."""
+    with atomic_path(path) as temporary:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def write_json(path, data, indent=2):
+    """Writes ``data`` as JSON to ``path`` atomically."""
+    write_text(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+
+
+def read_json(path, what="JSON file"):
+    """Reads a JSON file, raising :class:`DataError` that names the file and the fault."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise DataError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise DataError(f"{what} is a folder, not a file: {path}") from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"{what} is not UTF-8 text: {path} ({error.reason})") from None
+    except json.JSONDecodeError as error:
+        raise DataError(
+            f"{what} is not valid JSON: {path}, line {error.lineno} column {error.colno}: "
+            f"{error.msg}") from None

@@ -1,0 +1,1 @@
+"""Models: the CNN encoder, the attention LSTM decoder, and the captioner that joins them."""

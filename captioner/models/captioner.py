@@ -1,0 +1,182 @@
+"""The captioner: encoder + decoder as one saveable Keras model, and its model directory.
+
+A model directory holds ``model.keras`` (weights and the full configuration), ``vocab.json``,
+``config.json`` (the same configuration, readable) and ``MODEL_CARD.md``. The model records
+the vocabulary's size and hash, so a ``vocab.json`` from another model is refused before
+anything is decoded.
+"""
+
+import os
+
+import keras
+from keras import ops
+
+from captioner import io
+from captioner.config import ModelConfig
+from captioner.data.vocab import Vocabulary
+from captioner.errors import CaptionerError, DataError, ModelError
+from captioner.models.decoder import AttentionDecoder
+from captioner.models.encoder import Encoder, build_backbone
+
+MODEL_FILE, VOCAB_FILE, CONFIG_FILE, CARD_FILE = "model.keras", "vocab.json", "config.json", "MODEL_CARD.md"
+
+
+def sequence_loss(targets, logits, mask):
+    """Masked mean cross-entropy over the words of a batch of captions (scalar)."""
+    losses = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)  # (batch, T)
+    return ops.sum(losses * mask) / ops.maximum(ops.sum(mask), 1.0)
+
+
+def doubly_stochastic_penalty(alphas, mask):
+    """Xu et al. eq. 14: mean over images and cells of (1 - sum_t alpha_tl)^2.
+
+    alphas (batch, T, L), mask (batch, T): padded steps contribute no attention.
+    """
+    attention_per_cell = ops.sum(alphas * mask[:, :, None], axis=1)  # (batch, L)
+    return ops.mean(ops.square(1.0 - attention_per_cell))
+
+
+@keras.saving.register_keras_serializable(package="captioner")
+class Captioner(keras.Model):
+    """Show, Attend and Tell: images and caption prefixes -> next-word logits and attention.
+
+    Args:
+        config: a ``ModelConfig`` as a dict (what ``ModelConfig.to_dict()`` returns).
+
+    Call arguments:
+        inputs: {"images": float (batch, S, S, 3) from ``preprocess_image``,
+                 "tokens": int (batch, T), <start> then the caption}.
+
+    Returns:
+        {"logits": (batch, T, V), "alphas": (batch, T, H*W)}.
+
+    Training minimises the masked cross-entropy plus lambda times the doubly stochastic
+    penalty (``compute_loss``); ``fit()`` drives it on every backend.
+    """
+
+    def __init__(self, config, **kwargs):
+        super().__init__(**kwargs)
+        self.model_config = ModelConfig.from_dict(config) if isinstance(config, dict) else config
+        encoder, decoder = self.model_config.encoder, self.model_config.decoder
+        if self.model_config.vocab_size < 5:
+            raise ModelError(f"vocab_size must be at least 5. Received: {self.model_config.vocab_size}")
+        self.encoder = Encoder(encoder.backbone, encoder.image_size, encoder.width,
+                               encoder.fine_tune, name="encoder")
+        self.decoder = AttentionDecoder(
+            self.model_config.vocab_size, decoder.embedding_dim, decoder.lstm_units,
+            decoder.attention_units, decoder.dropout, decoder.score, self.encoder.grid_shape,
+            name="decoder")
+        self.nll_tracker = keras.metrics.Mean(name="nll")
+
+    @property
+    def grid_shape(self):
+        return self.encoder.grid_shape
+
+    def encode(self, images, training=False):
+        """Images -> annotation vectors (batch, L = H * W, D)."""
+        grid = self.encoder(images, training=training)  # (batch, H, W, D)
+        return ops.reshape(grid, (ops.shape(grid)[0], -1, self.encoder.feature_dim))
+
+    def call(self, inputs, training=False):
+        features = self.encode(inputs["images"], training=training)
+        logits, alphas = self.decoder(inputs["tokens"], features, training=training)
+        return {"logits": logits, "alphas": alphas}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        mask = ops.cast(sample_weight, "float32")
+        nll = sequence_loss(y, y_pred["logits"], mask)
+        self.nll_tracker.update_state(nll)
+        penalty = doubly_stochastic_penalty(y_pred["alphas"], mask)
+        return nll + self.model_config.decoder.doubly_stochastic * penalty
+
+    def build_by_calling(self):
+        """Creates every weight by running one tiny batch (used on creation and on load)."""
+        size = self.model_config.encoder.image_size
+        self({"images": ops.zeros((1, size, size, 3)), "tokens": ops.zeros((1, 2), "int32")})
+
+    def get_build_config(self):
+        return {"built_by_calling": True}
+
+    def build_from_config(self, config):
+        self.build_by_calling()
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.model_config.to_dict()}
+
+
+def create_captioner(config, weights=None, seed=None):
+    """A new, built Captioner. ``weights``: None, "none", "imagenet" or a weights file,
+    loaded into the backbone."""
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    model = Captioner(config.to_dict())
+    if weights not in (None, "none"):
+        encoder = config.encoder
+        source = build_backbone(encoder.backbone, encoder.image_size, encoder.width, weights)
+        model.encoder.backbone.set_weights(source.get_weights())
+    model.build_by_calling()
+    return model
+
+
+def check_vocabulary(model, vocabulary, where="the vocabulary"):
+    """Raises ModelError unless ``vocabulary`` is the one ``model`` was trained with."""
+    config = model.model_config
+    if len(vocabulary) != config.vocab_size:
+        raise ModelError(f"Model and vocabulary do not match: the model has {config.vocab_size} "
+                         f"words, {where} has {len(vocabulary)}")
+    if config.vocab_hash and vocabulary.hash != config.vocab_hash:
+        raise ModelError(f"Model and vocabulary do not match: {where} is not the one the model "
+                         "was trained with (hash differs)")
+
+
+def save_model_dir(model, vocabulary, folder, card=None, extra_config=None):
+    """Writes model.keras, vocab.json, config.json (and MODEL_CARD.md) atomically.
+
+    The saved model carries no optimizer state (a third of the size, nothing to resume):
+    training checkpoints keep theirs.
+    """
+    check_vocabulary(model, vocabulary)
+    os.makedirs(folder, exist_ok=True)
+    if getattr(model, "optimizer", None) is not None:
+        bare = Captioner(model.model_config.to_dict(), name=model.name)
+        bare.build_by_calling()
+        bare.set_weights(model.get_weights())
+        model = bare
+    with io.atomic_path(os.path.join(folder, MODEL_FILE)) as temporary:
+        model.save(temporary)
+    vocabulary.save(os.path.join(folder, VOCAB_FILE))
+    io.write_json(os.path.join(folder, CONFIG_FILE),
+                  {"kind": "captioner", "model": model.model_config.to_dict(),
+                   **(extra_config or {})})
+    if card is not None:
+        io.write_text(os.path.join(folder, CARD_FILE), card)
+
+
+def load_keras_file(path, compile=False):
+    """keras.saving.load_model with safe_mode on, and a clear error for a bad file."""
+    if not os.path.isfile(path):
+        raise ModelError(f"Model file not found: {path}")
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except CaptionerError:
+        raise
+    except Exception as error:
+        raise ModelError(f"Cannot load the model {path}: {type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''}") from None
+
+
+def load_model_dir(folder):
+    """(model, vocabulary, config dict) from a model directory, checked against each other."""
+    if not os.path.isdir(folder):
+        raise ModelError(f"Model folder not found: {folder}")
+    for name in (MODEL_FILE, VOCAB_FILE, CONFIG_FILE):
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise ModelError(f"Not a model folder: {folder} has no {name}")
+    config = io.read_json(os.path.join(folder, CONFIG_FILE), "model config")
+    try:
+        vocabulary = Vocabulary.load(os.path.join(folder, VOCAB_FILE))
+    except DataError as error:
+        raise ModelError(str(error)) from None
+    model = load_keras_file(os.path.join(folder, MODEL_FILE))
+    check_vocabulary(model, vocabulary, os.path.join(folder, VOCAB_FILE))
+    return model, vocabulary, config

@@ -1,0 +1,86 @@
+"""Pictures: attention maps over images, and training curves.
+
+The array work is pure functions (an alpha grid -> an upsampled heatmap); matplotlib is
+used only in the functions that save a figure, which write their PNG atomically.
+"""
+
+import math
+
+import numpy as np
+from PIL import Image
+
+from captioner import io
+
+
+def upsample_attention(alpha_grid, height, width):
+    """(H, W) attention weights -> (height, width) map in [0, 1], smoothly interpolated.
+
+    Each grid cell is the centre of its patch of the image; bicubic interpolation of the
+    weights (Pillow, float mode) spreads it smoothly, and the result is scaled so its
+    maximum is 1.
+    """
+    grid = np.asarray(alpha_grid, dtype=np.float32)
+    heat = np.asarray(Image.fromarray(grid, mode="F").resize((width, height), Image.BICUBIC))
+    heat = np.clip(heat, 0.0, None)
+    peak = heat.max()
+    return heat / peak if peak > 0 else heat
+
+
+def _save_figure(figure, path):
+    import matplotlib.pyplot as plt
+    with io.atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+
+
+def _figure(panels, columns):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = math.ceil(panels / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    return figure, axes.flat
+
+
+def save_attention_figure(path, image, words, alphas, probabilities=None, columns=6):
+    """One PNG: the image, then one panel per word with its attention map overlaid.
+
+    Args:
+        image: (h, w, 3) uint8, the original image.
+        words: the caption's words; alphas: (n_words, H, W); probabilities: per word.
+    """
+    height, width = image.shape[:2]
+    figure, axes = _figure(len(words) + 1, min(columns, len(words) + 1))
+    axes[0].imshow(image)
+    axes[0].set_title("image", fontsize=10)
+    for index, word in enumerate(words):
+        axis = axes[index + 1]
+        axis.imshow(image)
+        axis.imshow(upsample_attention(alphas[index], height, width), cmap="jet", alpha=0.55,
+                    vmin=0.0, vmax=1.0)
+        title = word if probabilities is None else f"{word} ({probabilities[index]:.2f})"
+        axis.set_title(title, fontsize=10)
+    _save_figure(figure, path)
+
+
+def save_training_curves(path, history):
+    """Loss curves (train, validation) and validation BLEU-4 per epoch, side by side."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    epochs = [row["epoch"] for row in history]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left.plot(epochs, [row["loss"] for row in history], "o-", label="train loss")
+    left.plot(epochs, [row["val_loss"] for row in history], "o-", label="validation loss")
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.legend()
+    left.grid(alpha=0.3)
+    right.plot(epochs, [row["val_bleu4"] for row in history], "o-", color="tab:green")
+    right.set_xlabel("epoch")
+    right.set_ylabel("validation BLEU-4 (greedy)")
+    right.grid(alpha=0.3)
+    figure.tight_layout()
+    _save_figure(figure, path)

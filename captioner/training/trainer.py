@@ -1,0 +1,229 @@
+"""Training a captioner: epochs of ``fit()``, validation, checkpoints, exact resume.
+
+Output folder::
+
+    OUT/model.keras, vocab.json, config.json, MODEL_CARD.md   the best epoch (validation BLEU-4)
+    OUT/metrics.json                                          one row per epoch
+    OUT/training_curves.png                                   loss and BLEU-4 per epoch
+    OUT/checkpoint/last.keras, state.json                     the last epoch, with optimizer
+
+Every file is written atomically. ``resume=True`` continues from the checkpoint: the
+weights, the optimizer's state (moments, step count, hence the learning rate), the epoch,
+and the data order, which is a pure function of (seed, epoch).
+"""
+
+import dataclasses
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+
+from captioner import io
+from captioner.config import ModelConfig, TrainConfig
+from captioner.data.dataset import CaptionBatches, ImageCache
+from captioner.data.vocab import Vocabulary, tokenize
+from captioner.errors import ConfigError, DataError
+from captioner.inference import decode_batch, describe
+from captioner.metrics import bleu_scores
+from captioner.models.captioner import (VOCAB_FILE, create_captioner, load_keras_file,
+                                        save_model_dir)
+from captioner.render import save_training_curves
+from captioner.training.progress import ProgressBar
+
+CHECKPOINT_DIR = "checkpoint"
+MAX_CAPTION_WORDS = 40
+
+
+def reseed_layers(model, seed, epoch):
+    """Sets every layer's random state (dropout masks) from (seed, epoch, layer).
+
+    A .keras file does not store SeedGenerator states, so without this a resumed run would
+    draw other dropout masks than the uninterrupted one.
+    """
+    generators = [g for layer in model._flatten_layers() for g in layer._seed_generators]
+    for index, generator in enumerate(generators):
+        generator.state.assign(np.array([seed * 1009 + index, epoch], dtype=generator.state.dtype))
+
+
+@dataclasses.dataclass
+class TrainingData:
+    train: list        # ImageRecords
+    val: list          # ImageRecords (may be empty: then no validation scores)
+    source: str        # a description for the model card
+
+
+def generate_captions(model, vocabulary, batches, limit=None, progress=False):
+    """Greedy captions {image_id: caption} for the first ``limit`` images of ``batches``."""
+    records = batches.records[:limit] if limit else batches.records
+    captions = {}
+    for start in range(0, len(records), batches.batch_size):
+        indices = np.arange(start, min(start + batches.batch_size, len(records)))
+        hypotheses = decode_batch(model, batches.images.batch(indices))
+        for index, best in zip(indices, hypotheses):
+            captions[records[index].image_id] = describe(best[0], vocabulary, model.grid_shape)["caption"]
+    return captions
+
+
+def validation_scores(model, vocabulary, batches, limit):
+    """Validation loss (teacher-forced) and BLEU of free-running greedy captions."""
+    results = model.evaluate(batches, verbose=0, return_dict=True)
+    captions = generate_captions(model, vocabulary, batches, limit)
+    references = {r.image_id: r.captions for r in batches.records}
+    return {"val_loss": float(results["loss"]), "val_nll": float(results["nll"]),
+            **{f"val_{k.lower().replace('-', '')}": v
+               for k, v in bleu_scores(references, captions).items()}}
+
+
+def _model_card(command, data, model_config, train_config, history, best, wall_time):
+    best_row = next(row for row in history if row["epoch"] == best)
+    lines = [
+        "# captioner model card", "",
+        "Show, Attend and Tell captioner (CNN encoder, LSTM decoder with "
+        f"{model_config.decoder.attention} {model_config.decoder.score} attention).", "",
+        "## How it was made", "", "```", command, "```", "",
+        f"- data: {data.source} ({len(data.train)} training images, {len(data.val)} validation)",
+        f"- backbone: {model_config.encoder.backbone} at {model_config.encoder.image_size} px, "
+        f"feature grid {best_row.get('grid', '')}",
+        f"- training: {len(history)} epochs, batch {train_config.batch_size}, "
+        f"seed {train_config.seed}; best epoch {best} by validation BLEU-4",
+        f"- wall time: {wall_time / 60:.1f} min", "",
+        "## Scores (best epoch)", "",
+        "| metric | value |", "|---|---|",
+    ]
+    lines += [f"| {key} | {value:.4f} |" for key, value in best_row.items()
+              if isinstance(value, float)]
+    return "\n".join(lines) + "\n"
+
+
+class Trainer:
+    """Trains a Captioner on ``data`` into ``out`` (see the module docstring)."""
+
+    def __init__(self, data, out, model_config, train_config, weights=None, command=""):
+        if not data.train:
+            raise DataError("No training images with captions.")
+        self.data, self.out, self.weights, self.command = data, out, weights, command
+        self.model_config, self.train_config = model_config, train_config
+        self.checkpoint = os.path.join(out, CHECKPOINT_DIR)
+
+    def _start(self, resume):
+        state_path = os.path.join(self.checkpoint, "state.json")
+        if resume and os.path.isfile(state_path):
+            state = io.read_json(state_path, "training state")
+            # More epochs may be asked for; anything else would not be the same run.
+            changed = sorted(k for k, v in self.train_config.to_dict().items()
+                             if state["train_config"].get(k) != v
+                             and k not in ("epochs", "validation_images"))
+            if changed:
+                raise ConfigError(f"--resume with different training settings ({', '.join(changed)}) "
+                                  f"than the run in {self.out}; drop those options to continue it")
+            self.vocabulary = Vocabulary.load(os.path.join(self.out, VOCAB_FILE))
+            self.model_config = ModelConfig.from_dict(state["model_config"])
+            model = load_keras_file(os.path.join(self.checkpoint, "last.keras"), compile=True)
+            print(f"resuming {self.out} after epoch {state['epoch']}", file=sys.stderr)
+            return model, state
+        if os.path.isfile(state_path):
+            raise ConfigError(f"{self.out} already holds a training run: add --resume to "
+                              "continue it, or choose another --out")
+        self.vocabulary = Vocabulary.build(
+            (c for r in self.data.train for c in r.captions), self.train_config.min_count)
+        longest = max(len(tokenize(c)) for r in self.data.train for c in r.captions)
+        self.model_config.vocab_size = len(self.vocabulary)
+        self.model_config.vocab_hash = self.vocabulary.hash
+        self.model_config.max_length = min(longest, MAX_CAPTION_WORDS)
+        self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
+        model = create_captioner(self.model_config, self.weights, seed=self.train_config.seed)
+        return model, {"epoch": 0, "history": [], "best_epoch": None, "best_bleu4": -1.0,
+                       "wall_time": 0.0}
+
+    def _compile(self, model, steps_per_epoch):
+        config = self.train_config
+        schedule = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=config.epochs * steps_per_epoch,
+            alpha=config.min_learning_rate / config.learning_rate)
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm))
+
+    def run(self, resume=False, progress=True, stop_after=None):
+        """Trains to ``train_config.epochs``; returns the history (list of dicts).
+
+        ``stop_after`` ends this call after that many epochs (the run can be resumed), as
+        an interruption would. The learning-rate schedule spans ``epochs``, so resuming with
+        a larger ``epochs`` continues at the schedule's final rate.
+        """
+        os.makedirs(self.out, exist_ok=True)
+        model, state = self._start(resume)
+        config, encoder = self.train_config, self.model_config.encoder
+        train_batches = CaptionBatches(self.data.train, self.vocabulary, encoder.image_size,
+                                       encoder.backbone, config.batch_size,
+                                       self.model_config.max_length, seed=config.seed)
+        val_batches = CaptionBatches(self.data.val, self.vocabulary, encoder.image_size,
+                                     encoder.backbone, config.batch_size,
+                                     self.model_config.max_length, shuffle=False) \
+            if self.data.val else None
+        if state["epoch"] == 0:
+            self._compile(model, len(train_batches))
+        history = state["history"]
+        last = config.epochs if stop_after is None else min(config.epochs, state["epoch"] + stop_after)
+        for epoch in range(state["epoch"], last):
+            started = time.time()
+            train_batches.set_epoch(epoch)
+            reseed_layers(model, config.seed, epoch)
+            callbacks = [ProgressBar(len(train_batches), f"epoch {epoch + 1}/{config.epochs}")] \
+                if progress else []
+            logs = model.fit(train_batches, epochs=1, verbose=0, callbacks=callbacks).history
+            row = {"epoch": epoch + 1, "loss": float(logs["loss"][-1]),
+                   "nll": float(logs["nll"][-1]), "grid": "x".join(map(str, model.grid_shape))}
+            if val_batches is not None:
+                row.update(validation_scores(model, self.vocabulary, val_batches,
+                                             config.validation_images))
+            row["seconds"] = time.time() - started
+            history.append(row)
+            state["wall_time"] += row["seconds"]
+            improved = row.get("val_bleu4", 0.0) > state["best_bleu4"]
+            if improved:
+                state["best_epoch"], state["best_bleu4"] = epoch + 1, row.get("val_bleu4", 0.0)
+            state.update(epoch=epoch + 1, history=history,
+                         train_config=config.to_dict(), model_config=self.model_config.to_dict())
+            self._save(model, state, improved)
+            print(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(
+                f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float)), file=sys.stderr)
+        return history
+
+    def _save(self, model, state, improved):
+        with io.atomic_path(os.path.join(self.checkpoint, "last.keras")) as temporary:
+            model.save(temporary)
+        if improved:
+            card = _model_card(self.command, self.data, self.model_config, self.train_config,
+                               state["history"], state["best_epoch"], state["wall_time"])
+            save_model_dir(model, self.vocabulary, self.out, card,
+                           extra_config={"training": self.train_config.to_dict(),
+                                         "data": self.data.source})
+        io.write_json(os.path.join(self.out, "metrics.json"),
+                      {"best_epoch": state["best_epoch"], "history": state["history"]})
+        io.write_json(os.path.join(self.checkpoint, "state.json"), state)  # last: marks it done
+        if all("val_bleu4" in row for row in state["history"]):
+            save_training_curves(os.path.join(self.out, "training_curves.png"), state["history"])
+
+
+def score_test_split(out, records, batch_size=32):
+    """BLEU-1..4 of the saved best model on ``records``; added to metrics.json and the card."""
+    from captioner.models.captioner import CARD_FILE, load_model_dir
+    model, vocabulary, _ = load_model_dir(out)
+    encoder = model.model_config.encoder
+    batches = CaptionBatches(records, vocabulary, encoder.image_size, encoder.backbone,
+                             batch_size, model.model_config.max_length, shuffle=False)
+    captions = generate_captions(model, vocabulary, batches)
+    scores = bleu_scores({r.image_id: r.captions for r in records}, captions)
+    metrics_path = os.path.join(out, "metrics.json")
+    metrics = io.read_json(metrics_path, "metrics file")
+    metrics["test"] = {"images": len(records), **scores}
+    io.write_json(metrics_path, metrics)
+    card_path = os.path.join(out, CARD_FILE)
+    if os.path.isfile(card_path):
+        with open(card_path, encoding="utf-8") as handle:
+            card = handle.read().split("\n## Test split")[0].rstrip("\n")
+        rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in scores.items())
+        io.write_text(card_path, f"{card}\n\n## Test split ({len(records)} images, greedy)\n\n"
+                                 f"| metric | value |\n|---|---|\n{rows}\n")
+    return scores

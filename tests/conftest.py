@@ -1,0 +1,48 @@
+"""Shared fixtures: a tiny synthetic COCO folder and a tiny trained-shape captioner."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def synthetic_coco(tmp_path_factory):
+    """A small synthetic data set in the COCO layout (generated, never downloaded)."""
+    from captioner.data.synthetic import generate
+    folder = tmp_path_factory.mktemp("synthetic")
+    generate(str(folder), seed=3, splits={"train": 24, "val": 6, "test": 6})
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def vocabulary(synthetic_coco):
+    from captioner.data.coco import load_coco_split
+    from captioner.data.vocab import Vocabulary
+    records, _ = load_coco_split(synthetic_coco, "train")
+    return Vocabulary.build(c for r in records for c in r.captions)
+
+
+def tiny_config(vocabulary, **decoder):
+    from captioner.config import preset
+    config = preset("tiny")
+    config.vocab_size, config.vocab_hash = len(vocabulary), vocabulary.hash
+    config.max_length = 12
+    for key, value in decoder.items():
+        setattr(config.decoder, key, value)
+    return config
+
+
+@pytest.fixture(scope="session")
+def tiny_model(vocabulary):
+    from captioner.models.captioner import create_captioner
+    return create_captioner(tiny_config(vocabulary), seed=7)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

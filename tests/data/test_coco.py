@@ -1,0 +1,119 @@
+import json
+import os
+
+import pytest
+from PIL import Image
+
+from captioner.data.coco import load_coco_captions, load_coco_split, load_karpathy
+from captioner.errors import DataError
+
+
+def write_coco(folder, images, annotations):
+    os.makedirs(folder / "annotations", exist_ok=True)
+    os.makedirs(folder / "train2014", exist_ok=True)
+    for image in images:
+        Image.new("RGB", (8, 8)).save(folder / "train2014" / image["file_name"])
+    path = folder / "annotations" / "captions_train2014.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations}))
+    return path
+
+
+def test_coco_loader_groups_captions_and_finds_2014_layout(tmp_path):
+    write_coco(tmp_path, [{"id": 7, "file_name": "a.png"}, {"id": 3, "file_name": "b.png"}],
+               [{"id": 1, "image_id": 7, "caption": "A cat."},
+                {"id": 2, "image_id": 3, "caption": "a dog"},
+                {"id": 3, "image_id": 7, "caption": "a small cat"}])
+    records, instances = load_coco_split(str(tmp_path), "train")
+    assert [r.image_id for r in records] == [3, 7]
+    assert records[1].captions == ["A cat.", "a small cat"]
+    assert records[1].path.endswith(os.path.join("train2014", "a.png"))
+    assert instances is None
+
+
+def test_coco_loader_names_a_missing_image(tmp_path):
+    path = write_coco(tmp_path, [{"id": 1, "file_name": "a.png"}],
+                      [{"id": 1, "image_id": 1, "caption": "a cat"}])
+    data = json.loads(path.read_text())
+    data["images"].append({"id": 2, "file_name": "gone.png"})
+    data["annotations"].append({"id": 2, "image_id": 2, "caption": "a dog"})
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataError, match="gone.png"):
+        load_coco_split(str(tmp_path), "train")
+
+
+def test_coco_loader_rejects_malformed_json_and_bad_references(tmp_path):
+    path = write_coco(tmp_path, [{"id": 1, "file_name": "a.png"}], [])
+    path.write_text('{"images": [}')
+    with pytest.raises(DataError, match="not valid JSON.*line 1"):
+        load_coco_captions(str(path), str(tmp_path / "train2014"))
+    path.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png"}],
+                                "annotations": [{"id": 5, "image_id": 9, "caption": "x"}]}))
+    with pytest.raises(DataError, match="image_id 9"):
+        load_coco_captions(str(path), str(tmp_path / "train2014"))
+    path.write_text(json.dumps({"images": [{"file_name": "a.png"}], "annotations": []}))
+    with pytest.raises(DataError, match=r"images\[0\] has no 'id'"):
+        load_coco_captions(str(path), str(tmp_path / "train2014"))
+
+
+def test_empty_captions_are_skipped_with_a_warning(tmp_path, capsys):
+    write_coco(tmp_path, [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "b.png"}],
+               [{"id": 1, "image_id": 1, "caption": "a cat"},
+                {"id": 2, "image_id": 1, "caption": "  .  "},
+                {"id": 3, "image_id": 2, "caption": ""}])
+    records, _ = load_coco_split(str(tmp_path), "train")
+    assert [(r.image_id, r.captions) for r in records] == [(1, ["a cat"])]
+    assert "skipped 2 empty caption(s); 1 image(s)" in capsys.readouterr().err
+
+
+def test_missing_split_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        load_coco_split(str(tmp_path / "nowhere"), "train")
+    os.makedirs(tmp_path / "annotations")
+    with pytest.raises(DataError, match="captions_val2017.json"):
+        load_coco_split(str(tmp_path), "val")
+
+
+def test_karpathy_loader_reads_splits_with_restval(tmp_path):
+    os.makedirs(tmp_path / "imgs")
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        Image.new("RGB", (8, 8)).save(tmp_path / "imgs" / name)
+    images = [
+        {"filepath": "imgs", "filename": "a.jpg", "cocoid": 1, "split": "train",
+         "sentences": [{"raw": "A cat.", "tokens": ["a", "cat"]}]},
+        {"filepath": "imgs", "filename": "b.jpg", "cocoid": 2, "split": "restval",
+         "sentences": [{"tokens": ["a", "dog"]}]},
+        {"filepath": "imgs", "filename": "c.jpg", "cocoid": 3, "split": "test",
+         "sentences": [{"raw": "a bird"}]},
+    ]
+    path = tmp_path / "dataset_coco.json"
+    path.write_text(json.dumps({"images": images}))
+    train = load_karpathy(str(path), str(tmp_path), "train")
+    assert [(r.image_id, r.captions) for r in train] == [(1, ["A cat."]), (2, ["a dog"])]
+    assert [r.image_id for r in load_karpathy(str(path), str(tmp_path), "test")] == [3]
+    images[2]["filename"] = "missing.jpg"
+    path.write_text(json.dumps({"images": images}))
+    with pytest.raises(DataError, match="missing.jpg"):
+        load_karpathy(str(path), str(tmp_path), "test")
+
+
+def test_synthetic_data_has_coco_layout_and_matching_boxes(synthetic_coco):
+    records, instances = load_coco_split(synthetic_coco, "train")
+    assert len(records) == 24 and all(len(r.captions) == 5 for r in records)
+    assert set(instances) == {r.image_id for r in records}
+    for record in records:
+        objects = instances[record.image_id]
+        assert 1 <= len(objects) <= 3
+        for caption in record.captions:  # every caption names every object
+            for obj in objects:
+                assert f"{obj['attributes']['color']} {obj['category']}" in caption
+    karpathy = load_karpathy(os.path.join(synthetic_coco, "dataset_synthetic.json"),
+                             synthetic_coco, "test")
+    assert len(karpathy) == 6
+
+
+def test_synthetic_data_is_reproducible(tmp_path):
+    from captioner.data.synthetic import generate
+    generate(str(tmp_path / "a"), seed=5, splits={"train": 3})
+    generate(str(tmp_path / "b"), seed=5, splits={"train": 3})
+    for name in ("annotations/captions_train2017.json", "train2017/000002.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()

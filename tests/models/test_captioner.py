@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+
+import keras
+from keras import ops
+
+from captioner.data.coco import load_coco_split
+from captioner.data.dataset import CaptionBatches
+from captioner.data.vocab import Vocabulary
+from captioner.errors import ModelError
+from captioner.inference import decode_batch
+from captioner.models.captioner import (create_captioner, doubly_stochastic_penalty,
+                                        load_model_dir, save_model_dir)
+from tests.conftest import tiny_config
+from tests.helpers import assert_round_trip
+
+pytestmark = pytest.mark.backend
+
+
+@pytest.fixture(scope="module")
+def batch(synthetic_coco, vocabulary):
+    records, _ = load_coco_split(synthetic_coco, "train")
+    batches = CaptionBatches(records[:4], vocabulary, 32, "small", batch_size=4, max_length=12,
+                             shuffle=False)
+    return batches[0]
+
+
+def test_outputs_have_documented_shapes_and_attention_sums_to_one(tiny_model, batch):
+    x, _, _ = batch
+    outputs = tiny_model(x)
+    assert tuple(outputs["logits"].shape) == (4, 13, tiny_model.model_config.vocab_size)
+    assert tuple(outputs["alphas"].shape) == (4, 13, 16)  # 32 px -> 4x4 grid
+    np.testing.assert_allclose(ops.convert_to_numpy(ops.sum(outputs["alphas"], -1)), 1.0,
+                               atol=1e-5)
+
+
+def test_teacher_forcing_runs_the_same_step_as_decoding(tiny_model, batch):
+    x, _, _ = batch
+    logits = ops.convert_to_numpy(tiny_model(x)["logits"])
+    decoder = tiny_model.decoder
+    memory = decoder.prepare(tiny_model.encode(x["images"]))
+    state = decoder.initial_state(memory)
+    for t in range(3):
+        step_logits, state, _ = decoder.step(x["tokens"][:, t], state, memory)
+        np.testing.assert_allclose(ops.convert_to_numpy(step_logits), logits[:, t], atol=1e-5)
+
+
+def test_doubly_stochastic_penalty_matches_numpy(rng):
+    alphas = rng.dirichlet(np.ones(5), size=(2, 3)).astype("float32")  # (batch, T, L)
+    mask = np.array([[1, 1, 0], [1, 0, 0]], "float32")
+    expected = np.mean((1 - (alphas * mask[:, :, None]).sum(1)) ** 2)
+    np.testing.assert_allclose(ops.convert_to_numpy(doubly_stochastic_penalty(alphas, mask)),
+                               expected, rtol=1e-6)
+
+
+def test_tiny_model_overfits_a_tiny_batch(vocabulary, batch):
+    x, y, w = batch
+    model = create_captioner(tiny_config(vocabulary, doubly_stochastic=0.0), seed=1)
+    model.compile(optimizer=keras.optimizers.Adam(0.02))
+    untrained = float(model.evaluate(x, y, sample_weight=w, verbose=0, return_dict=True)["nll"])
+    history = model.fit(x, y, sample_weight=w, epochs=150, batch_size=4, verbose=0).history["nll"]
+    assert history[-1] < history[0]
+    assert untrained > 2.0 and history[-1] < 0.05
+    predicted = ops.convert_to_numpy(model(x)["logits"]).argmax(-1)
+    assert ((predicted == y) * w).sum() / w.sum() > 0.98  # teacher-forced words all right
+    captions = decode_batch(model, x["images"])  # and free-running decoding recites them
+    recited = [vocabulary.decode(h[0]["tokens"]) == vocabulary.decode(y[row])
+               for row, h in enumerate(captions)]
+    assert sum(recited) >= 3, recited
+
+
+def test_save_load_gives_identical_logits_and_captions(tiny_model, batch, tmp_path, vocabulary):
+    x, _, _ = batch
+    loaded = assert_round_trip(tiny_model, x, tmp_path)
+    assert loaded.grid_shape == tiny_model.grid_shape
+    before, after = decode_batch(tiny_model, x["images"]), decode_batch(loaded, x["images"])
+    assert [h[0]["tokens"] for h in before] == [h[0]["tokens"] for h in after]
+    save_model_dir(tiny_model, vocabulary, str(tmp_path / "dir"))
+    model, loaded_vocabulary, config = load_model_dir(str(tmp_path / "dir"))
+    assert loaded_vocabulary.words == vocabulary.words and config["kind"] == "captioner"
+    np.testing.assert_allclose(ops.convert_to_numpy(model(x)["logits"]),
+                               ops.convert_to_numpy(tiny_model(x)["logits"]), atol=1e-6)
+
+
+def test_a_vocabulary_of_the_wrong_size_is_refused(tiny_model, vocabulary, tmp_path):
+    save_model_dir(tiny_model, vocabulary, str(tmp_path))
+    Vocabulary(vocabulary.words + ["extra"]).save(tmp_path / "vocab.json")
+    with pytest.raises(ModelError, match=r"model has \d+ words, .*vocab.json has \d+"):
+        load_model_dir(str(tmp_path))
+    shuffled = vocabulary.words[:4] + vocabulary.words[5:] + vocabulary.words[4:5]
+    Vocabulary(shuffled).save(tmp_path / "vocab.json")
+    with pytest.raises(ModelError, match="not the one the model was trained with"):
+        load_model_dir(str(tmp_path))
+
+
+def test_missing_model_folder_and_files_are_clear_errors(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        load_model_dir(str(tmp_path / "nowhere"))
+    with pytest.raises(ModelError, match="has no model.keras"):
+        load_model_dir(str(tmp_path))

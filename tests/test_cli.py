@@ -1,0 +1,98 @@
+"""The command-line front ends, run as a user runs them (subprocesses)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.backend
+
+
+def run(script, *args):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tiny_model, vocabulary):
+    from captioner.models.captioner import save_model_dir
+    folder = tmp_path_factory.mktemp("model")
+    save_model_dir(tiny_model, vocabulary, str(folder))
+    return folder
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_caption_folder_as_json_with_attention_pngs(synthetic_coco, model_dir, tmp_path):
+    folder = os.path.join(synthetic_coco, "test2017")
+    result = run("caption.py", folder, "--model", model_dir, "--json",
+                 "--attention-dir", tmp_path / "maps")
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout)  # standard output holds the JSON and nothing else
+    assert len(results) == len(os.listdir(folder))
+    for item in results:
+        assert item["caption"] == " ".join(w["word"] for w in item["words"])
+        assert all(0 < w["probability"] <= 1 for w in item["words"])
+        with Image.open(item["attention_png"]) as png:
+            assert png.format == "PNG" and png.width > 100
+
+
+def test_caption_prints_one_line_per_image(synthetic_coco, model_dir):
+    images = sorted(os.listdir(os.path.join(synthetic_coco, "test2017")))[:2]
+    paths = [os.path.join(synthetic_coco, "test2017", name) for name in images]
+    result = run("caption.py", *paths, "--model", model_dir)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == paths
+
+
+def test_caption_user_mistakes_exit_2_with_one_line(tmp_path, model_dir, synthetic_coco):
+    assert_one_line_error(run("caption.py", tmp_path / "nope.jpg", "--model", model_dir),
+                          "not found", "nope.jpg")
+    (tmp_path / "fake.png").write_text("hello")
+    assert_one_line_error(run("caption.py", tmp_path / "fake.png", "--model", model_dir),
+                          "Not an image", "fake.png")
+    image = os.path.join(synthetic_coco, "test2017", sorted(os.listdir(
+        os.path.join(synthetic_coco, "test2017")))[0])
+    assert_one_line_error(run("caption.py", image, "--model", tmp_path / "no_model"),
+                          "Model folder not found")
+    assert_one_line_error(run("caption.py", image, "--model", tmp_path), "Not a model folder")
+
+
+def test_train_writes_a_model_that_caption_loads(synthetic_coco, tmp_path):
+    out = tmp_path / "run"
+    tiny = ["--image-size", 32, "--width", 8, "--lstm-units", 32, "--embedding-dim", 16,
+            "--attention-units", 16, "--batch-size", 8, "--validation-images", 4]
+    result = run("train.py", "--coco", synthetic_coco, "--out", out, "--epochs", 1, *tiny)
+    assert result.returncode == 0, result.stderr
+    for name in ("model.keras", "vocab.json", "config.json", "MODEL_CARD.md", "metrics.json",
+                 "training_curves.png", "checkpoint/last.keras", "checkpoint/state.json"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["test"]) >= {"BLEU-4", "images"}
+    again = run("train.py", "--coco", synthetic_coco, "--out", out, "--epochs", 1, *tiny)
+    assert_one_line_error(again, "already holds a training run")
+    image = os.path.join(synthetic_coco, "val2017", sorted(os.listdir(
+        os.path.join(synthetic_coco, "val2017")))[0])
+    assert run("caption.py", image, "--model", out).returncode == 0
+
+
+def test_train_user_mistakes_exit_2_with_one_line(tmp_path):
+    assert_one_line_error(run("train.py", "--coco", tmp_path / "nowhere", "--out", tmp_path / "o"),
+                          "not found")
+    (tmp_path / "split.json").write_text("{oops")
+    assert_one_line_error(run("train.py", "--karpathy", tmp_path / "split.json", "--images",
+                              tmp_path, "--out", tmp_path / "o"), "not valid JSON")

@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from captioner.config import TrainConfig, preset
+from captioner.data.coco import load_coco_split
+from captioner.models.captioner import load_keras_file
+from captioner.training.trainer import Trainer, TrainingData
+
+pytestmark = pytest.mark.backend
+
+
+def make_trainer(synthetic_coco, out, epochs):
+    train, _ = load_coco_split(synthetic_coco, "train")
+    val, _ = load_coco_split(synthetic_coco, "val")
+    model_config = preset("tiny")
+    model_config.decoder.dropout = 0.0
+    train_config = TrainConfig(epochs=epochs, batch_size=8, learning_rate=5e-3, seed=4,
+                               validation_images=3)
+    return Trainer(TrainingData(train, val[:3], "test data"), str(out), model_config, train_config)
+
+
+def weights_of(folder):
+    model = load_keras_file(str(folder / "checkpoint" / "last.keras"))
+    return [np.asarray(w) for w in model.get_weights()]
+
+
+def test_resume_continues_exactly_where_it_stopped(synthetic_coco, tmp_path):
+    straight = make_trainer(synthetic_coco, tmp_path / "straight", 2).run(progress=False)
+    make_trainer(synthetic_coco, tmp_path / "split", 2).run(progress=False, stop_after=1)
+    resumed = make_trainer(synthetic_coco, tmp_path / "split", 2).run(resume=True, progress=False)
+    assert len(resumed) == 2
+    assert resumed[1]["loss"] == pytest.approx(straight[1]["loss"], abs=1e-6)
+    for a, b in zip(weights_of(tmp_path / "straight"), weights_of(tmp_path / "split")):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert straight[1]["loss"] < straight[0]["loss"]  # and the loss falls

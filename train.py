@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Train a Show, Attend and Tell captioner on COCO-style data.
+
+    python train.py --coco DIR --out DIR [--backbone NAME] [--epochs N] [--batch-size N]
+                    [--seed N] [--resume]
+    python train.py --karpathy FILE --images DIR --out DIR ...
+"""
+
+import argparse
+import os
+import shlex
+import sys
+
+from captioner.cli import import_keras_quietly, run
+
+
+def parse_args(argv):
+    from captioner.config import ATTENTION_KINDS, BACKBONES, SCORES, DecoderConfig, \
+        EncoderConfig, TrainConfig
+    encoder, decoder, training = EncoderConfig(), DecoderConfig(), TrainConfig()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    data = parser.add_argument_group("data")
+    data.add_argument("--coco", metavar="DIR",
+                      help="COCO layout: DIR/annotations/captions_{split}{2017|2014}.json, "
+                           "images in DIR/{split}{year}/")
+    data.add_argument("--karpathy", metavar="FILE", help="a Karpathy split JSON")
+    data.add_argument("--images", metavar="DIR", help="image root for --karpathy")
+    data.add_argument("--train-split", default="train")
+    data.add_argument("--val-split", default="val")
+    data.add_argument("--test-split", default="test",
+                      help="scored with the best model after training, when present")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    model = parser.add_argument_group("model")
+    model.add_argument("--backbone", choices=BACKBONES, default=encoder.backbone)
+    model.add_argument("--weights", default=None,
+                       help="imagenet, none, or a weights file (default: none for small, "
+                            "imagenet for the others)")
+    model.add_argument("--freeze", action="store_true",
+                       help="keep the backbone's weights fixed (default: fine-tune)")
+    model.add_argument("--image-size", type=int, default=None,
+                       help=f"input side in pixels (default {encoder.image_size} for small, "
+                            "224 for the others, 299 for inception_v3)")
+    model.add_argument("--width", type=int, default=encoder.width, help="small CNN width")
+    model.add_argument("--attention", choices=ATTENTION_KINDS, default=decoder.attention)
+    model.add_argument("--score", choices=SCORES, default=decoder.score)
+    model.add_argument("--embedding-dim", type=int, default=decoder.embedding_dim)
+    model.add_argument("--lstm-units", type=int, default=decoder.lstm_units)
+    model.add_argument("--attention-units", type=int, default=decoder.attention_units)
+    model.add_argument("--dropout", type=float, default=decoder.dropout)
+    model.add_argument("--doubly-stochastic", type=float, default=decoder.doubly_stochastic,
+                       help="lambda of the doubly stochastic attention penalty")
+    fit = parser.add_argument_group("training")
+    fit.add_argument("--epochs", type=int, default=training.epochs)
+    fit.add_argument("--batch-size", type=int, default=training.batch_size)
+    fit.add_argument("--learning-rate", type=float, default=training.learning_rate)
+    fit.add_argument("--seed", type=int, default=training.seed)
+    fit.add_argument("--min-count", type=int, default=training.min_count)
+    fit.add_argument("--validation-images", type=int, default=training.validation_images)
+    args = parser.parse_args(argv)
+    if bool(args.coco) == bool(args.karpathy):
+        parser.error("give exactly one of --coco DIR or --karpathy FILE")
+    if args.karpathy and not args.images:
+        parser.error("--karpathy needs --images DIR")
+    return args
+
+
+def build_configs(args):
+    from captioner.config import DecoderConfig, EncoderConfig, ModelConfig, TrainConfig
+    default_size = {"small": 96, "inception_v3": 299}.get(args.backbone, 224)
+    encoder = EncoderConfig(backbone=args.backbone, image_size=args.image_size or default_size,
+                            fine_tune=not args.freeze, width=args.width,
+                            weights=args.weights or ("none" if args.backbone == "small" else "imagenet"))
+    decoder = DecoderConfig(embedding_dim=args.embedding_dim, lstm_units=args.lstm_units,
+                            attention_units=args.attention_units, dropout=args.dropout,
+                            attention=args.attention, score=args.score,
+                            doubly_stochastic=args.doubly_stochastic)
+    training = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
+                           learning_rate=args.learning_rate, seed=args.seed,
+                           min_count=args.min_count, validation_images=args.validation_images)
+    return ModelConfig(encoder=encoder, decoder=decoder), training
+
+
+def load_split(args, split, required):
+    from captioner.data.coco import load_coco_split, load_karpathy
+    from captioner.errors import DataError
+    try:
+        if args.coco:
+            return load_coco_split(args.coco, split)[0]
+        return load_karpathy(args.karpathy, args.images, split)
+    except DataError:
+        if required:
+            raise
+        return []
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import_keras_quietly()
+    from captioner.errors import ConfigError
+    try:
+        model_config, train_config = build_configs(args)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    from captioner.training.trainer import Trainer, TrainingData
+    train = load_split(args, args.train_split, required=True)
+    val = load_split(args, args.val_split, required=False)
+    source = f"COCO layout {args.coco}" if args.coco else f"Karpathy split {args.karpathy}"
+    command = "python train.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    trainer = Trainer(TrainingData(train, val, source), args.out, model_config, train_config,
+                      weights=model_config.encoder.weights, command=command)
+    trainer.run(resume=args.resume, progress=not args.no_progress)
+    test = load_split(args, args.test_split, required=False)
+    if test:
+        from captioner.training.trainer import score_test_split
+        scores = score_test_split(args.out, test)
+        print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()), file=sys.stderr)
+    print(f"model written to {os.path.abspath(args.out)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
