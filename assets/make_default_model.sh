@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Rebuilds the bundled default model and sample images from scratch (CPU, about 15 min).
+#   bash assets/make_default_model.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+$PY -m captioner.data.synthetic --out data/synthetic --seed 0
+$PY train.py --coco data/synthetic --out runs/default --epochs 18 --seed 0
+mkdir -p assets/model assets/samples
+cp runs/default/{model.keras,vocab.json,config.json,MODEL_CARD.md,metrics.json,training_curves.png} assets/model/
+# Six test-split images (never seen in training) as samples.
+for id in 004201 004202 004203 004204 004205 004206; do
+  cp "data/synthetic/test2017/$id.png" "assets/samples/shapes_$id.png"
+done
