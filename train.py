@@ -6,19 +6,18 @@
     python train.py --karpathy FILE --images DIR --out DIR ...
 """
 
-import argparse
 import os
 import shlex
 import sys
 
-from captioner.cli import import_keras_quietly, run
+from captioner.cli import ArgumentParser, import_keras_quietly, run
 
 
 def parse_args(argv):
     from captioner.config import ATTENTION_KINDS, BACKBONES, SCORES, DecoderConfig, \
         EncoderConfig, TrainConfig
     encoder, decoder, training = EncoderConfig(), DecoderConfig(), TrainConfig()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     data = parser.add_argument_group("data")
     data.add_argument("--coco", metavar="DIR",
                       help="COCO layout: DIR/annotations/captions_{split}{2017|2014}.json, "
@@ -32,13 +31,19 @@ def parse_args(argv):
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--feature-cache", metavar="DIR", default=None,
+                        help="where a frozen encoder's feature grids are stored "
+                             "(default: ~/.cache/captioner/features)")
+    parser.add_argument("--no-feature-cache", action="store_true",
+                        help="run a frozen encoder on every batch instead of caching its output")
     model = parser.add_argument_group("model")
     model.add_argument("--backbone", choices=BACKBONES, default=encoder.backbone)
     model.add_argument("--weights", default=None,
                        help="imagenet, none, or a weights file (default: none for small, "
                             "imagenet for the others)")
     model.add_argument("--freeze", action="store_true",
-                       help="keep the backbone's weights fixed (default: fine-tune)")
+                       help="keep the backbone's weights fixed (default: fine-tune); its "
+                            "feature grids are then computed once and cached")
     model.add_argument("--image-size", type=int, default=None,
                        help=f"input side in pixels (default {encoder.image_size} for small, "
                             "224 for the others, 299 for inception_v3)")
@@ -83,16 +88,17 @@ def build_configs(args):
 
 
 def load_split(args, split, required):
+    """(records, instances or None) of a split; ([], None) for a missing optional one."""
     from captioner.data.coco import load_coco_split, load_karpathy
     from captioner.errors import DataError
     try:
         if args.coco:
-            return load_coco_split(args.coco, split)[0]
-        return load_karpathy(args.karpathy, args.images, split)
+            return load_coco_split(args.coco, split)
+        return load_karpathy(args.karpathy, args.images, split), None
     except DataError:
         if required:
             raise
-        return []
+        return [], None
 
 
 def main(argv=None):
@@ -104,18 +110,20 @@ def main(argv=None):
     except ValueError as error:
         raise ConfigError(str(error)) from None
     from captioner.training.trainer import Trainer, TrainingData
-    train = load_split(args, args.train_split, required=True)
-    val = load_split(args, args.val_split, required=False)
+    train, _ = load_split(args, args.train_split, required=True)
+    val, val_instances = load_split(args, args.val_split, required=False)
     source = f"COCO layout {args.coco}" if args.coco else f"Karpathy split {args.karpathy}"
     command = "python train.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    trainer = Trainer(TrainingData(train, val, source), args.out, model_config, train_config,
-                      weights=model_config.encoder.weights, command=command)
+    trainer = Trainer(TrainingData(train, val, source, val_instances), args.out, model_config, train_config,
+                      weights=model_config.encoder.weights, command=command,
+                      feature_cache=not args.no_feature_cache, feature_dir=args.feature_cache)
     trainer.run(resume=args.resume, progress=not args.no_progress)
-    test = load_split(args, args.test_split, required=False)
+    test, test_instances = load_split(args, args.test_split, required=False)
     if test:
+        from captioner.evaluation import format_scores
         from captioner.training.trainer import score_test_split
-        scores = score_test_split(args.out, test)
-        print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()), file=sys.stderr)
+        scores = score_test_split(args.out, test, test_instances)
+        print(f"test split ({len(test)} images, greedy):\n{format_scores(scores)}", file=sys.stderr)
     print(f"model written to {os.path.abspath(args.out)}", file=sys.stderr)
     return 0
 

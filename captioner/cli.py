@@ -5,6 +5,7 @@ A user mistake (a :class:`CaptionerError`, or an option argparse rejects) prints
 traceback (exit code 1).
 """
 
+import argparse
 import os
 import sys
 
@@ -19,16 +20,10 @@ def import_keras_quietly():
     """Imports keras with file descriptor 2 closed off: TensorFlow's C++ start-up lines
     (absl, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL and would bury the program's own
     messages. Python-level errors still surface, as exceptions."""
+    from captioner.io import silenced_stderr
     quiet_backend_logs()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    sys.stderr.flush()
-    os.dup2(devnull, 2)
-    try:
+    with silenced_stderr():
         import keras  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def run(main, argv=None):
@@ -43,3 +38,10 @@ def run(main, argv=None):
         print("error: interrupted", file=sys.stderr)
         return 130
     return code or 0
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line too: ``error: ... (see --help)``, exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")

@@ -3,23 +3,29 @@
 import numpy as np
 
 from captioner.data.images import load_image, preprocess_image
-from captioner.search import greedy_search
+from captioner.search import beam_search, greedy_search
 
 
-def decode_batch(model, images, max_length=None, search=greedy_search, **search_options):
-    """Runs ``search`` over a batch of preprocessed images (batch, S, S, 3).
+def decode_batch(model, images=None, features=None, max_length=None, beam_size=1,
+                 **search_options):
+    """Captions a batch of preprocessed images (batch, S, S, 3), or of their encoder
+    features (batch, H*W, D) when the encoder's output is cached.
 
-    Returns, per image, the search's list of hypotheses (see ``captioner.search``).
+    ``beam_size`` 1 is greedy search; more runs ``beam_search`` with ``search_options``
+    (n_best, length_penalty, min_length). Returns, per image, the search's list of
+    hypotheses (see ``captioner.search``).
     """
     decoder = model.decoder
-    memory = decoder.prepare(model.encode(images))
+    if features is None:
+        features = model.encode(images)
+    memory = decoder.prepare(features)
     state = decoder.initial_state(memory)
-
-    def step(tokens, state):
-        return decoder.step(tokens, state, memory)
-
-    return search(step, state, batch_size=len(images), start_id=1, end_id=2,
-                  max_length=max_length or model.model_config.max_length, **search_options)
+    options = dict(batch_size=int(features.shape[0]), start_id=1, end_id=2,
+                   max_length=max_length or model.model_config.max_length)
+    if beam_size == 1 and not search_options.get("n_best", 1) > 1:
+        return greedy_search(decoder.step, state, memory, **options)
+    return beam_search(decoder.step, state, memory, beam_size=beam_size, **options,
+                       **search_options)
 
 
 def describe(hypothesis, vocabulary, grid_shape):
@@ -27,7 +33,8 @@ def describe(hypothesis, vocabulary, grid_shape):
     words = [vocabulary.words[token] for token in hypothesis["tokens"]]
     return {"caption": " ".join(words), "words": words,
             "probabilities": [float(np.exp(value)) for value in hypothesis["log_probs"]],
-            "score": hypothesis["score"],
+            "score": hypothesis["score"], "log_prob": hypothesis["log_prob"],
+            "finished": hypothesis["finished"],
             "alphas": np.reshape(hypothesis["alphas"], (len(words),) + tuple(grid_shape))}
 
 

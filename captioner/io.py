@@ -8,6 +8,7 @@ so an interrupted run never leaves a half-written checkpoint, JSON or PNG behind
 import contextlib
 import json
 import os
+import sys
 import tempfile
 
 from captioner.errors import DataError
@@ -70,3 +71,18 @@ def read_json(path, what="JSON file"):
         raise DataError(
             f"{what} is not valid JSON: {path}, line {error.lineno} column {error.colno}: "
             f"{error.msg}") from None
+
+
+@contextlib.contextmanager
+def silenced_stderr():
+    """Points file descriptor 2 at /dev/null for the duration: for child processes and C++
+    libraries that write progress chatter there (Python exceptions still propagate)."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    sys.stderr.flush()
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

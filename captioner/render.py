@@ -66,21 +66,30 @@ def save_attention_figure(path, image, words, alphas, probabilities=None, column
 
 
 def save_training_curves(path, history):
-    """Loss curves (train, validation) and validation BLEU-4 per epoch, side by side."""
+    """Per epoch: the losses; validation CIDEr-D and BLEU-4; and, when the validation
+    split has instances, object precision, recall and attention correctness."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     epochs = [row["epoch"] for row in history]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
-    left.plot(epochs, [row["loss"] for row in history], "o-", label="train loss")
-    left.plot(epochs, [row["val_loss"] for row in history], "o-", label="validation loss")
-    left.set_xlabel("epoch")
-    left.set_ylabel("loss")
-    left.legend()
-    left.grid(alpha=0.3)
-    right.plot(epochs, [row["val_bleu4"] for row in history], "o-", color="tab:green")
-    right.set_xlabel("epoch")
-    right.set_ylabel("validation BLEU-4 (greedy)")
-    right.grid(alpha=0.3)
+    grounded = all("val_object_recall" in row for row in history)
+    figure, axes = plt.subplots(1, 3 if grounded else 2, figsize=(15 if grounded else 10, 3.6))
+    panels = [
+        (axes[0], "loss", [("loss", "train loss"), ("val_loss", "validation loss")]),
+        (axes[1], "validation score (greedy)", [("val_cider", "CIDEr-D"), ("val_bleu4", "BLEU-4")]),
+    ]
+    if grounded:
+        panels.append((axes[2], "validation grounding", [
+            ("val_object_precision", "object precision"), ("val_object_recall", "object recall"),
+            ("val_attention_correctness", "attention correctness"),
+            ("val_uniform_baseline", "uniform attention")]))
+    for axis, label, curves in panels:
+        for key, name in curves:
+            if all(key in row for row in history):
+                axis.plot(epochs, [row[key] for row in history], "o-", label=name)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(label)
+        axis.legend(fontsize=8)
+        axis.grid(alpha=0.3)
     figure.tight_layout()
     _save_figure(figure, path)

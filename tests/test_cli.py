@@ -59,6 +59,38 @@ def test_caption_prints_one_line_per_image(synthetic_coco, model_dir):
     assert [line.split(": ")[0] for line in lines] == paths
 
 
+def test_caption_beam_n_best_text_and_json(synthetic_coco, model_dir, tmp_path):
+    image = os.path.join(synthetic_coco, "test2017", sorted(os.listdir(
+        os.path.join(synthetic_coco, "test2017")))[0])
+    result = run("caption.py", image, "--model", model_dir, "--beam", 3, "--n-best", 2,
+                 "--json", "--attention-dir", tmp_path)
+    assert result.returncode == 0, result.stderr
+    item, = json.loads(result.stdout)
+    assert len(item["n_best"]) == 2 and item["n_best"][0]["caption"] == item["caption"]
+    assert item["n_best"][0]["score"] >= item["n_best"][1]["score"]
+    for entry in item["n_best"]:
+        assert os.path.isfile(entry["attention_png"])
+    text = run("caption.py", image, "--model", model_dir, "--beam", 3, "--n-best", 2)
+    assert text.returncode == 0 and text.stdout.splitlines()[1].lstrip().startswith("2. ")
+    assert_one_line_error(run("caption.py", image, "--model", model_dir, "--beam", 2,
+                              "--n-best", 3), "--n-best")
+
+
+def test_caption_scores_an_annotated_split(synthetic_coco, model_dir, tmp_path):
+    result = run("caption.py", "--coco", synthetic_coco, "--split", "test", "--model", model_dir,
+                 "--beam", 2, "--out", tmp_path, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    expected = {"BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr", "object_precision", "object_recall",
+                "chair_s", "attention_correctness", "uniform_baseline", "ms_per_image"}
+    if report["notes"]["tokenizer"] == "ptb":
+        expected.add("METEOR")
+    assert expected <= set(report["scores"]) and report["scores"]["images"] == 6
+    results = json.loads((tmp_path / "captions_test_beam2.json").read_text())
+    assert len(results) == 6 and set(results[0]) == {"image_id", "caption"}
+    assert json.loads((tmp_path / "scores_test_beam2.json").read_text()) == report
+
+
 def test_caption_user_mistakes_exit_2_with_one_line(tmp_path, model_dir, synthetic_coco):
     assert_one_line_error(run("caption.py", tmp_path / "nope.jpg", "--model", model_dir),
                           "not found", "nope.jpg")

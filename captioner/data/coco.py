@@ -106,8 +106,17 @@ def load_coco_captions(captions_path, image_folder, check_files=True):
     return _drop_empty(records, captions_path)
 
 
+class Instances(dict):
+    """``{image_id: [{"bbox": [x, y, w, h], "category": name, "attributes": {...}}]}``, with
+    ``categories``, every category name the annotation file defines (used or not)."""
+
+    def __init__(self, objects=(), categories=()):
+        super().__init__(objects)
+        self.categories = list(categories)
+
+
 def load_coco_instances(instances_path):
-    """Reads a COCO instances file: ``{image_id: [{"bbox", "category", "attributes"}]}``."""
+    """Reads a COCO instances file into :class:`Instances`."""
     data = io.read_json(instances_path, "COCO instances file")
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list) \
             or not isinstance(data.get("categories"), list):
@@ -126,7 +135,7 @@ def load_coco_instances(instances_path):
             "category": names[annotation["category_id"]],
             "attributes": dict(annotation.get("attributes", {})),
         })
-    return objects
+    return Instances(objects, names.values())
 
 
 def load_coco_split(root, split, check_files=True):

@@ -6,6 +6,7 @@ image per step, and the order of any epoch can be reproduced exactly on resume.
 
 A batch is ``(x, y, sample_weight)``:
     x: {"images": float32 (B, S, S, 3), "tokens": int32 (B, T)}   T = max_length + 1,
+       or "features" (B, H*W, D) instead of "images" when a frozen encoder's are cached;
        tokens = <start> w1 ... wn <pad> ...
     y: int32 (B, T), the same words shifted left: w1 ... wn <end> <pad> ...
     sample_weight: float32 (B, T), 1 where y is a word or <end>, 0 on padding.
@@ -33,6 +34,8 @@ def encode_captions(vocabulary, captions, max_length):
 
 class ImageCache:
     """Preprocessed images kept in memory up to a budget, decoded on demand beyond it."""
+
+    input_key = "images"
 
     def __init__(self, paths, image_size, backbone, budget_bytes=2 << 30):
         self.paths, self.image_size, self.backbone = list(paths), image_size, backbone
@@ -63,6 +66,8 @@ class CaptionBatches(keras.utils.PyDataset):
         max_length: longest caption in words; longer ones are cut.
         seed: with the epoch, fixes the image order and the caption drawn per image.
         shuffle: False visits the images in order with their first caption (validation).
+        images: where a batch's inputs come from: an ``ImageCache`` (the default, giving
+            x["images"]) or a ``captioner.data.features.FeatureCache`` (x["features"]).
     """
 
     def __init__(self, records, vocabulary, image_size, backbone, batch_size, max_length,
@@ -71,7 +76,8 @@ class CaptionBatches(keras.utils.PyDataset):
         self.records, self.vocabulary = records, vocabulary
         self.batch_size, self.max_length = batch_size, max_length
         self.seed, self.shuffle = seed, shuffle
-        self.images = images or ImageCache([r.path for r in records], image_size, backbone)
+        self.images = images if images is not None else \
+            ImageCache([r.path for r in records], image_size, backbone)
         self.set_epoch(0)
 
     def set_epoch(self, epoch):
@@ -93,4 +99,8 @@ class CaptionBatches(keras.utils.PyDataset):
         indices = self.order[span]
         captions = [self.records[i].captions[c] for i, c in zip(indices, self.choice[span])]
         tokens, targets, mask = encode_captions(self.vocabulary, captions, self.max_length)
-        return {"images": self.images.batch(indices), "tokens": tokens}, targets, mask
+        return {self.images.input_key: self.images.batch(indices), "tokens": tokens}, targets, mask
+
+    def inputs(self, indices):
+        """The model inputs of the images at ``indices`` (for captioning them)."""
+        return {self.images.input_key: self.images.batch(np.asarray(indices))}

@@ -45,7 +45,8 @@ class Captioner(keras.Model):
 
     Call arguments:
         inputs: {"images": float (batch, S, S, 3) from ``preprocess_image``,
-                 "tokens": int (batch, T), <start> then the caption}.
+                 "tokens": int (batch, T), <start> then the caption}; "features"
+                 (batch, H*W, D), the encoder's output, may replace "images".
 
     Returns:
         {"logits": (batch, T, V), "alphas": (batch, T, H*W)}.
@@ -78,7 +79,10 @@ class Captioner(keras.Model):
         return ops.reshape(grid, (ops.shape(grid)[0], -1, self.encoder.feature_dim))
 
     def call(self, inputs, training=False):
-        features = self.encode(inputs["images"], training=training)
+        if "features" in inputs:  # a frozen encoder's output, read from a FeatureCache
+            features = inputs["features"]
+        else:
+            features = self.encode(inputs["images"], training=training)
         logits, alphas = self.decoder(inputs["tokens"], features, training=training)
         return {"logits": logits, "alphas": alphas}
 

@@ -22,11 +22,11 @@ import numpy as np
 
 from captioner import io
 from captioner.config import ModelConfig, TrainConfig
-from captioner.data.dataset import CaptionBatches, ImageCache
+from captioner.data.dataset import CaptionBatches
+from captioner.data.features import FeatureCache
 from captioner.data.vocab import Vocabulary, tokenize
 from captioner.errors import ConfigError, DataError
-from captioner.inference import decode_batch, describe
-from captioner.metrics import bleu_scores
+from captioner.evaluation import evaluate
 from captioner.models.captioner import (VOCAB_FILE, create_captioner, load_keras_file,
                                         save_model_dir)
 from captioner.render import save_training_curves
@@ -49,31 +49,31 @@ def reseed_layers(model, seed, epoch):
 
 @dataclasses.dataclass
 class TrainingData:
-    train: list        # ImageRecords
-    val: list          # ImageRecords (may be empty: then no validation scores)
-    source: str        # a description for the model card
+    train: list                 # ImageRecords
+    val: list                   # ImageRecords (may be empty: then no validation scores)
+    source: str                 # a description for the model card
+    val_instances: dict = None  # instances of the validation images, for grounding scores
 
 
-def generate_captions(model, vocabulary, batches, limit=None, progress=False):
-    """Greedy captions {image_id: caption} for the first ``limit`` images of ``batches``."""
-    records = batches.records[:limit] if limit else batches.records
-    captions = {}
-    for start in range(0, len(records), batches.batch_size):
-        indices = np.arange(start, min(start + batches.batch_size, len(records)))
-        hypotheses = decode_batch(model, batches.images.batch(indices))
-        for index, best in zip(indices, hypotheses):
-            captions[records[index].image_id] = describe(best[0], vocabulary, model.grid_shape)["caption"]
-    return captions
+VALIDATION_METRICS = ("BLEU", "ROUGE-L", "CIDEr")  # METEOR's Java start-up is kept for tests
 
 
-def validation_scores(model, vocabulary, batches, limit):
-    """Validation loss (teacher-forced) and BLEU of free-running greedy captions."""
+def _metric_key(name):
+    return "val_" + name.lower().replace("-", "")
+
+
+def validation_scores(model, vocabulary, batches, limit, instances=None):
+    """Validation loss (teacher-forced), and the scores of free-running greedy captions of
+    the first ``limit`` images: BLEU, ROUGE-L, CIDEr-D, and grounding with instances."""
     results = model.evaluate(batches, verbose=0, return_dict=True)
-    captions = generate_captions(model, vocabulary, batches, limit)
-    references = {r.image_id: r.captions for r in batches.records}
+    records = batches.records[:limit] if limit else batches.records
+    evaluation = evaluate(model, vocabulary, records, instances, batches.batch_size,
+                          batches=batches.inputs,
+                          metrics=VALIDATION_METRICS)
+    keep = [key for key in evaluation.scores if key not in ("images", "mentions", "objects",
+                                                            "captions", "words", "ratio")]
     return {"val_loss": float(results["loss"]), "val_nll": float(results["nll"]),
-            **{f"val_{k.lower().replace('-', '')}": v
-               for k, v in bleu_scores(references, captions).items()}}
+            **{_metric_key(key): float(evaluation.scores[key]) for key in keep}}
 
 
 def _model_card(command, data, model_config, train_config, history, best, wall_time):
@@ -87,7 +87,7 @@ def _model_card(command, data, model_config, train_config, history, best, wall_t
         f"- backbone: {model_config.encoder.backbone} at {model_config.encoder.image_size} px, "
         f"feature grid {best_row.get('grid', '')}",
         f"- training: {len(history)} epochs, batch {train_config.batch_size}, "
-        f"seed {train_config.seed}; best epoch {best} by validation BLEU-4",
+        f"seed {train_config.seed}; best epoch {best} by validation CIDEr-D",
         f"- wall time: {wall_time / 60:.1f} min", "",
         "## Scores (best epoch)", "",
         "| metric | value |", "|---|---|",
@@ -100,10 +100,12 @@ def _model_card(command, data, model_config, train_config, history, best, wall_t
 class Trainer:
     """Trains a Captioner on ``data`` into ``out`` (see the module docstring)."""
 
-    def __init__(self, data, out, model_config, train_config, weights=None, command=""):
+    def __init__(self, data, out, model_config, train_config, weights=None, command="",
+                 feature_cache=True, feature_dir=None):
         if not data.train:
             raise DataError("No training images with captions.")
         self.data, self.out, self.weights, self.command = data, out, weights, command
+        self.feature_cache, self.feature_dir = feature_cache, feature_dir
         self.model_config, self.train_config = model_config, train_config
         self.checkpoint = os.path.join(out, CHECKPOINT_DIR)
 
@@ -134,8 +136,16 @@ class Trainer:
         self.model_config.max_length = min(longest, MAX_CAPTION_WORDS)
         self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
         model = create_captioner(self.model_config, self.weights, seed=self.train_config.seed)
-        return model, {"epoch": 0, "history": [], "best_epoch": None, "best_bleu4": -1.0,
+        return model, {"epoch": 0, "history": [], "best_epoch": None, "best_cider": -1.0,
                        "wall_time": 0.0}
+
+    def _features(self, model, records, progress):
+        """A FeatureCache for ``records`` when the encoder is frozen (None otherwise: the
+        batches then carry images and the encoder runs every step)."""
+        if not self.feature_cache or model.encoder.fine_tune:
+            return None
+        return FeatureCache(model.encoder, [r.path for r in records], self.feature_dir,
+                            batch_size=self.train_config.batch_size, progress=progress)
 
     def _compile(self, model, steps_per_epoch):
         config = self.train_config
@@ -156,10 +166,12 @@ class Trainer:
         config, encoder = self.train_config, self.model_config.encoder
         train_batches = CaptionBatches(self.data.train, self.vocabulary, encoder.image_size,
                                        encoder.backbone, config.batch_size,
-                                       self.model_config.max_length, seed=config.seed)
+                                       self.model_config.max_length, seed=config.seed,
+                                       images=self._features(model, self.data.train, progress))
         val_batches = CaptionBatches(self.data.val, self.vocabulary, encoder.image_size,
                                      encoder.backbone, config.batch_size,
-                                     self.model_config.max_length, shuffle=False) \
+                                     self.model_config.max_length, shuffle=False,
+                                     images=self._features(model, self.data.val, progress)) \
             if self.data.val else None
         if state["epoch"] == 0:
             self._compile(model, len(train_batches))
@@ -176,13 +188,13 @@ class Trainer:
                    "nll": float(logs["nll"][-1]), "grid": "x".join(map(str, model.grid_shape))}
             if val_batches is not None:
                 row.update(validation_scores(model, self.vocabulary, val_batches,
-                                             config.validation_images))
+                                             config.validation_images, self.data.val_instances))
             row["seconds"] = time.time() - started
             history.append(row)
             state["wall_time"] += row["seconds"]
-            improved = row.get("val_bleu4", 0.0) > state["best_bleu4"]
+            improved = row.get("val_cider", 0.0) > state["best_cider"]
             if improved:
-                state["best_epoch"], state["best_bleu4"] = epoch + 1, row.get("val_bleu4", 0.0)
+                state["best_epoch"], state["best_cider"] = epoch + 1, row.get("val_cider", 0.0)
             state.update(epoch=epoch + 1, history=history,
                          train_config=config.to_dict(), model_config=self.model_config.to_dict())
             self._save(model, state, improved)
@@ -202,28 +214,26 @@ class Trainer:
         io.write_json(os.path.join(self.out, "metrics.json"),
                       {"best_epoch": state["best_epoch"], "history": state["history"]})
         io.write_json(os.path.join(self.checkpoint, "state.json"), state)  # last: marks it done
-        if all("val_bleu4" in row for row in state["history"]):
+        if all("val_cider" in row for row in state["history"]):
             save_training_curves(os.path.join(self.out, "training_curves.png"), state["history"])
 
 
-def score_test_split(out, records, batch_size=32):
-    """BLEU-1..4 of the saved best model on ``records``; added to metrics.json and the card."""
+def score_test_split(out, records, instances=None, batch_size=32):
+    """Every metric of the saved best model on ``records`` (greedy); added to metrics.json
+    and the model card, and returned."""
     from captioner.models.captioner import CARD_FILE, load_model_dir
     model, vocabulary, _ = load_model_dir(out)
-    encoder = model.model_config.encoder
-    batches = CaptionBatches(records, vocabulary, encoder.image_size, encoder.backbone,
-                             batch_size, model.model_config.max_length, shuffle=False)
-    captions = generate_captions(model, vocabulary, batches)
-    scores = bleu_scores({r.image_id: r.captions for r in records}, captions)
+    scores = evaluate(model, vocabulary, records, instances, batch_size).scores
     metrics_path = os.path.join(out, "metrics.json")
     metrics = io.read_json(metrics_path, "metrics file")
-    metrics["test"] = {"images": len(records), **scores}
+    metrics["test"] = scores
     io.write_json(metrics_path, metrics)
     card_path = os.path.join(out, CARD_FILE)
     if os.path.isfile(card_path):
         with open(card_path, encoding="utf-8") as handle:
             card = handle.read().split("\n## Test split")[0].rstrip("\n")
-        rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in scores.items())
+        rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in scores.items()
+                         if isinstance(v, float))
         io.write_text(card_path, f"{card}\n\n## Test split ({len(records)} images, greedy)\n\n"
                                  f"| metric | value |\n|---|---|\n{rows}\n")
     return scores

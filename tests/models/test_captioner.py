@@ -82,6 +82,38 @@ def test_save_load_gives_identical_logits_and_captions(tiny_model, batch, tmp_pa
                                ops.convert_to_numpy(tiny_model(x)["logits"]), atol=1e-6)
 
 
+def test_beam_search_on_the_model(tiny_model, batch):
+    """Beam 1 without length penalty is greedy, word for word; wider beams return sorted
+    n-best lists whose log-probabilities are those the model gives their words."""
+    from captioner.search import beam_search, greedy_search
+    x, _, _ = batch
+    decoder = tiny_model.decoder
+    memory = decoder.prepare(tiny_model.encode(x["images"]))
+    options = dict(batch_size=len(x["images"]), start_id=1, end_id=2, max_length=6)
+    greedy = greedy_search(decoder.step, decoder.initial_state(memory), memory, **options)
+    beam = beam_search(decoder.step, decoder.initial_state(memory), memory, beam_size=1,
+                       **options)
+    for g, b in zip(greedy, beam):
+        assert g[0]["tokens"] == b[0]["tokens"] and g[0]["finished"] == b[0]["finished"]
+        np.testing.assert_allclose(g[0]["log_probs"], b[0]["log_probs"], atol=1e-6)
+        np.testing.assert_allclose(g[0]["alphas"], b[0]["alphas"], atol=1e-6)
+    wide = decode_batch(tiny_model, x["images"], max_length=6, beam_size=3, n_best=3)
+    for row, hypotheses in enumerate(wide):
+        assert len(hypotheses) == 3
+        scores = [h["score"] for h in hypotheses]
+        assert scores == sorted(scores, reverse=True)
+        best = hypotheses[0]
+        assert best["alphas"].shape == (len(best["tokens"]), 16)
+        np.testing.assert_allclose(best["alphas"].sum(-1), 1.0, atol=1e-5)
+        # re-score the best hypothesis by teacher forcing: the same log-probabilities
+        tokens = np.array([[1] + best["tokens"]], np.int32)
+        images = x["images"][row:row + 1]
+        logits = ops.convert_to_numpy(tiny_model({"images": images, "tokens": tokens})["logits"])
+        log_probs = logits[0] - np.log(np.exp(logits[0]).sum(-1, keepdims=True))
+        expected = log_probs[np.arange(len(best["tokens"])), best["tokens"]]
+        np.testing.assert_allclose(best["log_probs"], expected, atol=1e-4)
+
+
 def test_a_vocabulary_of_the_wrong_size_is_refused(tiny_model, vocabulary, tmp_path):
     save_model_dir(tiny_model, vocabulary, str(tmp_path))
     Vocabulary(vocabulary.words + ["extra"]).save(tmp_path / "vocab.json")

@@ -33,3 +33,18 @@ def test_resume_continues_exactly_where_it_stopped(synthetic_coco, tmp_path):
     for a, b in zip(weights_of(tmp_path / "straight"), weights_of(tmp_path / "split")):
         np.testing.assert_allclose(a, b, atol=1e-6)
     assert straight[1]["loss"] < straight[0]["loss"]  # and the loss falls
+
+
+def test_a_frozen_encoder_trains_on_cached_features_as_on_images(synthetic_coco, tmp_path):
+    """With the backbone frozen, training reads the feature cache, and the decoder's
+    first-epoch loss equals that of the same run fed images through the encoder."""
+    histories = {}
+    for cached in (True, False):
+        trainer = make_trainer(synthetic_coco, tmp_path / f"cached{cached}", 1)
+        trainer.model_config.encoder.fine_tune = False
+        trainer.train_config.validation_images = 0
+        trainer.data.val = []
+        trainer.feature_cache, trainer.feature_dir = cached, str(tmp_path / "features")
+        histories[cached] = trainer.run(progress=False)
+    assert len(list((tmp_path / "features").glob("*.npy"))) == 1
+    assert histories[True][0]["loss"] == pytest.approx(histories[False][0]["loss"], rel=1e-4)

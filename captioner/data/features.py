@@ -1,0 +1,120 @@
+"""Feature grids of a frozen encoder, computed once and read from disk ever after.
+
+When the backbone does not train, every epoch would run the same CNN on the same images
+to get the same annotation vectors: the decoder can train on stored ones instead, many
+times faster (``benchmarks/feature_cache.py``). The store is one ``.npy`` file per
+(encoder, image list), memory-mapped so that a data set larger than memory still trains,
+and a JSON file beside it that describes it::
+
+    CACHE_DIR/<key>.npy    float (N, H*W, D), row i for image i of the list
+    CACHE_DIR/<key>.json   what the key was made of; written last, so its presence
+                           means the .npy is complete
+
+The key is a hash of everything the features depend on: the backbone, its width, the
+image size, the backbone's weights (their bytes), and every image file's path, size and
+modification time. Another backbone, image size or weights, or an edited image, gives
+another key, so stale features are never read; a matching key is reused as it is.
+"""
+
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+from keras import ops
+
+from captioner import io
+from captioner.data.images import load_image, preprocess_image
+
+FORMAT_VERSION = 1
+
+
+def default_cache_dir():
+    """``$XDG_CACHE_HOME/captioner/features`` (``~/.cache/captioner/features``)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "captioner", "features")
+
+
+def weights_fingerprint(layer):
+    """A hash of a layer's weights (values, shapes and order)."""
+    digest = hashlib.sha256()
+    for weight in layer.get_weights():
+        digest.update(str(weight.shape).encode())
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()
+
+
+def cache_key(encoder, paths, dtype="float32"):
+    """(key, description): the hash that names a store, and what went into it."""
+    files = []
+    for path in paths:
+        status = os.stat(path)
+        files.append([os.path.abspath(path), status.st_size, status.st_mtime_ns])
+    description = {"version": FORMAT_VERSION, "backbone": encoder.backbone_name,
+                   "width": encoder.width, "image_size": encoder.image_size, "dtype": dtype,
+                   "weights": weights_fingerprint(encoder)}
+    digest = hashlib.sha256(json.dumps({**description, "files": files}).encode()).hexdigest()
+    return digest[:32], {**description, "images": len(files)}
+
+
+class FeatureCache:
+    """The feature grids of ``paths`` under ``encoder``, built on first use.
+
+    Args:
+        encoder: a frozen ``captioner.models.encoder.Encoder`` (its ``fine_tune`` False).
+        paths: the image files, in the order of the rows.
+        folder: where stores live (``default_cache_dir()``).
+        batch_size: images encoded together while building.
+        dtype: "float32", or "float16" to halve the disk (the decoder computes in float32).
+        progress: show a progress bar while building.
+
+    ``batch(indices)`` returns float32 (B, H*W, D); ``built`` says whether this instance
+    computed the features (False: they were found on disk).
+    """
+
+    input_key = "features"
+
+    def __init__(self, encoder, paths, folder=None, batch_size=32, dtype="float32",
+                 progress=True):
+        if encoder.fine_tune:
+            raise ValueError("Features can only be cached for a frozen encoder "
+                             "(fine_tune=False): a training encoder changes them every step.")
+        self.paths, self.folder = list(paths), folder or default_cache_dir()
+        self.key, description = cache_key(encoder, self.paths, dtype)
+        self.path = os.path.join(self.folder, f"{self.key}.npy")
+        info_path = os.path.join(self.folder, f"{self.key}.json")
+        self.built = not (os.path.isfile(info_path) and os.path.isfile(self.path))
+        if self.built:
+            self._build(encoder, batch_size, dtype, progress)
+            io.write_json(info_path, description)
+        self.features = np.load(self.path, mmap_mode="r")  # (N, H*W, D)
+        if self.features.shape[0] != len(self.paths):
+            raise ValueError(f"Feature store {self.path} has {self.features.shape[0]} rows "
+                             f"for {len(self.paths)} images")
+
+    def _build(self, encoder, batch_size, dtype, progress):
+        from tqdm import tqdm
+        rows, columns = encoder.grid_shape
+        shape = (len(self.paths), rows * columns, encoder.feature_dim)
+        os.makedirs(self.folder, exist_ok=True)
+        with io.atomic_path(self.path) as temporary:
+            store = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=shape)
+            with tqdm(total=len(self.paths), desc="caching features", unit="image",
+                      file=sys.stderr, disable=not progress) as bar:
+                for start in range(0, len(self.paths), batch_size):
+                    chunk = self.paths[start:start + batch_size]
+                    images = np.stack([preprocess_image(load_image(path), encoder.image_size,
+                                                        encoder.backbone_name)
+                                       for path in chunk])  # (B, S, S, 3)
+                    grid = ops.convert_to_numpy(encoder(images, training=False))  # (B, H, W, D)
+                    store[start:start + len(chunk)] = grid.reshape(len(chunk), -1, shape[2])
+                    bar.update(len(chunk))
+            store.flush()
+            del store
+
+    def __len__(self):
+        return len(self.paths)
+
+    def batch(self, indices):
+        return np.asarray(self.features[np.asarray(indices)], dtype=np.float32)  # (B, H*W, D)

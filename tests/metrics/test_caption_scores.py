@@ -1,0 +1,56 @@
+"""captioner's scoring wrapper against pycocoevalcap called directly."""
+
+import shutil
+
+import pytest
+
+from captioner.metrics import caption_scores
+
+REFERENCES = {1: ["A red circle.", "a red circle on the left", "one shape: a red circle"],
+              2: ["a blue square and a green triangle", "two shapes, a blue square and a triangle"],
+              3: ["a yellow diamond", "there is a big yellow diamond"]}
+CANDIDATES = {1: "a red circle", 2: "a blue square and a red triangle", 3: "a yellow square"}
+
+
+def direct_scores(gts, res, meteor=False):
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    scores = {f"BLEU-{n}": value for n, value in enumerate(bleu, start=1)}
+    scores["ROUGE-L"] = Rouge().compute_score(gts, res)[0]
+    scores["CIDEr"] = Cider().compute_score(gts, res)[0]
+    if meteor:
+        from pycocoevalcap.meteor.meteor import Meteor
+        scores["METEOR"] = Meteor().compute_score(gts, res)[0]
+    return scores
+
+
+def test_scores_with_captioners_tokenizer_equal_pycocoevalcap():
+    gts = {1: ["a red circle", "a red circle on the left", "one shape a red circle"],
+           2: ["a blue square and a green triangle", "two shapes a blue square and a triangle"],
+           3: ["a yellow diamond", "there is a big yellow diamond"]}
+    res = {key: [text] for key, text in CANDIDATES.items()}
+    scores, notes = caption_scores(REFERENCES, CANDIDATES, ("BLEU", "ROUGE-L", "CIDEr"),
+                                   tokenizer="captioner")
+    assert notes["tokenizer"] == "captioner"
+    assert scores == pytest.approx(direct_scores(gts, res))
+    assert 0 < scores["BLEU-4"] < scores["BLEU-1"] < 1
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="PTB tokenizer and METEOR need Java")
+def test_scores_with_the_ptb_tokenizer_and_meteor_equal_pycocoevalcap():
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    tokenizer = PTBTokenizer()
+    gts = tokenizer.tokenize({k: [{"caption": c} for c in v] for k, v in REFERENCES.items()})
+    res = tokenizer.tokenize({k: [{"caption": c}] for k, c in CANDIDATES.items()})
+    scores, notes = caption_scores(REFERENCES, CANDIDATES)
+    assert notes == {"tokenizer": "ptb", "skipped": {}}
+    assert scores == pytest.approx(direct_scores(gts, res, meteor=True))
+
+
+def test_unknown_metric_and_missing_references_are_refused():
+    with pytest.raises(ValueError, match="SPICE"):
+        caption_scores(REFERENCES, CANDIDATES, ("SPICE",))
+    with pytest.raises(ValueError, match="without references"):
+        caption_scores(REFERENCES, {7: "a cat"})
