@@ -32,9 +32,9 @@ def parse_args(argv):
                         help="beam size; 1 (the default) is greedy search")
     search.add_argument("--n-best", type=int, default=1, metavar="N",
                         help="captions per image, best first (at most K)")
-    search.add_argument("--length-penalty", type=float, default=1.0, metavar="ALPHA",
-                        help="beam search ranks by log-probability / length ** ALPHA (1.0: the "
-                             "mean per word; 0: the total, which favours short captions)")
+    search.add_argument("--length-penalty", type=float, default=0.0, metavar="ALPHA",
+                        help="beam search ranks by log-probability / length ** ALPHA (0, the "
+                             "default: the total; 1: the mean per word, for longer captions)")
     search.add_argument("--min-length", type=int, default=0, help="fewest words (beam search)")
     search.add_argument("--max-length", type=int, default=None,
                         help="most words (default: the model's)")

@@ -5,6 +5,8 @@ import pytest
 
 from captioner.search import beam_search, greedy_search, log_softmax, normalised_score
 
+pytestmark = pytest.mark.backend  # the search tiles and reorders with keras.tree and ops
+
 START, END, W3, W4 = 1, 2, 3, 4
 TINY = 1e-12  # <pad> and <start> are never predicted
 

@@ -86,9 +86,9 @@ def _model_card(command, data, model_config, train_config, history, best, wall_t
         f"- data: {data.source} ({len(data.train)} training images, {len(data.val)} validation)",
         f"- backbone: {model_config.encoder.backbone} at {model_config.encoder.image_size} px, "
         f"feature grid {best_row.get('grid', '')}",
-        f"- training: {len(history)} epochs, batch {train_config.batch_size}, "
-        f"seed {train_config.seed}; best epoch {best} by validation CIDEr-D",
-        f"- wall time: {wall_time / 60:.1f} min", "",
+        f"- training: {train_config.epochs} epochs, batch {train_config.batch_size}, "
+        f"seed {train_config.seed}; this is epoch {best}, the best by validation CIDEr-D",
+        f"- wall time to this epoch: {wall_time / 60:.1f} min", "",
         "## Scores (best epoch)", "",
         "| metric | value |", "|---|---|",
     ]
@@ -124,6 +124,7 @@ class Trainer:
             self.model_config = ModelConfig.from_dict(state["model_config"])
             model = load_keras_file(os.path.join(self.checkpoint, "last.keras"), compile=True)
             print(f"resuming {self.out} after epoch {state['epoch']}", file=sys.stderr)
+            state.setdefault("best_cider", -1.0)  # runs from before CIDEr chose the best epoch
             return model, state
         if os.path.isfile(state_path):
             raise ConfigError(f"{self.out} already holds a training run: add --resume to "

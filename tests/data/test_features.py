@@ -11,6 +11,8 @@ from captioner.data.images import load_image, preprocess_image
 from captioner.models.encoder import Encoder
 
 
+pytestmark = pytest.mark.backend
+
 @pytest.fixture(scope="module")
 def paths(synthetic_coco):
     folder = os.path.join(synthetic_coco, "val2017")
