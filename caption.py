@@ -97,15 +97,20 @@ def unique_stems(paths):
     return stems
 
 
-def attention_pngs(folder, stem, image, hypotheses):
-    """Writes one attention figure per hypothesis; returns their paths."""
+def attention_pngs(folder, stem, image, hypotheses, model):
+    """Writes one attention figure per hypothesis; returns their paths. A hard-attention
+    model that decodes with the most likely cell gets that cell outlined per word."""
     from captioner.render import save_attention_figure
+    decoder = model.model_config.decoder
+    hard = decoder.attention == "hard" and decoder.hard_inference == "argmax"
     paths = []
     for rank, hypothesis in enumerate(hypotheses, start=1):
         suffix = "" if rank == 1 else f"_{rank}"
         path = os.path.join(folder, f"{stem}_attention{suffix}.png")
-        save_attention_figure(path, image, hypothesis["words"], hypothesis["alphas"],
-                              hypothesis["probabilities"])
+        alphas = hypothesis["alphas"]
+        chosen = alphas.reshape(len(alphas), -1).argmax(-1) if hard else None
+        save_attention_figure(path, image, hypothesis["words"], alphas,
+                              hypothesis["probabilities"], chosen_cells=chosen)
         paths.append(path)
     return paths
 
@@ -139,7 +144,7 @@ def caption_images(args):
             if args.n_best > 1:
                 result["n_best"] = [hypothesis_json(h) for h in hypotheses]
             if args.attention_dir:
-                pngs = attention_pngs(args.attention_dir, stem, image, hypotheses)
+                pngs = attention_pngs(args.attention_dir, stem, image, hypotheses, model)
                 result["attention_png"] = pngs[0]
                 for entry, png in zip(result.get("n_best", []), pngs):
                     entry["attention_png"] = png
@@ -184,7 +189,7 @@ def score_split(args):
         stems = unique_stems([r.path for r in records])
         for record, stem in zip(records, stems):
             attention_pngs(args.attention_dir, stem, load_image(record.path),
-                           evaluation.captions[record.image_id])
+                           evaluation.captions[record.image_id], model)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -56,6 +56,22 @@ def parse_args(argv):
     model.add_argument("--dropout", type=float, default=decoder.dropout)
     model.add_argument("--doubly-stochastic", type=float, default=decoder.doubly_stochastic,
                        help="lambda of the doubly stochastic attention penalty")
+    hard = parser.add_argument_group("hard attention (--attention hard)")
+    hard.add_argument("--hard-inference", choices=("argmax", "expected"),
+                      default=decoder.hard_inference,
+                      help="decoding looks at the most likely cell, or takes the expected context")
+    hard.add_argument("--reward-weight", type=float, default=decoder.reward_weight,
+                      help="lambda_r of the REINFORCE term")
+    hard.add_argument("--entropy-weight", type=float, default=decoder.entropy_weight,
+                      help="lambda_e of the entropy bonus")
+    hard.add_argument("--baseline-decay", type=float, default=decoder.baseline_decay,
+                      help="b <- decay * b + (1 - decay) * cost")
+    hard.add_argument("--expected-context-rate", type=float,
+                      default=decoder.expected_context_rate,
+                      help="share of steps trained on the expected context instead of a sample")
+    hard.add_argument("--expected-context-draw", choices=("step", "batch"),
+                      default=decoder.expected_context_draw,
+                      help="draw that choice per caption and word, or once per batch")
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=training.epochs)
     fit.add_argument("--batch-size", type=int, default=training.batch_size)
@@ -80,7 +96,12 @@ def build_configs(args):
     decoder = DecoderConfig(embedding_dim=args.embedding_dim, lstm_units=args.lstm_units,
                             attention_units=args.attention_units, dropout=args.dropout,
                             attention=args.attention, score=args.score,
-                            doubly_stochastic=args.doubly_stochastic)
+                            doubly_stochastic=args.doubly_stochastic,
+                            hard_inference=args.hard_inference, reward_weight=args.reward_weight,
+                            entropy_weight=args.entropy_weight,
+                            baseline_decay=args.baseline_decay,
+                            expected_context_rate=args.expected_context_rate,
+                            expected_context_draw=args.expected_context_draw)
     training = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                            learning_rate=args.learning_rate, seed=args.seed,
                            min_count=args.min_count, validation_images=args.validation_images)

@@ -9,7 +9,9 @@ import dataclasses
 from captioner.errors import ConfigError
 
 BACKBONES = ("small", "mobilenet_v2", "resnet50", "inception_v3", "efficientnet_b0")
-ATTENTION_KINDS = ("soft",)
+ATTENTION_KINDS = ("soft", "hard")
+HARD_INFERENCE = ("argmax", "expected")
+EXPECTED_CONTEXT_DRAWS = ("step", "batch")
 SCORES = ("additive",)
 
 
@@ -61,6 +63,13 @@ class DecoderConfig:
     attention: str = "soft"     # soft: the expected context (deterministic, Section 4.2)
     score: str = "additive"     # Bahdanau's v^T tanh(W h + U a), the paper's f_att
     doubly_stochastic: float = 1.0  # lambda of the penalty (1 - sum_t alpha_ti)^2 (eq. 14)
+    # Hard attention (Section 4.1): one sampled cell per word, trained with REINFORCE.
+    reward_weight: float = 0.1          # lambda_r of the REINFORCE term (the paper's code)
+    entropy_weight: float = 0.002       # lambda_e of the entropy bonus (the paper's code)
+    baseline_decay: float = 0.9         # b <- decay * b + (1 - decay) * cost, as the code does
+    expected_context_rate: float = 0.5  # share of steps given the expected context (4.1)
+    expected_context_draw: str = "step" # "step": drawn per caption and word; "batch": once
+    hard_inference: str = "argmax"      # decoding looks at the most likely cell, or "expected"
 
     def __post_init__(self):
         for name in ("embedding_dim", "lstm_units", "attention_units"):
@@ -69,6 +78,14 @@ class DecoderConfig:
         _check_choice("score", self.score, SCORES)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
+        _check_choice("hard_inference", self.hard_inference, HARD_INFERENCE)
+        _check_choice("expected_context_draw", self.expected_context_draw, EXPECTED_CONTEXT_DRAWS)
+        for name in ("baseline_decay", "expected_context_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1]. Received: {name}={getattr(self, name)}")
+        for name in ("reward_weight", "entropy_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0. Received: {name}={getattr(self, name)}")
         if self.doubly_stochastic < 0:
             raise ConfigError("doubly_stochastic must be >= 0. "
                               f"Received: doubly_stochastic={self.doubly_stochastic}")

@@ -44,13 +44,24 @@ def _figure(panels, columns):
     return figure, axes.flat
 
 
-def save_attention_figure(path, image, words, alphas, probabilities=None, columns=6):
+def cell_box(cell, grid_shape, height, width):
+    """(x, y, w, h) in image pixels of flat grid cell ``cell`` of an (H, W) grid."""
+    rows, columns = grid_shape
+    row, column = divmod(int(cell), columns)
+    return column * width / columns, row * height / rows, width / columns, height / rows
+
+
+def save_attention_figure(path, image, words, alphas, probabilities=None, chosen_cells=None,
+                          columns=6):
     """One PNG: the image, then one panel per word with its attention map overlaid.
 
     Args:
         image: (h, w, 3) uint8, the original image.
         words: the caption's words; alphas: (n_words, H, W); probabilities: per word.
+        chosen_cells: for hard attention, the flat cell each word looked at: it is outlined,
+            with alpha drawn faintly beneath.
     """
+    from matplotlib.patches import Rectangle
     height, width = image.shape[:2]
     figure, axes = _figure(len(words) + 1, min(columns, len(words) + 1))
     axes[0].imshow(image)
@@ -58,8 +69,14 @@ def save_attention_figure(path, image, words, alphas, probabilities=None, column
     for index, word in enumerate(words):
         axis = axes[index + 1]
         axis.imshow(image)
-        axis.imshow(upsample_attention(alphas[index], height, width), cmap="jet", alpha=0.55,
-                    vmin=0.0, vmax=1.0)
+        axis.imshow(upsample_attention(alphas[index], height, width), cmap="jet",
+                    alpha=0.55 if chosen_cells is None else 0.25, vmin=0.0, vmax=1.0)
+        if chosen_cells is not None:
+            x, y, w, h = cell_box(chosen_cells[index], alphas[index].shape, height, width)
+            axis.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="white",
+                                     linewidth=2.5))
+            axis.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="red",
+                                     linewidth=1.2))
         title = word if probabilities is None else f"{word} ({probabilities[index]:.2f})"
         axis.set_title(title, fontsize=10)
     _save_figure(figure, path)

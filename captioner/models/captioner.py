@@ -17,23 +17,10 @@ from captioner.data.vocab import Vocabulary
 from captioner.errors import CaptionerError, DataError, ModelError
 from captioner.models.decoder import AttentionDecoder
 from captioner.models.encoder import Encoder, build_backbone
+from captioner.training.losses import (doubly_stochastic_penalty, reinforce_surrogate,
+                                       token_losses)
 
 MODEL_FILE, VOCAB_FILE, CONFIG_FILE, CARD_FILE = "model.keras", "vocab.json", "config.json", "MODEL_CARD.md"
-
-
-def sequence_loss(targets, logits, mask):
-    """Masked mean cross-entropy over the words of a batch of captions (scalar)."""
-    losses = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)  # (batch, T)
-    return ops.sum(losses * mask) / ops.maximum(ops.sum(mask), 1.0)
-
-
-def doubly_stochastic_penalty(alphas, mask):
-    """Xu et al. eq. 14: mean over images and cells of (1 - sum_t alpha_tl)^2.
-
-    alphas (batch, T, L), mask (batch, T): padded steps contribute no attention.
-    """
-    attention_per_cell = ops.sum(alphas * mask[:, :, None], axis=1)  # (batch, L)
-    return ops.mean(ops.square(1.0 - attention_per_cell))
 
 
 @keras.saving.register_keras_serializable(package="captioner")
@@ -49,7 +36,8 @@ class Captioner(keras.Model):
                  (batch, H*W, D), the encoder's output, may replace "images".
 
     Returns:
-        {"logits": (batch, T, V), "alphas": (batch, T, H*W)}.
+        {"logits": (batch, T, V), "alphas": (batch, T, H*W)}, and with hard attention in
+        training "log_policy" and "entropy" (batch, T) (see ``AttentionDecoder``).
 
     Training minimises the masked cross-entropy plus lambda times the doubly stochastic
     penalty (``compute_loss``); ``fit()`` drives it on every backend.
@@ -66,8 +54,15 @@ class Captioner(keras.Model):
         self.decoder = AttentionDecoder(
             self.model_config.vocab_size, decoder.embedding_dim, decoder.lstm_units,
             decoder.attention_units, decoder.dropout, decoder.score, self.encoder.grid_shape,
-            name="decoder")
+            attention=decoder.attention, expected_context_rate=decoder.expected_context_rate,
+            expected_context_draw=decoder.expected_context_draw,
+            hard_inference=decoder.hard_inference, name="decoder")
         self.nll_tracker = keras.metrics.Mean(name="nll")
+        if decoder.attention == "hard":
+            # b of the REINFORCE term: a moving average of the caption cost; saved with the
+            # model, so a resumed run continues with it.
+            self.baseline = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                            name="reinforce_baseline")
 
     @property
     def grid_shape(self):
@@ -83,15 +78,31 @@ class Captioner(keras.Model):
             features = inputs["features"]
         else:
             features = self.encode(inputs["images"], training=training)
-        logits, alphas = self.decoder(inputs["tokens"], features, training=training)
-        return {"logits": logits, "alphas": alphas}
+        return self.decoder(inputs["tokens"], features, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Cross-entropy + lambda * doubly stochastic penalty; with hard attention in
+        training also lambda_r * REINFORCE surrogate - lambda_e * entropy (Section 4.1),
+        each normalised per word like the cross-entropy, and the baseline update."""
+        config = self.model_config.decoder
         mask = ops.cast(sample_weight, "float32")
-        nll = sequence_loss(y, y_pred["logits"], mask)
+        words = ops.maximum(ops.sum(mask), 1.0)
+        losses = token_losses(y, y_pred["logits"], mask)  # (batch, T)
+        nll = ops.sum(losses) / words
         self.nll_tracker.update_state(nll)
-        penalty = doubly_stochastic_penalty(y_pred["alphas"], mask)
-        return nll + self.model_config.decoder.doubly_stochastic * penalty
+        loss = nll + config.doubly_stochastic * doubly_stochastic_penalty(y_pred["alphas"], mask)
+        if "log_policy" in y_pred:
+            cost = ops.sum(losses, axis=1)  # (batch,) -log p(caption | sampled cells)
+            log_policy = ops.sum(y_pred["log_policy"] * mask, axis=1)  # (batch,)
+            entropy = ops.sum(y_pred["entropy"] * mask) / words
+            loss = loss + config.reward_weight * reinforce_surrogate(
+                cost, log_policy, self.baseline, normaliser=words) \
+                - config.entropy_weight * entropy
+            if training:
+                decay = config.baseline_decay
+                self.baseline.assign(decay * self.baseline
+                                     + (1.0 - decay) * ops.stop_gradient(ops.mean(cost)))
+        return loss
 
     def build_by_calling(self):
         """Creates every weight by running one tiny batch (used on creation and on load)."""

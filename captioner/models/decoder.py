@@ -1,4 +1,4 @@
-"""The LSTM decoder of Show, Attend and Tell (Xu et al. 2015), with soft attention.
+"""The LSTM decoder of Show, Attend and Tell (Xu et al. 2015), with soft or hard attention.
 
 One step (:meth:`AttentionDecoder.step`) is the whole model of a word; teacher-forced
 training (:meth:`AttentionDecoder.call`) and greedy and beam search (``captioner.search``)
@@ -24,12 +24,27 @@ class AttentionDecoder(keras.layers.Layer):
     A learned embedding of each grid cell's position is added to its annotation vector,
     so that the context says *where* it came from (words such as "left" need that).
 
+    Hard attention (``attention="hard"``, Section 4.1) replaces the expected context by the
+    annotation vector of one cell s_t ~ Categorical(alpha_t), drawn with the layer's
+    SeedGenerator. In training a share ``expected_context_rate`` of the steps still gets
+    the expected context, as in the paper; ``expected_context_draw="step"`` draws that
+    choice per caption and per word (every batch then mixes both kinds, which keeps the
+    variance of each update lower than all-or-nothing batches), ``"batch"`` draws it once
+    per batch for all steps, as the original Theano code does. Either way the draw does
+    not depend on the weights, so the REINFORCE estimate stays unbiased. Decoding is
+    deterministic: ``hard_inference="argmax"`` (the default: the model looks at one cell,
+    the most likely) or ``"expected"`` (the expected context, as soft attention).
+
     Args:
         vocab_size: V, the number of words including the four special tokens.
         embedding_dim, lstm_units, attention_units: sizes (see DecoderConfig).
         dropout: rate before the output layer.
         score: the attention score (``captioner.layers.attention``).
         grid_shape: (H, W) of the feature grid, L = H * W.
+        attention: "soft" or "hard".
+        expected_context_rate, expected_context_draw, hard_inference: hard attention
+            (see above and DecoderConfig).
+        seed: seeds the sampling of hard attention.
 
     Call arguments:
         tokens: int (batch, T), <start> followed by the caption (teacher forcing).
@@ -37,16 +52,25 @@ class AttentionDecoder(keras.layers.Layer):
         mask: optional (batch, L) grid mask; masked cells are never attended.
 
     Returns:
-        ``(logits, alphas)``: (batch, T, V) and (batch, T, L).
+        {"logits": (batch, T, V), "alphas": (batch, T, L)}, and for hard attention also
+        "log_policy" (batch, T): log alpha_t(s_t) where a cell was sampled, 0 where the
+        expected context was used; and "entropy" (batch, T) of alpha_t.
     """
 
     def __init__(self, vocab_size, embedding_dim=128, lstm_units=256, attention_units=128,
-                 dropout=0.3, score="additive", grid_shape=(1, 1), **kwargs):
+                 dropout=0.3, score="additive", grid_shape=(1, 1), attention="soft",
+                 expected_context_rate=0.5, expected_context_draw="step",
+                 hard_inference="argmax", seed=None, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size, self.embedding_dim = vocab_size, embedding_dim
         self.lstm_units, self.attention_units = lstm_units, attention_units
         self.dropout_rate, self.score = dropout, score
         self.grid_shape = tuple(grid_shape)
+        self.attention_kind = attention
+        self.expected_context_rate = expected_context_rate
+        self.expected_context_draw = expected_context_draw
+        self.hard_inference, self.seed = hard_inference, seed
+        self.seed_generator = keras.random.SeedGenerator(seed, name="hard_attention_seed")
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.init_h = keras.layers.Dense(lstm_units, activation="tanh", name="init_h")
         self.init_c = keras.layers.Dense(lstm_units, activation="tanh", name="init_c")
@@ -95,34 +119,75 @@ class AttentionDecoder(keras.layers.Layer):
 
     def step(self, tokens, state, memory, training=False):
         """One word: tokens (batch,) -> (logits (batch, V), new state, alpha (batch, L))."""
+        outputs = self._step(tokens, state, memory, training)
+        return outputs["logits"], outputs["state"], outputs["alpha"]
+
+    def _glimpse(self, context, alpha, annotations, training, use_expected):
+        """Hard attention's context: a sampled cell (training) or the most likely one."""
+        cells = ops.shape(alpha)[1]
+        if not training:
+            if self.hard_inference == "expected":
+                return context, {}
+            chosen = ops.one_hot(ops.argmax(alpha, axis=-1), cells, dtype=alpha.dtype)
+            return ops.sum(chosen[:, :, None] * annotations, 1), {}
+        log_alpha = ops.where(alpha > 0, ops.log(ops.maximum(alpha, 1e-30)), -1e9)  # (batch, L)
+        sample = keras.random.categorical(log_alpha, 1, seed=self.seed_generator)[:, 0]
+        chosen = ops.one_hot(sample, cells, dtype=alpha.dtype)  # (batch, L)
+        sampled_context = ops.sum(chosen[:, :, None] * annotations, 1)  # (batch, D)
+        if use_expected is None:  # drawn per caption for this word
+            use_expected = keras.random.uniform((ops.shape(alpha)[0],),
+                                                seed=self.seed_generator) < self.expected_context_rate
+        use_expected = ops.cast(ops.broadcast_to(use_expected, (ops.shape(alpha)[0],)), alpha.dtype)
+        context = use_expected[:, None] * context + (1.0 - use_expected[:, None]) * sampled_context
+        log_policy = ops.sum(chosen * log_alpha, -1) * (1.0 - use_expected)  # (batch,)
+        entropy = -ops.sum(alpha * ops.where(alpha > 0, log_alpha, 0.0), -1)  # (batch,)
+        return context, {"log_policy": log_policy, "entropy": entropy}
+
+    def _step(self, tokens, state, memory, training=False, use_expected=None):
         hidden, _ = state
         embedded = self.embedding(tokens)  # (batch, E)
         context, alpha = self.attention(hidden, memory["annotations"], mask=memory.get("mask"),
                                         prepared_keys=memory["keys"])
+        extras = {}
+        if self.attention_kind == "hard":
+            context, extras = self._glimpse(context, alpha, memory["annotations"], training,
+                                            use_expected)
         context = self.gate(hidden) * context  # (batch, D)
         output, state = self.lstm(ops.concatenate([embedded, context], -1), state,
                                   training=training)
         deep = ops.tanh(embedded + self.output_h(output) + self.output_z(context))
         logits = self.logits(self.dropout(deep, training=training))  # (batch, V)
-        return logits, list(state), alpha
+        return {"logits": logits, "state": list(state), "alpha": alpha, **extras}
 
     def call(self, tokens, features, mask=None, training=False):
         memory = self.prepare(features, mask)
         state = self.initial_state(memory)
-        all_logits, all_alphas = [], []
+        use_expected = None
+        if self.attention_kind == "hard" and training and self.expected_context_draw == "batch":
+            use_expected = keras.random.uniform((1,), seed=self.seed_generator) \
+                < self.expected_context_rate  # one draw for every caption and word
+        steps = []
         for t in range(tokens.shape[1]):  # T is static: one traced graph per caption length
-            logits, state, alpha = self.step(tokens[:, t], state, memory, training=training)
-            all_logits.append(logits)
-            all_alphas.append(alpha)
-        return ops.stack(all_logits, 1), ops.stack(all_alphas, 1)  # (batch, T, V), (batch, T, L)
+            outputs = self._step(tokens[:, t], state, memory, training, use_expected)
+            state = outputs.pop("state")
+            steps.append(outputs)
+        names = {"logits": "logits", "alpha": "alphas", "log_policy": "log_policy",
+                 "entropy": "entropy"}
+        return {names[key]: ops.stack([step[key] for step in steps], 1)  # (batch, T, ...)
+                for key in steps[0]}
 
     def compute_output_shape(self, tokens_shape, features_shape):
         batch, steps = tokens_shape
-        return (batch, steps, self.vocab_size), (batch, steps, features_shape[1])
+        return {"logits": (batch, steps, self.vocab_size),
+                "alphas": (batch, steps, features_shape[1])}
 
     def get_config(self):
         config = super().get_config()
         config.update(vocab_size=self.vocab_size, embedding_dim=self.embedding_dim,
                       lstm_units=self.lstm_units, attention_units=self.attention_units,
-                      dropout=self.dropout_rate, score=self.score, grid_shape=list(self.grid_shape))
+                      dropout=self.dropout_rate, score=self.score, grid_shape=list(self.grid_shape),
+                      attention=self.attention_kind,
+                      expected_context_rate=self.expected_context_rate,
+                      expected_context_draw=self.expected_context_draw,
+                      hard_inference=self.hard_inference, seed=self.seed)
         return config

@@ -185,7 +185,8 @@ class Trainer:
             callbacks = [ProgressBar(len(train_batches), f"epoch {epoch + 1}/{config.epochs}")] \
                 if progress else []
             logs = model.fit(train_batches, epochs=1, verbose=0, callbacks=callbacks).history
-            row = {"epoch": epoch + 1, "loss": float(logs["loss"][-1]),
+            row = {"epoch": epoch + 1, "train_seconds": time.time() - started,
+                   "loss": float(logs["loss"][-1]),
                    "nll": float(logs["nll"][-1]), "grid": "x".join(map(str, model.grid_shape))}
             if val_batches is not None:
                 row.update(validation_scores(model, self.vocabulary, val_batches,

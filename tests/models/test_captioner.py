@@ -9,8 +9,8 @@ from captioner.data.dataset import CaptionBatches
 from captioner.data.vocab import Vocabulary
 from captioner.errors import ModelError
 from captioner.inference import decode_batch
-from captioner.models.captioner import (create_captioner, doubly_stochastic_penalty,
-                                        load_model_dir, save_model_dir)
+from captioner.models.captioner import create_captioner, load_model_dir, save_model_dir
+from captioner.training.losses import doubly_stochastic_penalty
 from tests.conftest import tiny_config
 from tests.helpers import assert_round_trip
 

@@ -1,0 +1,45 @@
+"""The loss terms of Show, Attend and Tell, as plain functions of tensors (any backend).
+
+- ``token_losses``: the cross-entropy of each word of the captions, 0 on padding.
+- ``doubly_stochastic_penalty``: eq. 14, each cell's attention summed over words near 1.
+- ``reinforce_surrogate``: the REINFORCE term of hard attention (eq. 12), written so that
+  the ordinary gradient of the surrogate is the REINFORCE estimate. No per-backend
+  training loop is needed: ``fit()`` differentiates it like any other loss.
+"""
+
+from keras import ops
+
+
+def token_losses(targets, logits, mask):
+    """-log p(word) per position, 0 on padding: (batch, T)."""
+    losses = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+    return losses * mask
+
+
+def doubly_stochastic_penalty(alphas, mask):
+    """Xu et al. eq. 14: mean over images and cells of (1 - sum_t alpha_tl)^2.
+
+    alphas (batch, T, L), mask (batch, T): padded steps contribute no attention.
+    """
+    attention_per_cell = ops.sum(alphas * mask[:, :, None], axis=1)  # (batch, L)
+    return ops.mean(ops.square(1.0 - attention_per_cell))
+
+
+def reinforce_surrogate(cost, log_policy, baseline, normaliser=None):
+    """mean_i stop_gradient(cost_i - baseline) * log_policy_i.
+
+    Its gradient is (cost - b) * grad log p(s), the REINFORCE estimate of the gradient of
+    the expected cost; descending it makes a choice that led to a cost above the baseline
+    less likely, one below it more likely. The baseline leaves the estimate unbiased
+    (E[grad log p(s)] = 0) and lowers its variance.
+
+    Args:
+        cost: (batch,) the cost of each sample (for captions: -log p(caption | choices)).
+        log_policy: (batch,) log-probability of the sample's choices (summed over steps).
+        baseline: a scalar, e.g. a moving average of the cost.
+        normaliser: divide the sum by this instead of the batch size (the captioner uses
+            the number of words, to match its per-word cross-entropy).
+    """
+    advantage = ops.stop_gradient(cost - baseline)
+    total = ops.sum(advantage * log_policy)
+    return total / (normaliser if normaliser is not None else ops.cast(ops.shape(cost)[0], cost.dtype))
