@@ -72,6 +72,9 @@ def parse_args(argv):
     hard.add_argument("--expected-context-draw", choices=("step", "batch"),
                       default=decoder.expected_context_draw,
                       help="draw that choice per caption and word, or once per batch")
+    hard.add_argument("--hard-warmup-epochs", type=int, default=training.hard_warmup_epochs,
+                      help="start as soft attention and anneal the expected-context share to "
+                           "--expected-context-rate over these epochs")
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=training.epochs)
     fit.add_argument("--batch-size", type=int, default=training.batch_size)
@@ -104,7 +107,8 @@ def build_configs(args):
                             expected_context_draw=args.expected_context_draw)
     training = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                            learning_rate=args.learning_rate, seed=args.seed,
-                           min_count=args.min_count, validation_images=args.validation_images)
+                           min_count=args.min_count, validation_images=args.validation_images,
+                           hard_warmup_epochs=args.hard_warmup_epochs)
     return ModelConfig(encoder=encoder, decoder=decoder), training
 
 

@@ -124,10 +124,15 @@ class TrainConfig:
     seed: int = 0               # weights, data order and dropout all follow from it
     min_count: int = 2          # words seen fewer times in training captions become <unk>
     validation_images: int = 200  # captions generated for the per-epoch BLEU-4
+    hard_warmup_epochs: int = 0  # hard attention: the expected-context share falls from 1
+                                 # (soft attention) to its value over these epochs
 
     def __post_init__(self):
         for name in ("epochs", "batch_size", "validation_images"):
             _check_positive(name, getattr(self, name))
+        if not isinstance(self.hard_warmup_epochs, int) or self.hard_warmup_epochs < 0:
+            raise ConfigError("hard_warmup_epochs must be an integer >= 0. "
+                              f"Received: {self.hard_warmup_epochs!r}")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be > 0. Received: {self.learning_rate}")
 

@@ -27,7 +27,8 @@ class AttentionDecoder(keras.layers.Layer):
     Hard attention (``attention="hard"``, Section 4.1) replaces the expected context by the
     annotation vector of one cell s_t ~ Categorical(alpha_t), drawn with the layer's
     SeedGenerator. In training a share ``expected_context_rate`` of the steps still gets
-    the expected context, as in the paper; ``expected_context_draw="step"`` draws that
+    the expected context, as in the paper (the share in use is the variable
+    ``context_rate``, which the trainer may anneal from 1, see ``TrainConfig``); ``expected_context_draw="step"`` draws that
     choice per caption and per word (every batch then mixes both kinds, which keeps the
     variance of each update lower than all-or-nothing batches), ``"batch"`` draws it once
     per batch for all steps, as the original Theano code does. Either way the draw does
@@ -93,6 +94,12 @@ class AttentionDecoder(keras.layers.Layer):
         self.attention.build((batch, self.lstm_units), (batch, cells, dim))
         self.gate.build((batch, self.lstm_units))
         self.lstm.build((batch, self.embedding_dim + dim))
+        if self.attention_kind == "hard":
+            # The share of expected contexts in use; a variable, so that training can
+            # start from soft attention and anneal to ``expected_context_rate``.
+            self.context_rate = self.add_weight(
+                shape=(), initializer=keras.initializers.Constant(self.expected_context_rate),
+                trainable=False, name="context_rate")
         self.output_h.build((batch, self.lstm_units))
         self.output_z.build((batch, dim))
         self.logits.build((batch, self.embedding_dim))
@@ -136,7 +143,7 @@ class AttentionDecoder(keras.layers.Layer):
         sampled_context = ops.sum(chosen[:, :, None] * annotations, 1)  # (batch, D)
         if use_expected is None:  # drawn per caption for this word
             use_expected = keras.random.uniform((ops.shape(alpha)[0],),
-                                                seed=self.seed_generator) < self.expected_context_rate
+                                                seed=self.seed_generator) < self.context_rate
         use_expected = ops.cast(ops.broadcast_to(use_expected, (ops.shape(alpha)[0],)), alpha.dtype)
         context = use_expected[:, None] * context + (1.0 - use_expected[:, None]) * sampled_context
         log_policy = ops.sum(chosen * log_alpha, -1) * (1.0 - use_expected)  # (batch,)
@@ -165,7 +172,7 @@ class AttentionDecoder(keras.layers.Layer):
         use_expected = None
         if self.attention_kind == "hard" and training and self.expected_context_draw == "batch":
             use_expected = keras.random.uniform((1,), seed=self.seed_generator) \
-                < self.expected_context_rate  # one draw for every caption and word
+                < self.context_rate  # one draw for every caption and word
         steps = []
         for t in range(tokens.shape[1]):  # T is static: one traced graph per caption length
             outputs = self._step(tokens[:, t], state, memory, training, use_expected)

@@ -114,8 +114,9 @@ class Trainer:
         if resume and os.path.isfile(state_path):
             state = io.read_json(state_path, "training state")
             # More epochs may be asked for; anything else would not be the same run.
+            before = {**TrainConfig().to_dict(), **state["train_config"]}  # older runs lack new keys
             changed = sorted(k for k, v in self.train_config.to_dict().items()
-                             if state["train_config"].get(k) != v
+                             if before[k] != v
                              and k not in ("epochs", "validation_images"))
             if changed:
                 raise ConfigError(f"--resume with different training settings ({', '.join(changed)}) "
@@ -147,6 +148,16 @@ class Trainer:
             return None
         return FeatureCache(model.encoder, [r.path for r in records], self.feature_dir,
                             batch_size=self.train_config.batch_size, progress=progress)
+
+    def _anneal_context_rate(self, model, epoch):
+        """Hard attention: the share of expected contexts falls linearly from 1 at epoch 0
+        to ``expected_context_rate`` at ``hard_warmup_epochs`` (no warm-up: constant)."""
+        if self.model_config.decoder.attention != "hard":
+            return
+        target, warmup = self.model_config.decoder.expected_context_rate, \
+            self.train_config.hard_warmup_epochs
+        progress = min(epoch / warmup, 1.0) if warmup else 1.0
+        model.decoder.context_rate.assign(1.0 + (target - 1.0) * progress)
 
     def _compile(self, model, steps_per_epoch):
         config = self.train_config
@@ -182,9 +193,13 @@ class Trainer:
             started = time.time()
             train_batches.set_epoch(epoch)
             reseed_layers(model, config.seed, epoch)
+            self._anneal_context_rate(model, epoch)
             callbacks = [ProgressBar(len(train_batches), f"epoch {epoch + 1}/{config.epochs}")] \
                 if progress else []
-            logs = model.fit(train_batches, epochs=1, verbose=0, callbacks=callbacks).history
+            # shuffle=False: the batches shuffle themselves from (seed, epoch); fit()'s own
+            # shuffle draws on Python's global random state, which a resumed run cannot restore.
+            logs = model.fit(train_batches, epochs=1, verbose=0, shuffle=False,
+                             callbacks=callbacks).history
             row = {"epoch": epoch + 1, "train_seconds": time.time() - started,
                    "loss": float(logs["loss"][-1]),
                    "nll": float(logs["nll"][-1]), "grid": "x".join(map(str, model.grid_shape))}

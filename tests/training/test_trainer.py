@@ -9,11 +9,11 @@ from captioner.training.trainer import Trainer, TrainingData
 pytestmark = pytest.mark.backend
 
 
-def make_trainer(synthetic_coco, out, epochs):
+def make_trainer(synthetic_coco, out, epochs, dropout=0.0):
     train, _ = load_coco_split(synthetic_coco, "train")
     val, _ = load_coco_split(synthetic_coco, "val")
     model_config = preset("tiny")
-    model_config.decoder.dropout = 0.0
+    model_config.decoder.dropout = dropout
     train_config = TrainConfig(epochs=epochs, batch_size=8, learning_rate=5e-3, seed=4,
                                validation_images=3)
     return Trainer(TrainingData(train, val[:3], "test data"), str(out), model_config, train_config)
@@ -24,10 +24,12 @@ def weights_of(folder):
     return [np.asarray(w) for w in model.get_weights()]
 
 
-def test_resume_continues_exactly_where_it_stopped(synthetic_coco, tmp_path):
-    straight = make_trainer(synthetic_coco, tmp_path / "straight", 2).run(progress=False)
-    make_trainer(synthetic_coco, tmp_path / "split", 2).run(progress=False, stop_after=1)
-    resumed = make_trainer(synthetic_coco, tmp_path / "split", 2).run(resume=True, progress=False)
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_resume_continues_exactly_where_it_stopped(synthetic_coco, tmp_path, dropout):
+    straight = make_trainer(synthetic_coco, tmp_path / "straight", 2, dropout).run(progress=False)
+    make_trainer(synthetic_coco, tmp_path / "split", 2, dropout).run(progress=False, stop_after=1)
+    resumed = make_trainer(synthetic_coco, tmp_path / "split", 2, dropout).run(resume=True,
+                                                                               progress=False)
     assert len(resumed) == 2
     assert resumed[1]["loss"] == pytest.approx(straight[1]["loss"], abs=1e-6)
     for a, b in zip(weights_of(tmp_path / "straight"), weights_of(tmp_path / "split")):
@@ -48,3 +50,20 @@ def test_a_frozen_encoder_trains_on_cached_features_as_on_images(synthetic_coco,
         histories[cached] = trainer.run(progress=False)
     assert len(list((tmp_path / "features").glob("*.npy"))) == 1
     assert histories[True][0]["loss"] == pytest.approx(histories[False][0]["loss"], rel=1e-4)
+
+
+def test_hard_attention_warm_up_anneals_the_expected_context_share(synthetic_coco, tmp_path):
+    from keras import ops
+
+    from captioner.models.captioner import create_captioner
+    trainer = make_trainer(synthetic_coco, tmp_path, 6)
+    trainer.model_config.decoder.attention = "hard"
+    trainer.model_config.decoder.expected_context_rate = 0.5
+    trainer.train_config.hard_warmup_epochs = 4
+    trainer.model_config.vocab_size = 10
+    model = create_captioner(trainer.model_config, seed=0)
+    rates = []
+    for epoch in range(6):
+        trainer._anneal_context_rate(model, epoch)
+        rates.append(float(ops.convert_to_numpy(model.decoder.context_rate)))
+    np.testing.assert_allclose(rates, [1.0, 0.875, 0.75, 0.625, 0.5, 0.5])
