@@ -20,7 +20,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from captioner.data.images import load_image, preprocess_image
+from captioner.data.images import preprocess_files
 from captioner.inference import decode_batch, describe
 from captioner.metrics import (ObjectLexicon, attention_correctness, caption_scores,
                                object_grounding)
@@ -38,8 +38,8 @@ class Evaluation:
 def image_loader(records, image_size, backbone):
     """A batch source for ``caption_records``: indices -> {"images": (B, S, S, 3)}."""
     def load(indices):
-        return {"images": np.stack([preprocess_image(load_image(records[i].path), image_size,
-                                                     backbone) for i in indices])}
+        return {"images": preprocess_files([records[i].path for i in indices], image_size,
+                                           backbone)}
     return load
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from keras import ops
 
 from captioner import io
-from captioner.data.images import load_image, preprocess_image
+from captioner.data.images import preprocess_files
 
 FORMAT_VERSION = 1
 
@@ -104,9 +104,8 @@ class FeatureCache:
                       file=sys.stderr, disable=not progress) as bar:
                 for start in range(0, len(self.paths), batch_size):
                     chunk = self.paths[start:start + batch_size]
-                    images = np.stack([preprocess_image(load_image(path), encoder.image_size,
-                                                        encoder.backbone_name)
-                                       for path in chunk])  # (B, S, S, 3)
+                    images = preprocess_files(chunk, encoder.image_size,
+                                              encoder.backbone_name)  # (B, S, S, 3)
                     grid = ops.convert_to_numpy(encoder(images, training=False))  # (B, H, W, D)
                     store[start:start + len(chunk)] = grid.reshape(len(chunk), -1, shape[2])
                     bar.update(len(chunk))

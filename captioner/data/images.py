@@ -97,6 +97,11 @@ def _scale_for_backbone(pixels, backbone):
     return modules[backbone].preprocess_input(pixels)
 
 
+def preprocess_files(paths, image_size, backbone="small"):
+    """Reads and preprocesses image files: float32 (len(paths), image_size, image_size, 3)."""
+    return np.stack([preprocess_image(load_image(path), image_size, backbone) for path in paths])
+
+
 def preprocess_image(rgb, image_size, backbone="small"):
     """Resizes an (H, W, 3) uint8 image to a square and scales it for ``backbone``.
 

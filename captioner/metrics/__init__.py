@@ -7,9 +7,8 @@
 """
 
 from captioner.metrics.attention import attention_correctness
-from captioner.metrics.captions import bleu_scores, caption_scores
+from captioner.metrics.captions import caption_scores
 from captioner.metrics.grounding import object_grounding
 from captioner.metrics.lexicon import ObjectLexicon
 
-__all__ = ["ObjectLexicon", "attention_correctness", "bleu_scores", "caption_scores",
-           "object_grounding"]
+__all__ = ["ObjectLexicon", "attention_correctness", "caption_scores", "object_grounding"]

@@ -14,7 +14,7 @@ The grid maps onto the whole image (captioner resizes without cropping): cell (r
 
 import numpy as np
 
-from captioner.data.vocab import tokenize
+from captioner.metrics.lexicon import as_words
 
 
 def box_coverage(boxes, image_size, grid_shape):
@@ -58,7 +58,7 @@ def attention_correctness(samples, lexicon, grid_shape):
     """
     masses, baselines = [], []
     for words, alphas, objects, image_size in samples:
-        words = words if isinstance(words, (list, tuple)) else tokenize(words)
+        words = as_words(words)
         alphas = np.reshape(np.asarray(alphas, np.float64), (len(words),) + tuple(grid_shape))
         for mention in lexicon.mentions(words):
             chosen = [o for o in objects if mention.matches(o)] or \

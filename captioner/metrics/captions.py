@@ -122,8 +122,3 @@ def _meteor(gts, res):
         scorer.meteor_p.wait()
     return float(score)
 
-
-def bleu_scores(references, candidates):
-    """Corpus BLEU-1..4 only, with captioner's tokenizer (fast: for per-epoch validation)."""
-    scores, _ = caption_scores(references, candidates, ("BLEU",), tokenizer="captioner")
-    return scores or {f"BLEU-{n}": 0.0 for n in range(1, 5)}

@@ -13,11 +13,7 @@ states agrees with the object's annotation ("red circle" needs a red circle; "ci
 takes any circle). Mentions are found by ``ObjectLexicon`` (plurals, synonyms).
 """
 
-from captioner.data.vocab import tokenize
-
-
-def _words(caption):
-    return caption if isinstance(caption, (list, tuple)) else tokenize(caption)
+from captioner.metrics.lexicon import as_words
 
 
 def object_grounding(captions, instances, lexicon):
@@ -35,7 +31,7 @@ def object_grounding(captions, instances, lexicon):
     mentions = correct = objects = named = hallucinating = 0
     for image_id, caption in captions.items():
         present = instances.get(image_id, [])
-        found = {(m.category, m.attributes): m for m in lexicon.mentions(_words(caption))}
+        found = {(m.category, m.attributes): m for m in lexicon.mentions(as_words(caption))}
         good = [m for m in found.values() if any(m.matches(obj) for obj in present)]
         mentions += len(found)
         correct += len(good)

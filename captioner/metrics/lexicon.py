@@ -10,6 +10,8 @@ by their own name and its plural.
 
 import dataclasses
 
+from captioner.data.vocab import tokenize
+
 SYNONYMS = {
     # the synthetic data set's shapes
     "circle": ["circle", "disc", "disk"], "square": ["square"], "triangle": ["triangle"],
@@ -61,6 +63,11 @@ IRREGULAR_PLURALS = {"person": "people", "man": "men", "woman": "women", "child"
                      "mouse": "mice", "knife": "knives", "sheep": "sheep", "skis": "skis",
                      "scissors": "scissors", "calf": "calves", "ox": "oxen", "goose": "geese",
                      "broccoli": "broccoli", "cattle": "cattle", "luggage": "luggage"}
+
+
+def as_words(caption):
+    """A caption given as text or as a list of words -> its list of words."""
+    return caption if isinstance(caption, (list, tuple)) else tokenize(caption)
 
 
 def plural(word):
