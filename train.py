@@ -66,6 +66,9 @@ def parse_args(argv):
                       help="lambda_e of the entropy bonus")
     hard.add_argument("--baseline-decay", type=float, default=decoder.baseline_decay,
                       help="b <- decay * b + (1 - decay) * cost")
+    hard.add_argument("--credit", choices=("to_go", "caption"), default=decoder.credit,
+                      help="judge each sampled cell by the cost of its word and the words "
+                           "after it (to_go), or by the whole caption's cost (the paper)")
     hard.add_argument("--expected-context-rate", type=float,
                       default=decoder.expected_context_rate,
                       help="share of steps trained on the expected context instead of a sample")
@@ -102,7 +105,7 @@ def build_configs(args):
                             doubly_stochastic=args.doubly_stochastic,
                             hard_inference=args.hard_inference, reward_weight=args.reward_weight,
                             entropy_weight=args.entropy_weight,
-                            baseline_decay=args.baseline_decay,
+                            baseline_decay=args.baseline_decay, credit=args.credit,
                             expected_context_rate=args.expected_context_rate,
                             expected_context_draw=args.expected_context_draw)
     training = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,

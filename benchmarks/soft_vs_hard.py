@@ -54,18 +54,23 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--coco", default=os.path.join(root, "data", "synthetic"))
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--out", default=os.path.join(root, "runs", "soft_vs_hard"))
     parser.add_argument("--doubly-stochastic", type=float, default=0.1)
     parser.add_argument("--train-images", type=int, default=None, help="a subset, for a quick run")
     parser.add_argument("--hard-warmup-epochs", type=int, default=0)
     parser.add_argument("--only", choices=("soft", "hard"), default=None)
+    parser.add_argument("--credit", choices=("to_go", "caption"), default="to_go",
+                        help="what a sampled cell is judged by (train.py --credit)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--image-size", type=int, default=96,
+                        help="the small CNN's grid is image size / 8 on a side")
     args = parser.parse_args()
     import_keras_quietly()
     import keras
     import numpy as np
 
-    from captioner.config import DecoderConfig, ModelConfig, TrainConfig
+    from captioner.config import DecoderConfig, EncoderConfig, ModelConfig, TrainConfig
     from captioner.data.coco import load_coco_split
     from captioner.data.dataset import CaptionBatches
     from captioner.evaluation import evaluate
@@ -78,10 +83,11 @@ def main():
     rows = {}
     for kind in [args.only] if args.only else ("soft", "hard"):
         out = os.path.join(args.out, kind)
-        config = ModelConfig(decoder=DecoderConfig(attention=kind,
+        config = ModelConfig(encoder=EncoderConfig(image_size=args.image_size),
+                             decoder=DecoderConfig(attention=kind, credit=args.credit,
                                                    doubly_stochastic=args.doubly_stochastic))
         trainer = Trainer(TrainingData(train, val, args.coco, val_instances), out, config,
-                          TrainConfig(epochs=args.epochs, seed=0,
+                          TrainConfig(epochs=args.epochs, seed=args.seed,
                                       hard_warmup_epochs=args.hard_warmup_epochs
                                       if kind == "hard" else 0))
         resume = os.path.isfile(os.path.join(out, "checkpoint", "state.json"))
@@ -92,7 +98,7 @@ def main():
         rows[kind] = dict(scores, epoch_seconds=np.median([r["train_seconds"] for r in history]))
         if kind == "hard":
             last = load_keras_file(os.path.join(out, "checkpoint", "last.keras"))
-            batches = CaptionBatches(train[:32], vocabulary, 96, "small", 32,
+            batches = CaptionBatches(train[:32], vocabulary, args.image_size, "small", 32,
                                      model.model_config.max_length, shuffle=False)
             baseline = float(keras.ops.convert_to_numpy(last.baseline))
             rows[kind]["variance_baseline"], _ = gradient_variance(last, batches[0], None)
@@ -100,8 +106,8 @@ def main():
             rows[kind]["baseline"] = baseline
 
     print(f"\nsynthetic data ({len(train)} training images), {args.epochs} epochs each, "
-          f"seed 0, lambda {args.doubly_stochastic}, hard warm-up {args.hard_warmup_epochs} "
-          f"epochs; test split {len(test)} images, greedy; "
+          f"seed {args.seed}, {args.image_size} px, lambda {args.doubly_stochastic}, hard: warm-up "
+          f"{args.hard_warmup_epochs} epochs, credit {args.credit}; test split {len(test)} images, greedy; "
           f"Keras {keras.__version__} on {keras.backend.backend()}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores\n")
     print("| attention | BLEU-4 | CIDEr-D | object recall | object precision | "

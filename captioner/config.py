@@ -12,6 +12,7 @@ BACKBONES = ("small", "mobilenet_v2", "resnet50", "inception_v3", "efficientnet_
 ATTENTION_KINDS = ("soft", "hard")
 HARD_INFERENCE = ("argmax", "expected")
 EXPECTED_CONTEXT_DRAWS = ("step", "batch")
+CREDITS = ("to_go", "caption")
 SCORES = ("additive",)
 
 
@@ -67,6 +68,8 @@ class DecoderConfig:
     reward_weight: float = 0.1          # lambda_r of the REINFORCE term (the paper's code)
     entropy_weight: float = 0.002       # lambda_e of the entropy bonus (the paper's code)
     baseline_decay: float = 0.9         # b <- decay * b + (1 - decay) * cost, as the code does
+    credit: str = "to_go"               # a cell is judged by the cost of its word and the
+                                        # words after it; "caption": by the whole caption's
     expected_context_rate: float = 0.5  # share of steps given the expected context (4.1)
     expected_context_draw: str = "step" # "step": drawn per caption and word; "batch": once
     hard_inference: str = "argmax"      # decoding looks at the most likely cell, or "expected"
@@ -80,6 +83,7 @@ class DecoderConfig:
             raise ConfigError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
         _check_choice("hard_inference", self.hard_inference, HARD_INFERENCE)
         _check_choice("expected_context_draw", self.expected_context_draw, EXPECTED_CONTEXT_DRAWS)
+        _check_choice("credit", self.credit, CREDITS)
         for name in ("baseline_decay", "expected_context_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name} must be in [0, 1]. Received: {name}={getattr(self, name)}")

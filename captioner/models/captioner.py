@@ -17,8 +17,8 @@ from captioner.data.vocab import Vocabulary
 from captioner.errors import CaptionerError, DataError, ModelError
 from captioner.models.decoder import AttentionDecoder
 from captioner.models.encoder import Encoder, build_backbone
-from captioner.training.losses import (doubly_stochastic_penalty, reinforce_surrogate,
-                                       token_losses)
+from captioner.training.losses import (cost_to_go, doubly_stochastic_penalty,
+                                       reinforce_surrogate, token_losses)
 
 MODEL_FILE, VOCAB_FILE, CONFIG_FILE, CARD_FILE = "model.keras", "vocab.json", "config.json", "MODEL_CARD.md"
 
@@ -59,8 +59,8 @@ class Captioner(keras.Model):
             hard_inference=decoder.hard_inference, name="decoder")
         self.nll_tracker = keras.metrics.Mean(name="nll")
         if decoder.attention == "hard":
-            # b of the REINFORCE term: a moving average of the caption cost; saved with the
-            # model, so a resumed run continues with it.
+            # b of the REINFORCE term: a moving average of the cost (see _reinforce_terms);
+            # saved with the model, so a resumed run continues with it.
             self.baseline = self.add_weight(shape=(), initializer="zeros", trainable=False,
                                             name="reinforce_baseline")
 
@@ -92,17 +92,35 @@ class Captioner(keras.Model):
         self.nll_tracker.update_state(nll)
         loss = nll + config.doubly_stochastic * doubly_stochastic_penalty(y_pred["alphas"], mask)
         if "log_policy" in y_pred:
-            cost = ops.sum(losses, axis=1)  # (batch,) -log p(caption | sampled cells)
-            log_policy = ops.sum(y_pred["log_policy"] * mask, axis=1)  # (batch,)
-            entropy = ops.sum(y_pred["entropy"] * mask) / words
-            loss = loss + config.reward_weight * reinforce_surrogate(
-                cost, log_policy, self.baseline, normaliser=words) \
-                - config.entropy_weight * entropy
-            if training:
-                decay = config.baseline_decay
-                self.baseline.assign(decay * self.baseline
-                                     + (1.0 - decay) * ops.stop_gradient(ops.mean(cost)))
+            loss = loss + self._reinforce_terms(losses, mask, words, y_pred, training)
         return loss
+
+    def _reinforce_terms(self, losses, mask, words, y_pred, training):
+        """lambda_r * REINFORCE surrogate - lambda_e * entropy, and the baseline update.
+
+        credit "caption" (the paper): every sampled cell of a caption is judged by the
+        caption's cost -log p(y | s), against b, a moving average of that cost.
+        credit "to_go": the cell sampled at word t is judged by the cost of words t..T,
+        against b times the number of those words, b a moving average of the cost per word.
+        """
+        config = self.model_config.decoder
+        log_policy = y_pred["log_policy"] * mask  # (batch, T), 0 where no cell was sampled
+        if config.credit == "caption":
+            cost = ops.sum(losses, axis=1)  # (batch,)
+            log_policy = ops.sum(log_policy, axis=1)
+            baseline, observed = self.baseline, ops.mean(cost)
+        else:
+            cost = cost_to_go(losses)  # (batch, T)
+            baseline = self.baseline * cost_to_go(mask)  # b per word x the words to go
+            observed = ops.sum(losses) / words
+        entropy = ops.sum(y_pred["entropy"] * mask) / words
+        if training:
+            decay = config.baseline_decay
+            self.baseline.assign(decay * self.baseline
+                                 + (1.0 - decay) * ops.stop_gradient(observed))
+        return (config.reward_weight * reinforce_surrogate(cost, log_policy, baseline,
+                                                           normaliser=words)
+                - config.entropy_weight * entropy)
 
     def build_by_calling(self):
         """Creates every weight by running one tiny batch (used on creation and on load)."""

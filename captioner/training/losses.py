@@ -5,6 +5,8 @@
 - ``reinforce_surrogate``: the REINFORCE term of hard attention (eq. 12), written so that
   the ordinary gradient of the surrogate is the REINFORCE estimate. No per-backend
   training loop is needed: ``fit()`` differentiates it like any other loss.
+- ``cost_to_go``: the cost of each word and the words after it, the part of a caption's
+  cost that the choice made at that word can still change.
 """
 
 from keras import ops
@@ -26,7 +28,7 @@ def doubly_stochastic_penalty(alphas, mask):
 
 
 def reinforce_surrogate(cost, log_policy, baseline, normaliser=None):
-    """mean_i stop_gradient(cost_i - baseline) * log_policy_i.
+    """mean_i stop_gradient(cost_i - baseline_i) * log_policy_i.
 
     Its gradient is (cost - b) * grad log p(s), the REINFORCE estimate of the gradient of
     the expected cost; descending it makes a choice that led to a cost above the baseline
@@ -34,12 +36,26 @@ def reinforce_surrogate(cost, log_policy, baseline, normaliser=None):
     (E[grad log p(s)] = 0) and lowers its variance.
 
     Args:
-        cost: (batch,) the cost of each sample (for captions: -log p(caption | choices)).
-        log_policy: (batch,) log-probability of the sample's choices (summed over steps).
-        baseline: a scalar, e.g. a moving average of the cost.
+        cost: (batch,) the cost of each sample (for captions: -log p(caption | choices)),
+            or (batch, T), one cost per choice (e.g. ``cost_to_go``).
+        log_policy: log-probability of the sample's choices, shaped like ``cost``
+            ((batch,): summed over steps; 0 where nothing was chosen).
+        baseline: a scalar (e.g. a moving average of the cost) or an array that
+            broadcasts to ``cost``.
         normaliser: divide the sum by this instead of the batch size (the captioner uses
             the number of words, to match its per-word cross-entropy).
     """
     advantage = ops.stop_gradient(cost - baseline)
     total = ops.sum(advantage * log_policy)
     return total / (normaliser if normaliser is not None else ops.cast(ops.shape(cost)[0], cost.dtype))
+
+
+def cost_to_go(losses):
+    """(batch, T) -> (batch, T): sum_{u >= t} losses[:, u].
+
+    Used as the cost of the cell sampled at word t, it leaves the REINFORCE estimate
+    unbiased (the words before t do not depend on that choice, so their cost only adds
+    noise) and lowers its variance: each cell answers for the words it can still affect,
+    not for the whole caption.
+    """
+    return ops.flip(ops.cumsum(ops.flip(losses, 1), axis=1), 1)

@@ -43,11 +43,13 @@ def cell_task(count, seed):
         answer, answer_cell
 
 
-@pytest.mark.parametrize("rate", [0.5, 0.0], ids=["paper", "pure-reinforce"])
-def test_hard_attention_learns_where_the_answer_is(rate):
-    """With the paper's mix of expected contexts, and with none: then only REINFORCE
-    can teach the attention where to look."""
-    model = create_captioner(hard_config(expected_context_rate=rate), seed=0)
+@pytest.mark.parametrize("rate, credit", [(0.5, "caption"), (0.0, "to_go")],
+                         ids=["paper", "pure-reinforce"])
+def test_hard_attention_learns_where_the_answer_is(rate, credit):
+    """With the paper's recipe (half the steps get the expected context, each cell is
+    judged by the caption's cost), and with no expected contexts at all: then only
+    REINFORCE can teach the attention where to look."""
+    model = create_captioner(hard_config(expected_context_rate=rate, credit=credit), seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     x, y, w, _, _ = cell_task(512, seed=0)
     history = model.fit(x, y, sample_weight=w, batch_size=64, epochs=40, verbose=0).history
