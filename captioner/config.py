@@ -13,7 +13,7 @@ ATTENTION_KINDS = ("soft", "hard")
 HARD_INFERENCE = ("argmax", "expected")
 EXPECTED_CONTEXT_DRAWS = ("step", "batch")
 CREDITS = ("to_go", "caption")
-SCORES = ("additive",)
+SCORES = ("additive", "dot", "general", "concat", "scaled_dot", "multihead", "local")
 
 
 def _from_dict(cls, data, where):
@@ -63,6 +63,10 @@ class DecoderConfig:
     dropout: float = 0.3        # before the output layer, as in the paper's code
     attention: str = "soft"     # soft: the expected context (deterministic, Section 4.2)
     score: str = "additive"     # Bahdanau's v^T tanh(W h + U a), the paper's f_att
+    heads: int = 4              # multihead: heads of attention_units / heads each
+    window: float = 3.0         # local: D, cells each side of the predicted centre
+    window_truncate: bool = False  # local: True cuts off cells beyond D (Luong); on a grid
+                                   # the Gaussian alone trains far better (README)
     doubly_stochastic: float = 1.0  # lambda of the penalty (1 - sum_t alpha_ti)^2 (eq. 14)
     # Hard attention (Section 4.1): one sampled cell per word, trained with REINFORCE.
     reward_weight: float = 0.1          # lambda_r of the REINFORCE term (the paper's code)
@@ -75,10 +79,15 @@ class DecoderConfig:
     hard_inference: str = "argmax"      # decoding looks at the most likely cell, or "expected"
 
     def __post_init__(self):
-        for name in ("embedding_dim", "lstm_units", "attention_units"):
+        for name in ("embedding_dim", "lstm_units", "attention_units", "heads"):
             _check_positive(name, getattr(self, name))
         _check_choice("attention", self.attention, ATTENTION_KINDS)
         _check_choice("score", self.score, SCORES)
+        if self.attention_units % self.heads:
+            raise ConfigError(f"heads must divide attention_units ({self.attention_units}). "
+                              f"Received: heads={self.heads}")
+        if not self.window >= 0.5:
+            raise ConfigError(f"window must be >= 0.5 cells. Received: window={self.window}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
         _check_choice("hard_inference", self.hard_inference, HARD_INFERENCE)
@@ -116,6 +125,42 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data):
         return _from_dict(cls, data, "model config")
+
+
+@dataclasses.dataclass
+class RamConfig:
+    """The Recurrent Attention Model (captioner.models.ram); defaults after Mnih et al. 2014."""
+    height: int = 60            # the input's size: the translated-digits canvas
+    width: int = 60
+    channels: int = 1
+    classes: int = 10
+    glimpses: int = 6           # N
+    patch: int = 12             # g: every retina patch is g x g
+    scales: int = 3             # k: patches of side g, 2g, 4g around each location
+    glimpse_hidden: int = 128   # the "what" and "where" layers (the paper: 128)
+    glimpse_units: int = 256    # g_t (the paper: 256)
+    core_units: int = 256       # the LSTM core's state
+    location_std: float = 0.1   # sigma of the Gaussian location policy, in [-1, 1] units
+    reinforce_weight: float = 1.0  # weight of the REINFORCE term
+    seed: int = None            # seeds the location samples
+
+    def __post_init__(self):
+        for name in ("height", "width", "channels", "glimpses", "patch", "scales",
+                     "glimpse_hidden", "glimpse_units", "core_units"):
+            _check_positive(name, getattr(self, name))
+        if not isinstance(self.classes, int) or self.classes < 2:
+            raise ConfigError(f"classes must be at least 2. Received: classes={self.classes!r}")
+        if not self.location_std > 0:
+            raise ConfigError(f"location_std must be > 0. Received: {self.location_std}")
+        if self.reinforce_weight < 0:
+            raise ConfigError(f"reinforce_weight must be >= 0. Received: {self.reinforce_weight}")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        return _from_dict(cls, data, "RAM config")
 
 
 @dataclasses.dataclass

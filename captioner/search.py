@@ -32,8 +32,9 @@ def _hypothesis(tokens, log_probs, alphas, end_log_prob, length_penalty):
     """A hypothesis dict; ``end_log_prob`` is None for an unfinished caption."""
     scored = list(log_probs) + ([end_log_prob] if end_log_prob is not None else [])
     total = float(np.sum(scored))
+    alphas = np.asarray(alphas)  # (n_words, L), also for no words
     return {"tokens": [int(t) for t in tokens], "log_probs": [float(v) for v in log_probs],
-            "alphas": np.asarray(alphas).reshape(len(tokens), -1), "log_prob": total,
+            "alphas": alphas.reshape(len(tokens), alphas.shape[-1]), "log_prob": total,
             "score": normalised_score(total, len(scored), length_penalty),
             "finished": end_log_prob is not None}
 
@@ -152,7 +153,8 @@ def beam_search(step, state, memory, batch_size, start_id, end_id, max_length, b
                     if rank < k:
                         finished[image].append(_hypothesis(
                             words[image, parent], log_probs[image, parent],
-                            _alphas_of(alphas, image, parent), scores[image, parent, end_id],
+                            _alphas_of(alphas, image, parent, alpha.shape[-1]),
+                            scores[image, parent, end_id],
                             length_penalty))
                 elif live < k:
                     parents[image, live], new_tokens[image, live] = parent, token
@@ -178,7 +180,8 @@ def beam_search(step, state, memory, batch_size, start_id, end_id, max_length, b
         hypotheses = sorted(finished[image], key=lambda h: -h["score"])[:n_best]
         if len(hypotheses) < n_best:
             unfinished = [_hypothesis(words[image, beam], log_probs[image, beam],
-                                      _alphas_of(alphas, image, beam), None, length_penalty)
+                                      _alphas_of(alphas, image, beam, alpha.shape[-1]), None,
+                                      length_penalty)
                           for beam in range(k) if np.isfinite(totals[image, beam])]
             unfinished.sort(key=lambda h: -h["score"])
             hypotheses += unfinished[:n_best - len(hypotheses)]
@@ -186,5 +189,5 @@ def beam_search(step, state, memory, batch_size, start_id, end_id, max_length, b
     return results
 
 
-def _alphas_of(alphas, image, beam):
-    return np.zeros((0, 1)) if alphas is None else alphas[image, beam]
+def _alphas_of(alphas, image, beam, cells):
+    return np.zeros((0, cells)) if alphas is None else alphas[image, beam]

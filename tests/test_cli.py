@@ -122,15 +122,17 @@ def test_train_writes_a_model_that_caption_loads(synthetic_coco, tmp_path):
     assert run("caption.py", image, "--model", out).returncode == 0
 
 
-def test_train_hard_attention_and_caption_with_it(synthetic_coco, tmp_path):
+def test_train_hard_attention_with_another_score_and_caption_with_it(synthetic_coco, tmp_path):
     out = tmp_path / "hard"
     tiny = ["--image-size", 32, "--width", 8, "--lstm-units", 32, "--embedding-dim", 16,
             "--attention-units", 16, "--batch-size", 8, "--validation-images", 4]
     result = run("train.py", "--coco", synthetic_coco, "--out", out, "--epochs", 1,
-                 "--attention", "hard", "--hard-inference", "argmax", *tiny)
+                 "--attention", "hard", "--hard-inference", "argmax", "--score", "local",
+                 "--window", 2, *tiny)
     assert result.returncode == 0, result.stderr
     config = json.loads((out / "config.json").read_text())["model"]["decoder"]
     assert config["attention"] == "hard" and config["reward_weight"] == 0.1
+    assert config["score"] == "local" and config["window"] == 2
     image = os.path.join(synthetic_coco, "val2017", sorted(os.listdir(
         os.path.join(synthetic_coco, "val2017")))[0])
     captioned = run("caption.py", image, "--model", out, "--attention-dir", tmp_path / "maps",
@@ -140,6 +142,8 @@ def test_train_hard_attention_and_caption_with_it(synthetic_coco, tmp_path):
 
 
 def test_train_user_mistakes_exit_2_with_one_line(tmp_path):
+    assert_one_line_error(run("train.py", "--coco", tmp_path, "--out", tmp_path / "o",
+                              "--score", "multihead", "--heads", 3), "heads must divide")
     assert_one_line_error(run("train.py", "--coco", tmp_path / "nowhere", "--out", tmp_path / "o"),
                           "not found")
     (tmp_path / "split.json").write_text("{oops")

@@ -69,6 +69,13 @@ def test_beam_search_finds_the_sequence_greedy_misses():
     assert beam["log_prob"] > greedy["log_prob"]
 
 
+@pytest.mark.parametrize("search", [greedy_search, beam_search])
+def test_an_empty_caption_when_end_comes_first(search):
+    best = run(search, [{START: distribution(end=0.9, w3=0.1)}], max_length=5)[0][0]
+    assert best["tokens"] == [] and best["finished"] and best["alphas"].shape == (0, 3)
+    np.testing.assert_allclose(best["log_prob"], np.log(0.9))
+
+
 def test_beam_of_one_is_greedy_exactly():
     for tables in ([GREEDY_TRAP], [SHORT_OR_LONG], [GREEDY_TRAP, SHORT_OR_LONG]):
         greedy = run(greedy_search, tables, max_length=4)

@@ -1,5 +1,10 @@
 """Reusable Keras layers: the attention family over a spatial feature grid."""
 
-from captioner.layers.attention import AdditiveAttention, GridAttention, get_attention
+from captioner.layers.attention import (ATTENTION_LAYERS, AdditiveAttention, ConcatAttention,
+                                        DotAttention, GeneralAttention, GridAttention,
+                                        LocalAttention, MultiHeadGridAttention,
+                                        ScaledDotAttention, get_attention)
 
-__all__ = ["AdditiveAttention", "GridAttention", "get_attention"]
+__all__ = ["ATTENTION_LAYERS", "AdditiveAttention", "ConcatAttention", "DotAttention",
+           "GeneralAttention", "GridAttention", "LocalAttention", "MultiHeadGridAttention",
+           "ScaledDotAttention", "get_attention"]

@@ -56,7 +56,9 @@ class Captioner(keras.Model):
             decoder.attention_units, decoder.dropout, decoder.score, self.encoder.grid_shape,
             attention=decoder.attention, expected_context_rate=decoder.expected_context_rate,
             expected_context_draw=decoder.expected_context_draw,
-            hard_inference=decoder.hard_inference, name="decoder")
+            hard_inference=decoder.hard_inference, heads=decoder.heads, window=decoder.window,
+            truncate=decoder.window_truncate,
+            name="decoder")
         self.nll_tracker = keras.metrics.Mean(name="nll")
         if decoder.attention == "hard":
             # b of the REINFORCE term: a moving average of the cost (see _reinforce_terms);

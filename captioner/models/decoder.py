@@ -8,7 +8,7 @@ all run that same step.
 import keras
 from keras import ops
 
-from captioner.layers.attention import get_attention
+from captioner.layers.attention import DotAttention, get_attention
 
 
 @keras.saving.register_keras_serializable(package="captioner")
@@ -46,6 +46,8 @@ class AttentionDecoder(keras.layers.Layer):
         expected_context_rate, expected_context_draw, hard_inference: hard attention
             (see above and DecoderConfig).
         seed: seeds the sampling of hard attention.
+        heads: heads of the multihead score; window: D of the local score, in cells;
+            truncate: whether the local score cuts off the cells beyond D.
 
     Call arguments:
         tokens: int (batch, T), <start> followed by the caption (teacher forcing).
@@ -61,7 +63,8 @@ class AttentionDecoder(keras.layers.Layer):
     def __init__(self, vocab_size, embedding_dim=128, lstm_units=256, attention_units=128,
                  dropout=0.3, score="additive", grid_shape=(1, 1), attention="soft",
                  expected_context_rate=0.5, expected_context_draw="step",
-                 hard_inference="argmax", seed=None, **kwargs):
+                 hard_inference="argmax", seed=None, heads=4, window=3.0, truncate=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.vocab_size, self.embedding_dim = vocab_size, embedding_dim
         self.lstm_units, self.attention_units = lstm_units, attention_units
@@ -71,11 +74,13 @@ class AttentionDecoder(keras.layers.Layer):
         self.expected_context_rate = expected_context_rate
         self.expected_context_draw = expected_context_draw
         self.hard_inference, self.seed = hard_inference, seed
+        self.heads, self.window, self.truncate = heads, window, truncate
         self.seed_generator = keras.random.SeedGenerator(seed, name="hard_attention_seed")
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.init_h = keras.layers.Dense(lstm_units, activation="tanh", name="init_h")
         self.init_c = keras.layers.Dense(lstm_units, activation="tanh", name="init_c")
-        self.attention = get_attention(score, attention_units, self.grid_shape)
+        self.attention = get_attention(score, attention_units, self.grid_shape, heads=heads,
+                                       window=window, truncate=truncate)
         self.gate = keras.layers.Dense(1, activation="sigmoid", name="gate")
         self.lstm = keras.layers.LSTMCell(lstm_units, name="lstm")
         self.output_h = keras.layers.Dense(embedding_dim, name="output_h")
@@ -91,7 +96,14 @@ class AttentionDecoder(keras.layers.Layer):
         self.embedding.build(tokens_shape)
         self.init_h.build((batch, dim))
         self.init_c.build((batch, dim))
-        self.attention.build((batch, self.lstm_units), (batch, cells, dim))
+        query_dim = self.lstm_units
+        if isinstance(self.attention, DotAttention) and self.lstm_units != dim:
+            # dot scores compare h with each annotation: project h to the annotations' size
+            # (which makes the score h^T P^T a, Luong's general form, in another guise)
+            self.query_to_keys = keras.layers.Dense(dim, use_bias=False, name="query_to_keys")
+            self.query_to_keys.build((batch, self.lstm_units))
+            query_dim = dim
+        self.attention.build((batch, query_dim), (batch, cells, dim))
         self.gate.build((batch, self.lstm_units))
         self.lstm.build((batch, self.embedding_dim + dim))
         if self.attention_kind == "hard":
@@ -153,7 +165,8 @@ class AttentionDecoder(keras.layers.Layer):
     def _step(self, tokens, state, memory, training=False, use_expected=None):
         hidden, _ = state
         embedded = self.embedding(tokens)  # (batch, E)
-        context, alpha = self.attention(hidden, memory["annotations"], mask=memory.get("mask"),
+        query = self.query_to_keys(hidden) if hasattr(self, "query_to_keys") else hidden
+        context, alpha = self.attention(query, memory["annotations"], mask=memory.get("mask"),
                                         prepared_keys=memory["keys"])
         extras = {}
         if self.attention_kind == "hard":
@@ -196,5 +209,6 @@ class AttentionDecoder(keras.layers.Layer):
                       attention=self.attention_kind,
                       expected_context_rate=self.expected_context_rate,
                       expected_context_draw=self.expected_context_draw,
-                      hard_inference=self.hard_inference, seed=self.seed)
+                      hard_inference=self.hard_inference, seed=self.seed, heads=self.heads,
+                      window=self.window, truncate=self.truncate)
         return config

@@ -4,6 +4,7 @@ import pytest
 import keras
 from keras import ops
 
+from captioner.config import SCORES
 from captioner.data.coco import load_coco_split
 from captioner.data.dataset import CaptionBatches
 from captioner.data.vocab import Vocabulary
@@ -80,6 +81,29 @@ def test_save_load_gives_identical_logits_and_captions(tiny_model, batch, tmp_pa
     assert loaded_vocabulary.words == vocabulary.words and config["kind"] == "captioner"
     np.testing.assert_allclose(ops.convert_to_numpy(model(x)["logits"]),
                                ops.convert_to_numpy(tiny_model(x)["logits"]), atol=1e-6)
+
+
+@pytest.mark.parametrize("score", SCORES)
+@pytest.mark.parametrize("attention", ["soft", "hard"])
+def test_every_score_saves_loads_and_decodes(vocabulary, batch, tmp_path, score, attention):
+    x, _, _ = batch
+    # 24 LSTM units against 32 feature channels: dot scores then compare a projected state
+    model = create_captioner(tiny_config(vocabulary, score=score, attention=attention,
+                                         lstm_units=24), seed=2)
+    assert hasattr(model.decoder, "query_to_keys") == (score in ("dot", "scaled_dot"))
+    outputs = model(x, training=attention == "hard")
+    np.testing.assert_allclose(ops.convert_to_numpy(ops.sum(outputs["alphas"], -1)), 1.0,
+                               atol=1e-5)
+    if attention == "hard":  # every member gives alpha, so hard attention can sample from it
+        assert (ops.convert_to_numpy(outputs["log_policy"]) <= 0).all()
+    save_model_dir(model, vocabulary, str(tmp_path / score))
+    loaded, _, config = load_model_dir(str(tmp_path / score))
+    assert loaded.model_config.decoder.score == score
+    for key in ("logits", "alphas"):
+        np.testing.assert_allclose(ops.convert_to_numpy(loaded(x)[key]),
+                                   ops.convert_to_numpy(model(x)[key]), rtol=0, atol=1e-6)
+    before, after = decode_batch(model, x["images"]), decode_batch(loaded, x["images"])
+    assert [h[0]["tokens"] for h in before] == [h[0]["tokens"] for h in after]
 
 
 def test_beam_search_on_the_model(tiny_model, batch):
