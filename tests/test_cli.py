@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -149,3 +150,28 @@ def test_train_user_mistakes_exit_2_with_one_line(tmp_path):
     (tmp_path / "split.json").write_text("{oops")
     assert_one_line_error(run("train.py", "--karpathy", tmp_path / "split.json", "--images",
                               tmp_path, "--out", tmp_path / "o"), "not valid JSON")
+
+
+def test_train_a_ram_and_classify_with_it(tmp_path):
+    out = tmp_path / "ram"
+    result = run("train.py", "--task", "ram", "--digits", "sklearn", "--canvas", 32,
+                 "--glimpses", 2, "--patch", 4, "--scales", 2, "--epochs", 1,
+                 "--batch-size", 128, "--out", out, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "test error" in result.stderr
+    for name in ("model.keras", "config.json", "MODEL_CARD.md", "metrics.json",
+                 "training_curves.png", "checkpoint/last.keras", "checkpoint/state.json"):
+        assert (out / name).is_file(), name
+    canvas = np.zeros((32, 32), np.uint8)
+    canvas[5:20, 8:12] = 255
+    Image.fromarray(canvas).save(tmp_path / "one.png")
+    classified = run("caption.py", tmp_path / "one.png", "--model", out, "--json",
+                     "--attention-dir", tmp_path / "glimpses")
+    assert classified.returncode == 0, classified.stderr
+    answer = json.loads(classified.stdout)[0]
+    assert answer["label"] in [str(k) for k in range(10)] and len(answer["glimpses"]) == 2
+    assert os.path.isfile(answer["glimpse_png"])
+    assert_one_line_error(run("caption.py", "--coco", tmp_path, "--model", out),
+                          "Recurrent Attention Model")
+    assert_one_line_error(run("train.py", "--task", "ram", "--folder", tmp_path / "nowhere",
+                              "--out", tmp_path / "o"), "Image folder not found")

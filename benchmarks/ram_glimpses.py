@@ -1,0 +1,161 @@
+"""The Recurrent Attention Model on translated and cluttered digits, by number of glimpses,
+beside a convolutional network of about its size that sees the whole image.
+
+    python benchmarks/ram_glimpses.py [--digits mnist] [--epochs 30] [--out runs/ram]
+        [--only translated:6 cluttered:conv ...]
+
+Data: the bundled digits (train.py --digits) placed at random in a 60x60 canvas
+("translated"), and the same with 4 fragments of other digits ("cluttered"); 80 % of the
+digits train (new placements every epoch), 10 % validate, 10 % test (fixed placements).
+Each RAM is trained by train.py's RamTrainer (12x12 patches, 3 scales, sigma 0.1; the
+best epoch by validation error is tested); the conv net (2 conv layers, 5x5, stride 2, max
+pooling, 128 hidden units) by plain fit() for the same epochs. Prints test error (%) and
+the cost per image (ms, batch of 64 test canvases, median of 5 after a warm-up).
+Each run's result is written to OUT/RUN/bench.json, so runs can be split across processes
+(--only) and the table printed from whatever OUT holds.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from captioner.cli import import_keras_quietly  # noqa: E402
+
+VARIANTS = {"translated": 0, "cluttered": 4}
+MODELS = ("1", "4", "6", "8", "conv")
+
+
+def ms_per_image(predict, images):
+    import numpy as np
+    predict(images)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        predict(images)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times)) / len(images)
+
+
+def run_one(variant, model_name, args, digits, labels, splits):
+    import keras
+    import numpy as np
+
+    from captioner.config import RamConfig, TrainConfig
+    from captioner.data.classification import DigitBatches
+    from captioner.io import write_json
+    from captioner.models.ram import conv_baseline, load_ram_dir
+    from captioner.training.ram_trainer import RamTrainer, classification_error
+
+    out = os.path.join(args.out, f"{variant}_{model_name}")
+    train, val, test = splits
+    options = dict(canvas=60, clutter=VARIANTS[variant], batch_size=args.batch_size)
+    train_batches = DigitBatches(digits[train], labels[train], seed=args.seed, **options)
+    val_batches = DigitBatches(digits[val], labels[val], seed=1, fixed=True, **options)
+    test_batches = DigitBatches(digits[test], labels[test], seed=2, fixed=True, **options)
+    sample = test_batches.images[:64]
+    started = time.time()
+    if model_name == "conv":
+        keras.utils.set_random_seed(args.seed)
+        model = conv_baseline(60, 60, 1, 10)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        for epoch in range(args.epochs):
+            train_batches.set_epoch(epoch)
+            model.fit(train_batches, epochs=1, verbose=0, shuffle=False)
+        predictions = np.concatenate([model.predict_on_batch(test_batches[i][0]).argmax(-1)
+                                      for i in range(len(test_batches))])
+        error = float((predictions != test_batches.labels).mean())
+        cost = ms_per_image(model.predict_on_batch, sample)
+        params = model.count_params()
+    else:
+        config = RamConfig(glimpses=int(model_name), seed=args.seed)
+        RamTrainer(train_batches, val_batches, out, config,
+                   TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
+                               learning_rate=args.learning_rate, seed=args.seed),
+                   [str(k) for k in range(10)], f"benchmark {variant}").run(
+                       resume=os.path.isfile(os.path.join(out, "checkpoint", "state.json")),
+                       progress=False)
+        model = load_ram_dir(out)[0]
+        error = classification_error(model, test_batches)
+        cost = ms_per_image(model.predict_on_batch, sample)
+        params = model.count_params()
+    write_json(os.path.join(out, "bench.json"),
+               {"variant": variant, "model": model_name, "test_error": error,
+                "ms_per_image": cost, "params": params, "epochs": args.epochs,
+                "seconds": time.time() - started, "digits": args.digits,
+                "machine": machine(), "backend": keras.backend.backend()})
+
+
+def machine():
+    try:
+        import jax
+        devices = [d for d in jax.devices() if d.platform == "gpu"]
+        if devices:
+            return devices[0].device_kind
+    except Exception:
+        pass
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def print_table(out):
+    rows = {}
+    for name in sorted(os.listdir(out)) if os.path.isdir(out) else []:
+        path = os.path.join(out, name, "bench.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                row = json.load(f)
+            rows[(row["variant"], row["model"])] = row
+    if not rows:
+        print(f"nothing measured in {out} yet")
+        return
+    first = next(iter(rows.values()))
+    print(f"\n{first['digits']} digits in a 60x60 canvas, {first['epochs']} epochs; test split; "
+          f"{first['machine']}, {first['backend']}\n")
+    print("| model | translated: test error | cluttered: test error | parameters | ms / image |")
+    print("|---|---|---|---|---|")
+    for model in MODELS:
+        cells = [rows.get((variant, model)) for variant in VARIANTS]
+        if not any(cells):
+            continue
+        known = next(c for c in cells if c)
+        name = "conv net (whole image)" if model == "conv" else f"RAM, {model} glimpses"
+        errors = " | ".join(f"{100 * c['test_error']:.2f} %" if c else "-" for c in cells)
+        print(f"| {name} | {errors} | {known['params']:,} | {known['ms_per_image']:.2f} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parser.add_argument("--digits", choices=("mnist", "sklearn"), default="mnist")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=os.path.join(root, "runs", "ram"))
+    parser.add_argument("--only", nargs="+", default=None, metavar="VARIANT:MODEL",
+                        help="e.g. translated:6 cluttered:conv (default: all)")
+    parser.add_argument("--table", action="store_true", help="only print the table")
+    args = parser.parse_args()
+    runs = [(v, m) for v in VARIANTS for m in MODELS]
+    if args.only:
+        runs = [tuple(item.split(":", 1)) for item in args.only]
+        for variant, model in runs:
+            if variant not in VARIANTS or model not in MODELS:
+                parser.error(f"unknown run {variant}:{model}")
+    if not args.table:
+        import_keras_quietly()
+        from captioner.data.classification import load_digits, split_indices
+        digits, labels = load_digits(args.digits)
+        splits = split_indices(len(labels), seed=0)
+        for variant, model in runs:
+            run_one(variant, model, args, digits, labels, splits)
+    print_table(args.out)
+
+
+if __name__ == "__main__":
+    main()
