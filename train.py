@@ -108,6 +108,9 @@ def parse_args(argv):
     ram.add_argument("--scales", type=int, default=RamConfig.scales, help="patches per glimpse")
     ram.add_argument("--location-std", type=float, default=RamConfig.location_std,
                      help="sigma of the location policy, in [-1, 1] units")
+    ram.add_argument("--first-glimpse", choices=("random", "centre"),
+                     default=RamConfig.first_glimpse,
+                     help="where training starts looking (inference starts at the centre)")
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=training.epochs)
     fit.add_argument("--batch-size", type=int, default=training.batch_size)
@@ -196,7 +199,8 @@ def train_ram(args, command):
     train, val, test, classes, source, (height, width, channels) = ram_data(args)
     ram_config = RamConfig(height=height, width=width, channels=channels, classes=len(classes),
                            glimpses=args.glimpses, patch=args.patch, scales=args.scales,
-                           location_std=args.location_std, seed=args.seed)
+                           location_std=args.location_std, first_glimpse=args.first_glimpse,
+                           seed=args.seed)
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                                learning_rate=args.learning_rate, seed=args.seed)
     RamTrainer(train, val, args.out, ram_config, train_config, classes, source,

@@ -141,6 +141,8 @@ class RamConfig:
     glimpse_units: int = 256    # g_t (the paper: 256)
     core_units: int = 256       # the LSTM core's state
     location_std: float = 0.1   # sigma of the Gaussian location policy, in [-1, 1] units
+    first_glimpse: str = "random"  # in training, l_1 uniform in [-1, 1]^2 ("centre": fixed);
+                                   # inference always starts at the centre
     reinforce_weight: float = 1.0  # weight of the REINFORCE term
     seed: int = None            # seeds the location samples
 
@@ -150,6 +152,7 @@ class RamConfig:
             _check_positive(name, getattr(self, name))
         if not isinstance(self.classes, int) or self.classes < 2:
             raise ConfigError(f"classes must be at least 2. Received: classes={self.classes!r}")
+        _check_choice("first_glimpse", self.first_glimpse, ("random", "centre"))
         if not self.location_std > 0:
             raise ConfigError(f"location_std must be > 0. Received: {self.location_std}")
         if self.reinforce_weight < 0:
