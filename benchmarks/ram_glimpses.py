@@ -1,10 +1,10 @@
 """The Recurrent Attention Model on translated and cluttered digits, by number of glimpses,
 beside a convolutional network of about its size that sees the whole image.
 
-    python benchmarks/ram_glimpses.py [--digits mnist] [--epochs 30] [--out runs/ram]
+    python benchmarks/ram_glimpses.py [--digit-source mnist] [--epochs 30] [--out runs/ram]
         [--only translated:6 cluttered:conv ...]
 
-Data: the bundled digits (train.py --digits) placed at random in a 60x60 canvas
+Data: the bundled digits (train.py --digit-source) placed at random in a 60x60 canvas
 ("translated"), and the same with 4 fragments of other digits ("cluttered"); 80 % of the
 digits train (new placements every epoch), 10 % validate, 10 % test (fixed placements).
 Each RAM is trained by train.py's RamTrainer (12x12 patches, 3 scales, sigma 0.1; the
@@ -87,7 +87,7 @@ def run_one(variant, model_name, args, digits, labels, splits):
     write_json(os.path.join(out, "bench.json"),
                {"variant": variant, "model": model_name, "test_error": error,
                 "ms_per_image": cost, "params": params, "epochs": args.epochs,
-                "seconds": time.time() - started, "digits": args.digits,
+                "seconds": time.time() - started, "digits": args.digit_source,
                 "machine": machine(), "backend": keras.backend.backend()})
 
 
@@ -131,7 +131,7 @@ def print_table(out):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    parser.add_argument("--digits", choices=("mnist", "sklearn"), default="mnist")
+    parser.add_argument("--digit-source", choices=("mnist", "sklearn"), default="mnist")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
@@ -150,7 +150,7 @@ def main():
     if not args.table:
         import_keras_quietly()
         from captioner.data.classification import load_digits, split_indices
-        digits, labels = load_digits(args.digits)
+        digits, labels = load_digits(args.digit_source)
         splits = split_indices(len(labels), seed=0)
         for variant, model in runs:
             run_one(variant, model, args, digits, labels, splits)

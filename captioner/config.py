@@ -142,7 +142,7 @@ class RamConfig:
     core_units: int = 256       # the LSTM core's state
     location_std: float = 0.1   # sigma of the Gaussian location policy, in [-1, 1] units
     first_glimpse: str = "random"  # in training, l_1 uniform in [-1, 1]^2 ("centre": fixed);
-                                   # inference always starts at the centre
+                                   # inference, and a single glimpse, start at the centre
     reinforce_weight: float = 1.0  # weight of the REINFORCE term
     seed: int = None            # seeds the location samples
 

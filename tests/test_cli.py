@@ -154,7 +154,8 @@ def test_train_user_mistakes_exit_2_with_one_line(tmp_path):
 
 def test_train_a_ram_and_classify_with_it(tmp_path):
     out = tmp_path / "ram"
-    result = run("train.py", "--task", "ram", "--digits", "sklearn", "--canvas", 32,
+    result = run("train.py", "--task", "ram", "--digits", "cluttered", "--digit-source",
+                 "sklearn", "--canvas", 32,
                  "--glimpses", 2, "--patch", 4, "--scales", 2, "--epochs", 1,
                  "--batch-size", 128, "--out", out, "--no-progress")
     assert result.returncode == 0, result.stderr
@@ -173,5 +174,5 @@ def test_train_a_ram_and_classify_with_it(tmp_path):
     assert os.path.isfile(answer["glimpse_png"])
     assert_one_line_error(run("caption.py", "--coco", tmp_path, "--model", out),
                           "Recurrent Attention Model")
-    assert_one_line_error(run("train.py", "--task", "ram", "--folder", tmp_path / "nowhere",
+    assert_one_line_error(run("train.py", "--task", "ram", "--image-folder", tmp_path / "nowhere",
                               "--out", tmp_path / "o"), "Image folder not found")

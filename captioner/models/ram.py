@@ -4,7 +4,8 @@ Per glimpse t = 1..N, from location l_t ((row, column) in [-1, 1]^2; l_1 is the 
 in training a uniformly random place (``first_glimpse="random"``, the default: starting
 where the object is not, the policy has to learn to find it; from a fixed centre whose
 widest patch already shows the digit, the later locations hardly change the reward and the
-policy drifted off to a corner):
+policy drifted off to a corner; a single glimpse has no path to learn and always starts at
+the centre):
     g_t = GlimpseNetwork(x, l_t)                 what the retina sees there, and where
     h_t = LSTM(g_t, h_{t-1})                     the recurrent core
     mu_t = tanh(W_l stop_gradient(h_t))          the location network: the policy's mean
@@ -72,7 +73,7 @@ class RecurrentAttentionModel(keras.Model):
         images = ops.convert_to_tensor(images)
         batch = ops.shape(images)[0]
         location = ops.zeros((batch, 2))  # the centre
-        if training and c.first_glimpse == "random":
+        if training and c.first_glimpse == "random" and c.glimpses > 1:
             location = keras.random.uniform((batch, 2), -1.0, 1.0, seed=self.seed_generator)
         state = [ops.zeros((batch, c.core_units)), ops.zeros((batch, c.core_units))]
         locations, patches, log_policy, baselines = [], [], [], []
