@@ -21,12 +21,12 @@ finish training and compile, then they time one at a time), or timed afterwards 
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import machine  # noqa: E402
 from captioner.cli import import_keras_quietly  # noqa: E402
 from captioner.config import SCORES  # noqa: E402
 
@@ -112,17 +112,6 @@ def time_member(name, args, train, test):
                 "machine": machine(), "backend": keras.backend.backend()})
 
 
-def machine():
-    try:
-        import jax
-        devices = [d for d in jax.devices() if d.platform == "gpu"]
-        if devices:
-            return devices[0].device_kind
-    except Exception:
-        pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-
-
 def print_table(out):
     rows = []
     for name in SCORES:
@@ -142,7 +131,8 @@ def print_table(out):
         return
     first = rows[0][1]
     print(f"\nsynthetic data, {first['epochs']} epochs each, seed {first['seed']}, soft attention, "
-          f"lambda 0.1, local D = {first['window']:g} (truncated: {first['window_truncate']}); "
+          f"lambda 0.1, local D = {first.get('window', 3.0):g} "
+          f"(truncated: {first.get('window_truncate', False)}); "
           f"test split, greedy; timing: {first.get('machine', '-')}, "
           f"{first.get('backend', '-')}\n")
     print("| score | parameters (attention) | ms / training step | ms / caption | BLEU-4 | "

@@ -18,12 +18,12 @@ Each run's result is written to OUT/RUN/bench.json, so runs can be split across 
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.common import machine  # noqa: E402
 from captioner.cli import import_keras_quietly  # noqa: E402
 
 VARIANTS = {"translated": 0, "cluttered": 4}
@@ -89,17 +89,6 @@ def run_one(variant, model_name, args, digits, labels, splits):
                 "ms_per_image": cost, "params": params, "epochs": args.epochs,
                 "seconds": time.time() - started, "digits": args.digit_source,
                 "machine": machine(), "backend": keras.backend.backend()})
-
-
-def machine():
-    try:
-        import jax
-        devices = [d for d in jax.devices() if d.platform == "gpu"]
-        if devices:
-            return devices[0].device_kind
-    except Exception:
-        pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def print_table(out):

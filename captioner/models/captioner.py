@@ -172,19 +172,25 @@ def save_model_dir(model, vocabulary, folder, card=None, extra_config=None):
     """
     check_vocabulary(model, vocabulary)
     os.makedirs(folder, exist_ok=True)
-    if getattr(model, "optimizer", None) is not None:
-        bare = Captioner(model.model_config.to_dict(), name=model.name)
-        bare.build_by_calling()
-        bare.set_weights(model.get_weights())
-        model = bare
-    with io.atomic_path(os.path.join(folder, MODEL_FILE)) as temporary:
-        model.save(temporary)
+    save_without_optimizer(model, os.path.join(folder, MODEL_FILE))
     vocabulary.save(os.path.join(folder, VOCAB_FILE))
     io.write_json(os.path.join(folder, CONFIG_FILE),
                   {"kind": "captioner", "model": model.model_config.to_dict(),
                    **(extra_config or {})})
     if card is not None:
         io.write_text(os.path.join(folder, CARD_FILE), card)
+
+
+def save_without_optimizer(model, path):
+    """Saves ``model`` (a Captioner or a RAM) to ``path`` atomically, without its optimizer
+    state: a fresh copy from its config, with its weights."""
+    if getattr(model, "optimizer", None) is not None:
+        bare = type(model).from_config(model.get_config())
+        bare.build_by_calling()
+        bare.set_weights(model.get_weights())
+        model = bare
+    with io.atomic_path(path) as temporary:
+        model.save(temporary)
 
 
 def load_keras_file(path, compile=False):

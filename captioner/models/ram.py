@@ -167,18 +167,13 @@ def save_ram_dir(model, classes, folder, card=None, extra_config=None):
     """Writes model.keras (no optimizer state), config.json (the RamConfig and the class
     names) and MODEL_CARD.md, each atomically."""
     from captioner import io
-    from captioner.models.captioner import CARD_FILE, CONFIG_FILE, MODEL_FILE
+    from captioner.models.captioner import (CARD_FILE, CONFIG_FILE, MODEL_FILE,
+                                            save_without_optimizer)
     if len(classes) != model.ram_config.classes:
         raise ModelError(f"{len(classes)} class names for a model of {model.ram_config.classes} "
                          "classes")
     os.makedirs(folder, exist_ok=True)
-    if getattr(model, "optimizer", None) is not None:
-        bare = RecurrentAttentionModel(model.ram_config.to_dict(), name=model.name)
-        bare.build_by_calling()
-        bare.set_weights(model.get_weights())
-        model = bare
-    with io.atomic_path(os.path.join(folder, MODEL_FILE)) as temporary:
-        model.save(temporary)
+    save_without_optimizer(model, os.path.join(folder, MODEL_FILE))
     io.write_json(os.path.join(folder, CONFIG_FILE),
                   {"kind": RAM_KIND, "model": model.ram_config.to_dict(),
                    "classes": list(classes), **(extra_config or {})})
