@@ -172,7 +172,7 @@ def load_split(args, split, required):
 def ram_data(args):
     """(train batches, validation batches, test batches, class names, description)."""
     from captioner.data import classification as data
-    train_config = args.batch_size, args.seed
+    batching = args.batch_size, args.seed
     if args.image_folder:
         paths, labels, classes = data.image_folder(args.image_folder)
         train, val, test = data.split_indices(len(paths), seed=0)
@@ -180,7 +180,7 @@ def ram_data(args):
 
         def batches(rows, shuffle):
             return data.FolderBatches([paths[i] for i in rows], labels[rows], size, size, 3,
-                                      *train_config, shuffle=shuffle)
+                                      *batching, shuffle=shuffle)
         return (batches(train, True), batches(val, False), batches(test, False), classes,
                 f"image folder {args.image_folder} ({len(classes)} classes)", (size, size, 3))
     digits, labels = data.load_digits(args.digit_source)

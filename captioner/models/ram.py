@@ -59,7 +59,7 @@ class RecurrentAttentionModel(keras.Model):
         self.classifier = keras.layers.Dense(c.classes, name="classifier")
         self.seed_generator = keras.random.SeedGenerator(c.seed, name="location_seed")
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
-        self.reward_tracker = keras.metrics.Mean(name="baseline_error")
+        self.baseline_tracker = keras.metrics.Mean(name="baseline_error")
 
     def build(self, images_shape):
         batch = images_shape[0]
@@ -117,12 +117,12 @@ class RecurrentAttentionModel(keras.Model):
                                      -ops.stop_gradient(baselines))
         baseline_error = ops.mean(ops.square(baselines - rewards)) \
             if self.ram_config.glimpses > 1 else 0.0
-        self.reward_tracker.update_state(baseline_error)
+        self.baseline_tracker.update_state(baseline_error)
         return cross_entropy + self.ram_config.reinforce_weight * policy + baseline_error
 
     @property
     def metrics(self):
-        return super().metrics + [self.accuracy_tracker, self.reward_tracker]
+        return super().metrics + [self.accuracy_tracker, self.baseline_tracker]
 
     def build_by_calling(self):
         c = self.ram_config

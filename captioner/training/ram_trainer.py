@@ -24,7 +24,7 @@ from captioner.models.captioner import load_keras_file
 from captioner.models.ram import create_ram, save_ram_dir
 from captioner.render import save_error_curves
 from captioner.training.progress import ProgressBar
-from captioner.training.trainer import CHECKPOINT_DIR, reseed_layers
+from captioner.training.trainer import CHECKPOINT_DIR, compile_for_training, reseed_layers
 
 
 def classification_error(model, batches):
@@ -65,11 +65,7 @@ class RamTrainer:
             raise ConfigError(f"{self.out} already holds a training run: add --resume to "
                               "continue it, or choose another --out")
         model = create_ram(self.ram_config, seed=self.train_config.seed)
-        config = self.train_config
-        schedule = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=config.epochs * len(self.train),
-            alpha=config.min_learning_rate / config.learning_rate)
-        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm))
+        compile_for_training(model, self.train_config, len(self.train))
         return model, {"epoch": 0, "history": [], "best_epoch": None, "best_error": 2.0,
                        "wall_time": 0.0}
 

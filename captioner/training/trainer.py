@@ -47,6 +47,15 @@ def reseed_layers(model, seed, epoch):
         generator.state.assign(np.array([seed * 1009 + index, epoch], dtype=generator.state.dtype))
 
 
+def compile_for_training(model, config, steps_per_epoch):
+    """Adam with gradient clipping and a cosine decay of the learning rate over the run
+    (``config``: a TrainConfig); the captioner and the RAM train with it."""
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=config.epochs * steps_per_epoch,
+        alpha=config.min_learning_rate / config.learning_rate)
+    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm))
+
+
 @dataclasses.dataclass
 class TrainingData:
     train: list                 # ImageRecords
@@ -159,13 +168,6 @@ class Trainer:
         progress = min(epoch / warmup, 1.0) if warmup else 1.0
         model.decoder.context_rate.assign(1.0 + (target - 1.0) * progress)
 
-    def _compile(self, model, steps_per_epoch):
-        config = self.train_config
-        schedule = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=config.epochs * steps_per_epoch,
-            alpha=config.min_learning_rate / config.learning_rate)
-        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm))
-
     def run(self, resume=False, progress=True, stop_after=None):
         """Trains to ``train_config.epochs``; returns the history (list of dicts).
 
@@ -186,7 +188,7 @@ class Trainer:
                                      images=self._features(model, self.data.val, progress)) \
             if self.data.val else None
         if state["epoch"] == 0:
-            self._compile(model, len(train_batches))
+            compile_for_training(model, config, len(train_batches))
         history = state["history"]
         last = config.epochs if stop_after is None else min(config.epochs, state["epoch"] + stop_after)
         for epoch in range(state["epoch"], last):
