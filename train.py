@@ -16,8 +16,8 @@ from captioner.cli import ArgumentParser, import_keras_quietly, run
 
 
 def parse_args(argv):
-    from captioner.config import ATTENTION_KINDS, BACKBONES, SCORES, DecoderConfig, \
-        EncoderConfig, RamConfig, TrainConfig
+    from captioner.config import ATTENTION_KINDS, BACKBONES, RAM_EPOCHS, RAM_REWARDS, \
+        SCORES, DecoderConfig, EncoderConfig, RamConfig, TrainConfig
     encoder, decoder, training = EncoderConfig(), DecoderConfig(), TrainConfig()
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     data = parser.add_argument_group("data")
@@ -110,17 +110,24 @@ def parse_args(argv):
     ram.add_argument("--scales", type=int, default=RamConfig.scales, help="patches per glimpse")
     ram.add_argument("--location-std", type=float, default=RamConfig.location_std,
                      help="sigma of the location policy, in [-1, 1] units")
+    ram.add_argument("--reward", choices=RAM_REWARDS, default=RamConfig.reward,
+                     help="the locations' reward: 1 for a right answer (Mnih et al. 2014) or "
+                          "log p(true class) (Ba et al. 2015)")
     ram.add_argument("--first-glimpse", choices=("random", "centre"),
                      default=RamConfig.first_glimpse,
                      help="where training starts looking (inference starts at the centre)")
     fit = parser.add_argument_group("training")
-    fit.add_argument("--epochs", type=int, default=training.epochs)
+    fit.add_argument("--epochs", type=int, default=None,
+                     help=f"default: {training.epochs} for captions, {RAM_EPOCHS} for --task ram "
+                          "(the RAM needs many more epochs than a conv net; see the README)")
     fit.add_argument("--batch-size", type=int, default=training.batch_size)
     fit.add_argument("--learning-rate", type=float, default=training.learning_rate)
     fit.add_argument("--seed", type=int, default=training.seed)
     fit.add_argument("--min-count", type=int, default=training.min_count)
     fit.add_argument("--validation-images", type=int, default=training.validation_images)
     args = parser.parse_args(argv)
+    if args.epochs is None:
+        args.epochs = RAM_EPOCHS if args.task == "ram" else training.epochs
     if args.task == "ram":
         if args.coco or args.karpathy:
             parser.error("--task ram trains on --digits or --image-folder, not --coco/--karpathy")
@@ -203,7 +210,7 @@ def train_ram(args, command):
     ram_config = RamConfig(height=height, width=width, channels=channels, classes=len(classes),
                            glimpses=args.glimpses, patch=args.patch, scales=args.scales,
                            location_std=args.location_std, first_glimpse=args.first_glimpse,
-                           seed=args.seed)
+                           reward=args.reward, seed=args.seed)
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                                learning_rate=args.learning_rate, seed=args.seed)
     RamTrainer(train, val, args.out, ram_config, train_config, classes, source,

@@ -1,7 +1,7 @@
 """The Recurrent Attention Model on translated and cluttered digits, by number of glimpses,
 beside a convolutional network of about its size that sees the whole image.
 
-    python benchmarks/ram_glimpses.py [--digit-source mnist] [--epochs 30] [--out runs/ram]
+    python benchmarks/ram_glimpses.py [--digit-source mnist] [--epochs 200] [--out runs/ram]
         [--only translated:6 cluttered:conv ...]
 
 Data: the bundled digits (train.py --digit-source) placed at random in a 60x60 canvas
@@ -10,7 +10,9 @@ digits train (new placements every epoch), 10 % validate, 10 % test (fixed place
 Each RAM is trained by train.py's RamTrainer (12x12 patches, 3 scales, sigma 0.1; the
 best epoch by validation error is tested); the conv net (2 conv layers, 5x5, stride 2, max
 pooling, 128 hidden units) by plain fit() for the same epochs. Prints test error (%) and
-the cost per image (ms, batch of 64 test canvases, median of 5 after a warm-up).
+the cost per image (ms, batch of 64 test canvases, median of 5 after a warm-up), and how often the RAM's
+glimpses 2..N are centred on the digit (inside the box of its ink; chance is the box's share
+of the canvas), the classifier's counterpart of the captioner's attention correctness.
 Each run's result is written to OUT/RUN/bench.json, so runs can be split across processes
 (--only) and the table printed from whatever OUT holds.
 """
@@ -24,6 +26,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import machine  # noqa: E402
+from captioner.config import RAM_EPOCHS, RAM_REWARDS  # noqa: E402
 from captioner.cli import import_keras_quietly  # noqa: E402
 
 VARIANTS = {"translated": 0, "cluttered": 4}
@@ -48,6 +51,7 @@ def run_one(variant, model_name, args, digits, labels, splits):
     from captioner.config import RamConfig, TrainConfig
     from captioner.data.classification import DigitBatches
     from captioner.io import write_json
+    from captioner.metrics.glimpses import glimpses_on_target
     from captioner.models.ram import conv_baseline, load_ram_dir
     from captioner.training.ram_trainer import RamTrainer, classification_error
 
@@ -72,8 +76,9 @@ def run_one(variant, model_name, args, digits, labels, splits):
         error = float((predictions != test_batches.labels).mean())
         cost = ms_per_image(model.predict_on_batch, sample)
         params = model.count_params()
+        on_target = None
     else:
-        config = RamConfig(glimpses=int(model_name), seed=args.seed)
+        config = RamConfig(glimpses=int(model_name), reward=args.reward, seed=args.seed)
         RamTrainer(train_batches, val_batches, out, config,
                    TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                                learning_rate=args.learning_rate, seed=args.seed),
@@ -82,10 +87,16 @@ def run_one(variant, model_name, args, digits, labels, splits):
                        progress=False)
         model = load_ram_dir(out)[0]
         error = classification_error(model, test_batches)
+        locations = np.concatenate([
+            keras.ops.convert_to_numpy(model.predict_on_batch(test_batches[i][0])["locations"])
+            for i in range(len(test_batches))])
+        hits, chance = glimpses_on_target(locations, test_batches.boxes, 60, 60)
+        on_target = {"per_glimpse": hits.tolist(), "chance": chance}
         cost = ms_per_image(model.predict_on_batch, sample)
         params = model.count_params()
     write_json(os.path.join(out, "bench.json"),
                {"variant": variant, "model": model_name, "test_error": error,
+                "on_target": on_target,
                 "ms_per_image": cost, "params": params, "epochs": args.epochs,
                 "seconds": time.time() - started, "digits": args.digit_source,
                 "machine": machine(), "backend": keras.backend.backend()})
@@ -105,26 +116,41 @@ def print_table(out):
     first = next(iter(rows.values()))
     print(f"\n{first['digits']} digits in a 60x60 canvas, {first['epochs']} epochs; test split; "
           f"{first['machine']}, {first['backend']}\n")
-    print("| model | translated: test error | cluttered: test error | parameters | ms / image |")
-    print("|---|---|---|---|---|")
+    print("| model | translated: test error | on the digit | cluttered: test error | on the digit "
+          "| parameters | ms / image |")
+    print("|---|---|---|---|---|---|---|")
     for model in MODELS:
         cells = [rows.get((variant, model)) for variant in VARIANTS]
         if not any(cells):
             continue
         known = next(c for c in cells if c)
         name = "conv net (whole image)" if model == "conv" else f"RAM, {model} glimpses"
-        errors = " | ".join(f"{100 * c['test_error']:.2f} %" if c else "-" for c in cells)
+        errors = " | ".join(f"{100 * c['test_error']:.1f} % | {on_target_cell(c)}" if c else "- | -"
+                            for c in cells)
         print(f"| {name} | {errors} | {known['params']:,} | {known['ms_per_image']:.2f} |")
+    print("\non the digit: share of the policy's glimpses (2..N) centred inside the digit's ink "
+          "box (chance: a uniform location)")
+
+
+def on_target_cell(row):
+    """'71 % (10 %)': glimpses 2..N centred on the digit, and chance; '-' for the conv net
+    and single glimpses (the centre, chosen by nobody)."""
+    hits = (row.get("on_target") or {}).get("per_glimpse", [])[1:]
+    if not hits:
+        return "-"
+    return f"{100 * sum(hits) / len(hits):.0f} % ({100 * row['on_target']['chance']:.0f} %)"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser.add_argument("--digit-source", choices=("mnist", "sklearn"), default="mnist")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=RAM_EPOCHS)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reward", choices=RAM_REWARDS, default="correct",
+                        help="the RAM's location reward (train.py --reward)")
     parser.add_argument("--out", default=os.path.join(root, "runs", "ram"))
     parser.add_argument("--only", nargs="+", default=None, metavar="VARIANT:MODEL",
                         help="e.g. translated:6 cluttered:conv (default: all)")

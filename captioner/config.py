@@ -127,6 +127,12 @@ class ModelConfig:
         return _from_dict(cls, data, "model config")
 
 
+RAM_REWARDS = ("correct", "log_likelihood")
+RAM_EPOCHS = 200  # train.py --task ram's default: on 4,000 MNIST digits the RAM's error
+                  # falls until about here (14 % at 30 epochs, 4.6 % at 200), the conv net's
+                  # within 30
+
+
 @dataclasses.dataclass
 class RamConfig:
     """The Recurrent Attention Model (captioner.models.ram); defaults after Mnih et al. 2014."""
@@ -144,6 +150,9 @@ class RamConfig:
     first_glimpse: str = "random"  # in training, l_1 uniform in [-1, 1]^2 ("centre": fixed);
                                    # inference, and a single glimpse, start at the centre
     reinforce_weight: float = 1.0  # weight of the REINFORCE term
+    reward: str = "correct"     # the locations' reward: 1 for a right answer (Mnih et al.
+                                # 2014), or "log_likelihood": log p(true class), as in the
+                                # variational bound of Ba et al. 2015 (a graded signal)
     seed: int = None            # seeds the location samples
 
     def __post_init__(self):
@@ -153,6 +162,7 @@ class RamConfig:
         if not isinstance(self.classes, int) or self.classes < 2:
             raise ConfigError(f"classes must be at least 2. Received: classes={self.classes!r}")
         _check_choice("first_glimpse", self.first_glimpse, ("random", "centre"))
+        _check_choice("reward", self.reward, RAM_REWARDS)
         if not self.location_std > 0:
             raise ConfigError(f"location_std must be > 0. Received: {self.location_std}")
         if self.reinforce_weight < 0:

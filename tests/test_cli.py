@@ -176,3 +176,14 @@ def test_train_a_ram_and_classify_with_it(tmp_path):
                           "Recurrent Attention Model")
     assert_one_line_error(run("train.py", "--task", "ram", "--image-folder", tmp_path / "nowhere",
                               "--out", tmp_path / "o"), "Image folder not found")
+
+
+def test_train_default_epochs_depend_on_the_task():
+    import train
+    from captioner.config import RAM_EPOCHS, TrainConfig
+    ram = train.parse_args(["--task", "ram", "--digits", "translated", "--out", "o"])
+    captions = train.parse_args(["--coco", "c", "--out", "o"])
+    chosen = train.parse_args(["--task", "ram", "--digits", "translated", "--out", "o",
+                               "--epochs", "3"])
+    assert (ram.epochs, captions.epochs, chosen.epochs) == (RAM_EPOCHS, TrainConfig.epochs, 3)
+    assert RAM_EPOCHS != TrainConfig.epochs

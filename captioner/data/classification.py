@@ -79,6 +79,19 @@ def cluttered(images, pool, pieces, piece, rng):
     return images
 
 
+def ink_boxes(digits, corners, threshold=0.1):
+    """The box of each placed digit's ink (pixels above ``threshold``): (N, 4) as (top,
+    left, bottom, right) canvas pixels, bottom and right exclusive. ``corners`` (N, 2): the
+    digits' top-left pixels, as ``translated`` returns them."""
+    boxes = np.zeros((len(digits), 4), np.int64)
+    for box, digit, (row, col) in zip(boxes, digits, corners):
+        rows = np.flatnonzero((digit > threshold).any(axis=1))
+        cols = np.flatnonzero((digit > threshold).any(axis=0))
+        if len(rows):
+            box[:] = row + rows[0], col + cols[0], row + rows[-1] + 1, col + cols[-1] + 1
+    return boxes
+
+
 def make_canvases(digits, canvas, clutter, rng, pool=None):
     """Translated (and, with ``clutter`` > 0, cluttered with 8 x 8 fragments) canvases."""
     images, corners = translated(digits, canvas, rng)
@@ -90,8 +103,9 @@ def make_canvases(digits, canvas, clutter, rng, pool=None):
 class DigitBatches(keras.utils.PyDataset):
     """Batches of (canvases (B, C, C, 1), labels (B,)) for ``fit()``.
 
-    ``fixed=True`` draws every canvas once (validation, test); otherwise each epoch places
-    the digits anew from (seed, epoch, batch) (call :meth:`set_epoch`).
+    ``fixed=True`` draws every canvas once (validation, test), and keeps ``boxes``, the box
+    of each digit's ink (see ``ink_boxes``); otherwise each epoch places the digits anew
+    from (seed, epoch, batch) (call :meth:`set_epoch`).
     """
 
     def __init__(self, digits, labels, canvas=60, clutter=0, batch_size=64, seed=0,
@@ -101,10 +115,11 @@ class DigitBatches(keras.utils.PyDataset):
         self.canvas, self.clutter, self.batch_size = canvas, clutter, batch_size
         self.seed, self.fixed, self.epoch = seed, fixed, 0
         self.order = np.arange(len(labels))
-        self.images = None
+        self.images = self.boxes = None
         if fixed:
-            self.images = make_canvases(digits, canvas, clutter,
-                                        np.random.default_rng([seed, 7919]))[0]
+            self.images, corners = make_canvases(digits, canvas, clutter,
+                                                 np.random.default_rng([seed, 7919]))
+            self.boxes = ink_boxes(digits, corners)
 
     def set_epoch(self, epoch):
         self.epoch = epoch

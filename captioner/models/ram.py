@@ -18,7 +18,11 @@ Training (``compute_loss``) adds three terms:
     REINFORCE: sum_t stop_gradient(b_t - R) log N(l_{t+1}; mu_t, sigma^2)
                                                           trains the location network
     (b_t - R)^2                                            trains the baseline network
-with R = 1 for a correct answer, else 0. The sampled locations are constants
+with R = 1 for a correct answer, else 0 (``reward="correct"``, the paper's), or R = log p(true
+class) (``reward="log_likelihood"``: in the variational bound of Ba et al. 2015, "Multiple
+Object Recognition with Visual Attention", log p(y | l, x) is what weighs grad log p(l); it
+also credits a location that makes a right answer surer, where the 0/1 reward is silent
+once most answers are right). The sampled locations are constants
 (stop_gradient) wherever they are used, so the cross-entropy sends the location network
 no gradient: a location is a decision, and only its reward can teach it (the bug in several
 public RAMs is to let the classification loss move it through the retina's interpolation).
@@ -106,10 +110,12 @@ class RecurrentAttentionModel(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         labels = ops.cast(ops.reshape(y, (-1,)), "int32")
         logits = y_pred["logits"]
-        cross_entropy = ops.mean(ops.sparse_categorical_crossentropy(labels, logits,
-                                                                     from_logits=True))
-        reward = ops.cast(ops.argmax(logits, -1) == labels, "float32")  # (batch,)
-        self.accuracy_tracker.update_state(ops.mean(reward))
+        log_likelihood = -ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        cross_entropy = -ops.mean(log_likelihood)
+        correct = ops.cast(ops.argmax(logits, -1) == labels, "float32")  # (batch,)
+        self.accuracy_tracker.update_state(ops.mean(correct))
+        reward = correct if self.ram_config.reward == "correct" \
+            else ops.stop_gradient(log_likelihood)
         baselines = y_pred["baselines"]  # (batch, N - 1)
         rewards = ops.broadcast_to(reward[:, None], ops.shape(baselines))
         # cost = -R, baseline -b: the surrogate's gradient is -(R - b) grad log pi

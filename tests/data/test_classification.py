@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from captioner.data.classification import (DigitBatches, FolderBatches, cluttered,
-                                           image_folder, load_digits, translated)
+                                           image_folder, ink_boxes, load_digits, translated)
 from captioner.errors import DataError
 
 
@@ -33,6 +33,25 @@ def test_clutter_adds_fragments_and_keeps_the_digit(rng):
     before = images.copy()
     cluttered(images, np.ones((4, 10, 10), "float32"), pieces=4, piece=8, rng=rng)
     assert (images >= before).all() and (images.sum((1, 2, 3)) > before.sum((1, 2, 3))).all()
+
+
+def test_ink_boxes_frame_the_digit_where_it_was_placed(rng):
+    digits = np.zeros((2, 10, 10), "float32")
+    digits[0, 2:5, 3:9] = 1.0           # rows 2-4, columns 3-8
+    digits[1, 7, 0] = digits[1, 9, 1] = 0.5
+    digits[1, 0, 9] = 0.05              # below the threshold: not ink
+    images, corners = translated(digits, 30, rng)
+    boxes = ink_boxes(digits, corners)
+    (r0, c0), (r1, c1) = corners
+    np.testing.assert_array_equal(boxes, [[r0 + 2, c0 + 3, r0 + 5, c0 + 9],
+                                          [r1 + 7, c1 + 0, r1 + 10, c1 + 2]])
+    for image, (top, left, bottom, right) in zip(images, boxes):
+        inside = image[top:bottom, left:right, 0]
+        assert (inside > 0.1).sum() == (image > 0.1).sum()  # all ink inside the box
+        assert (inside[0] > 0.1).any() and (inside[-1] > 0.1).any()  # and the box is tight
+    fixed = DigitBatches(digits, [0, 1], canvas=30, batch_size=2, seed=4, fixed=True)
+    top, left, bottom, right = fixed.boxes[0]
+    assert fixed.images[0, top:bottom, left:right, 0].sum() == pytest.approx(18.0)
 
 
 def test_training_batches_are_a_function_of_seed_and_epoch(rng):

@@ -106,6 +106,27 @@ def test_classification_sends_the_location_network_no_gradient(rng):
     assert all(float(np.abs(ops.convert_to_numpy(g)).sum()) > 0 for g in classifier)
 
 
+@pytest.mark.parametrize("reward", ["correct", "log_likelihood"])
+def test_the_loss_is_cross_entropy_reinforce_and_baseline_error(rng, reward):
+    model = create_ram(small_config(reward=reward), seed=0)
+    images = rng.random((8, 16, 24, 1)).astype("float32")
+    labels = np.arange(8) % 3
+    outputs = model(images, training=True)
+    loss = float(ops.convert_to_numpy(model.compute_loss(y=labels, y_pred=outputs)))
+    logits, log_policy, baselines = (ops.convert_to_numpy(outputs[k]).astype("float64")
+                                     for k in ("logits", "log_policy", "baselines"))
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_likelihood = (shifted - np.log(np.exp(shifted).sum(-1, keepdims=True)))[np.arange(8),
+                                                                                labels]
+    correct = (logits.argmax(-1) == labels).astype("float64")
+    rewards = (correct if reward == "correct" else log_likelihood)[:, None]
+    expected = (-log_likelihood.mean() + ((baselines - rewards) * log_policy).sum() / 8
+                + ((baselines - rewards) ** 2).mean())
+    assert loss == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(Exception, match="reward"):
+        small_config(reward="accuracy")
+
+
 class GaussianPolicy(keras.Model):
     """A location policy alone: mu = tanh(theta), l ~ N(mu, sigma^2); reward 1 when l lands
     in the rewarded quarter (row > 0.3)."""
