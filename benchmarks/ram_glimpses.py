@@ -14,7 +14,8 @@ the cost per image (ms, batch of 64 test canvases, median of 5 after a warm-up),
 glimpses 2..N are centred on the digit (inside the box of its ink; chance is the box's share
 of the canvas), the classifier's counterpart of the captioner's attention correctness.
 Each run's result is written to OUT/RUN/bench.json, so runs can be split across processes
-(--only) and the table printed from whatever OUT holds.
+(--only) and the table printed from whatever OUT holds (--table); --retime re-measures the
+cost of every run in OUT one at a time, for figures not disturbed by parallel runs.
 """
 
 import argparse
@@ -42,6 +43,33 @@ def ms_per_image(predict, images):
         predict(images)
         times.append(time.perf_counter() - start)
     return 1000 * float(np.median(times)) / len(images)
+
+
+def retime(out):
+    """Re-measures ms / image of every run in ``out`` (in this process, nothing else
+    running) and updates its bench.json. The cost of a forward pass does not depend on the
+    weights, so each model is rebuilt untrained; the images are the same 64 test canvases."""
+    from captioner.config import RamConfig
+    from captioner.data.classification import DigitBatches, load_digits, split_indices
+    from captioner.io import write_json
+    from captioner.models.ram import conv_baseline, create_ram
+    for name in sorted(os.listdir(out)):
+        path = os.path.join(out, name, "bench.json")
+        if not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            row = json.load(f)
+        digits, labels = load_digits(row["digits"])
+        test = split_indices(len(labels), seed=0)[2]
+        sample = DigitBatches(digits[test], labels[test], canvas=60,
+                              clutter=VARIANTS[row["variant"]], seed=2,
+                              fixed=True).images[:64]
+        model = conv_baseline(60, 60, 1, 10) if row["model"] == "conv" \
+            else create_ram(RamConfig(glimpses=int(row["model"])), seed=0)
+        row["ms_per_image"] = ms_per_image(model.predict_on_batch, sample)
+        row["timed_alone"] = True
+        write_json(path, row)
+        print(f"{name}: {row['ms_per_image']:.3f} ms / image", file=sys.stderr)
 
 
 def run_one(variant, model_name, args, digits, labels, splits):
@@ -85,6 +113,8 @@ def run_one(variant, model_name, args, digits, labels, splits):
                    [str(k) for k in range(10)], f"benchmark {variant}").run(
                        resume=os.path.isfile(os.path.join(out, "checkpoint", "state.json")),
                        progress=False)
+        with open(os.path.join(out, "metrics.json")) as f:  # training time, resumes included
+            started = time.time() - sum(row["seconds"] for row in json.load(f)["history"])
         model = load_ram_dir(out)[0]
         error = classification_error(model, test_batches)
         locations = np.concatenate([
@@ -155,6 +185,8 @@ def main():
     parser.add_argument("--only", nargs="+", default=None, metavar="VARIANT:MODEL",
                         help="e.g. translated:6 cluttered:conv (default: all)")
     parser.add_argument("--table", action="store_true", help="only print the table")
+    parser.add_argument("--retime", action="store_true",
+                        help="re-measure ms / image of the runs in --out, one at a time")
     args = parser.parse_args()
     runs = [(v, m) for v in VARIANTS for m in MODELS]
     if args.only:
@@ -162,7 +194,10 @@ def main():
         for variant, model in runs:
             if variant not in VARIANTS or model not in MODELS:
                 parser.error(f"unknown run {variant}:{model}")
-    if not args.table:
+    if args.retime:
+        import_keras_quietly()
+        retime(args.out)
+    elif not args.table:
         import_keras_quietly()
         from captioner.data.classification import load_digits, split_indices
         digits, labels = load_digits(args.digit_source)
