@@ -15,7 +15,8 @@ glimpses 2..N are centred on the digit (inside the box of its ink; chance is the
 of the canvas), the classifier's counterpart of the captioner's attention correctness.
 Each run's result is written to OUT/RUN/bench.json, so runs can be split across processes
 (--only) and the table printed from whatever OUT holds (--table); --retime re-measures the
-cost of every run in OUT one at a time, for figures not disturbed by parallel runs.
+cost of every run in OUT one at a time, for figures not disturbed by parallel runs;
+--figure translated:6 draws the glimpse paths of the first four test canvases.
 """
 
 import argparse
@@ -70,6 +71,49 @@ def retime(out):
         row["timed_alone"] = True
         write_json(path, row)
         print(f"{name}: {row['ms_per_image']:.3f} ms / image", file=sys.stderr)
+
+
+def glimpse_montage(out, run, count=4):
+    """OUT/RUN/glimpses.png: the glimpse figures of the first ``count`` test canvases (not
+    chosen: the first ones), side by side at half size."""
+    import tempfile
+
+    import keras
+    from PIL import Image
+
+    from captioner.data.classification import DigitBatches, load_digits, split_indices
+    from captioner.io import atomic_path
+    from captioner.models.ram import load_ram_dir
+    from captioner.render import save_glimpse_figure
+    folder = os.path.join(out, run)
+    with open(os.path.join(folder, "bench.json")) as f:
+        row = json.load(f)
+    model, classes, _ = load_ram_dir(folder)
+    digits, labels = load_digits(row["digits"])
+    test = split_indices(len(labels), seed=0)[2]
+    images = DigitBatches(digits[test], labels[test], canvas=60,
+                          clutter=VARIANTS[row["variant"]], seed=2, fixed=True).images[:count]
+    outputs = {k: keras.ops.convert_to_numpy(v) for k, v in model.predict_on_batch(images).items()}
+    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(outputs["logits"]))
+    with tempfile.TemporaryDirectory() as scratch:
+        panels = []
+        for i, image in enumerate(images):
+            answer = int(probabilities[i].argmax())
+            path = os.path.join(scratch, f"{i}.png")
+            save_glimpse_figure(path, image, outputs["locations"][i], outputs["patches"][i],
+                                f"{classes[answer]} ({probabilities[i, answer]:.2f})")
+            panels.append(Image.open(path).convert("RGB"))
+        montage = Image.new("RGB", (sum(p.width for p in panels), max(p.height for p in panels)),
+                            "white")
+        left = 0
+        for panel in panels:
+            montage.paste(panel, (left, 0))
+            left += panel.width
+        target = os.path.join(folder, "glimpses.png")
+        with atomic_path(target) as temporary:
+            montage.resize((montage.width // 2, montage.height // 2), Image.LANCZOS).save(
+                temporary)
+    print(f"wrote {target} (true classes {labels[test][:count].tolist()})", file=sys.stderr)
 
 
 def run_one(variant, model_name, args, digits, labels, splits):
@@ -185,6 +229,9 @@ def main():
     parser.add_argument("--only", nargs="+", default=None, metavar="VARIANT:MODEL",
                         help="e.g. translated:6 cluttered:conv (default: all)")
     parser.add_argument("--table", action="store_true", help="only print the table")
+    parser.add_argument("--figure", metavar="VARIANT:MODEL",
+                        help="write OUT/VARIANT_MODEL/glimpses.png: the glimpse paths of the "
+                             "first four test canvases")
     parser.add_argument("--retime", action="store_true",
                         help="re-measure ms / image of the runs in --out, one at a time")
     args = parser.parse_args()
@@ -194,6 +241,10 @@ def main():
         for variant, model in runs:
             if variant not in VARIANTS or model not in MODELS:
                 parser.error(f"unknown run {variant}:{model}")
+    if args.figure:
+        import_keras_quietly()
+        glimpse_montage(args.out, args.figure.replace(":", "_"))
+        return
     if args.retime:
         import_keras_quietly()
         retime(args.out)
