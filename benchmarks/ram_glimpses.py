@@ -198,7 +198,8 @@ def print_table(out):
         if not any(cells):
             continue
         known = next(c for c in cells if c)
-        name = "conv net (whole image)" if model == "conv" else f"RAM, {model} glimpses"
+        name = "conv net (whole image)" if model == "conv" \
+            else f"RAM, {model} glimpse{'' if model == '1' else 's'}"
         errors = " | ".join(f"{100 * c['test_error']:.1f} % | {on_target_cell(c)}" if c else "- | -"
                             for c in cells)
         print(f"| {name} | {errors} | {known['params']:,} | {known['ms_per_image']:.2f} |")
