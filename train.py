@@ -177,7 +177,8 @@ def load_split(args, split, required):
 
 
 def ram_data(args):
-    """(train batches, validation batches, test batches, class names, description)."""
+    """(train batches, validation batches, test batches, class names, description,
+    input shape (height, width, channels))."""
     from captioner.data import classification as data
     batching = args.batch_size, args.seed
     if args.image_folder:
@@ -190,15 +191,11 @@ def ram_data(args):
                                       *batching, shuffle=shuffle)
         return (batches(train, True), batches(val, False), batches(test, False), classes,
                 f"image folder {args.image_folder} ({len(classes)} classes)", (size, size, 3))
-    digits, labels = data.load_digits(args.digit_source)
-    train, val, test = data.split_indices(len(labels), seed=0)
     clutter = args.clutter_pieces if args.digits == "cluttered" else 0
     kind = f"cluttered ({clutter} fragments)" if clutter else "translated"
-    options = dict(canvas=args.canvas, clutter=clutter, batch_size=args.batch_size)
-    return (data.DigitBatches(digits[train], labels[train], seed=args.seed, **options),
-            data.DigitBatches(digits[val], labels[val], seed=1, fixed=True, **options),
-            data.DigitBatches(digits[test], labels[test], seed=2, fixed=True, **options),
-            [str(k) for k in range(10)],
+    splits = data.digit_splits(*data.load_digits(args.digit_source), canvas=args.canvas,
+                               clutter=clutter, batch_size=args.batch_size, seed=args.seed)
+    return (*splits, [str(k) for k in range(10)],
             f"{args.digit_source} digits, {kind}, {args.canvas}x{args.canvas} canvas",
             (args.canvas, args.canvas, 1))
 

@@ -51,7 +51,7 @@ def retime(out):
     running) and updates its bench.json. The cost of a forward pass does not depend on the
     weights, so each model is rebuilt untrained; the images are the same 64 test canvases."""
     from captioner.config import RamConfig
-    from captioner.data.classification import DigitBatches, load_digits, split_indices
+    from captioner.data.classification import digit_splits, load_digits
     from captioner.io import write_json
     from captioner.models.ram import conv_baseline, create_ram
     for name in sorted(os.listdir(out)):
@@ -60,11 +60,8 @@ def retime(out):
             continue
         with open(path) as f:
             row = json.load(f)
-        digits, labels = load_digits(row["digits"])
-        test = split_indices(len(labels), seed=0)[2]
-        sample = DigitBatches(digits[test], labels[test], canvas=60,
-                              clutter=VARIANTS[row["variant"]], seed=2,
-                              fixed=True).images[:64]
+        sample = digit_splits(*load_digits(row["digits"]),
+                              clutter=VARIANTS[row["variant"]])[2].images[:64]
         model = conv_baseline(60, 60, 1, 10) if row["model"] == "conv" \
             else create_ram(RamConfig(glimpses=int(row["model"])), seed=0)
         row["ms_per_image"] = ms_per_image(model.predict_on_batch, sample)
@@ -81,7 +78,7 @@ def glimpse_montage(out, run, count=4):
     import keras
     from PIL import Image
 
-    from captioner.data.classification import DigitBatches, load_digits, split_indices
+    from captioner.data.classification import digit_splits, load_digits
     from captioner.io import atomic_path
     from captioner.models.ram import load_ram_dir
     from captioner.render import save_glimpse_figure
@@ -89,10 +86,8 @@ def glimpse_montage(out, run, count=4):
     with open(os.path.join(folder, "bench.json")) as f:
         row = json.load(f)
     model, classes, _ = load_ram_dir(folder)
-    digits, labels = load_digits(row["digits"])
-    test = split_indices(len(labels), seed=0)[2]
-    images = DigitBatches(digits[test], labels[test], canvas=60,
-                          clutter=VARIANTS[row["variant"]], seed=2, fixed=True).images[:count]
+    test = digit_splits(*load_digits(row["digits"]), clutter=VARIANTS[row["variant"]])[2]
+    images = test.images[:count]
     outputs = {k: keras.ops.convert_to_numpy(v) for k, v in model.predict_on_batch(images).items()}
     probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(outputs["logits"]))
     with tempfile.TemporaryDirectory() as scratch:
@@ -113,26 +108,23 @@ def glimpse_montage(out, run, count=4):
         with atomic_path(target) as temporary:
             montage.resize((montage.width // 2, montage.height // 2), Image.LANCZOS).save(
                 temporary)
-    print(f"wrote {target} (true classes {labels[test][:count].tolist()})", file=sys.stderr)
+    print(f"wrote {target} (true classes {test.labels[:count].tolist()})", file=sys.stderr)
 
 
-def run_one(variant, model_name, args, digits, labels, splits):
+def run_one(variant, model_name, args, digits, labels):
     import keras
     import numpy as np
 
     from captioner.config import RamConfig, TrainConfig
-    from captioner.data.classification import DigitBatches
+    from captioner.data.classification import digit_splits
     from captioner.io import write_json
     from captioner.metrics.glimpses import glimpses_on_target
     from captioner.models.ram import conv_baseline, load_ram_dir
     from captioner.training.ram_trainer import RamTrainer, classification_error
 
     out = os.path.join(args.out, f"{variant}_{model_name}")
-    train, val, test = splits
-    options = dict(canvas=60, clutter=VARIANTS[variant], batch_size=args.batch_size)
-    train_batches = DigitBatches(digits[train], labels[train], seed=args.seed, **options)
-    val_batches = DigitBatches(digits[val], labels[val], seed=1, fixed=True, **options)
-    test_batches = DigitBatches(digits[test], labels[test], seed=2, fixed=True, **options)
+    train_batches, val_batches, test_batches = digit_splits(
+        digits, labels, clutter=VARIANTS[variant], batch_size=args.batch_size, seed=args.seed)
     sample = test_batches.images[:64]
     started = time.time()
     if model_name == "conv":
@@ -251,11 +243,10 @@ def main():
         retime(args.out)
     elif not args.table:
         import_keras_quietly()
-        from captioner.data.classification import load_digits, split_indices
+        from captioner.data.classification import load_digits
         digits, labels = load_digits(args.digit_source)
-        splits = split_indices(len(labels), seed=0)
         for variant, model in runs:
-            run_one(variant, model, args, digits, labels, splits)
+            run_one(variant, model, args, digits, labels)
     print_table(args.out)
 
 

@@ -196,3 +196,14 @@ class FolderBatches(keras.utils.PyDataset):
         images = np.stack([prepare_image(load_image(self.paths[row]), self.height, self.width,
                                          self.channels) for row in rows])
         return images, self.labels[rows]
+
+
+def digit_splits(digits, labels, canvas=60, clutter=0, batch_size=64, seed=0):
+    """(train, validation, test) DigitBatches of the digits: 80 / 10 / 10 % by
+    ``split_indices``; training places them anew every epoch from ``seed``, validation and
+    test canvases are fixed (the same for every run, whatever its seed)."""
+    train, val, test = split_indices(len(labels), seed=0)
+    options = dict(canvas=canvas, clutter=clutter, batch_size=batch_size)
+    return (DigitBatches(digits[train], labels[train], seed=seed, **options),
+            DigitBatches(digits[val], labels[val], seed=1, fixed=True, **options),
+            DigitBatches(digits[test], labels[test], seed=2, fixed=True, **options))

@@ -143,6 +143,7 @@ class RecurrentAttentionModel(keras.Model):
     def get_config(self):
         return {**super().get_config(), "config": self.ram_config.to_dict()}
 
+
 def create_ram(config, seed=None):
     """A built RAM; ``seed`` fixes its initial weights."""
     if seed is not None:

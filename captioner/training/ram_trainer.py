@@ -109,7 +109,8 @@ class RamTrainer:
             "# Recurrent Attention Model", "",
             f"- data: {self.source}", f"- classes: {', '.join(self.classes)}",
             f"- input: {c.height}x{c.width}x{c.channels}; {c.glimpses} glimpses of {c.scales} "
-            f"scales, {c.patch}x{c.patch} each; location sigma {c.location_std}",
+            f"scales, {c.patch}x{c.patch} each; location sigma {c.location_std}; reward "
+            f"{c.reward}",
             f"- best epoch {state['best_epoch']} of {len(state['history'])}: validation error "
             f"{best.get('val_error', float('nan')):.4f}",
             f"- training time: {state['wall_time'] / 60:.1f} min", f"- command: `{self.command}`",
