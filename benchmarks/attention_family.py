@@ -28,24 +28,29 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import machine  # noqa: E402
 from captioner.cli import import_keras_quietly  # noqa: E402
-from captioner.config import SCORES  # noqa: E402
+
+
+def scores():
+    from captioner.config import attention_scores
+    return attention_scores()
 
 
 def train_and_score(name, args, data, test, test_instances):
     from captioner.config import DecoderConfig, ModelConfig, TrainConfig
     from captioner.evaluation import evaluate
     from captioner.io import write_json
-    from captioner.models.captioner import load_model_dir
-    from captioner.training.trainer import Trainer
+    from captioner.saving import load_model
+    from captioner.training.captioning import CaptionTrainer
 
     out = os.path.join(args.out, name)
     config = ModelConfig(decoder=DecoderConfig(score=name, doubly_stochastic=0.1,
                                                window=args.window,
                                                window_truncate=args.window_truncate))
-    trainer = Trainer(data, out, config, TrainConfig(epochs=args.epochs, seed=args.seed))
+    trainer = CaptionTrainer(data, out, config, TrainConfig(epochs=args.epochs, seed=args.seed))
     resume = os.path.isfile(os.path.join(out, "checkpoint", "state.json"))
     history = trainer.run(resume=resume, progress=False)
-    model, vocabulary, _ = load_model_dir(out)
+    saved = load_model(out)
+    model, vocabulary = saved.model, saved.vocabulary
     scores = evaluate(model, vocabulary, test, test_instances, 32,
                       metrics=("BLEU", "CIDEr")).scores
     write_json(os.path.join(out, "bench_scores.json"),
@@ -69,7 +74,7 @@ def wait_for_the_others(out, seconds=900):
     at a time: blocks until every member has compiled its timing run (its .ready mark)."""
     deadline = time.time() + seconds
     while time.time() < deadline:
-        if all(os.path.isfile(os.path.join(out, n, ".ready")) for n in SCORES):
+        if all(os.path.isfile(os.path.join(out, n, ".ready")) for n in scores()):
             return
         time.sleep(2)
 
@@ -80,10 +85,11 @@ def time_member(name, args, train, test):
     from captioner.data.dataset import CaptionBatches
     from captioner.inference import decode_batch
     from captioner.io import write_json
-    from captioner.models.captioner import load_model_dir
+    from captioner.saving import load_model
 
     out = os.path.join(args.out, name)
-    model, vocabulary, _ = load_model_dir(out)
+    saved = load_model(out)
+    model, vocabulary = saved.model, saved.vocabulary
     size, backbone = model.model_config.encoder.image_size, model.model_config.encoder.backbone
     x, y, w = CaptionBatches(train[:32], vocabulary, size, backbone, 32,
                              model.model_config.max_length, shuffle=False)[0]
@@ -91,7 +97,7 @@ def time_member(name, args, train, test):
                             model.model_config.max_length, shuffle=False)[0][0]["images"]
     model.compile(optimizer=keras.optimizers.Adam(1e-4))
     model.train_on_batch(x, y, sample_weight=w)  # compiles
-    decode_batch(model, images)
+    decode_batch(model, vocabulary, images)
     lock = None
     if args.measure_alone:
         import fcntl
@@ -100,7 +106,7 @@ def time_member(name, args, train, test):
         lock = open(os.path.join(args.out, ".timing.lock"), "w")
         fcntl.flock(lock, fcntl.LOCK_EX)  # one process measures at a time
     step_ms = median_ms(lambda: model.train_on_batch(x, y, sample_weight=w), 20)
-    caption_ms = median_ms(lambda: decode_batch(model, images), 5) / 32
+    caption_ms = median_ms(lambda: decode_batch(model, vocabulary, images), 5) / 32
     if lock is not None:
         lock.close()
     attention = model.decoder.attention.count_params()
@@ -114,7 +120,7 @@ def time_member(name, args, train, test):
 
 def print_table(out):
     rows = []
-    for name in SCORES:
+    for name in scores():
         folder = os.path.join(out, name)
         scores_path = os.path.join(folder, "bench_scores.json")
         if not os.path.isfile(scores_path):
@@ -147,13 +153,14 @@ def print_table(out):
 
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    import_keras_quietly()  # the scores' names come from the attention registry
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--coco", default=os.path.join(root, "data", "synthetic"))
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-images", type=int, default=None, help="a subset, for a quick run")
     parser.add_argument("--out", default=os.path.join(root, "runs", "attention_family"))
-    parser.add_argument("--only", nargs="+", choices=SCORES, default=list(SCORES))
+    parser.add_argument("--only", nargs="+", choices=scores(), default=list(scores()))
     parser.add_argument("--no-timing", action="store_true", help="train and score only")
     parser.add_argument("--timing-only", action="store_true",
                         help="time the members already trained in --out")
@@ -164,10 +171,9 @@ def main():
     parser.add_argument("--window-truncate", action="store_true",
                         help="the local score's Luong cut-off (train.py --window-truncate)")
     args = parser.parse_args()
-    import_keras_quietly()
 
     from captioner.data.coco import load_coco_split
-    from captioner.training.trainer import TrainingData
+    from captioner.training.captioning import TrainingData
 
     for name in args.only:  # a fresh barrier
         mark = os.path.join(args.out, name, ".ready")

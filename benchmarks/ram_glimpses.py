@@ -20,6 +20,7 @@ cost of every run in OUT one at a time, for figures not disturbed by parallel ru
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -28,8 +29,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import machine  # noqa: E402
-from captioner.config import RAM_EPOCHS, RAM_REWARDS  # noqa: E402
+from captioner.config import RAM_EPOCHS, RamConfig, field_choices  # noqa: E402
 from captioner.cli import import_keras_quietly  # noqa: E402
+
+REWARDS = next(field_choices(f) for f in dataclasses.fields(RamConfig) if f.name == "reward")
 
 VARIANTS = {"translated": 0, "cluttered": 4}
 MODELS = ("1", "4", "6", "8", "conv")
@@ -80,12 +83,13 @@ def glimpse_montage(out, run, count=4):
 
     from captioner.data.classification import digit_splits, load_digits
     from captioner.io import atomic_path
-    from captioner.models.ram import load_ram_dir
     from captioner.render import save_glimpse_figure
+    from captioner.saving import load_model
     folder = os.path.join(out, run)
     with open(os.path.join(folder, "bench.json")) as f:
         row = json.load(f)
-    model, classes, _ = load_ram_dir(folder)
+    saved = load_model(folder)
+    model, classes = saved.model, saved.classes
     test = digit_splits(*load_digits(row["digits"]), clutter=VARIANTS[row["variant"]])[2]
     images = test.images[:count]
     outputs = {k: keras.ops.convert_to_numpy(v) for k, v in model.predict_on_batch(images).items()}
@@ -119,8 +123,9 @@ def run_one(variant, model_name, args, digits, labels):
     from captioner.data.classification import digit_splits
     from captioner.io import write_json
     from captioner.metrics.glimpses import glimpses_on_target
-    from captioner.models.ram import conv_baseline, load_ram_dir
-    from captioner.training.ram_trainer import RamTrainer, classification_error
+    from captioner.models.ram import conv_baseline
+    from captioner.saving import load_model
+    from captioner.training.ram import RamTrainer, classification_error
 
     out = os.path.join(args.out, f"{variant}_{model_name}")
     train_batches, val_batches, test_batches = digit_splits(
@@ -143,6 +148,7 @@ def run_one(variant, model_name, args, digits, labels):
         on_target = None
     else:
         config = RamConfig(glimpses=int(model_name), reward=args.reward, seed=args.seed)
+        config.height, config.width, config.channels = train_batches.input_shape
         RamTrainer(train_batches, val_batches, out, config,
                    TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                                learning_rate=args.learning_rate, seed=args.seed),
@@ -151,7 +157,7 @@ def run_one(variant, model_name, args, digits, labels):
                        progress=False)
         with open(os.path.join(out, "metrics.json")) as f:  # training time, resumes included
             started = time.time() - sum(row["seconds"] for row in json.load(f)["history"])
-        model = load_ram_dir(out)[0]
+        model = load_model(out).model
         error = classification_error(model, test_batches)
         locations = np.concatenate([
             keras.ops.convert_to_numpy(model.predict_on_batch(test_batches[i][0])["locations"])
@@ -216,7 +222,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--reward", choices=RAM_REWARDS, default="correct",
+    parser.add_argument("--reward", choices=REWARDS, default="correct",
                         help="the RAM's location reward (train.py --reward)")
     parser.add_argument("--out", default=os.path.join(root, "runs", "ram"))
     parser.add_argument("--only", nargs="+", default=None, metavar="VARIANT:MODEL",

@@ -39,9 +39,10 @@ def main():
 
     from captioner.data.coco import load_coco_split
     from captioner.evaluation import evaluate
-    from captioner.models.captioner import load_model_dir
+    from captioner.saving import load_model
 
-    model, vocabulary, _ = load_model_dir(args.model)
+    saved = load_model(args.model)
+    model, vocabulary = saved.model, saved.vocabulary
     records, instances = load_coco_split(args.coco, args.split)
     print(f"{args.model} on {args.coco} {args.split} ({len(records)} images); Keras "
           f"{keras.__version__} on {keras.backend.backend()}, "

@@ -29,7 +29,7 @@ def gradient_variance(model, batch, baseline, draws=30):
     from keras import ops
 
     from captioner.models.captioner import Captioner
-    from captioner.training.trainer import reseed_layers
+    from captioner.training.loop import reseed_layers
     probe = Captioner(model.model_config.to_dict())
     probe.build_by_calling()
     probe.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0))
@@ -74,8 +74,8 @@ def main():
     from captioner.data.coco import load_coco_split
     from captioner.data.dataset import CaptionBatches
     from captioner.evaluation import evaluate
-    from captioner.models.captioner import load_keras_file, load_model_dir
-    from captioner.training.trainer import Trainer, TrainingData
+    from captioner.saving import load_keras_file, load_model
+    from captioner.training.captioning import CaptionTrainer, TrainingData
 
     train = load_coco_split(args.coco, "train")[0][:args.train_images]
     val, val_instances = load_coco_split(args.coco, "val")
@@ -86,13 +86,14 @@ def main():
         config = ModelConfig(encoder=EncoderConfig(image_size=args.image_size),
                              decoder=DecoderConfig(attention=kind, credit=args.credit,
                                                    doubly_stochastic=args.doubly_stochastic))
-        trainer = Trainer(TrainingData(train, val, args.coco, val_instances), out, config,
+        trainer = CaptionTrainer(TrainingData(train, val, args.coco, val_instances), out, config,
                           TrainConfig(epochs=args.epochs, seed=args.seed,
                                       hard_warmup_epochs=args.hard_warmup_epochs
                                       if kind == "hard" else 0))
         resume = os.path.isfile(os.path.join(out, "checkpoint", "state.json"))
         history = trainer.run(resume=resume, progress=False)
-        model, vocabulary, _ = load_model_dir(out)
+        saved = load_model(out)
+        model, vocabulary = saved.model, saved.vocabulary
         scores = evaluate(model, vocabulary, test, test_instances, 32,
                           metrics=("BLEU", "CIDEr")).scores
         rows[kind] = dict(scores, epoch_seconds=np.median([r["train_seconds"] for r in history]))

@@ -45,3 +45,43 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def add_config_options(parser, config_class, title=None):
+    """Adds one option per field of ``config_class`` (a ``captioner.config`` dataclass) to
+    ``parser``, in a group titled ``title``: ``--field-name``, typed by the field, with its
+    choices, and its comment as help. Fields marked ``derived`` are left out; a bool field
+    is a ``--name/--no-name`` switch. Every option defaults to None, "not given", so that
+    ``config_from_args`` keeps the dataclass's own default."""
+    import dataclasses
+
+    from captioner.config import field_choices, field_comments, field_type
+    group = parser.add_argument_group(title) if title else parser
+    comments = field_comments(config_class)
+    for field in dataclasses.fields(config_class):
+        if not field.metadata.get("option", True):
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        default = field.default if field.default is not dataclasses.MISSING else None
+        help_text = comments.get(field.name, "")
+        if default is not None:
+            help_text += f" (default: {default})"
+        help_text = help_text.replace("%", "%%")
+        kind = field_type(field)
+        if kind is bool:
+            group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=help_text)
+        else:
+            group.add_argument(flag, dest=field.name, type=kind, default=None,
+                               choices=field_choices(field), help=help_text,
+                               metavar=None if field_choices(field) else field.name.upper())
+    return group
+
+
+def config_from_args(config_class, args, **values):
+    """A ``config_class`` from the options ``add_config_options`` added (those given) and
+    ``values``; a bad value is a ConfigError, one line for the user."""
+    import dataclasses
+    given = {field.name: getattr(args, field.name) for field in dataclasses.fields(config_class)
+             if field.metadata.get("option", True) and getattr(args, field.name, None) is not None}
+    return config_class(**{**given, **values})

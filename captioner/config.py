@@ -1,54 +1,165 @@
 """Model and training configuration: dataclasses that round-trip through JSON.
 
-Each default has its reason beside it. Unknown keys are an error, never ignored, so a typo
-in a config file cannot silently fall back to a default.
+Each default has its reason beside it, as a comment; that comment is also the help of the
+field's command-line option (``captioner.cli.add_config_options``), so a new option is one
+field here plus its use. A field's type says what the option takes: ``Literal[...]`` gives
+its choices, ``bool`` a ``--name/--no-name`` switch. Fields that the data or the model set
+(``derived``) are not options. Unknown keys are an error, never ignored, so a typo in a
+config file cannot silently fall back to a default.
 """
 
 import dataclasses
+import inspect
+import io
+import textwrap
+import tokenize
+import typing
+from typing import Literal, Optional
 
 from captioner.errors import ConfigError
 
-BACKBONES = ("small", "mobilenet_v2", "resnet50", "inception_v3", "efficientnet_b0")
-ATTENTION_KINDS = ("soft", "hard")
-HARD_INFERENCE = ("argmax", "expected")
-EXPECTED_CONTEXT_DRAWS = ("step", "batch")
-CREDITS = ("to_go", "caption")
-SCORES = ("additive", "dot", "general", "concat", "scaled_dot", "multihead", "local")
+Backbone = Literal["small", "mobilenet_v2", "resnet50", "inception_v3", "efficientnet_b0"]
+BACKBONE_IMAGE_SIZES = {"small": 96, "inception_v3": 299}  # others: 224, keras.applications'
 
 
-def _from_dict(cls, data, where):
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a JSON object. Received: {type(data).__name__}")
+def derived(default):
+    """A field set from the data or the model, not by a command-line option."""
+    return dataclasses.field(default=default, metadata={"option": False})
+
+
+def attention_scores():
+    """The attention scores a decoder can use: the registry's names."""
+    from captioner.layers.attention import ATTENTION_LAYERS
+    return tuple(ATTENTION_LAYERS)
+
+
+def one_of(default, choices):
+    """A field whose values come from a function (``choices()``, called when needed), for
+    lists that live elsewhere, such as the attention registry."""
+    return dataclasses.field(default=default, metadata={"choices": choices})
+
+
+def field_choices(field):
+    """The values a field may take, or None: a ``Literal``'s, or ``metadata["choices"]()``."""
+    if "choices" in field.metadata:
+        return tuple(field.metadata["choices"]())
+    if typing.get_origin(field.type) is Literal:
+        return typing.get_args(field.type)
+    return None
+
+
+def field_type(field):
+    """The Python type of a field's values: int, float, str or bool."""
+    kind = field.type
+    if typing.get_origin(kind) is Literal:
+        return type(typing.get_args(kind)[0])
+    if typing.get_origin(kind) is typing.Union:  # Optional[X]
+        return next(a for a in typing.get_args(kind) if a is not type(None))
+    return kind
+
+
+def field_comments(cls):
+    """{field name: the comment beside it (with its continuation lines)}, read from the
+    class's source; {} where the source is not available."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    lines = source.splitlines()
     names = {field.name for field in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"Unknown keys in {where}: {', '.join(unknown)}. "
-                          f"Known keys: {', '.join(sorted(names))}")
-    return cls(**data)
+    comments, current = {}, None
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type != tokenize.COMMENT:
+            continue
+        row, column = token.start
+        code = lines[row - 1][:column].strip()
+        text = token.string.lstrip("#").strip()
+        name = code.split(":")[0].strip() if ":" in code else None
+        if name in names:
+            current = name
+            comments[name] = text
+        elif not code and current and column > 4 and comments.get(current) is not None:
+            comments[current] += " " + text  # a continuation, indented past the fields
+        else:
+            current = None
+    return comments
 
 
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}. Received: {name}={value!r}")
+class Config:
+    """What every configuration section shares: dict round trips and validation of the
+    fields' types and choices. Subclasses are dataclasses and add range checks in
+    ``check``."""
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value, kind = getattr(self, field.name), field_type(field)
+            if isinstance(kind, type) and issubclass(kind, Config):
+                continue
+            if value is None and typing.get_origin(field.type) is typing.Union:
+                continue
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+                setattr(self, field.name, value)
+            if kind in (int, float, str, bool) and (not isinstance(value, kind)
+                                                    or (kind is int and isinstance(value, bool))):
+                raise ConfigError(f"{field.name} must be {kind.__name__}. "
+                                  f"Received: {field.name}={value!r}")
+            choices = field_choices(field)
+            if choices is not None and value not in choices:
+                raise ConfigError(f"{field.name} must be one of {', '.join(map(str, choices))}. "
+                                  f"Received: {field.name}={value!r}")
+        self.check()
+
+    def check(self):
+        """Range checks beyond type and choices; raises ConfigError."""
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data, where=None):
+        where = where or f"{cls.__name__} section"
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where} must be a JSON object. Received: {type(data).__name__}")
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"Unknown keys in {where}: {', '.join(unknown)}. "
+                              f"Known keys: {', '.join(sorted(names))}")
+        return cls(**data)
 
 
-def _check_positive(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer. Received: {name}={value!r}")
+def _check_positive(config, *names):
+    for name in names:
+        value = getattr(config, name)
+        if value < 1:
+            raise ConfigError(f"{name} must be a positive integer. Received: {name}={value!r}")
+
+
+def _check_range(config, low, high, *names):
+    for name in names:
+        value = getattr(config, name)
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be in [{low}, {high}]. Received: {name}={value}")
 
 
 @dataclasses.dataclass
-class EncoderConfig:
-    backbone: str = "small"     # trains from scratch; no download needed
-    weights: str = "none"       # "imagenet", "none" or a path to a weights file
-    image_size: int = 96        # square input side; the small CNN maps 96 px to a 12x12 grid
-    fine_tune: bool = True      # a from-scratch CNN must train; False freezes a pretrained one
+class EncoderConfig(Config):
+    backbone: Backbone = "small"  # the small CNN trains from scratch; no download needed
+    weights: Optional[str] = None  # imagenet, none, or a weights file; by default none for
+                                   # the small CNN and imagenet for the others
+    image_size: Optional[int] = None  # square input side; by default 96 for the small CNN (a
+                                      # 12x12 grid), 299 for inception_v3, 224 for the others
+    fine_tune: bool = True      # a from-scratch CNN must train; --no-fine-tune (or --freeze)
+                                # keeps a pretrained one fixed and caches its feature grids
     width: int = 32             # channels of the small CNN's first stage (doubled per stage)
 
-    def __post_init__(self):
-        _check_choice("backbone", self.backbone, BACKBONES)
-        _check_positive("image_size", self.image_size)
-        _check_positive("width", self.width)
+    def check(self):
+        if self.weights is None:
+            self.weights = "none" if self.backbone == "small" else "imagenet"
+        if self.image_size is None:
+            self.image_size = BACKBONE_IMAGE_SIZES.get(self.backbone, 224)
+        _check_positive(self, "image_size", "width")
         if self.backbone == "inception_v3" and self.image_size < 75:
             raise ConfigError(f"inception_v3 needs image_size >= 75. Received: {self.image_size}")
         if self.backbone != "small" and self.image_size < 32:
@@ -56,33 +167,35 @@ class EncoderConfig:
 
 
 @dataclasses.dataclass
-class DecoderConfig:
+class DecoderConfig(Config):
     embedding_dim: int = 128    # word vectors; small vocabularies need little more
     lstm_units: int = 256       # the LSTM's state size (the paper uses 1000 on COCO)
-    attention_units: int = 128  # width of the additive score's hidden layer
+    attention_units: int = 128  # width of the attention's hidden layer or heads
     dropout: float = 0.3        # before the output layer, as in the paper's code
-    attention: str = "soft"     # soft: the expected context (deterministic, Section 4.2)
-    score: str = "additive"     # Bahdanau's v^T tanh(W h + U a), the paper's f_att
+    attention: Literal["soft", "hard"] = "soft"  # soft: the expected context (deterministic,
+                                # Section 4.2); hard: one sampled cell per word (4.1)
+    score: str = one_of("additive", attention_scores)  # the attention score (soft and hard
+                                # alike); additive: Bahdanau's v^T tanh(W h + U a), the paper's
     heads: int = 4              # multihead: heads of attention_units / heads each
     window: float = 3.0         # local: D, cells each side of the predicted centre
-    window_truncate: bool = False  # local: True cuts off cells beyond D (Luong); on a grid
-                                   # the Gaussian alone trains far better (README)
+    window_truncate: bool = False  # local: attend only within D of the centre (Luong); on
+                                   # a grid the Gaussian alone trains far better (README)
     doubly_stochastic: float = 1.0  # lambda of the penalty (1 - sum_t alpha_ti)^2 (eq. 14)
     # Hard attention (Section 4.1): one sampled cell per word, trained with REINFORCE.
     reward_weight: float = 0.1          # lambda_r of the REINFORCE term (the paper's code)
     entropy_weight: float = 0.002       # lambda_e of the entropy bonus (the paper's code)
     baseline_decay: float = 0.9         # b <- decay * b + (1 - decay) * cost, as the code does
-    credit: str = "to_go"               # a cell is judged by the cost of its word and the
-                                        # words after it; "caption": by the whole caption's
+    credit: Literal["to_go", "caption"] = "to_go"  # a sampled cell is judged by the cost of
+                                        # its word and the words after it; "caption": by the
+                                        # whole caption's (the paper)
     expected_context_rate: float = 0.5  # share of steps given the expected context (4.1)
-    expected_context_draw: str = "step" # "step": drawn per caption and word; "batch": once
-    hard_inference: str = "argmax"      # decoding looks at the most likely cell, or "expected"
+    expected_context_draw: Literal["step", "batch"] = "step"  # draw that choice per caption
+                                        # and word, or once per batch (the paper's code)
+    hard_inference: Literal["argmax", "expected"] = "argmax"  # decoding looks at the most
+                                        # likely cell, or takes the expected context
 
-    def __post_init__(self):
-        for name in ("embedding_dim", "lstm_units", "attention_units", "heads"):
-            _check_positive(name, getattr(self, name))
-        _check_choice("attention", self.attention, ATTENTION_KINDS)
-        _check_choice("score", self.score, SCORES)
+    def check(self):
+        _check_positive(self, "embedding_dim", "lstm_units", "attention_units", "heads")
         if self.attention_units % self.heads:
             raise ConfigError(f"heads must divide attention_units ({self.attention_units}). "
                               f"Received: heads={self.heads}")
@@ -90,120 +203,91 @@ class DecoderConfig:
             raise ConfigError(f"window must be >= 0.5 cells. Received: window={self.window}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
-        _check_choice("hard_inference", self.hard_inference, HARD_INFERENCE)
-        _check_choice("expected_context_draw", self.expected_context_draw, EXPECTED_CONTEXT_DRAWS)
-        _check_choice("credit", self.credit, CREDITS)
-        for name in ("baseline_decay", "expected_context_rate"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"{name} must be in [0, 1]. Received: {name}={getattr(self, name)}")
-        for name in ("reward_weight", "entropy_weight"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0. Received: {name}={getattr(self, name)}")
-        if self.doubly_stochastic < 0:
-            raise ConfigError("doubly_stochastic must be >= 0. "
-                              f"Received: doubly_stochastic={self.doubly_stochastic}")
+        _check_range(self, 0.0, 1.0, "baseline_decay", "expected_context_rate")
+        _check_range(self, 0.0, float("inf"), "reward_weight", "entropy_weight",
+                     "doubly_stochastic")
 
 
 @dataclasses.dataclass
-class ModelConfig:
+class ModelConfig(Config):
     encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
     decoder: DecoderConfig = dataclasses.field(default_factory=DecoderConfig)
-    vocab_size: int = 0         # set from the vocabulary the model is trained with
-    vocab_hash: str = ""        # lets a mismatched vocab.json be refused before decoding
-    max_length: int = 24        # longest caption generated, in words (without <start>)
+    vocab_size: int = derived(0)    # set from the vocabulary the model is trained with
+    vocab_hash: str = derived("")   # lets a mismatched vocab.json be refused before decoding
+    max_length: int = derived(24)   # longest caption generated, in words (without <start>):
+                                    # the training captions' longest, at most 40
 
     def __post_init__(self):
         if isinstance(self.encoder, dict):
-            self.encoder = _from_dict(EncoderConfig, self.encoder, "encoder config")
+            self.encoder = EncoderConfig.from_dict(self.encoder, "encoder config")
         if isinstance(self.decoder, dict):
-            self.decoder = _from_dict(DecoderConfig, self.decoder, "decoder config")
-        _check_positive("max_length", self.max_length)
+            self.decoder = DecoderConfig.from_dict(self.decoder, "decoder config")
+        super().__post_init__()
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data):
-        return _from_dict(cls, data, "model config")
+    def check(self):
+        _check_positive(self, "max_length")
 
 
-RAM_REWARDS = ("correct", "log_likelihood")
 RAM_EPOCHS = 200  # train.py --task ram's default: on 4,000 translated MNIST digits a
                   # 6-glimpse RAM has 14 % test error after 30 epochs, 4.6 % after 200
                   # (the README's benchmark)
 
 
 @dataclasses.dataclass
-class RamConfig:
+class RamConfig(Config):
     """The Recurrent Attention Model (captioner.models.ram); defaults after Mnih et al. 2014."""
-    height: int = 60            # the input's size: the translated-digits canvas
-    width: int = 60
-    channels: int = 1
-    classes: int = 10
-    glimpses: int = 6           # N
+    height: int = derived(60)   # the input's size: the translated-digits canvas
+    width: int = derived(60)
+    channels: int = derived(1)
+    classes: int = derived(10)
+    glimpses: int = 6           # N, glimpses per image
     patch: int = 12             # g: every retina patch is g x g
-    scales: int = 3             # k: patches of side g, 2g, 4g around each location
+    scales: int = 3             # k: patches of side g, 2g, 4g, ... around each location
     glimpse_hidden: int = 128   # the "what" and "where" layers (the paper: 128)
     glimpse_units: int = 256    # g_t (the paper: 256)
     core_units: int = 256       # the LSTM core's state
     location_std: float = 0.1   # sigma of the Gaussian location policy, in [-1, 1] units
-    first_glimpse: str = "random"  # in training, l_1 uniform in [-1, 1]^2 ("centre": fixed);
-                                   # inference, and a single glimpse, start at the centre
+    first_glimpse: Literal["random", "centre"] = "random"  # in training, l_1 uniform in
+                                # [-1, 1]^2 (or the centre); inference, and a single
+                                # glimpse, start at the centre
     reinforce_weight: float = 1.0  # weight of the REINFORCE term
-    reward: str = "correct"     # the locations' reward: 1 for a right answer (Mnih et al.
-                                # 2014), or "log_likelihood": log p(true class), as in the
-                                # variational bound of Ba et al. 2015 (a graded signal)
-    seed: int = None            # seeds the location samples
+    reward: Literal["correct", "log_likelihood"] = "correct"  # the locations' reward: 1 for
+                                # a right answer (Mnih et al. 2014), or log p(true class), as
+                                # in the variational bound of Ba et al. 2015 (graded)
+    seed: Optional[int] = derived(None)  # seeds the location samples
 
-    def __post_init__(self):
-        for name in ("height", "width", "channels", "glimpses", "patch", "scales",
-                     "glimpse_hidden", "glimpse_units", "core_units"):
-            _check_positive(name, getattr(self, name))
-        if not isinstance(self.classes, int) or self.classes < 2:
+    def check(self):
+        _check_positive(self, "height", "width", "channels", "glimpses", "patch", "scales",
+                        "glimpse_hidden", "glimpse_units", "core_units")
+        if self.classes < 2:
             raise ConfigError(f"classes must be at least 2. Received: classes={self.classes!r}")
-        _check_choice("first_glimpse", self.first_glimpse, ("random", "centre"))
-        _check_choice("reward", self.reward, RAM_REWARDS)
         if not self.location_std > 0:
             raise ConfigError(f"location_std must be > 0. Received: {self.location_std}")
         if self.reinforce_weight < 0:
             raise ConfigError(f"reinforce_weight must be >= 0. Received: {self.reinforce_weight}")
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data):
-        return _from_dict(cls, data, "RAM config")
-
 
 @dataclasses.dataclass
-class TrainConfig:
-    epochs: int = 20            # the synthetic data set converges in about 15
+class TrainConfig(Config):
+    epochs: int = 20            # the synthetic data set converges in about 15 (--task ram:
+                                # RAM_EPOCHS)
     batch_size: int = 32        # images per step, one caption each, drawn anew every epoch
-    learning_rate: float = 2e-3 # Adam; halved by the schedule below over the run
-    min_learning_rate: float = 1e-4  # cosine decay ends here
+    learning_rate: float = 2e-3 # Adam's, at the start of the cosine decay
+    min_learning_rate: float = 1e-4  # where the cosine decay ends
     clipnorm: float = 5.0       # LSTMs like their gradients clipped
     seed: int = 0               # weights, data order and dropout all follow from it
     min_count: int = 2          # words seen fewer times in training captions become <unk>
-    validation_images: int = 200  # captions generated for the per-epoch BLEU-4
+    validation_images: int = 200  # captions generated per epoch for the validation scores
     hard_warmup_epochs: int = 0  # hard attention: the expected-context share falls from 1
                                  # (soft attention) to its value over these epochs
 
-    def __post_init__(self):
-        for name in ("epochs", "batch_size", "validation_images"):
-            _check_positive(name, getattr(self, name))
-        if not isinstance(self.hard_warmup_epochs, int) or self.hard_warmup_epochs < 0:
+    def check(self):
+        _check_positive(self, "epochs", "batch_size", "validation_images")
+        if self.hard_warmup_epochs < 0:
             raise ConfigError("hard_warmup_epochs must be an integer >= 0. "
                               f"Received: {self.hard_warmup_epochs!r}")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be > 0. Received: {self.learning_rate}")
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data):
-        return _from_dict(cls, data, "training config")
 
 
 PRESETS = {

@@ -59,11 +59,10 @@ def caption_records(model, vocabulary, records, batch_size=32, batches=None, pro
         indices = np.arange(start, min(start + batch_size, len(records)))
         inputs = batches(indices)
         started = time.perf_counter()
-        hypotheses = decode_batch(model, **inputs, **search_options)
+        hypotheses = decode_batch(model, vocabulary, **inputs, **search_options)
         seconds += time.perf_counter() - started
         for index, found in zip(indices, hypotheses):
-            captions[records[index].image_id] = [describe(h, vocabulary, model.grid_shape)
-                                                  for h in found]
+            captions[records[index].image_id] = [describe(h, vocabulary, model) for h in found]
         if progress is not None:
             progress.update(len(indices))
     return captions, seconds
@@ -118,7 +117,8 @@ def evaluate(model, vocabulary, records, instances=None, batch_size=32, batches=
     return Evaluation(results, scores, notes, captions)
 
 
-SUMMARY = (("BLEU-1", "BLEU-1"), ("BLEU-4", "BLEU-4"), ("METEOR", "METEOR"),
+SUMMARY = (("BLEU-1", "BLEU-1"), ("BLEU-4", "BLEU-4"), ("BLEU-4 (nltk)", "BLEU-4 (nltk)"),
+           ("METEOR", "METEOR"),
            ("ROUGE-L", "ROUGE-L"), ("CIDEr", "CIDEr-D"), ("object_precision", "obj. precision"),
            ("object_recall", "obj. recall"), ("chair_s", "CHAIR_s"),
            ("attention_correctness", "att. correctness"), ("uniform_baseline", "uniform base"),

@@ -1,26 +1,42 @@
-"""Caption images with a trained model: preprocessing, encoding, search, words."""
+"""Run a trained model on images: a captioner captions them, a RAM classifies them.
+
+    decode_batch(model, vocabulary, images | features)   search hypotheses per image
+    describe(hypothesis, vocabulary, model)             words, probabilities, alpha grids
+    caption_files(model, vocabulary, paths)             (path, image, hypotheses) per file
+    classify_files(model, classes, paths)               (path, image, result) per file
+    caption(model, images)                              the public entry: files or arrays
+
+Images are files (read with ``load_image``: EXIF rotation, any mode, size guard) or
+(H, W, 3) uint8 RGB arrays.
+"""
+
+import os
 
 import numpy as np
+from keras import ops
 
+from captioner.data.classification import prepare_image
 from captioner.data.images import load_image, preprocess_image
+from captioner.geometry import location_to_pixels
 from captioner.search import beam_search, greedy_search
 
 
-def decode_batch(model, images=None, features=None, max_length=None, beam_size=1,
-                 **search_options):
+def decode_batch(model, vocabulary, images=None, features=None, max_length=None,
+                 beam_size=1, **search_options):
     """Captions a batch of preprocessed images (batch, S, S, 3), or of their encoder
     features (batch, H*W, D) when the encoder's output is cached.
 
     ``beam_size`` 1 is greedy search; more runs ``beam_search`` with ``search_options``
-    (n_best, length_penalty, min_length). Returns, per image, the search's list of
-    hypotheses (see ``captioner.search``).
+    (n_best, length_penalty, min_length). The vocabulary gives the <start> and <end> ids.
+    Returns, per image, the search's list of hypotheses (see ``captioner.search``).
     """
     decoder = model.decoder
     if features is None:
         features = model.encode(images)
     memory = decoder.prepare(features)
     state = decoder.initial_state(memory)
-    options = dict(batch_size=int(features.shape[0]), start_id=1, end_id=2,
+    options = dict(batch_size=int(features.shape[0]), start_id=vocabulary.start_id,
+                   end_id=vocabulary.end_id,
                    max_length=max_length or model.model_config.max_length)
     if beam_size == 1 and not search_options.get("n_best", 1) > 1:
         return greedy_search(decoder.step, state, memory, **options)
@@ -28,29 +44,103 @@ def decode_batch(model, images=None, features=None, max_length=None, beam_size=1
                        **search_options)
 
 
-def describe(hypothesis, vocabulary, grid_shape):
-    """A hypothesis -> {"caption", "words", "probabilities", "score", "alphas" (n, H, W)}."""
+def looks_at_one_cell(model):
+    """Whether decoding reads one grid cell per word (hard attention, argmax inference)."""
+    decoder = model.model_config.decoder
+    return decoder.attention == "hard" and decoder.hard_inference == "argmax"
+
+
+def describe(hypothesis, vocabulary, model):
+    """A hypothesis -> {"caption", "words", "probabilities", "score", "log_prob",
+    "finished", "alphas" (n_words, H, W), "cells"}: "cells" is the flat grid cell each
+    word read when the model looks at one cell (hard attention), else None."""
     words = [vocabulary.words[token] for token in hypothesis["tokens"]]
+    alphas = np.reshape(hypothesis["alphas"], (len(words),) + tuple(model.grid_shape))
+    cells = alphas.reshape(len(words), -1).argmax(-1) if looks_at_one_cell(model) else None
     return {"caption": " ".join(words), "words": words,
             "probabilities": [float(np.exp(value)) for value in hypothesis["log_probs"]],
             "score": hypothesis["score"], "log_prob": hypothesis["log_prob"],
-            "finished": hypothesis["finished"],
-            "alphas": np.reshape(hypothesis["alphas"], (len(words),) + tuple(grid_shape))}
+            "finished": hypothesis["finished"], "alphas": alphas, "cells": cells}
+
+
+def _read(image):
+    """A file path -> its RGB array; an array -> itself, checked."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image)
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[-1] != 3 or array.dtype != np.uint8:
+        raise ValueError("An image array must be (height, width, 3) uint8 RGB. Received: "
+                         f"shape {array.shape}, dtype {array.dtype}")
+    return array
 
 
 def caption_files(model, vocabulary, paths, batch_size=16, progress=None, **search_options):
-    """Captions image files; yields (path, rgb image, [described hypotheses]) in order.
-
-    Unreadable files raise ImageError before anything is decoded for their batch.
-    """
+    """Captions images (files or RGB arrays); yields (path, rgb image, [described
+    hypotheses]) in order. Unreadable files raise ImageError before anything is decoded
+    for their batch."""
     config = model.model_config.encoder
     for start in range(0, len(paths), batch_size):
         batch_paths = paths[start:start + batch_size]
-        rgb = [load_image(path) for path in batch_paths]
+        rgb = [_read(path) for path in batch_paths]
         images = np.stack([preprocess_image(image, config.image_size, config.backbone)
                            for image in rgb])  # (batch, S, S, 3)
-        for path, image, hypotheses in zip(batch_paths, rgb,
-                                           decode_batch(model, images, **search_options)):
-            yield path, image, [describe(h, vocabulary, model.grid_shape) for h in hypotheses]
+        for path, image, hypotheses in zip(batch_paths, rgb, decode_batch(
+                model, vocabulary, images, **search_options)):
+            yield path, image, [describe(h, vocabulary, model) for h in hypotheses]
         if progress is not None:
             progress.update(len(batch_paths))
+
+
+def classify_files(model, classes, paths, batch_size=16):
+    """A RAM's answer per image (file or RGB array); yields (path, the image as the model
+    saw it (H, W, C) in [0, 1], result) with result {"label", "probability",
+    "probabilities" (classes,), "locations" (N, 2) in [-1, 1], "glimpses" [(row, column)
+    pixel centres], "patches" (N, k, g, g, C)}."""
+    config = model.model_config
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start:start + batch_size]
+        images = np.stack([prepare_image(_read(path), config.height, config.width,
+                                         config.channels) for path in chunk])
+        outputs = model.predict_on_batch(images)
+        probabilities = ops.convert_to_numpy(ops.softmax(outputs["logits"], axis=-1))
+        locations = ops.convert_to_numpy(outputs["locations"])
+        patches = ops.convert_to_numpy(outputs["patches"])
+        for row, path in enumerate(chunk):
+            best = int(probabilities[row].argmax())
+            yield path, images[row], {
+                "label": classes[best], "probability": float(probabilities[row, best]),
+                "probabilities": probabilities[row], "locations": locations[row],
+                "glimpses": [tuple(float(v) for v in point) for point in
+                             location_to_pixels(locations[row], config.height, config.width)],
+                "patches": patches[row]}
+
+
+def caption(model, images, beam=1, n_best=1, length_penalty=0.0, min_length=0,
+            max_length=None, batch_size=16):
+    """Captions images with a captioner, or classifies them with a RAM.
+
+    Args:
+        model: a model folder (path) or what ``captioner.load_model`` returned.
+        images: image file paths and/or (H, W, 3) uint8 RGB arrays.
+        beam: beam size (1: greedy search); n_best: captions per image (at most ``beam``);
+        length_penalty, min_length, max_length: beam search's options (``captioner.search``).
+
+    Returns:
+        One dict per image. A captioner's: {"caption", "words", "probabilities" (per
+        word), "log_prob", "score", "finished", "alphas" (n_words, H, W) attention maps,
+        "cells", "n_best": [the same for each of the n_best captions, best first]}.
+        A RAM's: {"label", "probability", "probabilities", "locations", "glimpses",
+        "patches"} (see ``classify_files``).
+    """
+    from captioner.saving import SavedModel, load_model
+    saved = model if isinstance(model, SavedModel) else load_model(model)
+    images = list(images)
+    if saved.kind == "ram":
+        return [result for _, _, result in classify_files(saved.model, saved.classes, images,
+                                                           batch_size)]
+    options = {"beam_size": beam, "max_length": max_length}
+    if beam > 1 or n_best > 1:
+        options.update(n_best=n_best, length_penalty=length_penalty, min_length=min_length)
+    return [{**hypotheses[0], "n_best": hypotheses}
+            for _, _, hypotheses in caption_files(saved.model, saved.vocabulary, images,
+                                                  batch_size, **options)]

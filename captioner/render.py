@@ -6,10 +6,14 @@ used only in the functions that save a figure, which write their PNG atomically.
 
 import math
 
+import matplotlib
 import numpy as np
 from PIL import Image
 
 from captioner import io
+from captioner.geometry import location_to_pixels
+
+matplotlib.use("Agg")  # files only: no display is needed, or used
 
 
 def upsample_attention(alpha_grid, height, width):
@@ -34,8 +38,6 @@ def _save_figure(figure, path):
 
 
 def _figure(panels, columns):
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = math.ceil(panels / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
@@ -82,62 +84,33 @@ def save_attention_figure(path, image, words, alphas, probabilities=None, chosen
     _save_figure(figure, path)
 
 
-def save_training_curves(path, history):
-    """Per epoch: the losses; validation CIDEr-D and BLEU-4; and, when the validation
-    split has instances, object precision, recall and attention correctness."""
-    import matplotlib
-    matplotlib.use("Agg")
+def save_curves(path, history, panels):
+    """Training curves: one panel per (title, [(key, label), ...]) of ``panels``, each
+    curve a metric of ``history`` (one dict per epoch) against the epoch. A curve is drawn
+    only where every epoch has it, and a panel only where one of its curves is."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     epochs = [row["epoch"] for row in history]
-    grounded = all("val_object_recall" in row for row in history)
-    figure, axes = plt.subplots(1, 3 if grounded else 2, figsize=(15 if grounded else 10, 3.6))
-    panels = [
-        (axes[0], "loss", [("loss", "train loss"), ("val_loss", "validation loss")]),
-        (axes[1], "validation score (greedy)", [("val_cider", "CIDEr-D"), ("val_bleu4", "BLEU-4")]),
-    ]
-    if grounded:
-        panels.append((axes[2], "validation grounding", [
-            ("val_object_precision", "object precision"), ("val_object_recall", "object recall"),
-            ("val_attention_correctness", "attention correctness"),
-            ("val_uniform_baseline", "uniform attention")]))
-    for axis, label, curves in panels:
-        for key, name in curves:
-            if all(key in row for row in history):
-                axis.plot(epochs, [row[key] for row in history], "o-", label=name)
+    shown = [(title, [(key, label) for key, label in curves
+                      if all(key in row for row in history)]) for title, curves in panels]
+    shown = [(title, curves) for title, curves in shown if curves]
+    figure, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 3.6), squeeze=False)
+    for axis, (title, curves) in zip(axes[0], shown):
+        for key, label in curves:
+            axis.plot(epochs, [row[key] for row in history], "o-", label=label)
         axis.set_xlabel("epoch")
-        axis.set_ylabel(label)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_title(title)
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
     figure.tight_layout()
     _save_figure(figure, path)
 
 
-def save_error_curves(path, history):
-    """Loss and classification error per epoch (training and validation)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    epochs = [row["epoch"] for row in history]
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    axes[0].plot(epochs, [r["loss"] for r in history], marker="o", label="train loss")
-    axes[0].set_title("loss")
-    for key, label in (("train_error", "train (sampled glimpses)"),
-                       ("val_error", "validation")):
-        if all(key in r for r in history):
-            axes[1].plot(epochs, [100 * r[key] for r in history], marker="o", label=label)
-    axes[1].set_title("classification error (%)")
-    for axis in axes:
-        axis.set_xlabel("epoch")
-        axis.grid(alpha=0.3)
-        axis.legend()
-    _save_figure(figure, path)
-
-
 def glimpse_squares(location, height, width, patch, scales):
     """The retina's squares around a location (row, col in [-1, 1]): per scale, the
     (top, left, side) in pixels, smallest first (as ``captioner.layers.glimpse``)."""
-    row = (location[0] + 1.0) / 2.0 * height
-    col = (location[1] + 1.0) / 2.0 * width
+    row, col = location_to_pixels(np.asarray(location, np.float64), height, width)
     return [(row - patch * 2 ** i / 2.0, col - patch * 2 ** i / 2.0, patch * 2 ** i)
             for i in range(scales)]
 
@@ -149,8 +122,6 @@ def save_glimpse_figure(path, image, locations, patches, title=""):
 
     image (H, W, C) in [0, 1]; locations (N, 2) in [-1, 1]; patches (N, k, g, g, C).
     """
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
@@ -170,7 +141,7 @@ def save_glimpse_figure(path, image, locations, patches, title=""):
         for top, left, side in glimpse_squares(location, height, width, patch, scales):
             axis.add_patch(Rectangle((left - 0.5, top - 0.5), side, side, fill=False,
                                      edgecolor=colours[t], linewidth=1.5))
-        row, col = (location[0] + 1) / 2 * height, (location[1] + 1) / 2 * width
+        row, col = location_to_pixels(location, height, width)
         centres.append((col - 0.5, row - 0.5))
         axis.text(col - 0.5, row - 0.5, str(t + 1), color="black", fontsize=9, ha="center",
                   va="center", fontweight="bold",

@@ -22,9 +22,9 @@ def run(script, *args):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, tiny_model, vocabulary):
-    from captioner.models.captioner import save_model_dir
+    from captioner.saving import save_model
     folder = tmp_path_factory.mktemp("model")
-    save_model_dir(tiny_model, vocabulary, str(folder))
+    save_model(str(folder), tiny_model, vocabulary)
     return folder
 
 

@@ -121,6 +121,11 @@ class DigitBatches(keras.utils.PyDataset):
                                                  np.random.default_rng([seed, 7919]))
             self.boxes = ink_boxes(digits, corners)
 
+    @property
+    def input_shape(self):
+        """(height, width, channels) of every image."""
+        return (self.canvas, self.canvas, 1)
+
     def set_epoch(self, epoch):
         self.epoch = epoch
         if not self.fixed:
@@ -183,6 +188,11 @@ class FolderBatches(keras.utils.PyDataset):
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
         self.order = np.arange(len(self.paths))
 
+    @property
+    def input_shape(self):
+        """(height, width, channels) of every image."""
+        return (self.height, self.width, self.channels)
+
     def set_epoch(self, epoch):
         if self.shuffle:
             self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.paths))
@@ -207,3 +217,17 @@ def digit_splits(digits, labels, canvas=60, clutter=0, batch_size=64, seed=0):
     return (DigitBatches(digits[train], labels[train], seed=seed, **options),
             DigitBatches(digits[val], labels[val], seed=1, fixed=True, **options),
             DigitBatches(digits[test], labels[test], seed=2, fixed=True, **options))
+
+
+def folder_splits(root, size, batch_size=64, seed=0):
+    """(train, validation, test) FolderBatches of an image folder (``image_folder``), 80 /
+    10 / 10 % of the images by ``split_indices``, resized to ``size`` x ``size`` RGB, and
+    the class names."""
+    paths, labels, classes = image_folder(root)
+    splits = split_indices(len(paths), seed=0)
+
+    def batches(rows, shuffle):
+        return FolderBatches([paths[i] for i in rows], labels[rows], size, size, 3,
+                             batch_size, seed, shuffle=shuffle)
+    return (batches(splits[0], True), batches(splits[1], False), batches(splits[2], False),
+            classes)

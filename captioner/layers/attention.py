@@ -59,7 +59,15 @@ class GridAttention(keras.layers.Layer):
     Returns:
         ``(context, alpha)``: context (batch, value_dim) = sum_l alpha_l values_l, and
         alpha (batch, L).
+
+    Hooks for subclasses: ``prepare_keys`` and ``score`` (most members override only
+    these), ``attention_weights`` (scores -> alpha; a softmax by default, local attention
+    adds its window), ``query_size`` (what query a user must give). ``config_options``
+    names the constructor arguments beyond ``units`` and ``grid_shape`` that
+    ``get_attention`` takes from a decoder's configuration, under the same names.
     """
+
+    config_options = ()
 
     def __init__(self, units=128, grid_shape=None, **kwargs):
         super().__init__(**kwargs)
@@ -80,12 +88,22 @@ class GridAttention(keras.layers.Layer):
         """Unnormalised scores (batch, L). Subclasses implement this."""
         raise NotImplementedError
 
+    def attention_weights(self, scores, query, mask=None):
+        """Scores (batch, L) -> alpha (batch, L): the masked softmax by default."""
+        return masked_softmax(scores, mask)
+
+    def query_size(self, key_size):
+        """The size the query must have for keys of ``key_size``, or None if any will do
+        (a caller with another size projects its query first)."""
+        return None
+
     def call(self, query, keys, values=None, mask=None, prepared_keys=None):
         if values is None:
             values = keys
         if prepared_keys is None:
             prepared_keys = self.prepare_keys(keys)
-        alpha = masked_softmax(self.score(query, prepared_keys), mask)  # (batch, L)
+        scores = self.score(query, prepared_keys)  # (batch, L)
+        alpha = self.attention_weights(scores, query, mask)  # (batch, L)
         context = ops.einsum("bl,bld->bd", alpha, values)  # (batch, value_dim)
         return context, alpha
 
@@ -136,6 +154,9 @@ class DotAttention(GridAttention):
 
     def build(self, query_shape, keys_shape, values_shape=None):
         _check_same_size(self, query_shape, keys_shape)
+
+    def query_size(self, key_size):
+        return key_size
 
     def score(self, query, prepared_keys):
         return ops.einsum("bd,bld->bl", query, prepared_keys)
@@ -210,6 +231,8 @@ class MultiHeadGridAttention(GridAttention):
                              f"Received: heads={heads!r}")
         self.heads = heads
 
+    config_options = ("heads",)
+
     def build(self, query_shape, keys_shape, values_shape=None):
         values_shape = tuple(values_shape or keys_shape)
         self.attention = keras.layers.MultiHeadAttention(
@@ -245,19 +268,20 @@ class LocalAttention(GeneralAttention):
     The query predicts a centre p = (H, W) * sigmoid(v_p^T tanh(W_p q)) in grid units (cell
     (i, j) has its centre at (i + 0.5, j + 0.5)), and the general scores' softmax is
     weighted by a Gaussian of sigma = D / 2 around p (D = ``window``):
-    ``a_l = align_l * exp(-|c_l - p|^2 / (2 sigma^2))``. With ``truncate=True`` only cells
-    within D of p in both directions are attended, as in Luong et al.
+    ``a_l = align_l * exp(-|c_l - p|^2 / (2 sigma^2))``. With ``window_truncate=True`` only
+    cells within D of p in both directions are attended, as in Luong et al.
 
     Luong leaves these weights unnormalised (they sum to less than 1). With
     ``normalize=True`` (the default) they are divided by their sum, which is the same as
     ``softmax(score_l - |c_l - p|^2 / (2 sigma^2))`` over the window and is computed that
-    way (stable in float16): the decoder's context keeps its scale, the doubly stochastic
-    penalty and attention correctness get a distribution, and hard attention can sample
-    from it. ``normalize=False`` gives Luong's weights. p is differentiable through the
+    way (stable in float16; the ``attention_weights`` hook of the base call): the decoder's
+    context keeps its scale, the doubly stochastic penalty and attention correctness get a
+    distribution, and hard attention can sample from it. ``normalize=False`` gives Luong's weights. p is differentiable through the
     Gaussian, so the centre learns from the caption loss.
 
-    ``truncate=False`` (the default) cuts nothing off: the Gaussian alone weighs the cells,
-    so a strong score far from p still gets some weight and p a gradient from every cell.
+    ``window_truncate=False`` (the default) cuts nothing off: the Gaussian alone weighs the
+    cells, so a strong score far from p still gets some weight and p a gradient from every
+    cell.
     On a 2-D grid the cut-off trained badly: in the captioner (12x12 grid, D = 3 or 6) the
     window settled on the background and stayed there (test BLEU-4 0.58-0.79 and attention
     correctness at or below uniform, against 0.92-0.93 and 2.4x uniform without it; see
@@ -266,17 +290,21 @@ class LocalAttention(GeneralAttention):
     Args:
         window: D, in cells (>= 0.5, so that every centre has a cell within reach).
         normalize: see above.
-        truncate: attend only within D of p (Luong), or everywhere, Gaussian-weighted.
+        window_truncate: attend only within D of p (Luong), or everywhere,
+            Gaussian-weighted.
     """
 
-    def __init__(self, units=128, grid_shape=None, window=3.0, normalize=True, truncate=False,
-                 **kwargs):
+    config_options = ("window", "window_truncate")
+
+    def __init__(self, units=128, grid_shape=None, window=3.0, normalize=True,
+                 window_truncate=False, **kwargs):
         super().__init__(units, grid_shape, **kwargs)
         if grid_shape is None:
             raise ValueError("LocalAttention needs grid_shape=(H, W)")
         if not window >= 0.5:
             raise ValueError(f"window must be >= 0.5 cells. Received: window={window!r}")
-        self.window, self.normalize, self.truncate = float(window), bool(normalize), bool(truncate)
+        self.window, self.normalize = float(window), bool(normalize)
+        self.window_truncate = bool(window_truncate)
         rows, cols = np.meshgrid(np.arange(self.grid_shape[0]), np.arange(self.grid_shape[1]),
                                  indexing="ij")
         self._centres = np.stack([rows.ravel(), cols.ravel()], -1).astype("float32") + 0.5
@@ -297,28 +325,22 @@ class LocalAttention(GeneralAttention):
         size = ops.convert_to_tensor(np.array(self.grid_shape, "float32"))
         return ops.sigmoid(self.position(self.position_hidden(query))) * size
 
-    def call(self, query, keys, values=None, mask=None, prepared_keys=None):
-        if values is None:
-            values = keys
-        if prepared_keys is None:
-            prepared_keys = self.prepare_keys(keys)
-        scores = self.score(query, prepared_keys)  # (batch, L)
+    def attention_weights(self, scores, query, mask=None):
         offset = ops.convert_to_tensor(self._centres)[None] - self.centre(query)[:, None]
         inside = ops.all(ops.abs(offset) <= self.window, axis=-1)  # (batch, L)
-        if not self.truncate:
+        if not self.window_truncate:
             inside = ops.ones_like(inside)
         if mask is not None:
             inside = ops.logical_and(inside, ops.cast(mask, "bool"))
         log_window = -ops.sum(ops.square(offset), -1) / (2.0 * (self.window / 2.0) ** 2)
         if self.normalize:
-            alpha = masked_softmax(scores + ops.cast(log_window, scores.dtype), inside)
-        else:
-            alpha = masked_softmax(scores, inside) * ops.cast(ops.exp(log_window), scores.dtype)
-        return ops.einsum("bl,bld->bd", alpha, values), alpha
+            return masked_softmax(scores + ops.cast(log_window, scores.dtype), inside)
+        return masked_softmax(scores, inside) * ops.cast(ops.exp(log_window), scores.dtype)
 
     def get_config(self):
         config = super().get_config()
-        config.update(window=self.window, normalize=self.normalize, truncate=self.truncate)
+        config.update(window=self.window, normalize=self.normalize,
+                      window_truncate=self.window_truncate)
         return config
 
 
@@ -328,13 +350,16 @@ ATTENTION_LAYERS = {"additive": AdditiveAttention, "dot": DotAttention,
                     "local": LocalAttention}
 
 
-def get_attention(score, units, grid_shape=None, name="attention", heads=4, window=3.0,
-                  truncate=False):
-    """The attention layer for a score name (see ``captioner.config.SCORES``); ``heads``
-    is used by multihead, ``window`` and ``truncate`` by local."""
+def get_attention(score, units, grid_shape=None, options=None, name="attention"):
+    """The attention layer registered under ``score``, with ``units`` and ``grid_shape``.
+
+    ``options``: a mapping (a decoder's configuration) from which the layer takes the
+    arguments it names in ``config_options`` (multihead: heads; local: window,
+    window_truncate); the others are ignored, and missing ones keep the layer's default.
+    """
     if score not in ATTENTION_LAYERS:
         raise ValueError(f"Unknown attention score. Received: score={score!r}; "
                          f"known: {', '.join(ATTENTION_LAYERS)}")
-    options = {"multihead": {"heads": heads},
-               "local": {"window": window, "truncate": truncate}}.get(score, {})
-    return ATTENTION_LAYERS[score](units=units, grid_shape=grid_shape, name=name, **options)
+    layer = ATTENTION_LAYERS[score]
+    chosen = {key: options[key] for key in layer.config_options if key in (options or {})}
+    return layer(units=units, grid_shape=grid_shape, name=name, **chosen)

@@ -1,18 +1,13 @@
 """The Recurrent Attention Model's sensor: a retina and a glimpse network (Mnih et al. 2014).
 
-Locations are (row, column) in [-1, 1]^2: (-1, -1) is the image's top-left corner, (1, 1)
-its bottom-right one and (0, 0) its centre, each axis scaled by its own side, so non-square
-images need no special case. Pixel i covers [i, i + 1) along its axis.
+Locations are (row, column) in [-1, 1]^2, mapped to pixels by
+``captioner.geometry.location_to_pixels``.
 """
 
 import keras
 from keras import ops
 
-
-def location_to_pixels(locations, height, width):
-    """(batch, 2) locations in [-1, 1] -> (batch, 2) continuous pixel coordinates."""
-    size = ops.convert_to_tensor([float(height), float(width)])
-    return (ops.cast(locations, "float32") + 1.0) / 2.0 * size
+from captioner.geometry import location_to_pixels
 
 
 def bilinear_sample(images, rows, cols):
@@ -63,7 +58,8 @@ def glimpse_patches(images, locations, size, scales):
     """
     images = ops.cast(ops.convert_to_tensor(images), "float32")
     batch = ops.shape(images)[0]
-    centres = location_to_pixels(locations, images.shape[1], images.shape[2])  # (batch, 2)
+    centres = location_to_pixels(ops.cast(ops.convert_to_tensor(locations), "float32"),
+                                 images.shape[1], images.shape[2])  # (batch, 2)
     patches = []
     for scale in range(scales):
         side = size * 2 ** scale

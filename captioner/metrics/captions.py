@@ -4,15 +4,22 @@ BLEU-1..4 (Papineni et al.), METEOR 1.5 (Java), ROUGE-L and CIDEr-D (pycocoevalc
 ``Cider`` is coco-caption's CIDEr-D: clipped counts and a length penalty, document
 frequencies from the references of the evaluated set). Captions are tokenised by the
 Stanford PTB tokenizer (Java), as coco-caption does, so the figures compare with published
-ones. Where Java is missing, the captions are tokenised by captioner's own tokenizer
-(lower case, punctuation dropped: the same words for plain captions) and METEOR is skipped;
-the notes returned beside the scores say so. SPICE is not offered: it downloads Stanford
-CoreNLP on first use.
+ones. Where Java is missing, NLTK's Treebank tokenizer (the PTB conventions in pure
+Python, no data to download) stands in, lower-cased with the punctuation dropped as
+coco-caption does, and METEOR is skipped; the notes returned beside the scores say so.
+``tokenizer="captioner"`` uses the project's own tokenizer instead. SPICE is not offered:
+it downloads Stanford CoreNLP on first use.
+
+Beside pycocoevalcap's BLEU, NLTK's ``corpus_bleu`` of the same tokens is reported
+("BLEU-4 (nltk)"), since tutorials that do not run coco-caption report that one. The two
+differ in how they pick the reference length of the brevity penalty and in coco-caption's
+small smoothing constants, so on a few captions they can differ by several points.
 """
 
 import contextlib
 import shutil
 import sys
+import warnings
 
 from captioner.data.vocab import tokenize
 from captioner.io import silenced_stderr
@@ -37,6 +44,22 @@ def _own_tokens(references, candidates):
     return gts, res
 
 
+def _treebank_tokens(references, candidates):
+    """Tokens as coco-caption's PTB tokenizer gives them: lower case, parentheses as -lrb-
+    / -rrb-, and its list of punctuation tokens dropped. (Treebank splits the period off
+    an abbreviation that ends a caption, "p.m." -> "p.m"; the PTB tokenizer knows it.)"""
+    from nltk.tokenize import TreebankWordTokenizer
+    from pycocoevalcap.tokenizer.ptbtokenizer import PUNCTUATIONS
+    tokenizer = TreebankWordTokenizer()
+
+    def words(text):
+        tokens = tokenizer.tokenize(text, convert_parentheses=True)
+        return " ".join(t for t in (t.lower() for t in tokens) if t not in PUNCTUATIONS)
+    gts = {key: [words(text) for text in references[key]] for key in candidates}
+    res = {key: [words(candidates[key])] for key in candidates}
+    return gts, res
+
+
 def _ptb_tokens(references, candidates):
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
     tokenizer = PTBTokenizer()
@@ -52,20 +75,24 @@ def _ptb_tokens(references, candidates):
 def tokenize_for_scoring(references, candidates, tokenizer="auto"):
     """(gts, res, notes): ``{id: [tokenised references]}``, ``{id: [tokenised candidate]}``.
 
-    ``tokenizer``: "ptb" (Java), "captioner" (ours) or "auto" (PTB where Java is found).
+    ``tokenizer``: "ptb" (Java), "treebank" (NLTK), "captioner" (ours) or "auto" (PTB
+    where Java is found, else Treebank).
     """
-    notes = {"tokenizer": "captioner", "skipped": {}}
+    if tokenizer not in ("auto", "ptb", "treebank", "captioner"):
+        raise ValueError(f"Unknown tokenizer. Received: tokenizer={tokenizer!r}")
+    notes = {"tokenizer": tokenizer, "skipped": {}}
     if tokenizer in ("auto", "ptb") and java_available():
         try:
             with _quiet_stdout(), silenced_stderr():  # Java's "PTBTokenizer tokenized ..."
                 gts, res = _ptb_tokens(references, candidates)
             return gts, res, {**notes, "tokenizer": "ptb"}
         except (OSError, ValueError) as error:
-            notes["skipped"]["ptb tokenizer"] = f"it failed ({error}); captioner's tokenizer used"
+            notes["skipped"]["ptb tokenizer"] = f"it failed ({error}); NLTK's Treebank used"
     elif tokenizer in ("auto", "ptb"):
-        notes["skipped"]["ptb tokenizer"] = "Java not found; captioner's tokenizer used"
-    gts, res = _own_tokens(references, candidates)
-    return gts, res, notes
+        notes["skipped"]["ptb tokenizer"] = "Java not found; NLTK's Treebank tokenizer used"
+    if tokenizer == "captioner":
+        return (*_own_tokens(references, candidates), notes)
+    return (*_treebank_tokens(references, candidates), {**notes, "tokenizer": "treebank"})
 
 
 def caption_scores(references, candidates, metrics=METRICS, tokenizer="auto"):
@@ -96,6 +123,7 @@ def caption_scores(references, candidates, metrics=METRICS, tokenizer="auto"):
             from pycocoevalcap.bleu.bleu import Bleu
             bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
             scores.update({f"BLEU-{n}": float(value) for n, value in enumerate(bleu, start=1)})
+            scores["BLEU-4 (nltk)"] = nltk_corpus_bleu(gts, res)
         if "METEOR" in metrics:
             if java_available():
                 scores["METEOR"] = _meteor(gts, res)
@@ -108,6 +136,16 @@ def caption_scores(references, candidates, metrics=METRICS, tokenizer="auto"):
             from pycocoevalcap.cider.cider import Cider
             scores["CIDEr"] = float(Cider().compute_score(gts, res)[0])
     return scores, notes
+
+
+def nltk_corpus_bleu(gts, res):
+    """NLTK's corpus BLEU-4 of tokenised captions ({id: [references]}, {id: [candidate]})."""
+    from nltk.translate.bleu_score import corpus_bleu
+    keys = sorted(res, key=str)
+    with warnings.catch_warnings():  # no 4-gram in common: NLTK warns, and scores 0
+        warnings.simplefilter("ignore", UserWarning)
+        return float(corpus_bleu([[reference.split() for reference in gts[key]] for key in keys],
+                                 [res[key][0].split() for key in keys]))
 
 
 def _meteor(gts, res):

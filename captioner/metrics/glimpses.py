@@ -8,6 +8,8 @@ scores well above it from the second glimpse on (the first is the centre at infe
 
 import numpy as np
 
+from captioner.geometry import location_to_pixels
+
 
 def glimpses_on_target(locations, boxes, height, width):
     """Share of glimpse centres inside their image's box, per glimpse, and chance.
@@ -15,7 +17,7 @@ def glimpses_on_target(locations, boxes, height, width):
     Args:
         locations: (N, T, 2) glimpse centres, (row, column) in [-1, 1] (the RAM's
             ``locations`` output; -1 is the top/left edge, 1 the bottom/right one, as
-            ``captioner.layers.glimpse.location_to_pixels`` maps them).
+            ``captioner.geometry.location_to_pixels`` maps them).
         boxes: (N, 4) the object's pixels as (top, left, bottom, right), bottom and right
             exclusive: rows top..bottom - 1, columns left..right - 1.
         height, width: the images' size in pixels.
@@ -29,8 +31,8 @@ def glimpses_on_target(locations, boxes, height, width):
     if locations.ndim != 3 or locations.shape[-1] != 2 or boxes.shape != (len(locations), 4):
         raise ValueError(f"Expected locations (N, T, 2) and boxes (N, 4); got "
                          f"{locations.shape} and {boxes.shape}")
-    rows = (locations[..., 0] + 1.0) / 2.0 * height  # continuous pixel coordinates
-    cols = (locations[..., 1] + 1.0) / 2.0 * width
+    pixels = location_to_pixels(locations, height, width)  # (N, T, 2)
+    rows, cols = pixels[..., 0], pixels[..., 1]
     top, left, bottom, right = (boxes[:, i:i + 1] for i in range(4))
     inside = (rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)
     chance = float(np.mean((bottom - top) * (right - left)) / (height * width))

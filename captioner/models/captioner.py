@@ -1,30 +1,23 @@
-"""The captioner: encoder + decoder as one saveable Keras model, and its model directory.
+"""The captioner: encoder + decoder as one saveable Keras model, with its loss.
 
-A model directory holds ``model.keras`` (weights and the full configuration), ``vocab.json``,
-``config.json`` (the same configuration, readable) and ``MODEL_CARD.md``. The model records
-the vocabulary's size and hash, so a ``vocab.json`` from another model is refused before
-anything is decoded.
+The model records the vocabulary's size and hash, so a ``vocab.json`` from another model is
+refused before anything is decoded (``captioner.saving`` writes and reads model folders).
 """
-
-import os
 
 import keras
 from keras import ops
 
-from captioner import io
 from captioner.config import ModelConfig
-from captioner.data.vocab import Vocabulary
-from captioner.errors import CaptionerError, DataError, ModelError
+from captioner.errors import ModelError
+from captioner.models.base import ConfiguredModel
 from captioner.models.decoder import AttentionDecoder
 from captioner.models.encoder import Encoder, build_backbone
-from captioner.training.losses import (cost_to_go, doubly_stochastic_penalty,
-                                       reinforce_surrogate, token_losses)
-
-MODEL_FILE, VOCAB_FILE, CONFIG_FILE, CARD_FILE = "model.keras", "vocab.json", "config.json", "MODEL_CARD.md"
+from captioner.models.losses import (cost_to_go, doubly_stochastic_penalty,
+                                     reinforce_surrogate, token_losses)
 
 
 @keras.saving.register_keras_serializable(package="captioner")
-class Captioner(keras.Model):
+class Captioner(ConfiguredModel):
     """Show, Attend and Tell: images and caption prefixes -> next-word logits and attention.
 
     Args:
@@ -43,22 +36,17 @@ class Captioner(keras.Model):
     penalty (``compute_loss``); ``fit()`` drives it on every backend.
     """
 
+    kind, config_class = "captioner", ModelConfig
+
     def __init__(self, config, **kwargs):
-        super().__init__(**kwargs)
-        self.model_config = ModelConfig.from_dict(config) if isinstance(config, dict) else config
+        super().__init__(config, **kwargs)
         encoder, decoder = self.model_config.encoder, self.model_config.decoder
         if self.model_config.vocab_size < 5:
             raise ModelError(f"vocab_size must be at least 5. Received: {self.model_config.vocab_size}")
         self.encoder = Encoder(encoder.backbone, encoder.image_size, encoder.width,
                                encoder.fine_tune, name="encoder")
-        self.decoder = AttentionDecoder(
-            self.model_config.vocab_size, decoder.embedding_dim, decoder.lstm_units,
-            decoder.attention_units, decoder.dropout, decoder.score, self.encoder.grid_shape,
-            attention=decoder.attention, expected_context_rate=decoder.expected_context_rate,
-            expected_context_draw=decoder.expected_context_draw,
-            hard_inference=decoder.hard_inference, heads=decoder.heads, window=decoder.window,
-            truncate=decoder.window_truncate,
-            name="decoder")
+        self.decoder = AttentionDecoder(self.model_config.vocab_size, self.encoder.grid_shape,
+                                        decoder, name="decoder")
         self.nll_tracker = keras.metrics.Mean(name="nll")
         if decoder.attention == "hard":
             # b of the REINFORCE term: a moving average of the cost (see _reinforce_terms);
@@ -129,15 +117,6 @@ class Captioner(keras.Model):
         size = self.model_config.encoder.image_size
         self({"images": ops.zeros((1, size, size, 3)), "tokens": ops.zeros((1, 2), "int32")})
 
-    def get_build_config(self):
-        return {"built_by_calling": True}
-
-    def build_from_config(self, config):
-        self.build_by_calling()
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.model_config.to_dict()}
-
 
 def create_captioner(config, weights=None, seed=None):
     """A new, built Captioner. ``weights``: None, "none", "imagenet" or a weights file,
@@ -151,73 +130,3 @@ def create_captioner(config, weights=None, seed=None):
         model.encoder.backbone.set_weights(source.get_weights())
     model.build_by_calling()
     return model
-
-
-def check_vocabulary(model, vocabulary, where="the vocabulary"):
-    """Raises ModelError unless ``vocabulary`` is the one ``model`` was trained with."""
-    config = model.model_config
-    if len(vocabulary) != config.vocab_size:
-        raise ModelError(f"Model and vocabulary do not match: the model has {config.vocab_size} "
-                         f"words, {where} has {len(vocabulary)}")
-    if config.vocab_hash and vocabulary.hash != config.vocab_hash:
-        raise ModelError(f"Model and vocabulary do not match: {where} is not the one the model "
-                         "was trained with (hash differs)")
-
-
-def save_model_dir(model, vocabulary, folder, card=None, extra_config=None):
-    """Writes model.keras, vocab.json, config.json (and MODEL_CARD.md) atomically.
-
-    The saved model carries no optimizer state (a third of the size, nothing to resume):
-    training checkpoints keep theirs.
-    """
-    check_vocabulary(model, vocabulary)
-    os.makedirs(folder, exist_ok=True)
-    save_without_optimizer(model, os.path.join(folder, MODEL_FILE))
-    vocabulary.save(os.path.join(folder, VOCAB_FILE))
-    io.write_json(os.path.join(folder, CONFIG_FILE),
-                  {"kind": "captioner", "model": model.model_config.to_dict(),
-                   **(extra_config or {})})
-    if card is not None:
-        io.write_text(os.path.join(folder, CARD_FILE), card)
-
-
-def save_without_optimizer(model, path):
-    """Saves ``model`` (a Captioner or a RAM) to ``path`` atomically, without its optimizer
-    state: a fresh copy from its config, with its weights."""
-    if getattr(model, "optimizer", None) is not None:
-        bare = type(model).from_config(model.get_config())
-        bare.build_by_calling()
-        bare.set_weights(model.get_weights())
-        model = bare
-    with io.atomic_path(path) as temporary:
-        model.save(temporary)
-
-
-def load_keras_file(path, compile=False):
-    """keras.saving.load_model with safe_mode on, and a clear error for a bad file."""
-    if not os.path.isfile(path):
-        raise ModelError(f"Model file not found: {path}")
-    try:
-        return keras.saving.load_model(path, compile=compile, safe_mode=True)
-    except CaptionerError:
-        raise
-    except Exception as error:
-        raise ModelError(f"Cannot load the model {path}: {type(error).__name__}: "
-                         f"{str(error).splitlines()[0] if str(error) else ''}") from None
-
-
-def load_model_dir(folder):
-    """(model, vocabulary, config dict) from a model directory, checked against each other."""
-    if not os.path.isdir(folder):
-        raise ModelError(f"Model folder not found: {folder}")
-    for name in (MODEL_FILE, VOCAB_FILE, CONFIG_FILE):
-        if not os.path.isfile(os.path.join(folder, name)):
-            raise ModelError(f"Not a model folder: {folder} has no {name}")
-    config = io.read_json(os.path.join(folder, CONFIG_FILE), "model config")
-    try:
-        vocabulary = Vocabulary.load(os.path.join(folder, VOCAB_FILE))
-    except DataError as error:
-        raise ModelError(str(error)) from None
-    model = load_keras_file(os.path.join(folder, MODEL_FILE))
-    check_vocabulary(model, vocabulary, os.path.join(folder, VOCAB_FILE))
-    return model, vocabulary, config

@@ -8,7 +8,8 @@ all run that same step.
 import keras
 from keras import ops
 
-from captioner.layers.attention import DotAttention, get_attention
+from captioner.config import DecoderConfig
+from captioner.layers.attention import get_attention
 
 
 @keras.saving.register_keras_serializable(package="captioner")
@@ -38,16 +39,12 @@ class AttentionDecoder(keras.layers.Layer):
 
     Args:
         vocab_size: V, the number of words including the four special tokens.
-        embedding_dim, lstm_units, attention_units: sizes (see DecoderConfig).
-        dropout: rate before the output layer.
-        score: the attention score (``captioner.layers.attention``).
         grid_shape: (H, W) of the feature grid, L = H * W.
-        attention: "soft" or "hard".
-        expected_context_rate, expected_context_draw, hard_inference: hard attention
-            (see above and DecoderConfig).
+        config: a ``DecoderConfig`` (or its dict): the sizes, the dropout rate, soft or
+            hard attention and its options, and the attention score with its options
+            (passed on to ``captioner.layers.attention.get_attention`` under the same
+            names). The loss weights it also holds are the captioner's, not this layer's.
         seed: seeds the sampling of hard attention.
-        heads: heads of the multihead score; window: D of the local score, in cells;
-            truncate: whether the local score cuts off the cells beyond D.
 
     Call arguments:
         tokens: int (batch, T), <start> followed by the caption (teacher forcing).
@@ -60,32 +57,24 @@ class AttentionDecoder(keras.layers.Layer):
         expected context was used; and "entropy" (batch, T) of alpha_t.
     """
 
-    def __init__(self, vocab_size, embedding_dim=128, lstm_units=256, attention_units=128,
-                 dropout=0.3, score="additive", grid_shape=(1, 1), attention="soft",
-                 expected_context_rate=0.5, expected_context_draw="step",
-                 hard_inference="argmax", seed=None, heads=4, window=3.0, truncate=False,
-                 **kwargs):
+    def __init__(self, vocab_size, grid_shape=(1, 1), config=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.vocab_size, self.embedding_dim = vocab_size, embedding_dim
-        self.lstm_units, self.attention_units = lstm_units, attention_units
-        self.dropout_rate, self.score = dropout, score
-        self.grid_shape = tuple(grid_shape)
-        self.attention_kind = attention
-        self.expected_context_rate = expected_context_rate
-        self.expected_context_draw = expected_context_draw
-        self.hard_inference, self.seed = hard_inference, seed
-        self.heads, self.window, self.truncate = heads, window, truncate
+        if config is None or isinstance(config, dict):
+            config = DecoderConfig.from_dict(config or {}, "decoder config")
+        self.vocab_size, self.grid_shape, self.seed = vocab_size, tuple(grid_shape), seed
+        self.decoder_config = config
+        self.attention_kind = config.attention
         self.seed_generator = keras.random.SeedGenerator(seed, name="hard_attention_seed")
-        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
-        self.init_h = keras.layers.Dense(lstm_units, activation="tanh", name="init_h")
-        self.init_c = keras.layers.Dense(lstm_units, activation="tanh", name="init_c")
-        self.attention = get_attention(score, attention_units, self.grid_shape, heads=heads,
-                                       window=window, truncate=truncate)
+        self.embedding = keras.layers.Embedding(vocab_size, config.embedding_dim, name="embedding")
+        self.init_h = keras.layers.Dense(config.lstm_units, activation="tanh", name="init_h")
+        self.init_c = keras.layers.Dense(config.lstm_units, activation="tanh", name="init_c")
+        self.attention = get_attention(config.score, config.attention_units, self.grid_shape,
+                                       options=config.to_dict())
         self.gate = keras.layers.Dense(1, activation="sigmoid", name="gate")
-        self.lstm = keras.layers.LSTMCell(lstm_units, name="lstm")
-        self.output_h = keras.layers.Dense(embedding_dim, name="output_h")
-        self.output_z = keras.layers.Dense(embedding_dim, use_bias=False, name="output_z")
-        self.dropout = keras.layers.Dropout(dropout, name="dropout")
+        self.lstm = keras.layers.LSTMCell(config.lstm_units, name="lstm")
+        self.output_h = keras.layers.Dense(config.embedding_dim, name="output_h")
+        self.output_z = keras.layers.Dense(config.embedding_dim, use_bias=False, name="output_z")
+        self.dropout = keras.layers.Dropout(config.dropout, name="dropout")
         self.logits = keras.layers.Dense(vocab_size, name="logits")
 
     def build(self, tokens_shape, features_shape):
@@ -96,25 +85,26 @@ class AttentionDecoder(keras.layers.Layer):
         self.embedding.build(tokens_shape)
         self.init_h.build((batch, dim))
         self.init_c.build((batch, dim))
-        query_dim = self.lstm_units
-        if isinstance(self.attention, DotAttention) and self.lstm_units != dim:
-            # dot scores compare h with each annotation: project h to the annotations' size
-            # (which makes the score h^T P^T a, Luong's general form, in another guise)
-            self.query_to_keys = keras.layers.Dense(dim, use_bias=False, name="query_to_keys")
-            self.query_to_keys.build((batch, self.lstm_units))
-            query_dim = dim
+        config = self.decoder_config
+        query_dim = self.attention.query_size(dim) or config.lstm_units
+        if query_dim != config.lstm_units:
+            # e.g. dot scores compare h with each annotation: project h to the size the
+            # score asks for (which makes h^T P^T a, Luong's general form, in another guise)
+            self.query_to_keys = keras.layers.Dense(query_dim, use_bias=False,
+                                                    name="query_to_keys")
+            self.query_to_keys.build((batch, config.lstm_units))
         self.attention.build((batch, query_dim), (batch, cells, dim))
-        self.gate.build((batch, self.lstm_units))
-        self.lstm.build((batch, self.embedding_dim + dim))
+        self.gate.build((batch, config.lstm_units))
+        self.lstm.build((batch, config.embedding_dim + dim))
         if self.attention_kind == "hard":
             # The share of expected contexts in use; a variable, so that training can
             # start from soft attention and anneal to ``expected_context_rate``.
             self.context_rate = self.add_weight(
-                shape=(), initializer=keras.initializers.Constant(self.expected_context_rate),
+                shape=(), initializer=keras.initializers.Constant(config.expected_context_rate),
                 trainable=False, name="context_rate")
-        self.output_h.build((batch, self.lstm_units))
+        self.output_h.build((batch, config.lstm_units))
         self.output_z.build((batch, dim))
-        self.logits.build((batch, self.embedding_dim))
+        self.logits.build((batch, config.embedding_dim))
 
     def prepare(self, features, mask=None):
         """Per-image work shared by every step: the decoder's ``memory``, a dict of arrays
@@ -145,7 +135,7 @@ class AttentionDecoder(keras.layers.Layer):
         """Hard attention's context: a sampled cell (training) or the most likely one."""
         cells = ops.shape(alpha)[1]
         if not training:
-            if self.hard_inference == "expected":
+            if self.decoder_config.hard_inference == "expected":
                 return context, {}
             chosen = ops.one_hot(ops.argmax(alpha, axis=-1), cells, dtype=alpha.dtype)
             return ops.sum(chosen[:, :, None] * annotations, 1), {}
@@ -183,7 +173,8 @@ class AttentionDecoder(keras.layers.Layer):
         memory = self.prepare(features, mask)
         state = self.initial_state(memory)
         use_expected = None
-        if self.attention_kind == "hard" and training and self.expected_context_draw == "batch":
+        if (self.attention_kind == "hard" and training
+                and self.decoder_config.expected_context_draw == "batch"):
             use_expected = keras.random.uniform((1,), seed=self.seed_generator) \
                 < self.context_rate  # one draw for every caption and word
         steps = []
@@ -203,12 +194,6 @@ class AttentionDecoder(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(vocab_size=self.vocab_size, embedding_dim=self.embedding_dim,
-                      lstm_units=self.lstm_units, attention_units=self.attention_units,
-                      dropout=self.dropout_rate, score=self.score, grid_shape=list(self.grid_shape),
-                      attention=self.attention_kind,
-                      expected_context_rate=self.expected_context_rate,
-                      expected_context_draw=self.expected_context_draw,
-                      hard_inference=self.hard_inference, seed=self.seed, heads=self.heads,
-                      window=self.window, truncate=self.truncate)
+        config.update(vocab_size=self.vocab_size, grid_shape=list(self.grid_shape),
+                      config=self.decoder_config.to_dict(), seed=self.seed)
         return config

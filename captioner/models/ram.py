@@ -31,19 +31,17 @@ baseline terms train only their own networks; the core learns from the cross-ent
 As a surrogate loss, the same ``fit()`` trains it on TensorFlow and JAX.
 """
 
-import os
-
 import keras
 from keras import ops
 
 from captioner.config import RamConfig
-from captioner.errors import ModelError
 from captioner.layers.glimpse import GlimpseNetwork
-from captioner.training.losses import reinforce_surrogate
+from captioner.models.base import ConfiguredModel
+from captioner.models.losses import reinforce_surrogate
 
 
 @keras.saving.register_keras_serializable(package="captioner")
-class RecurrentAttentionModel(keras.Model):
+class RecurrentAttentionModel(ConfiguredModel):
     """See the module docstring. ``config``: a RamConfig or its dict.
 
     Call: images (batch, H, W, C) in [0, 1] -> {"logits" (batch, classes), "locations"
@@ -51,10 +49,11 @@ class RecurrentAttentionModel(keras.Model):
     "baselines" (batch, N - 1)}.
     """
 
+    kind, config_class = "ram", RamConfig
+
     def __init__(self, config, **kwargs):
-        super().__init__(**kwargs)
-        self.ram_config = RamConfig.from_dict(config) if isinstance(config, dict) else config
-        c = self.ram_config
+        super().__init__(config, **kwargs)
+        c = self.model_config
         self.glimpse = GlimpseNetwork(c.patch, c.scales, c.glimpse_hidden, c.glimpse_units,
                                       name="glimpse")
         self.core = keras.layers.LSTMCell(c.core_units, name="core")
@@ -68,12 +67,12 @@ class RecurrentAttentionModel(keras.Model):
     def build(self, images_shape):
         batch = images_shape[0]
         self.glimpse.build(images_shape, (batch, 2))
-        self.core.build((batch, self.ram_config.glimpse_units))
+        self.core.build((batch, self.model_config.glimpse_units))
         for layer in (self.location, self.baseline, self.classifier):
-            layer.build((batch, self.ram_config.core_units))
+            layer.build((batch, self.model_config.core_units))
 
     def call(self, images, training=False):
-        c = self.ram_config
+        c = self.model_config
         images = ops.convert_to_tensor(images)
         batch = ops.shape(images)[0]
         location = ops.zeros((batch, 2))  # the centre
@@ -114,7 +113,7 @@ class RecurrentAttentionModel(keras.Model):
         cross_entropy = -ops.mean(log_likelihood)
         correct = ops.cast(ops.argmax(logits, -1) == labels, "float32")  # (batch,)
         self.accuracy_tracker.update_state(ops.mean(correct))
-        reward = correct if self.ram_config.reward == "correct" \
+        reward = correct if self.model_config.reward == "correct" \
             else ops.stop_gradient(log_likelihood)
         baselines = y_pred["baselines"]  # (batch, N - 1)
         rewards = ops.broadcast_to(reward[:, None], ops.shape(baselines))
@@ -122,26 +121,17 @@ class RecurrentAttentionModel(keras.Model):
         policy = reinforce_surrogate(-rewards, y_pred["log_policy"],
                                      -ops.stop_gradient(baselines))
         baseline_error = ops.mean(ops.square(baselines - rewards)) \
-            if self.ram_config.glimpses > 1 else 0.0
+            if self.model_config.glimpses > 1 else 0.0
         self.baseline_tracker.update_state(baseline_error)
-        return cross_entropy + self.ram_config.reinforce_weight * policy + baseline_error
+        return cross_entropy + self.model_config.reinforce_weight * policy + baseline_error
 
     @property
     def metrics(self):
         return super().metrics + [self.accuracy_tracker, self.baseline_tracker]
 
     def build_by_calling(self):
-        c = self.ram_config
+        c = self.model_config
         self(ops.zeros((1, c.height, c.width, c.channels)))
-
-    def get_build_config(self):
-        return {"built_by_calling": True}
-
-    def build_from_config(self, config):
-        self.build_by_calling()
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.ram_config.to_dict()}
 
 
 def create_ram(config, seed=None):
@@ -165,39 +155,3 @@ def conv_baseline(height, width, channels, classes):
         keras.layers.Dense(128, activation="relu"),
         keras.layers.Dense(classes),
     ], name="conv_baseline")
-
-
-RAM_KIND = "ram"
-
-
-def save_ram_dir(model, classes, folder, card=None, extra_config=None):
-    """Writes model.keras (no optimizer state), config.json (the RamConfig and the class
-    names) and MODEL_CARD.md, each atomically."""
-    from captioner import io
-    from captioner.models.captioner import (CARD_FILE, CONFIG_FILE, MODEL_FILE,
-                                            save_without_optimizer)
-    if len(classes) != model.ram_config.classes:
-        raise ModelError(f"{len(classes)} class names for a model of {model.ram_config.classes} "
-                         "classes")
-    os.makedirs(folder, exist_ok=True)
-    save_without_optimizer(model, os.path.join(folder, MODEL_FILE))
-    io.write_json(os.path.join(folder, CONFIG_FILE),
-                  {"kind": RAM_KIND, "model": model.ram_config.to_dict(),
-                   "classes": list(classes), **(extra_config or {})})
-    if card is not None:
-        io.write_text(os.path.join(folder, CARD_FILE), card)
-
-
-def load_ram_dir(folder):
-    """(model, class names, config dict) from a folder written by ``save_ram_dir``."""
-    from captioner import io
-    from captioner.models.captioner import CONFIG_FILE, MODEL_FILE, load_keras_file
-    config = io.read_json(os.path.join(folder, CONFIG_FILE), "model config")
-    if config.get("kind") != RAM_KIND:
-        raise ModelError(f"{folder} holds a {config.get('kind', 'unknown')} model, not a RAM")
-    model = load_keras_file(os.path.join(folder, MODEL_FILE))
-    classes = config.get("classes")
-    if not isinstance(model, RecurrentAttentionModel) or not isinstance(classes, list) \
-            or len(classes) != model.ram_config.classes:
-        raise ModelError(f"Model and class names do not match in {folder}")
-    return model, classes, config

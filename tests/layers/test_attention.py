@@ -76,7 +76,7 @@ def reference(layer, query, keys, values, mask):
     d_row = rows.ravel()[None] - p[:, :1]
     d_col = cols.ravel()[None] - p[:, 1:]
     inside = (np.abs(d_row) <= layer.window) & (np.abs(d_col) <= layer.window) \
-        if layer.truncate else np.ones_like(d_row, bool)
+        if layer.window_truncate else np.ones_like(d_row, bool)
     inside = inside & (mask > 0)
     gaussian = np.exp(-(d_row ** 2 + d_col ** 2) / (2 * (layer.window / 2) ** 2))
     alpha = numpy_softmax(scores, inside) * gaussian  # Luong: aligned scores x window
@@ -89,10 +89,10 @@ def member(name, **options):
     if name == "local_unnormalised":
         return LocalAttention(units=8, grid_shape=GRID, window=1.0, normalize=False)
     if name == "local_truncated":
-        return LocalAttention(units=8, grid_shape=GRID, window=1.0, truncate=True)
+        return LocalAttention(units=8, grid_shape=GRID, window=1.0, window_truncate=True)
     if name == "local":
         options.setdefault("window", 1.0)  # narrower than the grid: the window matters
-    return get_attention(name, 8, GRID, **options)
+    return get_attention(name, 8, GRID, options)
 
 
 def a_mask(batch=3):
@@ -207,7 +207,7 @@ def test_local_window_follows_the_predicted_centre(rng):
     """Truncated, cells more than D from the centre get nothing; the centre stays on the
     grid."""
     query, keys, values = make(rng, batch=64)
-    layer = LocalAttention(units=8, grid_shape=GRID, window=0.5, truncate=True)
+    layer = LocalAttention(units=8, grid_shape=GRID, window=0.5, window_truncate=True)
     _, alpha = layer(query, keys, values)
     centre = ops.convert_to_numpy(layer.centre(query))
     assert (centre >= 0).all() and (centre <= np.array(GRID)).all()

@@ -4,14 +4,15 @@ import pytest
 import keras
 from keras import ops
 
-from captioner.config import SCORES
+from captioner.config import attention_scores
 from captioner.data.coco import load_coco_split
 from captioner.data.dataset import CaptionBatches
 from captioner.data.vocab import Vocabulary
 from captioner.errors import ModelError
 from captioner.inference import decode_batch
-from captioner.models.captioner import create_captioner, load_model_dir, save_model_dir
-from captioner.training.losses import doubly_stochastic_penalty
+from captioner.models.captioner import create_captioner
+from captioner.saving import load_model, save_model
+from captioner.models.losses import doubly_stochastic_penalty
 from tests.conftest import tiny_config
 from tests.helpers import assert_round_trip
 
@@ -64,7 +65,7 @@ def test_tiny_model_overfits_a_tiny_batch(vocabulary, batch):
     assert untrained > 2.0 and history[-1] < 0.05
     predicted = ops.convert_to_numpy(model(x)["logits"]).argmax(-1)
     assert ((predicted == y) * w).sum() / w.sum() > 0.98  # teacher-forced words all right
-    captions = decode_batch(model, x["images"])  # and free-running decoding recites them
+    captions = decode_batch(model, vocabulary, x["images"])  # free-running decoding recites
     recited = [vocabulary.decode(h[0]["tokens"]) == vocabulary.decode(y[row])
                for row, h in enumerate(captions)]
     assert sum(recited) >= 3, recited
@@ -74,16 +75,18 @@ def test_save_load_gives_identical_logits_and_captions(tiny_model, batch, tmp_pa
     x, _, _ = batch
     loaded = assert_round_trip(tiny_model, x, tmp_path)
     assert loaded.grid_shape == tiny_model.grid_shape
-    before, after = decode_batch(tiny_model, x["images"]), decode_batch(loaded, x["images"])
+    before = decode_batch(tiny_model, vocabulary, x["images"])
+    after = decode_batch(loaded, vocabulary, x["images"])
     assert [h[0]["tokens"] for h in before] == [h[0]["tokens"] for h in after]
-    save_model_dir(tiny_model, vocabulary, str(tmp_path / "dir"))
-    model, loaded_vocabulary, config = load_model_dir(str(tmp_path / "dir"))
+    save_model(str(tmp_path / "dir"), tiny_model, vocabulary)
+    saved = load_model(str(tmp_path / "dir"))
+    model, loaded_vocabulary, config = saved.model, saved.vocabulary, saved.config
     assert loaded_vocabulary.words == vocabulary.words and config["kind"] == "captioner"
     np.testing.assert_allclose(ops.convert_to_numpy(model(x)["logits"]),
                                ops.convert_to_numpy(tiny_model(x)["logits"]), atol=1e-6)
 
 
-@pytest.mark.parametrize("score", SCORES)
+@pytest.mark.parametrize("score", attention_scores())
 @pytest.mark.parametrize("attention", ["soft", "hard"])
 def test_every_score_saves_loads_and_decodes(vocabulary, batch, tmp_path, score, attention):
     x, _, _ = batch
@@ -96,17 +99,18 @@ def test_every_score_saves_loads_and_decodes(vocabulary, batch, tmp_path, score,
                                atol=1e-5)
     if attention == "hard":  # every member gives alpha, so hard attention can sample from it
         assert (ops.convert_to_numpy(outputs["log_policy"]) <= 0).all()
-    save_model_dir(model, vocabulary, str(tmp_path / score))
-    loaded, _, config = load_model_dir(str(tmp_path / score))
+    save_model(str(tmp_path / score), model, vocabulary)
+    loaded = load_model(str(tmp_path / score)).model
     assert loaded.model_config.decoder.score == score
     for key in ("logits", "alphas"):
         np.testing.assert_allclose(ops.convert_to_numpy(loaded(x)[key]),
                                    ops.convert_to_numpy(model(x)[key]), rtol=0, atol=1e-6)
-    before, after = decode_batch(model, x["images"]), decode_batch(loaded, x["images"])
+    before = decode_batch(model, vocabulary, x["images"])
+    after = decode_batch(loaded, vocabulary, x["images"])
     assert [h[0]["tokens"] for h in before] == [h[0]["tokens"] for h in after]
 
 
-def test_beam_search_on_the_model(tiny_model, batch):
+def test_beam_search_on_the_model(tiny_model, batch, vocabulary):
     """Beam 1 without length penalty is greedy, word for word; wider beams return sorted
     n-best lists whose log-probabilities are those the model gives their words."""
     from captioner.search import beam_search, greedy_search
@@ -121,7 +125,8 @@ def test_beam_search_on_the_model(tiny_model, batch):
         assert g[0]["tokens"] == b[0]["tokens"] and g[0]["finished"] == b[0]["finished"]
         np.testing.assert_allclose(g[0]["log_probs"], b[0]["log_probs"], atol=1e-6)
         np.testing.assert_allclose(g[0]["alphas"], b[0]["alphas"], atol=1e-6)
-    wide = decode_batch(tiny_model, x["images"], max_length=6, beam_size=3, n_best=3)
+    wide = decode_batch(tiny_model, vocabulary, x["images"], max_length=6, beam_size=3,
+                        n_best=3)
     for row, hypotheses in enumerate(wide):
         assert len(hypotheses) == 3
         scores = [h["score"] for h in hypotheses]
@@ -139,18 +144,18 @@ def test_beam_search_on_the_model(tiny_model, batch):
 
 
 def test_a_vocabulary_of_the_wrong_size_is_refused(tiny_model, vocabulary, tmp_path):
-    save_model_dir(tiny_model, vocabulary, str(tmp_path))
+    save_model(str(tmp_path), tiny_model, vocabulary)
     Vocabulary(vocabulary.words + ["extra"]).save(tmp_path / "vocab.json")
     with pytest.raises(ModelError, match=r"model has \d+ words, .*vocab.json has \d+"):
-        load_model_dir(str(tmp_path))
+        load_model(str(tmp_path))
     shuffled = vocabulary.words[:4] + vocabulary.words[5:] + vocabulary.words[4:5]
     Vocabulary(shuffled).save(tmp_path / "vocab.json")
     with pytest.raises(ModelError, match="not the one the model was trained with"):
-        load_model_dir(str(tmp_path))
+        load_model(str(tmp_path))
 
 
 def test_missing_model_folder_and_files_are_clear_errors(tmp_path):
     with pytest.raises(ModelError, match="not found"):
-        load_model_dir(str(tmp_path / "nowhere"))
+        load_model(str(tmp_path / "nowhere"))
     with pytest.raises(ModelError, match="has no model.keras"):
-        load_model_dir(str(tmp_path))
+        load_model(str(tmp_path))

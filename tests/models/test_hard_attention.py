@@ -8,14 +8,16 @@ import keras
 from keras import ops
 
 from captioner.config import ModelConfig
+from captioner.data.vocab import SPECIAL_TOKENS, Vocabulary
 from captioner.inference import decode_batch
 from captioner.models.captioner import create_captioner
-from captioner.training.trainer import reseed_layers
+from captioner.training.loop import reseed_layers
 from tests.helpers import assert_round_trip
 
 pytestmark = pytest.mark.backend
 
 CLASSES, CELLS, DIM = 4, 4, 8  # 16 px -> a 2x2 grid of 8 features (small CNN, width 2)
+VOCABULARY = Vocabulary(list(SPECIAL_TOKENS) + [f"class{k}" for k in range(CLASSES)])
 
 
 def hard_config(**decoder):
@@ -56,7 +58,7 @@ def test_hard_attention_learns_where_the_answer_is(rate, credit):
     assert ops.convert_to_numpy(model.baseline) > 0  # the moving average follows the cost
     assert history["nll"][-1] < 0.5 * history["nll"][0]
     x, _, _, answer, answer_cell = cell_task(256, seed=1)
-    hypotheses = decode_batch(model, features=x["features"])  # argmax: one cell per word
+    hypotheses = decode_batch(model, VOCABULARY, features=x["features"])  # argmax: one cell
     said = np.array([h[0]["tokens"][0] if h[0]["tokens"] else -1 for h in hypotheses])
     looked = np.array([h[0]["alphas"][0].argmax() for h in hypotheses])
     assert np.mean(said == 4 + answer) > 0.95

@@ -9,9 +9,10 @@ from keras import ops
 
 from captioner.config import RamConfig
 from captioner.layers.glimpse import glimpse_patches
-from captioner.models.ram import create_ram, load_ram_dir, save_ram_dir
-from captioner.training.losses import reinforce_surrogate
-from captioner.training.trainer import reseed_layers
+from captioner.models.ram import create_ram
+from captioner.models.losses import reinforce_surrogate
+from captioner.saving import load_model, save_model
+from captioner.training.loop import reseed_layers
 
 pytestmark = pytest.mark.backend
 
@@ -180,9 +181,10 @@ def test_a_tiny_ram_overfits_a_tiny_batch(rng):
 def test_save_load_gives_the_same_answers_and_glimpse_paths(rng, tmp_path):
     model = create_ram(small_config(first_glimpse="random"), seed=0)
     images, _ = tiny_batch(rng)
-    save_ram_dir(model, ["a", "b", "c"], str(tmp_path / "ram"))
-    loaded, classes, config = load_ram_dir(str(tmp_path / "ram"))
-    assert classes == ["a", "b", "c"] and config["kind"] == "ram"
+    save_model(str(tmp_path / "ram"), model, ["a", "b", "c"])
+    saved = load_model(str(tmp_path / "ram"))
+    loaded = saved.model
+    assert saved.classes == ["a", "b", "c"] and saved.kind == "ram"
     for key in ("logits", "locations", "patches"):
         np.testing.assert_allclose(ops.convert_to_numpy(loaded(images)[key]),
                                    ops.convert_to_numpy(model(images)[key]), atol=1e-6)

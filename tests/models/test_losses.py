@@ -6,7 +6,7 @@ import pytest
 import keras
 from keras import ops
 
-from captioner.training.losses import cost_to_go, reinforce_surrogate
+from captioner.models.losses import cost_to_go, reinforce_surrogate
 
 pytestmark = pytest.mark.backend
 

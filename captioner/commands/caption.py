@@ -1,0 +1,232 @@
+"""Caption images with a trained captioner and show where it looked, or score a split.
+
+    caption IMAGE_OR_FOLDER... [--model DIR] [--beam K] [--n-best N] [--json]
+            [--attention-dir DIR]
+    caption --coco DIR --split test [--model DIR] [--beam K] [--out DIR]
+    caption IMAGE_OR_FOLDER... --model RAM_DIR [--json] [--attention-dir DIR]
+            # a Recurrent Attention Model classifies, and draws its glimpse path
+"""
+
+import json
+import os
+import sys
+
+from captioner.cli import ArgumentParser, import_keras_quietly, run
+from captioner.commands import default_model_dir
+
+
+def parse_args(argv):
+    parser = ArgumentParser(prog="caption.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", nargs="*", metavar="IMAGE_OR_FOLDER",
+                        help="image files, or folders whose images are all captioned")
+    parser.add_argument("--model", default=default_model_dir(),
+                        help="model folder (default: the bundled model in assets/model)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document and nothing else on standard output")
+    parser.add_argument("--attention-dir", metavar="DIR",
+                        help="write one PNG per image and hypothesis: a panel per word with "
+                             "its attention map (a RAM: the glimpse path and its patches)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images decoded together")
+    search = parser.add_argument_group("search")
+    search.add_argument("--beam", type=int, default=1, metavar="K",
+                        help="beam size; 1 (the default) is greedy search")
+    search.add_argument("--n-best", type=int, default=1, metavar="N",
+                        help="captions per image, best first (at most K)")
+    search.add_argument("--length-penalty", type=float, default=0.0, metavar="ALPHA",
+                        help="beam search ranks by log-probability / length ** ALPHA (0, the "
+                             "default: the total; 1: the mean per word, for longer captions)")
+    search.add_argument("--min-length", type=int, default=0, help="fewest words (beam search)")
+    search.add_argument("--max-length", type=int, default=None,
+                        help="most words (default: the model's)")
+    scoring = parser.add_argument_group("scoring an annotated split")
+    scoring.add_argument("--coco", metavar="DIR", help="a COCO-layout folder to caption and score")
+    scoring.add_argument("--split", default="test", help="the split of --coco (default: test)")
+    scoring.add_argument("--out", default="evaluation", metavar="DIR",
+                         help="where the captions (COCO results format) and scores are written")
+    scoring.add_argument("--limit", type=int, default=None, metavar="N",
+                         help="score only the first N images of the split")
+    scoring.add_argument("--tokenizer", choices=("auto", "ptb", "treebank", "captioner"),
+                         default="auto",
+                         help="PTB (Java, as coco-caption), NLTK's Treebank tokenizer (no "
+                              "Java), or captioner's own; auto: PTB where Java is installed, "
+                              "else Treebank")
+    args = parser.parse_args(argv)
+    if bool(args.inputs) == bool(args.coco):
+        parser.error("give images or folders to caption, or --coco DIR to score a split")
+    if args.beam < 1 or not 1 <= args.n_best <= args.beam:
+        parser.error(f"need --beam >= 1 and 1 <= --n-best <= --beam "
+                     f"(received --beam {args.beam} --n-best {args.n_best})")
+    return args
+
+
+def search_options(args):
+    options = {"beam_size": args.beam, "max_length": args.max_length}
+    if args.beam > 1:
+        options.update(n_best=args.n_best, length_penalty=args.length_penalty,
+                       min_length=args.min_length)
+    return options
+
+
+def search_name(args):
+    return "greedy" if args.beam == 1 else f"beam{args.beam}"
+
+
+def expand_inputs(inputs):
+    """Files as given, folders replaced by their images; every path checked first."""
+    from captioner.data.images import list_images
+    from captioner.errors import ImageError
+    paths = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = list_images(item)
+            if not found:
+                raise ImageError(f"No images in folder: {item}")
+            paths.extend(found)
+        elif os.path.exists(item):
+            paths.append(item)
+        else:
+            raise ImageError(f"Image not found: {item}")
+    return paths
+
+
+def unique_stems(paths):
+    """A distinct file-name stem per path: photo, photo_2, ... for same-named files."""
+    seen, stems = {}, []
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    return stems
+
+
+def attention_pngs(folder, stem, image, hypotheses):
+    """Writes one attention figure per hypothesis; returns their paths."""
+    from captioner.render import save_attention_figure
+    paths = []
+    for rank, hypothesis in enumerate(hypotheses, start=1):
+        path = os.path.join(folder, f"{stem}_attention{'' if rank == 1 else f'_{rank}'}.png")
+        save_attention_figure(path, image, hypothesis["words"], hypothesis["alphas"],
+                              hypothesis["probabilities"], chosen_cells=hypothesis["cells"])
+        paths.append(path)
+    return paths
+
+
+def hypothesis_json(hypothesis):
+    return {"caption": hypothesis["caption"],
+            "words": [{"word": w, "probability": round(p, 4)}
+                      for w, p in zip(hypothesis["words"], hypothesis["probabilities"])],
+            "log_probability": round(hypothesis["log_prob"], 4),
+            "score": round(hypothesis["score"], 4), "finished": hypothesis["finished"]}
+
+
+def progress_bar(total, description):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=description, unit="image", file=sys.stderr,
+                disable=total < 4)
+
+
+def caption_images(args, saved, paths):
+    from captioner.inference import caption_files
+    results = []
+    files = caption_files(saved.model, saved.vocabulary, paths, batch_size=args.batch_size,
+                          **search_options(args))
+    with progress_bar(len(paths), "captioning") as progress:
+        for (path, image, hypotheses), stem in zip(files, unique_stems(paths)):
+            result = {"path": path, **hypothesis_json(hypotheses[0])}
+            if args.n_best > 1:
+                result["n_best"] = [hypothesis_json(h) for h in hypotheses]
+            if args.attention_dir:
+                pngs = attention_pngs(args.attention_dir, stem, image, hypotheses)
+                result["attention_png"] = pngs[0]
+                for entry, png in zip(result.get("n_best", []), pngs):
+                    entry["attention_png"] = png
+            results.append(result)
+            progress.update(1)
+            if not args.json:
+                progress.write(f"{path}: {hypotheses[0]['caption']}", file=sys.stdout)
+                for rank, h in enumerate(hypotheses[1:], start=2):
+                    progress.write(f"    {rank}. {h['caption']}  (log p {h['log_prob']:.2f}, "
+                                   f"score {h['score']:.3f})", file=sys.stdout)
+    return results
+
+
+def classify_images(args, saved, paths):
+    """A Recurrent Attention Model's answer per image, and its glimpse path as a PNG."""
+    from captioner.inference import classify_files
+    from captioner.render import save_glimpse_figure
+    results = []
+    answers = classify_files(saved.model, saved.classes, paths, args.batch_size)
+    with progress_bar(len(paths), "classifying") as progress:
+        for (path, image, answer), stem in zip(answers, unique_stems(paths)):
+            result = {"path": path, "label": answer["label"],
+                      "probability": round(answer["probability"], 4),
+                      "glimpses": [{"row": round(row, 2), "column": round(column, 2)}
+                                   for row, column in answer["glimpses"]]}
+            if args.attention_dir:
+                png = os.path.join(args.attention_dir, f"{stem}_glimpses.png")
+                save_glimpse_figure(png, image, answer["locations"], answer["patches"],
+                                    title=f"{answer['label']} ({answer['probability']:.2f})")
+                result["glimpse_png"] = png
+            results.append(result)
+            progress.update(1)
+            if not args.json:
+                progress.write(f"{path}: {result['label']} ({result['probability']:.2f})",
+                               file=sys.stdout)
+    return results
+
+
+def score_split(args, saved):
+    from captioner import io
+    from captioner.data.coco import load_coco_split
+    from captioner.data.images import load_image
+    from captioner.errors import ConfigError
+    from captioner.evaluation import evaluate, format_scores
+    if saved.kind != "captioner":
+        raise ConfigError(f"{args.model} is a Recurrent Attention Model: it classifies images; "
+                          "--coco scores captioners")
+    records, instances = load_coco_split(args.coco, args.split)
+    records = records[:args.limit] if args.limit else records
+    with progress_bar(len(records), f"captioning {args.split}") as progress:
+        evaluation = evaluate(saved.model, saved.vocabulary, records, instances,
+                              args.batch_size, progress=progress, tokenizer=args.tokenizer,
+                              **search_options(args))
+    name = f"{args.split}_{search_name(args)}"
+    captions_path = os.path.join(args.out, f"captions_{name}.json")
+    scores_path = os.path.join(args.out, f"scores_{name}.json")
+    io.write_json(captions_path, evaluation.results)
+    report = {"model": os.path.abspath(args.model), "data": os.path.abspath(args.coco),
+              "split": args.split, "search": {k: v for k, v in search_options(args).items()
+                                              if v is not None},
+              "scores": evaluation.scores, "notes": evaluation.notes}
+    io.write_json(scores_path, report)
+    if args.attention_dir:
+        for record, stem in zip(records, unique_stems([r.path for r in records])):
+            attention_pngs(args.attention_dir, stem, load_image(record.path),
+                           evaluation.captions[record.image_id])
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{args.split}: {len(records)} images, {search_name(args)} search, "
+              f"tokenizer {evaluation.notes['tokenizer']}")
+        print(format_scores(evaluation.scores))
+        print(f"captions: {captions_path}\nscores:   {scores_path}")
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    paths = expand_inputs(args.inputs) if args.inputs else []  # before keras starts
+    import_keras_quietly()
+    from captioner.saving import load_model
+    saved = load_model(args.model)
+    if not paths:
+        return score_split(args, saved)
+    results = (classify_images if saved.kind == "ram" else caption_images)(args, saved, paths)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+def entry():
+    """The ``caption`` console command."""
+    sys.exit(run(main))

