@@ -277,12 +277,14 @@ class TrainConfig(Config):
     clipnorm: float = 5.0       # LSTMs like their gradients clipped
     seed: int = 0               # weights, data order and dropout all follow from it
     min_count: int = 2          # words seen fewer times in training captions become <unk>
+    max_words: int = 40         # captions are cut after this many words: the decoder's
+                                # steps per caption, and the longest caption it generates
     validation_images: int = 200  # captions generated per epoch for the validation scores
     hard_warmup_epochs: int = 0  # hard attention: the expected-context share falls from 1
                                  # (soft attention) to its value over these epochs
 
     def check(self):
-        _check_positive(self, "epochs", "batch_size", "validation_images")
+        _check_positive(self, "epochs", "batch_size", "validation_images", "max_words")
         if self.hard_warmup_epochs < 0:
             raise ConfigError("hard_warmup_epochs must be an integer >= 0. "
                               f"Received: {self.hard_warmup_epochs!r}")

@@ -1,4 +1,8 @@
-"""The command-line front ends, run as a user runs them (subprocesses)."""
+"""The command-line front ends, run as a user runs them (subprocesses).
+
+The training runs are repeated on JAX (``backend``): they train, save and caption end to
+end. The others test the front end itself, which has no backend-specific code (decoding on
+either backend is tested in-process in tests/models)."""
 
 import json
 import os
@@ -10,8 +14,6 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT
-
-pytestmark = pytest.mark.backend
 
 
 def run(script, *args):
@@ -105,10 +107,12 @@ def test_caption_user_mistakes_exit_2_with_one_line(tmp_path, model_dir, synthet
     assert_one_line_error(run("caption.py", image, "--model", tmp_path), "Not a model folder")
 
 
+@pytest.mark.backend
 def test_train_writes_a_model_that_caption_loads(synthetic_coco, tmp_path):
     out = tmp_path / "run"
     tiny = ["--image-size", 32, "--width", 8, "--lstm-units", 32, "--embedding-dim", 16,
-            "--attention-units", 16, "--batch-size", 8, "--validation-images", 4]
+            "--attention-units", 16, "--batch-size", 8, "--validation-images", 4,
+            "--max-words", 8]
     result = run("train.py", "--coco", synthetic_coco, "--out", out, "--epochs", 1, *tiny)
     assert result.returncode == 0, result.stderr
     for name in ("model.keras", "vocab.json", "config.json", "MODEL_CARD.md", "metrics.json",
@@ -123,10 +127,12 @@ def test_train_writes_a_model_that_caption_loads(synthetic_coco, tmp_path):
     assert run("caption.py", image, "--model", out).returncode == 0
 
 
+@pytest.mark.backend
 def test_train_hard_attention_with_another_score_and_caption_with_it(synthetic_coco, tmp_path):
     out = tmp_path / "hard"
     tiny = ["--image-size", 32, "--width", 8, "--lstm-units", 32, "--embedding-dim", 16,
-            "--attention-units", 16, "--batch-size", 8, "--validation-images", 4]
+            "--attention-units", 16, "--batch-size", 8, "--validation-images", 4,
+            "--max-words", 8]
     result = run("train.py", "--coco", synthetic_coco, "--out", out, "--epochs", 1,
                  "--attention", "hard", "--hard-inference", "argmax", "--score", "local",
                  "--window", 2, *tiny)
@@ -152,6 +158,7 @@ def test_train_user_mistakes_exit_2_with_one_line(tmp_path):
                               tmp_path, "--out", tmp_path / "o"), "not valid JSON")
 
 
+@pytest.mark.backend
 def test_train_a_ram_and_classify_with_it(tmp_path):
     out = tmp_path / "ram"
     result = run("train.py", "--task", "ram", "--digits", "cluttered", "--digit-source",

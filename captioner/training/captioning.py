@@ -21,7 +21,6 @@ from captioner.models.captioner import create_captioner
 from captioner.saving import VOCAB_FILE
 from captioner.training.loop import EpochLoop, model_card
 
-MAX_CAPTION_WORDS = 40
 VALIDATION_METRICS = ("BLEU", "ROUGE-L", "CIDEr")  # METEOR's Java start-up is kept for tests
 
 
@@ -83,7 +82,7 @@ class CaptionTrainer(EpochLoop):
         self.model_config.vocab_size = len(self.vocabulary)
         self.model_config.vocab_hash = self.vocabulary.hash
         self.model_config.max_length = min(max(len(tokenize(c)) for c in captions),
-                                           MAX_CAPTION_WORDS)
+                                           self.train_config.max_words)
         self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
         return create_captioner(self.model_config, self.weights, seed=self.train_config.seed)
 

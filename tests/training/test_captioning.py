@@ -15,7 +15,7 @@ def make_trainer(synthetic_coco, out, epochs, dropout=0.0):
     model_config = preset("tiny")
     model_config.decoder.dropout = dropout
     train_config = TrainConfig(epochs=epochs, batch_size=8, learning_rate=5e-3, seed=4,
-                               validation_images=3)
+                               validation_images=3, max_words=8)
     return CaptionTrainer(TrainingData(train, val[:3], "test data"), str(out), model_config, train_config)
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.backend
 
 def make_trainer(out, epochs, **training):
     digits, labels = load_digits("sklearn")
-    train, val, _ = digit_splits(digits[:300], labels[:300], canvas=28, batch_size=64, seed=5)
+    train, val, _ = digit_splits(digits[:200], labels[:200], canvas=28, batch_size=64, seed=5)
     config = RamConfig(height=28, width=28, classes=10, glimpses=2, patch=6, scales=2,
                        glimpse_hidden=16, glimpse_units=32, core_units=32, seed=5)
     return RamTrainer(train, val, str(out), config,
@@ -26,9 +26,9 @@ def make_trainer(out, epochs, **training):
 
 
 def test_a_ram_run_resumes_exactly_and_keeps_its_best_epoch(tmp_path):
-    straight = make_trainer(tmp_path / "straight", 3).run(progress=False)
-    make_trainer(tmp_path / "split", 3).run(progress=False, stop_after=1)
-    resumed = make_trainer(tmp_path / "split", 3).run(resume=True, progress=False)
+    straight = make_trainer(tmp_path / "straight", 2).run(progress=False)
+    make_trainer(tmp_path / "split", 2).run(progress=False, stop_after=1)
+    resumed = make_trainer(tmp_path / "split", 2).run(resume=True, progress=False)
     assert [row["loss"] for row in resumed] == pytest.approx([r["loss"] for r in straight],
                                                             abs=1e-6)
     weights = [load_keras_file(str(tmp_path / run / "checkpoint" / "last.keras")).get_weights()
