@@ -28,14 +28,21 @@ class Policy(keras.Model):
         return reinforce_surrogate(y[:, 0], y_pred, y[0, 1])
 
 
-def surrogate_gradient(logits, choices, baseline):
-    """The gradient of the surrogate, read off one SGD step with learning rate 1."""
-    policy = Policy(logits)
-    policy.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0))
+def one_step(model, start, x, y):
+    """The gradient of ``model``'s loss w.r.t. theta at ``start``, read off one SGD step of
+    learning rate 1 (plain SGD has no state, so one compiled model serves every probe)."""
+    if getattr(model, "optimizer", None) is None:
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0))
+    model.theta.assign(np.asarray(start, "float32"))
+    model.train_on_batch(x, y)
+    return np.asarray(start) - ops.convert_to_numpy(model.theta)
+
+
+def surrogate_gradient(logits, choices, baseline, policy=None):
+    """The gradient of the surrogate at ``logits`` for a batch of ``choices``."""
     onehot = np.eye(3, dtype="float32")[choices]
     targets = np.stack([COST[choices], np.full(len(choices), baseline)], 1).astype("float32")
-    policy.fit(onehot, targets, batch_size=len(choices), epochs=1, shuffle=False, verbose=0)
-    return np.asarray(logits) - ops.convert_to_numpy(policy.theta)
+    return one_step(policy or Policy(logits), logits, onehot, targets)
 
 
 def analytic_gradient(logits):
@@ -61,8 +68,10 @@ def test_a_baseline_lowers_the_variance_of_the_estimate():
     pi = np.exp(logits) / np.exp(logits).sum()
     rng = np.random.default_rng(1)
     batches = [rng.choice(3, size=8, p=pi) for _ in range(60)]
-    without = np.array([surrogate_gradient(logits, b, 0.0) for b in batches])
-    with_baseline = np.array([surrogate_gradient(logits, b, pi @ COST) for b in batches])
+    policy = Policy(logits)
+    without = np.array([surrogate_gradient(logits, b, 0.0, policy) for b in batches])
+    with_baseline = np.array([surrogate_gradient(logits, b, pi @ COST, policy)
+                              for b in batches])
     assert with_baseline.var(0).sum() < 0.5 * without.var(0).sum()
     # and both are unbiased: their means agree with the analytic gradient
     np.testing.assert_allclose(with_baseline.mean(0), analytic_gradient(logits), atol=0.05)
@@ -99,15 +108,10 @@ def test_cost_to_go_is_unbiased_and_lowers_the_variance_of_later_choices():
     batches = [rng.integers(3, size=(8, 2)) for _ in range(60)]
     gradients = {}
     for credit in ("to_go", "caption"):
-        grads = []
-        for choices in batches:
-            model = TwoSteps(credit)
-            model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0))
-            onehot = np.eye(3, dtype="float32")[choices]
-            model.fit(onehot, COST[choices].astype("float32"), batch_size=8, epochs=1,
-                      shuffle=False, verbose=0)
-            grads.append(-ops.convert_to_numpy(model.theta)[1])  # theta started at 0
-        gradients[credit] = np.array(grads)
+        model = TwoSteps(credit)
+        gradients[credit] = np.array([
+            one_step(model, np.zeros((2, 3)), np.eye(3, dtype="float32")[choices],
+                     COST[choices].astype("float32"))[1] for choices in batches])
     analytic = analytic_gradient(np.zeros(3))
     for credit, grads in gradients.items():
         np.testing.assert_allclose(grads.mean(0), analytic, atol=0.06)
