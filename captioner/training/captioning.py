@@ -90,13 +90,13 @@ class CaptionTrainer(EpochLoop):
         self.vocabulary = Vocabulary.load(os.path.join(self.out, VOCAB_FILE))
         self.model_config = model.model_config
 
-    def _features(self, model, records, progress=True):
+    def _features(self, model, records):
         """A FeatureCache for ``records`` when the encoder is frozen (None otherwise: the
         batches then carry images and the encoder runs every step)."""
         if not self.feature_cache or model.encoder.fine_tune:
             return None
         return FeatureCache(model.encoder, [r.path for r in records], self.feature_dir,
-                            batch_size=self.train_config.batch_size, progress=progress)
+                            batch_size=self.train_config.batch_size, progress=self.progress)
 
     def datasets(self, model):
         config, encoder = self.train_config, self.model_config.encoder

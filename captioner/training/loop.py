@@ -76,6 +76,7 @@ class EpochLoop:
         self.out, self.train_config = os.fspath(out), train_config
         self.command, self.source = command, source
         self.checkpoint = os.path.join(self.out, CHECKPOINT_DIR)
+        self.progress = True
 
     # --- hooks -------------------------------------------------------------------------
     def create_model(self):
@@ -138,6 +139,7 @@ class EpochLoop:
         a larger ``epochs`` continues at the schedule's final rate.
         """
         os.makedirs(self.out, exist_ok=True)
+        self.progress = progress  # hooks that do long work of their own show it alike
         model, state, new = self._start(resume)
         train, validation = self.datasets(model)
         config = self.train_config
@@ -162,9 +164,10 @@ class EpochLoop:
             row["seconds"] = time.time() - started
             state["history"].append(row)
             state["wall_time"] += row["seconds"]
-            improved = self.objective(row) < state["best_objective"]
+            objective = self.objective(row)
+            improved = objective < state["best_objective"]
             if improved:
-                state["best_epoch"], state["best_objective"] = epoch + 1, self.objective(row)
+                state["best_epoch"], state["best_objective"] = epoch + 1, objective
             state.update(epoch=epoch + 1, train_config=config.to_dict(),
                          model_config=model.model_config.to_dict())
             self._save(model, state, improved)
