@@ -90,10 +90,10 @@ def time_member(name, args, train, test):
     out = os.path.join(args.out, name)
     saved = load_model(out)
     model, vocabulary = saved.model, saved.vocabulary
-    size, backbone = model.model_config.encoder.image_size, model.model_config.encoder.backbone
-    x, y, w = CaptionBatches(train[:32], vocabulary, size, backbone, 32,
+    size = model.model_config.encoder.image_size
+    x, y, w = CaptionBatches(train[:32], vocabulary, size, 32,
                              model.model_config.max_length, shuffle=False)[0]
-    images = CaptionBatches(test[:32], vocabulary, size, backbone, 32,
+    images = CaptionBatches(test[:32], vocabulary, size, 32,
                             model.model_config.max_length, shuffle=False)[0][0]["images"]
     model.compile(optimizer=keras.optimizers.Adam(1e-4))
     model.train_on_batch(x, y, sample_weight=w)  # compiles

@@ -72,8 +72,8 @@ def main():
         return model
 
     def batches(images=None):
-        return CaptionBatches(records, vocabulary, args.image_size, args.backbone,
-                              args.batch_size, config.max_length, seed=0, images=images)
+        return CaptionBatches(records, vocabulary, args.image_size, args.batch_size,
+                              config.max_length, seed=0, images=images)
 
     model = fresh_model()
     print(f"backbone {args.backbone} at {args.image_size} px (frozen), grid {model.grid_shape}, "

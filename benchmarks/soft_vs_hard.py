@@ -99,7 +99,7 @@ def main():
         rows[kind] = dict(scores, epoch_seconds=np.median([r["train_seconds"] for r in history]))
         if kind == "hard":
             last = load_keras_file(os.path.join(out, "checkpoint", "last.keras"))
-            batches = CaptionBatches(train[:32], vocabulary, args.image_size, "small", 32,
+            batches = CaptionBatches(train[:32], vocabulary, args.image_size, 32,
                                      model.model_config.max_length, shuffle=False)
             baseline = float(keras.ops.convert_to_numpy(last.baseline))
             rows[kind]["variance_baseline"], _ = gradient_variance(last, batches[0], None)

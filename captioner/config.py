@@ -282,12 +282,21 @@ class TrainConfig(Config):
     validation_images: int = 200  # captions generated per epoch for the validation scores
     hard_warmup_epochs: int = 0  # hard attention: the expected-context share falls from 1
                                  # (soft attention) to its value over these epochs
+    length_bucket: int = 4      # a batch runs as many decoder steps as its longest caption,
+                                # rounded up to a multiple of this (0: always max_words + 1)
+    pipeline: Literal["auto", "tf.data", "python"] = "auto"  # how training images are read:
+                                # tf.data's parallel decoding (auto: when TensorFlow is
+                                # installed) or Python threads; the batches are the same
+    bad_images: Literal["skip", "error"] = "skip"  # an unreadable training image: skipped
+                                # (weight 0) and counted, or every image read before the
+                                # first step and the run refused if any fails
 
     def check(self):
         _check_positive(self, "epochs", "batch_size", "validation_images", "max_words")
-        if self.hard_warmup_epochs < 0:
-            raise ConfigError("hard_warmup_epochs must be an integer >= 0. "
-                              f"Received: {self.hard_warmup_epochs!r}")
+        for name in ("hard_warmup_epochs", "length_bucket"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be an integer >= 0. "
+                                  f"Received: {getattr(self, name)!r}")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate must be > 0. Received: {self.learning_rate}")
 

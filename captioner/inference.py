@@ -16,7 +16,7 @@ import numpy as np
 from keras import ops
 
 from captioner.data.classification import prepare_image
-from captioner.data.images import load_image, preprocess_image
+from captioner.data.images import load_image, load_with_input, resize_image
 from captioner.geometry import location_to_pixels
 from captioner.search import beam_search, greedy_search
 
@@ -74,6 +74,15 @@ def _read(image):
     return array
 
 
+def _read_with_input(image, image_size):
+    """A file path or an RGB array -> (the RGB array, its model input, uint8 (S, S, 3)),
+    the input exactly as training saw it (``load_resized``)."""
+    if isinstance(image, (str, os.PathLike)):
+        return load_with_input(image, image_size)
+    array = _read(image)
+    return array, resize_image(array, image_size)
+
+
 def caption_files(model, vocabulary, paths, batch_size=16, progress=None, **search_options):
     """Captions images (files or RGB arrays); yields (path, rgb image, [described
     hypotheses]) in order. Unreadable files raise ImageError before anything is decoded
@@ -81,9 +90,8 @@ def caption_files(model, vocabulary, paths, batch_size=16, progress=None, **sear
     config = model.model_config.encoder
     for start in range(0, len(paths), batch_size):
         batch_paths = paths[start:start + batch_size]
-        rgb = [_read(path) for path in batch_paths]
-        images = np.stack([preprocess_image(image, config.image_size, config.backbone)
-                           for image in rgb])  # (batch, S, S, 3)
+        rgb, inputs = zip(*(_read_with_input(path, config.image_size) for path in batch_paths))
+        images = np.stack(inputs)  # uint8 (batch, S, S, 3); the encoder scales them
         for path, image, hypotheses in zip(batch_paths, rgb, decode_batch(
                 model, vocabulary, images, **search_options)):
             yield path, image, [describe(h, vocabulary, model) for h in hypotheses]

@@ -41,6 +41,10 @@ def parse_args(argv):
     parser.add_argument("--feature-cache", metavar="DIR", default=None,
                         help="where a frozen encoder's feature grids are stored "
                              "(default: ~/.cache/captioner/features)")
+    parser.add_argument("--feature-cache-dtype", choices=("float32", "float16"),
+                        default="float32",
+                        help="how cached feature grids are stored: float16 takes half the "
+                             "disk (ResNet50 at 224 px on COCO: 24 GB instead of 47)")
     parser.add_argument("--no-feature-cache", action="store_true",
                         help="run a frozen encoder on every batch instead of caching its output")
     encoder = add_config_options(parser, EncoderConfig, "encoder")
@@ -95,13 +99,16 @@ def ram_data(args, train_config):
             f"{args.digit_source} digits, {kind}, {args.canvas}x{args.canvas} canvas")
 
 
-def main(argv=None):
+def main(argv=None, callbacks=()):
+    """Runs the command line ``argv``; ``callbacks``: Keras callbacks added to every
+    epoch's ``fit()`` (for programs that drive this command)."""
     args = parse_args(argv)
     from captioner.config import (DecoderConfig, EncoderConfig, ModelConfig, RamConfig,
                                   TrainConfig)
     command = "python train.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     train_config = config_from_args(TrainConfig, args)
-    common = dict(resume=args.resume, progress=not args.no_progress, command=command)
+    common = dict(resume=args.resume, progress=not args.no_progress, command=command,
+                  callbacks=callbacks)
     if args.task == "ram":
         from captioner.training.ram import train_ram
         out = train_ram(args.out, ram_data(args, train_config), config_from_args(RamConfig, args),
@@ -114,6 +121,7 @@ def main(argv=None):
                     model_config=model_config, train_config=train_config,
                     splits=(args.train_split, args.val_split, args.test_split),
                     feature_cache=not args.no_feature_cache, feature_dir=args.feature_cache,
+                    feature_dtype=args.feature_cache_dtype,
                     **common)
     print(f"model written to {os.path.abspath(out)}", file=sys.stderr)
     return 0

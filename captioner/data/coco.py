@@ -138,24 +138,36 @@ def load_coco_instances(instances_path):
     return Instances(objects, names.values())
 
 
-def load_coco_split(root, split, check_files=True):
-    """Records (and instances, or None) of one split of a COCO-layout folder."""
+def load_coco_split(root, split, check_files=True, instances=True):
+    """Records (and instances, or None) of one split of a COCO-layout folder.
+
+    ``instances=False`` leaves the instances file unread (training does not use it; COCO's
+    train2017 one is 450 MB of JSON).
+    """
     files = find_coco_split(root, split)
     records = load_coco_captions(files.captions, files.images, check_files)
-    instances = load_coco_instances(files.instances) if files.instances else None
-    return records, instances
+    if not (instances and files.instances):
+        return records, None
+    return records, load_coco_instances(files.instances)
 
 
-def load_karpathy(split_path, image_root, split, check_files=True):
-    """Reads a Karpathy split JSON (``dataset_coco.json``) for one split.
-
-    ``split="train"`` includes the ``restval`` images, as is customary.
-    """
+def read_karpathy(split_path):
+    """Parses a Karpathy split JSON once; :func:`load_karpathy` takes the result too."""
     data = io.read_json(split_path, "Karpathy split file")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(f"{split_path}: expected an object with an 'images' list")
     for key in ("filename", "split", "sentences"):
         _require(data["images"], key, "images", split_path)
+    return data
+
+
+def load_karpathy(split_path, image_root, split, check_files=True, data=None):
+    """Reads a Karpathy split JSON (``dataset_coco.json``) for one split.
+
+    ``split="train"`` includes the ``restval`` images, as is customary. ``data``: the file
+    already parsed by :func:`read_karpathy` (reading several splits parses it once).
+    """
+    data = data if data is not None else read_karpathy(split_path)
     wanted = {"train", "restval"} if split == "train" else {split}
     records = []
     for position, image in enumerate(data["images"]):

@@ -25,7 +25,6 @@ import numpy as np
 from keras import ops
 
 from captioner import io
-from captioner.data.images import preprocess_files
 
 FORMAT_VERSION = 1
 
@@ -69,14 +68,16 @@ class FeatureCache:
         dtype: "float32", or "float16" to halve the disk (the decoder computes in float32).
         progress: show a progress bar while building.
 
-    ``batch(indices)`` returns float32 (B, H*W, D); ``built`` says whether this instance
-    computed the features (False: they were found on disk).
+    ``batch(indices)`` returns (float32 (B, H*W, D), ok (B,)); ``built`` says whether this
+    instance computed the features (False: they were found on disk). Images that cannot be
+    read are skipped (zero rows, ``ok`` False, listed in ``bad`` and in the store's JSON)
+    with ``bad_images="skip"``, and raise with ``"error"``.
     """
 
     input_key = "features"
 
     def __init__(self, encoder, paths, folder=None, batch_size=32, dtype="float32",
-                 progress=True):
+                 progress=True, bad_images="skip"):
         if encoder.fine_tune:
             raise ValueError("Features can only be cached for a frozen encoder "
                              "(fine_tune=False): a training encoder changes them every step.")
@@ -86,15 +87,25 @@ class FeatureCache:
         info_path = os.path.join(self.folder, f"{self.key}.json")
         self.built = not (os.path.isfile(info_path) and os.path.isfile(self.path))
         if self.built:
-            self._build(encoder, batch_size, dtype, progress)
-            io.write_json(info_path, description)
+            bad = self._build(encoder, batch_size, dtype, progress, bad_images)
+            io.write_json(info_path, {**description, "bad": bad})
+        self.bad = {int(k): v for k, v in io.read_json(info_path, "feature store").get(
+            "bad", {}).items()}
+        if self.bad and bad_images == "error":
+            from captioner.errors import DataError
+            raise DataError(f"{len(self.bad)} image(s) cannot be read, the first: "
+                            f"{self.bad[min(self.bad)]}")
         self.features = np.load(self.path, mmap_mode="r")  # (N, H*W, D)
         if self.features.shape[0] != len(self.paths):
             raise ValueError(f"Feature store {self.path} has {self.features.shape[0]} rows "
                              f"for {len(self.paths)} images")
 
-    def _build(self, encoder, batch_size, dtype, progress):
+    def _build(self, encoder, batch_size, dtype, progress, bad_images):
         from tqdm import tqdm
+
+        from captioner.data.dataset import ImageCache
+        images = ImageCache(self.paths, encoder.image_size, budget_bytes=0,
+                            bad_images=bad_images)
         rows, columns = encoder.grid_shape
         shape = (len(self.paths), rows * columns, encoder.feature_dim)
         os.makedirs(self.folder, exist_ok=True)
@@ -103,17 +114,20 @@ class FeatureCache:
             with tqdm(total=len(self.paths), desc="caching features", unit="image",
                       file=sys.stderr, disable=not progress) as bar:
                 for start in range(0, len(self.paths), batch_size):
-                    chunk = self.paths[start:start + batch_size]
-                    images = preprocess_files(chunk, encoder.image_size,
-                                              encoder.backbone_name)  # (B, S, S, 3)
-                    grid = ops.convert_to_numpy(encoder(images, training=False))  # (B, H, W, D)
-                    store[start:start + len(chunk)] = grid.reshape(len(chunk), -1, shape[2])
+                    chunk = np.arange(start, min(start + batch_size, len(self.paths)))
+                    pixels, ok = images.batch(chunk)  # uint8 (B, S, S, 3): the encoder scales
+                    grid = ops.convert_to_numpy(encoder(pixels, training=False))  # (B, H, W, D)
+                    store[chunk] = grid.reshape(len(chunk), -1, shape[2]) * ok[:, None, None]
                     bar.update(len(chunk))
             store.flush()
             del store
+        return {str(index): reason for index, reason in sorted(images.bad.items())}
 
     def __len__(self):
         return len(self.paths)
 
     def batch(self, indices):
-        return np.asarray(self.features[np.asarray(indices)], dtype=np.float32)  # (B, H*W, D)
+        """(float32 (B, H*W, D), ok (B,)) of images ``indices``."""
+        indices = np.asarray(indices)
+        ok = np.array([int(index) not in self.bad for index in indices])
+        return np.asarray(self.features[indices], dtype=np.float32), ok

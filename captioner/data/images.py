@@ -5,8 +5,14 @@ orientation, converts every Pillow mode to 8-bit RGB (transparent pixels composi
 white, 16-bit and float images rescaled), refuses images larger than a pixel budget before
 decoding them (decompression bombs), and names the file in every error.
 
-:func:`preprocess_image` is the one preprocessing function: training batches and inference
-both call it, so the model never sees differently prepared pixels at test time.
+:func:`load_resized` is the one way an image becomes model input: training (the tf.data
+and the Python pipelines alike), the feature cache and inference all call it, so the model
+never sees differently prepared pixels at test time. It gives uint8 (S, S, 3); a JPEG at
+least twice as large as S on both sides is decoded at 1/2, 1/4 or 1/8 scale by libjpeg
+(``Image.draft``), much faster, and then resized. :func:`scale_pixels` maps the pixels to
+what a backbone expects, on NumPy arrays or on any backend's tensors: the model applies it
+itself to uint8 images (``captioner.models.encoder``), so images stay uint8, a quarter of
+the bytes, until they reach it.
 """
 
 import os
@@ -43,8 +49,12 @@ def _to_rgb(image):
     return np.asarray(image)
 
 
-def load_image(path, max_pixels=MAX_PIXELS):
+def load_image(path, max_pixels=MAX_PIXELS, reduce_to=None):
     """Reads an image file into an (H, W, 3) uint8 RGB array, upright per its EXIF tag.
+
+    ``reduce_to``: a JPEG at least twice this size on both sides is decoded at the smallest
+    of 1/2, 1/4 or 1/8 scale that keeps both sides at least ``reduce_to`` (other formats
+    decode at full size).
 
     Raises:
         ImageError: naming the file, if it is missing, not an image, truncated, empty, or
@@ -66,6 +76,8 @@ def load_image(path, max_pixels=MAX_PIXELS):
                         f"({width * height:,} pixels; the limit is {max_pixels:,})")
                 if width == 0 or height == 0:
                     raise ImageError(f"Image is empty: {path} ({width}x{height})")
+                if reduce_to:
+                    image.draft(None, (reduce_to, reduce_to))  # a no-op but for JPEG
                 image.load()
                 image = ImageOps.exif_transpose(image)
                 return np.ascontiguousarray(_to_rgb(image))
@@ -86,8 +98,9 @@ def list_images(folder):
     return [os.path.join(folder, name) for name in names]
 
 
-def _scale_for_backbone(pixels, backbone):
-    """Maps float pixels in 0..255 to what ``backbone`` was trained on."""
+def scale_pixels(pixels, backbone):
+    """Maps float pixels in 0..255 to what ``backbone`` was trained on (NumPy arrays or
+    tensors of any backend; keras.applications' ``preprocess_input`` handles both)."""
     if backbone == "small":
         return pixels / 127.5 - 1.0
     from keras import applications
@@ -97,17 +110,44 @@ def _scale_for_backbone(pixels, backbone):
     return modules[backbone].preprocess_input(pixels)
 
 
+def resize_image(rgb, image_size):
+    """An (H, W, 3) uint8 image squashed to (image_size, image_size, 3) uint8 (bilinear,
+    antialiased). The whole image is kept (no crop), so the attention grid covers all of
+    it and maps back onto the original for drawing."""
+    if rgb.shape[:2] == (image_size, image_size):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((image_size, image_size), Image.BILINEAR))
+
+
+def load_resized(path, image_size, max_pixels=MAX_PIXELS):
+    """The model input of an image file: uint8 (image_size, image_size, 3) (see the module
+    docstring). Raises ImageError like :func:`load_image`."""
+    return resize_image(load_image(path, max_pixels, reduce_to=image_size), image_size)
+
+
+def load_with_input(path, image_size):
+    """(the image at full size, its model input) for a file: :func:`load_image` and
+    :func:`load_resized`, with one decoding unless the file is a JPEG large enough for a
+    reduced one."""
+    full = load_image(path)
+    if min(full.shape[:2]) >= 2 * image_size and _is_jpeg(path):
+        return full, load_resized(path, image_size)
+    return full, resize_image(full, image_size)
+
+
+def _is_jpeg(path):
+    with open(path, "rb") as handle:
+        return handle.read(3) == b"\xff\xd8\xff"
+
+
 def preprocess_files(paths, image_size, backbone="small"):
     """Reads and preprocesses image files: float32 (len(paths), image_size, image_size, 3)."""
-    return np.stack([preprocess_image(load_image(path), image_size, backbone) for path in paths])
+    pixels = np.stack([load_resized(path, image_size) for path in paths]).astype(np.float32)
+    return np.asarray(scale_pixels(pixels, backbone), dtype=np.float32)
 
 
 def preprocess_image(rgb, image_size, backbone="small"):
-    """Resizes an (H, W, 3) uint8 image to a square and scales it for ``backbone``.
-
-    The whole image is kept (no crop), so the attention grid covers all of it and maps back
-    onto the original for drawing. Returns float32 (image_size, image_size, 3).
-    """
-    resized = Image.fromarray(rgb).resize((image_size, image_size), Image.BILINEAR)
-    pixels = np.asarray(resized, dtype=np.float32)  # (image_size, image_size, 3)
-    return np.asarray(_scale_for_backbone(pixels, backbone), dtype=np.float32)
+    """Resizes an (H, W, 3) uint8 image to a square and scales it for ``backbone``:
+    float32 (image_size, image_size, 3)."""
+    pixels = resize_image(rgb, image_size).astype(np.float32)
+    return np.asarray(scale_pixels(pixels, backbone), dtype=np.float32)

@@ -13,6 +13,11 @@ The output is the standard COCO layout, so whatever trains on it trains on COCO:
     OUT/dataset_synthetic.json                            (Karpathy-style split file)
 
     python -m captioner.data.synthetic --out data/synthetic --seed 0
+    python -m captioner.data.synthetic --out data/photo-sized --size 640 480 --format jpg
+
+``--size W H`` draws each scene at 128 px and resizes it to W x H, with fine noise added
+at full resolution (so a JPEG costs about what a photograph of that size does to decode),
+boxes scaled alike: input-pipeline benchmarks use it for COCO-sized 640 x 480 JPEGs.
 """
 
 import argparse
@@ -116,8 +121,22 @@ def _captions(rng, objects):
     return [templates[i]() for i in sorted(chosen)]
 
 
-def generate(out, seed=0, splits=None, year="2017"):
-    """Writes the data set to ``out``; returns {split: number of images}."""
+def _resized(rng, image, size):
+    """The scene at ``size`` (width, height), with per-pixel noise at that resolution."""
+    if size == (IMAGE_SIZE, IMAGE_SIZE):
+        return image
+    pixels = np.asarray(image.resize(size, Image.BILINEAR), dtype=np.float32)
+    pixels += rng.normal(0, 4, pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def generate(out, seed=0, splits=None, year="2017", size=(IMAGE_SIZE, IMAGE_SIZE),
+             image_format="png"):
+    """Writes the data set to ``out``; returns {split: number of images}.
+
+    ``size``: (width, height) of the images; ``image_format``: "png" or "jpg"."""
+    size = tuple(int(side) for side in size)
+    scale_x, scale_y = size[0] / IMAGE_SIZE, size[1] / IMAGE_SIZE
     splits = dict(SPLITS if splits is None else splits)
     categories = [{"id": i + 1, "name": shape, "supercategory": "shape"}
                   for i, shape in enumerate(SHAPES)]
@@ -133,18 +152,24 @@ def generate(out, seed=0, splits=None, year="2017"):
         for _ in tqdm(range(count), desc=f"synthetic {split}", unit="image", leave=False):
             image_id += 1
             objects = _place(rng, int(rng.integers(1, 4)))
-            file_name = f"{image_id:06d}.png"
+            file_name = f"{image_id:06d}.{image_format}"
             with io.atomic_path(os.path.join(folder, file_name)) as temporary:
-                _draw(rng, objects).save(temporary, format="PNG")
+                picture = _resized(rng, _draw(rng, objects), size)
+                if image_format == "png":
+                    picture.save(temporary, format="PNG")
+                else:
+                    picture.save(temporary, format="JPEG", quality=90)
             images.append({"id": image_id, "file_name": file_name,
-                           "width": IMAGE_SIZE, "height": IMAGE_SIZE})
+                           "width": size[0], "height": size[1]})
             texts = _captions(rng, objects)
             for text in texts:
                 annotation_id += 1
                 captions.append({"id": annotation_id, "image_id": image_id, "caption": text})
             for o in objects:
                 annotation_id += 1
-                box = [float(v) for v in _box(o)]
+                x, y, w, h = _box(o)
+                box = [float(x * scale_x), float(y * scale_y), float(w * scale_x),
+                       float(h * scale_y)]
                 instances.append({"id": annotation_id, "image_id": image_id,
                                   "category_id": category_ids[o["shape"]], "bbox": box,
                                   "area": box[2] * box[3], "iscrowd": 0,
@@ -170,8 +195,13 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     for split, count in SPLITS.items():
         parser.add_argument(f"--{split}", type=int, default=count, help=f"images ({count})")
+    parser.add_argument("--size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"),
+                        default=(IMAGE_SIZE, IMAGE_SIZE), help=f"image size ({IMAGE_SIZE} "
+                        f"{IMAGE_SIZE}; the scenes are drawn at that size and resized)")
+    parser.add_argument("--format", choices=("png", "jpg"), default="png")
     args = parser.parse_args(argv)
-    counts = generate(args.out, args.seed, {s: getattr(args, s) for s in SPLITS})
+    counts = generate(args.out, args.seed, {s: getattr(args, s) for s in SPLITS},
+                      size=args.size, image_format=args.format)
     print(f"wrote {sum(counts.values())} images to {args.out}: {counts}")
 
 

@@ -24,7 +24,8 @@ class Captioner(ConfiguredModel):
         config: a ``ModelConfig`` as a dict (what ``ModelConfig.to_dict()`` returns).
 
     Call arguments:
-        inputs: {"images": float (batch, S, S, 3) from ``preprocess_image``,
+        inputs: {"images": uint8 (batch, S, S, 3) from ``load_resized``, or float from
+                 ``preprocess_image``,
                  "tokens": int (batch, T), <start> then the caption}; "features"
                  (batch, H*W, D), the encoder's output, may replace "images".
 
@@ -98,7 +99,9 @@ class Captioner(ConfiguredModel):
         if config.credit == "caption":
             cost = ops.sum(losses, axis=1)  # (batch,)
             log_policy = ops.sum(log_policy, axis=1)
-            baseline, observed = self.baseline, ops.mean(cost)
+            rows = ops.cast(ops.sum(mask, axis=1) > 0, cost.dtype)  # not the filler rows
+            baseline = self.baseline
+            observed = ops.sum(cost * rows) / ops.maximum(ops.sum(rows), 1.0)
         else:
             cost = cost_to_go(losses)  # (batch, T)
             baseline = self.baseline * cost_to_go(mask)  # b per word x the words to go

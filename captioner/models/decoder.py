@@ -177,15 +177,34 @@ class AttentionDecoder(keras.layers.Layer):
                 and self.decoder_config.expected_context_draw == "batch"):
             use_expected = keras.random.uniform((1,), seed=self.seed_generator) \
                 < self.context_rate  # one draw for every caption and word
+        names = {"logits": "logits", "alpha": "alphas", "log_policy": "log_policy",
+                 "entropy": "entropy"}
+        if tokens.shape[1] is None:  # a length known only when it runs: one graph for all
+            stacked = self._scan(tokens, state, memory, training, use_expected)
+            return {names[key]: value for key, value in stacked.items()}
         steps = []
         for t in range(tokens.shape[1]):  # T is static: one traced graph per caption length
             outputs = self._step(tokens[:, t], state, memory, training, use_expected)
             state = outputs.pop("state")
             steps.append(outputs)
-        names = {"logits": "logits", "alpha": "alphas", "log_policy": "log_policy",
-                 "entropy": "entropy"}
         return {names[key]: ops.stack([step[key] for step in steps], 1)  # (batch, T, ...)
                 for key in steps[0]}
+
+    def _scan(self, tokens, state, memory, training, use_expected):
+        """The steps of ``call`` as ``ops.scan`` over a time axis of unknown length (what
+        TensorFlow traces when batches differ in length; JAX always knows the length).
+
+        The first step runs outside the scan to give the carry its structure; the scan's
+        outputs repeat the carry (TensorFlow's ``scan`` wants them alike).
+        """
+        first = self._step(tokens[:, 0], state, memory, training, use_expected)
+
+        def step(carry, token):
+            outputs = self._step(token, carry["state"], memory, training, use_expected)
+            return outputs, outputs
+        _, rest = ops.scan(step, first, ops.transpose(tokens[:, 1:]))  # (T - 1, batch, ...)
+        return {key: ops.concatenate([first[key][:, None], ops.moveaxis(rest[key], 0, 1)], 1)
+                for key in first if key != "state"}
 
     def compute_output_shape(self, tokens_shape, features_shape):
         batch, steps = tokens_shape

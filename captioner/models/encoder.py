@@ -9,7 +9,9 @@ is their last convolutional feature map.
 import os
 
 import keras
+from keras import ops
 
+from captioner.data.images import scale_pixels
 from captioner.errors import ModelError
 
 _APPLICATIONS = {
@@ -74,7 +76,10 @@ def _load_weights_file(model, path):
 
 @keras.saving.register_keras_serializable(package="captioner")
 class Encoder(keras.layers.Layer):
-    """Images (batch, S, S, 3), preprocessed by ``preprocess_image`` -> (batch, H, W, D).
+    """Images (batch, S, S, 3) -> (batch, H, W, D).
+
+    Images are uint8 pixels (``load_resized``), scaled for the backbone here, or floats
+    already scaled (``preprocess_image``).
 
     Args:
         backbone: "small" or a keras.applications name (see ``captioner.config``).
@@ -101,6 +106,8 @@ class Encoder(keras.layers.Layer):
         pass  # the backbone is a built functional model already
 
     def call(self, images, training=False):
+        if keras.backend.standardize_dtype(images.dtype) == "uint8":  # static: traced per kind
+            images = scale_pixels(ops.cast(images, "float32"), self.backbone_name)
         return self.backbone(images, training=training and self.fine_tune)
 
     def compute_output_shape(self, images_shape):

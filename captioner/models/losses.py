@@ -21,10 +21,13 @@ def token_losses(targets, logits, mask):
 def doubly_stochastic_penalty(alphas, mask):
     """Xu et al. eq. 14: mean over images and cells of (1 - sum_t alpha_tl)^2.
 
-    alphas (batch, T, L), mask (batch, T): padded steps contribute no attention.
+    alphas (batch, T, L), mask (batch, T): padded steps contribute no attention, and rows
+    without a word (the filler of a last batch) do not count.
     """
     attention_per_cell = ops.sum(alphas * mask[:, :, None], axis=1)  # (batch, L)
-    return ops.mean(ops.square(1.0 - attention_per_cell))
+    rows = ops.cast(ops.sum(mask, axis=1) > 0, alphas.dtype)  # (batch,)
+    per_row = ops.mean(ops.square(1.0 - attention_per_cell), axis=1)
+    return ops.sum(per_row * rows) / ops.maximum(ops.sum(rows), 1.0)
 
 
 def reinforce_surrogate(cost, log_policy, baseline, normaliser=None):

@@ -12,10 +12,10 @@ import re
 import sys
 
 from captioner.config import ModelConfig, TrainConfig
-from captioner.data.dataset import CaptionBatches
+from captioner.data.dataset import CaptionBatches, max_caption_length
 from captioner.data.features import FeatureCache
-from captioner.data.vocab import Vocabulary, tokenize
-from captioner.errors import DataError
+from captioner.data.vocab import Vocabulary
+from captioner.errors import ConfigError, DataError
 from captioner.evaluation import evaluate
 from captioner.models.captioner import create_captioner
 from captioner.saving import VOCAB_FILE
@@ -40,7 +40,7 @@ def _metric_key(name):
 def validation_scores(model, vocabulary, batches, limit, instances=None):
     """Validation loss (teacher-forced), and the scores of free-running greedy captions of
     the first ``limit`` images: BLEU, ROUGE-L, CIDEr-D, and grounding with instances."""
-    results = model.evaluate(batches, verbose=0, return_dict=True)
+    results = model.evaluate(batches.fit_input(), verbose=0, return_dict=True)
     records = batches.records[:limit] if limit else batches.records
     evaluation = evaluate(model, vocabulary, records, instances, batches.batch_size,
                           batches=batches.inputs, metrics=VALIDATION_METRICS)
@@ -55,7 +55,8 @@ class CaptionTrainer(EpochLoop):
 
     ``weights``: the backbone's initial weights (None, "none", "imagenet" or a file);
     ``feature_cache``: whether a frozen encoder's feature grids are computed once and read
-    back (``feature_dir``: where), instead of running the encoder every step.
+    back (``feature_dir``: where; ``feature_dtype``: "float32" or "float16", half the
+    disk), instead of running the encoder every step.
     """
 
     curves = (
@@ -68,21 +69,22 @@ class CaptionTrainer(EpochLoop):
     )
 
     def __init__(self, data, out, model_config, train_config, weights=None, command="",
-                 feature_cache=True, feature_dir=None):
+                 feature_cache=True, feature_dir=None, feature_dtype="float32"):
         if not data.train:
             raise DataError("No training images with captions.")
         super().__init__(out, train_config, command, data.source)
         self.data, self.model_config, self.weights = data, model_config, weights
         self.feature_cache, self.feature_dir = feature_cache, feature_dir
-        self.vocabulary = None
+        self.feature_dtype = feature_dtype
+        self.vocabulary, self.train_batches = None, None
 
     def create_model(self):
         captions = [c for r in self.data.train for c in r.captions]
         self.vocabulary = Vocabulary.build(captions, self.train_config.min_count)
         self.model_config.vocab_size = len(self.vocabulary)
         self.model_config.vocab_hash = self.vocabulary.hash
-        self.model_config.max_length = min(max(len(tokenize(c)) for c in captions),
-                                           self.train_config.max_words)
+        self.model_config.max_length = max_caption_length(self.data.train,
+                                                          self.train_config.max_words)
         self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
         return create_captioner(self.model_config, self.weights, seed=self.train_config.seed)
 
@@ -96,18 +98,23 @@ class CaptionTrainer(EpochLoop):
         if not self.feature_cache or model.encoder.fine_tune:
             return None
         return FeatureCache(model.encoder, [r.path for r in records], self.feature_dir,
-                            batch_size=self.train_config.batch_size, progress=self.progress)
+                            batch_size=self.train_config.batch_size, dtype=self.feature_dtype,
+                            progress=self.progress, bad_images=self.train_config.bad_images)
 
     def datasets(self, model):
         config, encoder = self.train_config, self.model_config.encoder
+        kind = batches_class(config.pipeline)
 
         def batches(records, shuffle):
-            return CaptionBatches(records, self.vocabulary, encoder.image_size,
-                                  encoder.backbone, config.batch_size,
-                                  self.model_config.max_length, seed=config.seed,
-                                  shuffle=shuffle, images=self._features(model, records))
-        return batches(self.data.train, True), \
-            batches(self.data.val, False) if self.data.val else None
+            made = kind(records, self.vocabulary, encoder.image_size, config.batch_size,
+                        self.model_config.max_length, seed=config.seed, shuffle=shuffle,
+                        images=self._features(model, records),
+                        length_bucket=config.length_bucket, bad_images=config.bad_images)
+            if config.bad_images == "error" and made.images.input_key == "images":
+                made.images.check(progress=self.progress)  # refuse before the first step
+            return made
+        self.train_batches = batches(self.data.train, True)
+        return self.train_batches, batches(self.data.val, False) if self.data.val else None
 
     def start_epoch(self, model, epoch):
         """Hard attention: the share of expected contexts falls linearly from 1 at epoch 0
@@ -120,7 +127,9 @@ class CaptionTrainer(EpochLoop):
         model.decoder.context_rate.assign(1.0 + (decoder.expected_context_rate - 1.0) * progress)
 
     def scores(self, model, logs, validation):
-        row = {"nll": logs["nll"], "grid": "x".join(map(str, model.grid_shape))}
+        row = {"nll": logs["nll"], "grid": "x".join(map(str, model.grid_shape)),
+               "padding": self.train_batches.padding_share()[0],
+               "skipped_images": len(self.train_batches.bad)}
         if validation is not None:
             row.update(validation_scores(model, self.vocabulary, validation,
                                          self.train_config.validation_images,
@@ -154,45 +163,72 @@ class CaptionTrainer(EpochLoop):
                         self.train_config.batch_size).scores
 
 
-def load_split(split, coco=None, karpathy=None, images=None, required=True):
-    """(records, instances or None) of a split of a COCO folder or a Karpathy split file;
-    ([], None) for a missing split that is not ``required``."""
-    from captioner.data.coco import load_coco_split, load_karpathy
-    try:
-        if coco:
-            return load_coco_split(coco, split)
-        return load_karpathy(karpathy, images, split), None
-    except DataError:
-        if required:
-            raise
-        return [], None
+def batches_class(pipeline):
+    """The CaptionBatches class of a ``TrainConfig.pipeline``: tf.data where TensorFlow is
+    installed ("auto"), else Python threads."""
+    if pipeline != "python":
+        try:
+            from captioner.data.tf_pipeline import TFCaptionBatches
+            return TFCaptionBatches
+        except ImportError:
+            if pipeline == "tf.data":
+                raise ConfigError("--pipeline tf.data needs TensorFlow (pip install "
+                                  "tensorflow); --pipeline python reads the same batches "
+                                  "without it") from None
+    return CaptionBatches
+
+
+class CaptionSource:
+    """The splits of a COCO-layout folder (``coco``) or of a Karpathy split file
+    (``karpathy``, images under ``images``); each annotation file is parsed once."""
+
+    def __init__(self, coco=None, karpathy=None, images=None):
+        if bool(coco) == bool(karpathy):
+            raise ValueError("Give exactly one of coco (a folder) or karpathy (a split file).")
+        self.coco, self.karpathy, self.images = coco, karpathy, images
+        self.description = f"COCO layout {coco}" if coco else f"Karpathy split {karpathy}"
+        self._parsed = None
+
+    def split(self, name, instances=True, required=True):
+        """(records, instances or None) of split ``name``; ([], None) for a missing split
+        that is not ``required``. ``instances=False`` leaves the instances file unread."""
+        from captioner.data.coco import load_coco_split, load_karpathy, read_karpathy
+        try:
+            if self.coco:
+                return load_coco_split(self.coco, name, instances=instances)
+            if self._parsed is None:
+                self._parsed = read_karpathy(self.karpathy)
+            return load_karpathy(self.karpathy, self.images, name, data=self._parsed), None
+        except DataError:
+            if required:
+                raise
+            return [], None
 
 
 def train(out, coco=None, karpathy=None, images=None, model_config=None, train_config=None,
           splits=("train", "val", "test"), resume=False, progress=True, command="",
-          feature_cache=True, feature_dir=None):
+          feature_cache=True, feature_dir=None, feature_dtype="float32", callbacks=()):
     """Trains a captioner on a COCO-layout folder (``coco``) or a Karpathy split file
     (``karpathy`` with its image folder ``images``) into the model folder ``out``.
 
     ``splits``: (train, validation, test) split names; a missing validation or test split
-    is skipped. The best epoch's model is scored on the test split. Returns the path of
-    the model folder (``captioner.load_model`` reads it).
+    is skipped. The best epoch's model is scored on the test split. ``callbacks``: Keras
+    callbacks added to every epoch's ``fit()``. Returns the path of the model folder
+    (``captioner.load_model`` reads it).
     """
-    if bool(coco) == bool(karpathy):
-        raise ValueError("Give exactly one of coco (a folder) or karpathy (a split file).")
+    source = CaptionSource(coco, karpathy, images)
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
-    source = dict(coco=coco, karpathy=karpathy, images=images)
     train_split, val_split, test_split = splits
-    records, _ = load_split(train_split, **source)
-    val, val_instances = load_split(val_split, **source, required=False)
-    description = f"COCO layout {coco}" if coco else f"Karpathy split {karpathy}"
-    trainer = CaptionTrainer(TrainingData(records, val, description, val_instances), out,
-                             model_config, train_config, weights=model_config.encoder.weights,
-                             command=command, feature_cache=feature_cache,
-                             feature_dir=feature_dir)
-    trainer.run(resume=resume, progress=progress)
-    test, test_instances = load_split(test_split, **source, required=False)
+    records, _ = source.split(train_split, instances=False)
+    val, val_instances = source.split(val_split, required=False)
+    trainer = CaptionTrainer(TrainingData(records, val, source.description, val_instances),
+                             out, model_config, train_config,
+                             weights=model_config.encoder.weights, command=command,
+                             feature_cache=feature_cache, feature_dir=feature_dir,
+                             feature_dtype=feature_dtype)
+    trainer.run(resume=resume, progress=progress, callbacks=callbacks)
+    test, test_instances = source.split(test_split, required=False)
     if test:
         from captioner.evaluation import format_scores
         scores = trainer.score_test_split((test, test_instances), f"{len(test)} images, greedy")

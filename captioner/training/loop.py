@@ -31,7 +31,7 @@ from captioner.saving import CARD_FILE, load_keras_file, load_model, save_keras_
 from captioner.training.progress import ProgressBar
 
 CHECKPOINT_DIR = "checkpoint"
-RESUMABLE_CHANGES = ("epochs", "validation_images")  # what a resumed run may change
+RESUMABLE_CHANGES = ("epochs", "validation_images", "pipeline", "bad_images")  # what a resumed run may change
 
 
 def reseed_layers(model, seed, epoch):
@@ -44,6 +44,12 @@ def reseed_layers(model, seed, epoch):
     generators = [g for layer in model._flatten_layers() for g in layer._seed_generators]
     for index, generator in enumerate(generators):
         generator.state.assign(np.array([seed * 1009 + index, epoch], dtype=generator.state.dtype))
+
+
+def fit_input(batches):
+    """What ``fit()`` takes from a data set of the loop: its ``fit_input()`` (a tf.data
+    pipeline, say) where it has one, else the PyDataset itself."""
+    return batches.fit_input() if hasattr(batches, "fit_input") else batches
 
 
 def compile_for_training(model, config, steps_per_epoch):
@@ -61,7 +67,9 @@ class EpochLoop:
     Subclasses implement the hooks:
         ``create_model()``: a new, built model (a new run); may write files to ``out``.
         ``restore(model)``: a resumed run; read back what ``create_model`` wrote.
-        ``datasets(model)``: (train, validation or None), PyDatasets with ``set_epoch``.
+        ``datasets(model)``: (train, validation or None), PyDatasets with ``set_epoch``
+            (and ``fit_input()`` where ``fit()`` should get something else, a tf.data
+            pipeline of the epoch).
         ``start_epoch(model, epoch)``: per-epoch settings (optional).
         ``scores(model, logs, validation)``: the epoch's row beyond loss and times.
         ``objective(row)``: lower is better; picks the best epoch.
@@ -131,8 +139,10 @@ class EpochLoop:
         return self.create_model(), {"epoch": 0, "history": [], "best_epoch": None,
                                      "best_objective": float("inf"), "wall_time": 0.0}, True
 
-    def run(self, resume=False, progress=True, stop_after=None):
+    def run(self, resume=False, progress=True, stop_after=None, callbacks=()):
         """Trains to ``train_config.epochs``; returns the history (a list of rows).
+
+        ``callbacks``: Keras callbacks added to every epoch's ``fit()``.
 
         ``stop_after`` ends this call after that many epochs (the run can be resumed), as
         an interruption would. The learning-rate schedule spans ``epochs``, so resuming with
@@ -152,12 +162,12 @@ class EpochLoop:
             train.set_epoch(epoch)
             reseed_layers(model, config.seed, epoch)
             self.start_epoch(model, epoch)
-            callbacks = [ProgressBar(len(train), f"epoch {epoch + 1}/{config.epochs}")] \
+            bar = [ProgressBar(len(train), f"epoch {epoch + 1}/{config.epochs}")] \
                 if progress else []
             # shuffle=False: the data shuffles itself from (seed, epoch); fit()'s own
             # shuffle draws on Python's global random state, which a resumed run cannot restore.
-            logs = model.fit(train, epochs=1, verbose=0, shuffle=False,
-                             callbacks=callbacks).history
+            logs = model.fit(fit_input(train), epochs=1, verbose=0, shuffle=False,
+                             callbacks=bar + list(callbacks)).history
             logs = {key: float(values[-1]) for key, values in logs.items()}
             row = {"epoch": epoch + 1, "train_seconds": time.time() - started,
                    "loss": logs["loss"], **self.scores(model, logs, validation)}

@@ -79,13 +79,14 @@ class RamTrainer(EpochLoop):
 
 
 def train_ram(out, data, model_config=None, train_config=None, resume=False, progress=True,
-              command=""):
+              command="", callbacks=()):
     """Trains a RAM into the model folder ``out`` and scores it on the test split.
 
     ``data``: (train, validation, test batches, class names, description): the batches
     of ``captioner.data.classification.digit_splits`` or ``folder_splits``.
     ``model_config``'s input size and classes are set from the data, its seed (if unset)
-    from ``train_config``. Returns the folder.
+    from ``train_config``. ``callbacks``: Keras callbacks added to every epoch's ``fit()``.
+    Returns the folder.
     """
     train, val, test, classes, source = data
     model_config = model_config or RamConfig()
@@ -95,7 +96,7 @@ def train_ram(out, data, model_config=None, train_config=None, resume=False, pro
     if model_config.seed is None:
         model_config.seed = train_config.seed
     trainer = RamTrainer(train, val, out, model_config, train_config, classes, source, command)
-    trainer.run(resume=resume, progress=progress)
+    trainer.run(resume=resume, progress=progress, callbacks=callbacks)
     scores = trainer.score_test_split(test, f"{len(test.labels)} images")
     print(f"test error {100 * scores['error']:.2f}% ({len(test.labels)} images)",
           file=sys.stderr)

@@ -30,6 +30,16 @@ def test_coco_loader_groups_captions_and_finds_2014_layout(tmp_path):
     assert instances is None
 
 
+def test_training_leaves_the_instances_file_unread(tmp_path):
+    write_coco(tmp_path, [{"id": 1, "file_name": "a.png"}],
+               [{"id": 1, "image_id": 1, "caption": "a cat"}])
+    (tmp_path / "annotations" / "instances_train2014.json").write_text("{not json")
+    records, instances = load_coco_split(str(tmp_path), "train", instances=False)
+    assert len(records) == 1 and instances is None
+    with pytest.raises(DataError, match="instances_train2014.json"):
+        load_coco_split(str(tmp_path), "train")
+
+
 def test_coco_loader_names_a_missing_image(tmp_path):
     path = write_coco(tmp_path, [{"id": 1, "file_name": "a.png"}],
                       [{"id": 1, "image_id": 1, "caption": "a cat"}])
@@ -90,6 +100,12 @@ def test_karpathy_loader_reads_splits_with_restval(tmp_path):
     train = load_karpathy(str(path), str(tmp_path), "train")
     assert [(r.image_id, r.captions) for r in train] == [(1, ["A cat."]), (2, ["a dog"])]
     assert [r.image_id for r in load_karpathy(str(path), str(tmp_path), "test")] == [3]
+    from captioner.training.captioning import CaptionSource
+    source = CaptionSource(karpathy=str(path), images=str(tmp_path))
+    assert [r.image_id for r in source.split("train")[0]] == [1, 2]
+    path.write_text("{not json")  # parsed once: the other splits come from the first read
+    assert [r.image_id for r in source.split("test")[0]] == [3]
+    assert source.split("val", required=False) == ([], None)
     images[2]["filename"] = "missing.jpg"
     path.write_text(json.dumps({"images": images}))
     with pytest.raises(DataError, match="missing.jpg"):

@@ -32,10 +32,10 @@ def test_features_equal_the_encoder_output_and_are_reused(paths, tmp_path):
     assert first.built
     images = np.stack([preprocess_image(load_image(p), 32, "small") for p in paths])
     expected = ops.convert_to_numpy(encoder(images)).reshape(4, 16, 16)  # (N, H*W, D)
-    np.testing.assert_allclose(first.batch([2, 0]), expected[[2, 0]], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(first.batch([2, 0])[0], expected[[2, 0]], rtol=1e-5, atol=1e-6)
     again = FeatureCache(encoder, paths, str(tmp_path), progress=False)
     assert not again.built and again.key == first.key
-    np.testing.assert_array_equal(again.batch([0, 1, 2, 3]), first.batch([0, 1, 2, 3]))
+    np.testing.assert_array_equal(again.batch([0, 1, 2, 3])[0], first.batch([0, 1, 2, 3])[0])
     assert sorted(os.listdir(tmp_path)) == [f"{first.key}.json", f"{first.key}.npy"]
 
 
@@ -60,10 +60,20 @@ def test_a_changed_image_file_rebuilds(paths, tmp_path):
     copy.write_bytes(open(paths[3], "rb").read())  # another picture under the same name
     after = FeatureCache(encoder, copies, str(tmp_path / "cache"), progress=False)
     assert after.built and after.key != before.key
-    assert not np.allclose(after.batch([1]), before.batch([1]))
-    np.testing.assert_array_equal(after.batch([0]), before.batch([0]))
+    assert not np.allclose(after.batch([1])[0], before.batch([1])[0])
+    np.testing.assert_array_equal(after.batch([0])[0], before.batch([0])[0])
 
 
 def test_a_training_encoder_is_refused(paths, tmp_path):
     with pytest.raises(ValueError, match="frozen"):
         FeatureCache(Encoder("small", 32, 4, fine_tune=True), paths, str(tmp_path))
+
+
+def test_a_float16_store_takes_half_the_disk_and_keeps_the_features(paths, tmp_path):
+    encoder = frozen()
+    wide = FeatureCache(encoder, paths, str(tmp_path), progress=False)
+    half = FeatureCache(encoder, paths, str(tmp_path), dtype="float16", progress=False)
+    assert half.built and half.key != wide.key and half.features.dtype == np.float16
+    assert os.path.getsize(half.path) < 0.6 * os.path.getsize(wide.path)
+    np.testing.assert_allclose(half.batch([0, 3])[0], wide.batch([0, 3])[0], rtol=2e-3,
+                               atol=1e-3)

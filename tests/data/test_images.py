@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from captioner.data.images import load_image, preprocess_image
+from captioner.data.images import load_image, load_resized, preprocess_image, resize_image
 from captioner.errors import ImageError
 
 
@@ -102,3 +102,22 @@ def test_preprocess_keeps_whole_image_and_scales_for_the_backbone():
     assert np.allclose(small[:, :3], -1.0) and np.allclose(small[:, -3:], 1.0)
     resnet = preprocess_image(rgb, 8, "resnet50")  # caffe: BGR, mean subtracted
     assert np.allclose(resnet[0, 0], [-103.939, -116.779, -123.68], atol=1e-3)
+
+
+def test_a_large_jpeg_decodes_at_a_reduced_scale_to_nearly_the_same_pixels(tmp_path):
+    """libjpeg's DCT scaling (1/4 here) then a resize, against a full decode and the same
+    resize: the contract is a mean difference under 1.5 grey levels, none over 40."""
+    from matplotlib import cbook
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as hopper:
+        photo = hopper.convert("RGB").resize((640, 480))
+    path = save(tmp_path, photo, "photo.jpg", quality=90)
+    with Image.open(path) as image:
+        image.draft(None, (96, 96))
+        assert image.size == (160, 120)  # the reduced decode does happen
+    reduced = load_resized(path, 96)
+    full = resize_image(load_image(path), 96)
+    difference = np.abs(reduced.astype(int) - full.astype(int))
+    assert reduced.shape == full.shape == (96, 96, 3) and reduced.dtype == np.uint8
+    assert difference.mean() < 1.5 and difference.max() <= 40
+    small = save(tmp_path, photo.resize((150, 100)), "small.jpg")  # under 2x: decoded whole
+    np.testing.assert_array_equal(load_resized(small, 96), resize_image(load_image(small), 96))

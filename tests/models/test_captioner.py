@@ -22,8 +22,8 @@ pytestmark = pytest.mark.backend
 @pytest.fixture(scope="module")
 def batch(synthetic_coco, vocabulary):
     records, _ = load_coco_split(synthetic_coco, "train")
-    batches = CaptionBatches(records[:4], vocabulary, 32, "small", batch_size=4, max_length=12,
-                             shuffle=False)
+    batches = CaptionBatches(records[:4], vocabulary, 32, batch_size=4, max_length=12,
+                             shuffle=False, length_bucket=0)
     return batches[0]
 
 
@@ -47,10 +47,30 @@ def test_teacher_forcing_runs_the_same_step_as_decoding(tiny_model, batch):
         np.testing.assert_allclose(ops.convert_to_numpy(step_logits), logits[:, t], atol=1e-5)
 
 
+def test_a_batch_of_unknown_length_runs_the_same_steps(tiny_model, batch):
+    """TensorFlow traces tf.data batches of any caption length once, with the time axis
+    unknown: the decoder then scans over it, and must compute what the unrolled loop does."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("JAX always knows the length (it compiles once per length)")
+    import tensorflow as tf
+    x, _, _ = batch
+    traced = tf.function(lambda images, tokens: tiny_model({"images": images, "tokens": tokens}),
+                         input_signature=[tf.TensorSpec((None, 32, 32, 3), tf.uint8),
+                                          tf.TensorSpec((None, None), tf.int32)])
+    for steps in (2, 13):
+        expected = tiny_model({"images": x["images"], "tokens": x["tokens"][:, :steps]})
+        scanned = traced(x["images"], x["tokens"][:, :steps])
+        for key in ("logits", "alphas"):
+            assert scanned[key].shape[1] == steps
+            np.testing.assert_allclose(np.asarray(scanned[key]),
+                                       ops.convert_to_numpy(expected[key]), atol=1e-5)
+
+
 def test_doubly_stochastic_penalty_matches_numpy(rng):
-    alphas = rng.dirichlet(np.ones(5), size=(2, 3)).astype("float32")  # (batch, T, L)
-    mask = np.array([[1, 1, 0], [1, 0, 0]], "float32")
-    expected = np.mean((1 - (alphas * mask[:, :, None]).sum(1)) ** 2)
+    """Rows without a word (the filler of a last batch) do not count."""
+    alphas = rng.dirichlet(np.ones(5), size=(3, 3)).astype("float32")  # (batch, T, L)
+    mask = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0]], "float32")
+    expected = np.mean((1 - (alphas[:2] * mask[:2, :, None]).sum(1)) ** 2)
     np.testing.assert_allclose(ops.convert_to_numpy(doubly_stochastic_penalty(alphas, mask)),
                                expected, rtol=1e-6)
 

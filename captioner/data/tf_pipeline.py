@@ -1,0 +1,75 @@
+"""The training input on tf.data (TensorFlow only; used on every Keras backend).
+
+``fit()`` takes a ``tf.data.Dataset`` on TensorFlow and JAX alike. The dataset follows the
+same :class:`~captioner.data.dataset.EpochPlan` as :class:`CaptionBatches`, so both give the
+same batches for a seed and an epoch (a test checks it), and adds what Python threads
+cannot: images are decoded and resized on tf.data's thread pool
+(``num_parallel_calls=AUTOTUNE``; Pillow releases the GIL while it decodes and resizes,
+and a large JPEG is decoded at a reduced scale, see ``load_resized``), in order
+(``deterministic``), and the next batches are prepared while the step runs
+(``prefetch``). Images stay uint8 until the model.
+
+Decoding goes through ``load_resized``, the function inference uses, so EXIF rotation,
+every Pillow mode and the decompression-bomb guard are the same in both; TensorFlow's own
+decoders would skip the EXIF rotation and read fewer formats.
+
+Where TensorFlow is not installed (a JAX-only machine), ``CaptionBatches`` serves alone.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from captioner.data.dataset import CaptionBatches
+
+
+class TFCaptionBatches(CaptionBatches):
+    """:class:`CaptionBatches` whose ``fit_input()`` is a ``tf.data.Dataset`` of the epoch."""
+
+    def fit_input(self):
+        return epoch_dataset(self)
+
+
+def epoch_dataset(batches):
+    """The ``tf.data.Dataset`` of ``batches``' current epoch (``batches.set_epoch``)."""
+    plan, source = batches.plan, batches.images
+    size = plan.images.shape[1]
+    longest = int(plan.steps.max())
+    tokens, targets, mask = batches.table.arrays(plan.captions.reshape(-1), longest)
+    mask *= plan.weights.reshape(-1)[:, None]
+    words = tf.data.Dataset.from_tensor_slices((
+        tokens.reshape(-1, size, longest), targets.reshape(-1, size, longest),
+        mask.reshape(-1, size, longest), plan.steps))
+    if source.input_key == "images":
+        def load(index):
+            return source.load(int(index))
+
+        def decode(index):
+            image, ok = tf.numpy_function(load, [index], (tf.uint8, tf.bool), stateful=False)
+            image.set_shape(source.shape)
+            ok.set_shape(())
+            return image, ok
+        inputs = tf.data.Dataset.from_tensor_slices(plan.images.reshape(-1)).map(
+            decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(size)
+    else:  # a FeatureCache: one read of B rows of the memory-mapped store per batch
+        def read(indices):
+            return source.batch(indices)
+
+        def rows(indices):
+            features, ok = tf.numpy_function(read, [indices], (tf.float32, tf.bool),
+                                             stateful=False)
+            features.set_shape((size,) + tuple(source.features.shape[1:]))
+            ok.set_shape((size,))
+            return features, ok
+        inputs = tf.data.Dataset.from_tensor_slices(plan.images).map(
+            rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def assemble(loaded, words):
+        (pixels, ok), (tokens, targets, mask, steps) = loaded, words
+        mask = mask[:, :steps] * tf.cast(ok, tf.float32)[:, None]
+        return {source.input_key: pixels, "tokens": tokens[:, :steps]}, targets[:, :steps], mask
+    return tf.data.Dataset.zip(inputs, words).map(assemble).prefetch(tf.data.AUTOTUNE)
+
+
+def as_numpy(dataset):
+    """The batches of a dataset as NumPy structures (for tests and benchmarks)."""
+    return [tf.nest.map_structure(np.asarray, batch) for batch in dataset.as_numpy_iterator()]
