@@ -155,6 +155,28 @@ def test_train_user_mistakes_exit_2_with_one_line(tmp_path):
                               tmp_path, "--out", tmp_path / "o"), "not valid JSON")
 
 
+def test_an_unreadable_training_image_is_refused_up_front_or_skipped_and_counted(
+        synthetic_coco, tmp_path):
+    import shutil
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_coco, data)
+    broken = sorted((data / "train2017").iterdir())[10]
+    broken.write_bytes(broken.read_bytes()[:300])  # truncated in the middle of the split
+    tiny = ["--image-size", 32, "--width", 8, "--lstm-units", 32, "--embedding-dim", 16,
+            "--attention-units", 16, "--batch-size", 8, "--validation-images", 2,
+            "--max-words", 8, "--epochs", 1, "--no-progress"]
+    refused = run("train.py", "--coco", data, "--out", tmp_path / "refused", "--bad-images",
+                  "error", *tiny)
+    assert_one_line_error(refused, "1 training image(s) cannot be read", broken.name)
+    assert not (tmp_path / "refused" / "checkpoint").exists()
+    skipped = run("train.py", "--coco", data, "--out", tmp_path / "skipped", *tiny)
+    assert skipped.returncode == 0, skipped.stderr
+    assert skipped.stderr.count(f"skipping an unreadable training image: Cannot decode "
+                                f"image {broken}") == 1
+    history = json.loads((tmp_path / "skipped" / "metrics.json").read_text())["history"]
+    assert history[0]["skipped_images"] == 1
+
+
 @pytest.mark.backend
 def test_train_a_ram_and_classify_with_it(tmp_path):
     out = tmp_path / "ram"

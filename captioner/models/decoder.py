@@ -152,9 +152,11 @@ class AttentionDecoder(keras.layers.Layer):
         entropy = -ops.sum(alpha * ops.where(alpha > 0, log_alpha, 0.0), -1)  # (batch,)
         return context, {"log_policy": log_policy, "entropy": entropy}
 
-    def _step(self, tokens, state, memory, training=False, use_expected=None):
+    def _recur(self, embedded, state, memory, training=False, use_expected=None):
+        """The recurrent part of a word: attend, read the context, advance the LSTM.
+        embedded (batch, E) -> {"output" (batch, units), "context" (batch, D), "alpha"
+        (batch, L), "state", and hard attention's "log_policy", "entropy"}."""
         hidden, _ = state
-        embedded = self.embedding(tokens)  # (batch, E)
         query = self.query_to_keys(hidden) if hasattr(self, "query_to_keys") else hidden
         context, alpha = self.attention(query, memory["annotations"], mask=memory.get("mask"),
                                         prepared_keys=memory["keys"])
@@ -165,9 +167,21 @@ class AttentionDecoder(keras.layers.Layer):
         context = self.gate(hidden) * context  # (batch, D)
         output, state = self.lstm(ops.concatenate([embedded, context], -1), state,
                                   training=training)
+        return {"output": output, "context": context, "alpha": alpha, "state": list(state),
+                **extras}
+
+    def _emit(self, embedded, output, context, training=False):
+        """The deep output layer (eq. 7): logits of the next word, for one step (batch, .)
+        or for all steps at once (batch, T, .): one large matrix product, not T small ones."""
         deep = ops.tanh(embedded + self.output_h(output) + self.output_z(context))
-        logits = self.logits(self.dropout(deep, training=training))  # (batch, V)
-        return {"logits": logits, "state": list(state), "alpha": alpha, **extras}
+        return self.logits(self.dropout(deep, training=training))  # (..., V)
+
+    def _step(self, tokens, state, memory, training=False, use_expected=None):
+        embedded = self.embedding(tokens)  # (batch, E)
+        outputs = self._recur(embedded, state, memory, training, use_expected)
+        outputs["logits"] = self._emit(embedded, outputs.pop("output"),
+                                       outputs.pop("context"), training)
+        return outputs
 
     def call(self, tokens, features, mask=None, training=False):
         memory = self.prepare(features, mask)
@@ -177,30 +191,33 @@ class AttentionDecoder(keras.layers.Layer):
                 and self.decoder_config.expected_context_draw == "batch"):
             use_expected = keras.random.uniform((1,), seed=self.seed_generator) \
                 < self.context_rate  # one draw for every caption and word
-        names = {"logits": "logits", "alpha": "alphas", "log_policy": "log_policy",
-                 "entropy": "entropy"}
+        embedded = self.embedding(tokens)  # (batch, T, E)
         if tokens.shape[1] is None:  # a length known only when it runs: one graph for all
-            stacked = self._scan(tokens, state, memory, training, use_expected)
-            return {names[key]: value for key, value in stacked.items()}
-        steps = []
-        for t in range(tokens.shape[1]):  # T is static: one traced graph per caption length
-            outputs = self._step(tokens[:, t], state, memory, training, use_expected)
-            state = outputs.pop("state")
-            steps.append(outputs)
-        return {names[key]: ops.stack([step[key] for step in steps], 1)  # (batch, T, ...)
-                for key in steps[0]}
+            steps = self._scan(tokens, state, memory, training, use_expected)
+        else:  # T is static: one traced graph per caption length
+            recurrent = []
+            for t in range(tokens.shape[1]):
+                outputs = self._recur(embedded[:, t], state, memory, training, use_expected)
+                state = outputs.pop("state")
+                recurrent.append(outputs)
+            steps = {key: ops.stack([step[key] for step in recurrent], 1)  # (batch, T, ...)
+                     for key in recurrent[0]}
+        logits = self._emit(embedded, steps.pop("output"), steps.pop("context"), training)
+        names = {"alpha": "alphas", "log_policy": "log_policy", "entropy": "entropy"}
+        return {"logits": logits, **{names[key]: value for key, value in steps.items()}}
 
     def _scan(self, tokens, state, memory, training, use_expected):
-        """The steps of ``call`` as ``ops.scan`` over a time axis of unknown length (what
-        TensorFlow traces when batches differ in length; JAX always knows the length).
+        """The recurrence of ``call`` as ``ops.scan`` over a time axis of unknown length
+        (what TensorFlow traces when batches differ in length; JAX always knows it).
 
         The first step runs outside the scan to give the carry its structure; the scan's
         outputs repeat the carry (TensorFlow's ``scan`` wants them alike).
         """
-        first = self._step(tokens[:, 0], state, memory, training, use_expected)
+        first = self._recur(self.embedding(tokens[:, 0]), state, memory, training, use_expected)
 
-        def step(carry, token):
-            outputs = self._step(token, carry["state"], memory, training, use_expected)
+        def step(carry, token):  # tokens, not their embeddings: no gradient through xs
+            outputs = self._recur(self.embedding(token), carry["state"], memory, training,
+                                  use_expected)
             return outputs, outputs
         _, rest = ops.scan(step, first, ops.transpose(tokens[:, 1:]))  # (T - 1, batch, ...)
         return {key: ops.concatenate([first[key][:, None], ops.moveaxis(rest[key], 0, 1)], 1)
