@@ -16,7 +16,6 @@ decoders would skip the EXIF rotation and read fewer formats.
 Where TensorFlow is not installed (a JAX-only machine), ``CaptionBatches`` serves alone.
 """
 
-import numpy as np
 import tensorflow as tf
 
 from captioner.data.dataset import CaptionBatches
@@ -69,7 +68,3 @@ def epoch_dataset(batches):
         return {source.input_key: pixels, "tokens": tokens[:, :steps]}, targets[:, :steps], mask
     return tf.data.Dataset.zip(inputs, words).map(assemble).prefetch(tf.data.AUTOTUNE)
 
-
-def as_numpy(dataset):
-    """The batches of a dataset as NumPy structures (for tests and benchmarks)."""
-    return [tf.nest.map_structure(np.asarray, batch) for batch in dataset.as_numpy_iterator()]
