@@ -290,6 +290,10 @@ class TrainConfig(Config):
     bad_images: Literal["skip", "error"] = "skip"  # an unreadable training image: skipped
                                 # (weight 0) and counted, or every image read before the
                                 # first step and the run refused if any fails
+    distribute: bool = False    # data-parallel over every visible device (JAX:
+                                # keras.distribution.DataParallel); the global batch is
+                                # batch_size, split among them
+    devices: Optional[int] = None  # with --distribute: only the first N devices
 
     def check(self):
         _check_positive(self, "epochs", "batch_size", "validation_images", "max_words")

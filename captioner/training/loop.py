@@ -28,10 +28,12 @@ from captioner.config import TrainConfig
 from captioner.errors import ConfigError
 from captioner.render import save_curves
 from captioner.saving import CARD_FILE, load_keras_file, load_model, save_keras_file, save_model
+from captioner.training.distribution import data_parallel
 from captioner.training.progress import ProgressBar
 
 CHECKPOINT_DIR = "checkpoint"
-RESUMABLE_CHANGES = ("epochs", "validation_images", "pipeline", "bad_images")  # what a resumed run may change
+RESUMABLE_CHANGES = ("epochs", "validation_images", "pipeline", "bad_images", "distribute",
+                     "devices")  # a checkpoint resumes on another number of devices  # what a resumed run may change
 
 
 def reseed_layers(model, seed, epoch):
@@ -150,6 +152,10 @@ class EpochLoop:
         """
         os.makedirs(self.out, exist_ok=True)
         self.progress = progress  # hooks that do long work of their own show it alike
+        with data_parallel(self.train_config):  # the model is created and laid out in it
+            return self._epochs(resume, progress, stop_after, callbacks)
+
+    def _epochs(self, resume, progress, stop_after, callbacks):
         model, state, new = self._start(resume)
         train, validation = self.datasets(model)
         config = self.train_config
