@@ -62,6 +62,8 @@ def photo_data(work, images):
 def coco_sized(work, photo):
     """The COCO-sized annotation set over the photo files (see the module docstring)."""
     import numpy as np
+
+    from captioner import io
     folder = os.path.join(work, "coco-sized")
     marker = os.path.join(folder, "annotations", "instances_train2017.json")
     if os.path.isfile(marker):
@@ -86,8 +88,8 @@ def coco_sized(work, photo):
         annotations = [{"id": int(i + 1), "image_id": int(owners[i] + 1),
                         "caption": " ".join(rng.choice(words, lengths[i]))}
                        for i in range(captions_count)]
-        write(os.path.join(folder, "annotations", f"captions_{split}2017.json"),
-              {"images": images, "annotations": annotations})
+        io.write_json(os.path.join(folder, "annotations", f"captions_{split}2017.json"),
+                      {"images": images, "annotations": annotations}, indent=None)
         del annotations
         objects = COCO_INSTANCES if split == "train" else 7 * count
         owners = rng.integers(0, count, objects)
@@ -95,17 +97,10 @@ def coco_sized(work, photo):
         instances = [{"id": int(i + 1), "image_id": int(owners[i] + 1), "category_id": 1,
                       "bbox": [10.0, 20.0, 100.0, 80.0], "area": 8000.0, "iscrowd": 0,
                       "segmentation": [polygon]} for i in range(objects)]
-        write(os.path.join(folder, "annotations", f"instances_{split}2017.json"),
-              {"images": images, "annotations": instances,
-               "categories": [{"id": 1, "name": "person"}]})
+        io.write_json(os.path.join(folder, "annotations", f"instances_{split}2017.json"),
+                      {"images": images, "annotations": instances,
+                       "categories": [{"id": 1, "name": "person"}]}, indent=None)
     return folder
-
-
-def write(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".partial", "w") as handle:
-        json.dump(data, handle)
-    os.replace(path + ".partial", path)
 
 
 # --- start-up --------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import numpy as np
 from keras import ops
 
 from captioner import io
+from captioner.errors import DataError
 
 FORMAT_VERSION = 1
 
@@ -89,10 +90,10 @@ class FeatureCache:
         if self.built:
             bad = self._build(encoder, batch_size, dtype, progress, bad_images)
             io.write_json(info_path, {**description, "bad": bad})
-        self.bad = {int(k): v for k, v in io.read_json(info_path, "feature store").get(
-            "bad", {}).items()}
+        else:
+            bad = io.read_json(info_path, "feature store").get("bad", {})
+        self.bad = {int(k): v for k, v in bad.items()}
         if self.bad and bad_images == "error":
-            from captioner.errors import DataError
             raise DataError(f"{len(self.bad)} image(s) cannot be read, the first: "
                             f"{self.bad[min(self.bad)]}")
         self.features = np.load(self.path, mmap_mode="r")  # (N, H*W, D)
