@@ -291,8 +291,9 @@ class TrainConfig(Config):
                                 # (weight 0) and counted, or every image read before the
                                 # first step and the run refused if any fails
     distribute: bool = False    # data-parallel over every visible device (JAX:
-                                # keras.distribution.DataParallel); the global batch is
-                                # batch_size, split among them
+                                # keras.distribution.DataParallel; TensorFlow:
+                                # MirroredStrategy, or MultiWorkerMirroredStrategy with
+                                # TF_CONFIG); the global batch is batch_size, split among them
     devices: Optional[int] = None  # with --distribute: only the first N devices
 
     def check(self):

@@ -147,7 +147,7 @@ def test_train_hard_attention_with_another_score_and_caption_with_it(synthetic_c
 
 def test_train_user_mistakes_exit_2_with_one_line(tmp_path, synthetic_coco):
     assert_one_line_error(run("train.py", "--coco", synthetic_coco, "--out", tmp_path / "d",
-                              "--distribute"), "runs on the JAX backend")
+                              "--distribute", "--devices", 3), "--devices 3: 1 device(s) visible")
     assert_one_line_error(run("train.py", "--coco", tmp_path, "--out", tmp_path / "o",
                               "--score", "multihead", "--heads", 3), "heads must divide")
     assert_one_line_error(run("train.py", "--coco", tmp_path / "nowhere", "--out", tmp_path / "o"),

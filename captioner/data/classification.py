@@ -100,8 +100,22 @@ def make_canvases(digits, canvas, clutter, rng, pool=None):
     return images, corners
 
 
+def full_batch(rows, batch_size, shard=(0, 1)):
+    """(rows, weights) of a training batch: a short last batch is filled up with copies of
+    its own rows at weight 0, so that every batch has ``batch_size`` rows and divides among
+    devices, and the copies change no loss. ``shard`` (process, processes): only that
+    process's consecutive share of the rows."""
+    weights = np.ones(batch_size, np.float32)
+    weights[len(rows):] = 0.0
+    rows = np.resize(rows, batch_size)
+    index, count = shard
+    share = slice(index * batch_size // count, (index + 1) * batch_size // count)
+    return rows[share], weights[share]
+
+
 class DigitBatches(keras.utils.PyDataset):
-    """Batches of (canvases (B, C, C, 1), labels (B,)) for ``fit()``.
+    """Batches of (canvases (B, C, C, 1), labels (B,)) for ``fit()``, and in training
+    (images, labels, weights), every batch full (``full_batch``).
 
     ``fixed=True`` draws every canvas once (validation, test), and keeps ``boxes``, the box
     of each digit's ink (see ``ink_boxes``); otherwise each epoch places the digits anew
@@ -114,6 +128,7 @@ class DigitBatches(keras.utils.PyDataset):
         self.digits, self.labels = digits, np.asarray(labels, np.int64)
         self.canvas, self.clutter, self.batch_size = canvas, clutter, batch_size
         self.seed, self.fixed, self.epoch = seed, fixed, 0
+        self.shard = (0, 1)  # (process, processes): a training batch's share read here
         self.order = np.arange(len(labels))
         self.images = self.boxes = None
         if fixed:
@@ -138,10 +153,11 @@ class DigitBatches(keras.utils.PyDataset):
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         if self.fixed:
             return self.images[rows], self.labels[rows]
+        rows, weights = full_batch(rows, self.batch_size, self.shard)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         images, _ = make_canvases(self.digits[rows], self.canvas, self.clutter, rng,
                                   pool=self.digits)
-        return images, self.labels[rows]
+        return images, self.labels[rows], weights
 
 
 def image_folder(root):
@@ -177,8 +193,9 @@ def prepare_image(rgb, height, width, channels):
 
 
 class FolderBatches(keras.utils.PyDataset):
-    """Batches of (images (B, height, width, channels), labels) read from files, in an order
-    drawn from (seed, epoch) unless ``shuffle`` is False."""
+    """Batches of (images (B, height, width, channels), labels) read from files; with
+    ``shuffle``, in an order drawn from (seed, epoch), as (images, labels, weights), every
+    batch full (``full_batch``)."""
 
     def __init__(self, paths, labels, height, width, channels, batch_size=64, seed=0,
                  shuffle=True, **kwargs):
@@ -186,6 +203,7 @@ class FolderBatches(keras.utils.PyDataset):
         self.paths, self.labels = list(paths), np.asarray(labels, np.int64)
         self.height, self.width, self.channels = height, width, channels
         self.batch_size, self.seed, self.shuffle = batch_size, seed, shuffle
+        self.shard = (0, 1)  # (process, processes): a training batch's share read here
         self.order = np.arange(len(self.paths))
 
     @property
@@ -203,9 +221,12 @@ class FolderBatches(keras.utils.PyDataset):
     def __getitem__(self, index):
         from captioner.data.images import load_image
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        weights = None
+        if self.shuffle:
+            rows, weights = full_batch(rows, self.batch_size, self.shard)
         images = np.stack([prepare_image(load_image(self.paths[row]), self.height, self.width,
                                          self.channels) for row in rows])
-        return images, self.labels[rows]
+        return (images, self.labels[rows]) + ((weights,) if weights is not None else ())
 
 
 def digit_splits(digits, labels, canvas=60, clutter=0, batch_size=64, seed=0):

@@ -93,6 +93,16 @@ class EpochPlan:
         run = float(self.steps.sum() * self.images.shape[1])
         return 1.0 - words / run, 1.0 - words / float((table.max_length + 1) * self.images.size)
 
+    def shard(self, index, count):
+        """The plan of process ``index`` of ``count``: its consecutive share of the rows of
+        every batch (each batch keeps its steps, so every process runs the same shapes)."""
+        if count == 1:
+            return self
+        size = self.images.shape[1] // count
+        rows = slice(index * size, (index + 1) * size)
+        return EpochPlan(self.images[:, rows], self.captions[:, rows], self.weights[:, rows],
+                         self.steps)
+
 
 def plan_epoch(table, batch_size, seed=0, epoch=0, shuffle=True, length_bucket=4):
     """The :class:`EpochPlan` of ``epoch`` (a pure function of its arguments).
@@ -245,13 +255,26 @@ class CaptionBatches(keras.utils.PyDataset):
         self.table = CaptionTable(records, vocabulary, max_length)
         self.images = images if images is not None else \
             ImageCache([r.path for r in records], image_size, bad_images=bad_images)
+        self._shard = (0, 1)
         self.set_epoch(0)
+
+    @property
+    def shard(self):
+        """(process, processes): this process reads its share of every batch's rows
+        (``EpochPlan.shard``); (0, 1), all of them, unless training runs on several hosts."""
+        return self._shard
+
+    @shard.setter
+    def shard(self, value):
+        self._shard = tuple(value)
+        self.set_epoch(self.epoch)
 
     def set_epoch(self, epoch):
         """Fixes the batches of ``epoch`` (a pure function of seed and epoch)."""
         self.epoch = epoch
-        self.plan = plan_epoch(self.table, self.batch_size, self.seed, epoch, self.shuffle,
-                               self.length_bucket)
+        self.global_plan = plan_epoch(self.table, self.batch_size, self.seed, epoch,
+                                      self.shuffle, self.length_bucket)
+        self.plan = self.global_plan.shard(*self._shard)  # what this process reads
 
     def fit_input(self):
         """What ``fit()`` and ``evaluate()`` take: this PyDataset."""
@@ -269,7 +292,7 @@ class CaptionBatches(keras.utils.PyDataset):
 
     def padding_share(self):
         """(share of decoder steps on padding this epoch, the same at a fixed length)."""
-        return self.plan.padding_share(self.table)
+        return self.global_plan.padding_share(self.table)
 
     @property
     def bad(self):

@@ -9,6 +9,7 @@ from keras import ops
 
 from captioner.config import ModelConfig
 from captioner.errors import ModelError
+from captioner.models import replicas
 from captioner.models.base import ConfiguredModel
 from captioner.models.decoder import AttentionDecoder
 from captioner.models.encoder import Encoder, build_backbone
@@ -52,8 +53,9 @@ class Captioner(ConfiguredModel):
         if decoder.attention == "hard":
             # b of the REINFORCE term: a moving average of the cost (see _reinforce_terms);
             # saved with the model, so a resumed run continues with it.
+            # Replicas assign it the same value; "mean" lets them assign in a step.
             self.baseline = self.add_weight(shape=(), initializer="zeros", trainable=False,
-                                            name="reinforce_baseline")
+                                            aggregation="mean", name="reinforce_baseline")
 
     @property
     def grid_shape(self):
@@ -74,38 +76,45 @@ class Captioner(ConfiguredModel):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Cross-entropy + lambda * doubly stochastic penalty; with hard attention in
         training also lambda_r * REINFORCE surrogate - lambda_e * entropy (Section 4.1),
-        each normalised per word like the cross-entropy, and the baseline update."""
+        each normalised per word like the cross-entropy, and the baseline update.
+
+        Every mean is over the global batch: under ``tf.distribute`` each replica returns
+        its share (``replicas.share``), and the shares add up to one device's loss."""
         config = self.model_config.decoder
         mask = ops.cast(sample_weight, "float32")
-        words = ops.maximum(ops.sum(mask), 1.0)
+        words = ops.maximum(replicas.global_sum(ops.sum(mask)), 1.0)
         losses = token_losses(y, y_pred["logits"], mask)  # (batch, T)
         nll = ops.sum(losses) / words
-        self.nll_tracker.update_state(nll)
-        loss = nll + config.doubly_stochastic * doubly_stochastic_penalty(y_pred["alphas"], mask)
+        self.nll_tracker.update_state(replicas.tracked(nll))
+        rows = ops.cast(ops.sum(mask, axis=1) > 0, "float32")  # not the filler rows
+        penalty = doubly_stochastic_penalty(y_pred["alphas"], mask,
+                                            normaliser=replicas.global_sum(ops.sum(rows)))
+        loss = nll + config.doubly_stochastic * penalty
         if "log_policy" in y_pred:
-            loss = loss + self._reinforce_terms(losses, mask, words, y_pred, training)
+            loss = loss + self._reinforce_terms(losses, mask, rows, words, y_pred, training)
         return loss
 
-    def _reinforce_terms(self, losses, mask, words, y_pred, training):
+    def _reinforce_terms(self, losses, mask, rows, words, y_pred, training):
         """lambda_r * REINFORCE surrogate - lambda_e * entropy, and the baseline update.
 
         credit "caption" (the paper): every sampled cell of a caption is judged by the
         caption's cost -log p(y | s), against b, a moving average of that cost.
         credit "to_go": the cell sampled at word t is judged by the cost of words t..T,
         against b times the number of those words, b a moving average of the cost per word.
+        The observed cost that moves b is the global batch's, the same on every replica.
         """
         config = self.model_config.decoder
         log_policy = y_pred["log_policy"] * mask  # (batch, T), 0 where no cell was sampled
         if config.credit == "caption":
             cost = ops.sum(losses, axis=1)  # (batch,)
             log_policy = ops.sum(log_policy, axis=1)
-            rows = ops.cast(ops.sum(mask, axis=1) > 0, cost.dtype)  # not the filler rows
             baseline = self.baseline
-            observed = ops.sum(cost * rows) / ops.maximum(ops.sum(rows), 1.0)
+            observed = replicas.global_sum(ops.sum(cost * rows)) / ops.maximum(
+                replicas.global_sum(ops.sum(rows)), 1.0)
         else:
             cost = cost_to_go(losses)  # (batch, T)
             baseline = self.baseline * cost_to_go(mask)  # b per word x the words to go
-            observed = ops.sum(losses) / words
+            observed = replicas.global_sum(ops.sum(losses)) / words
         entropy = ops.sum(y_pred["entropy"] * mask) / words
         if training:
             decay = config.baseline_decay

@@ -10,6 +10,7 @@ from keras import ops
 
 from captioner.config import DecoderConfig
 from captioner.layers.attention import get_attention
+from captioner.models import replicas
 
 
 @keras.saving.register_keras_serializable(package="captioner")
@@ -74,7 +75,7 @@ class AttentionDecoder(keras.layers.Layer):
         self.lstm = keras.layers.LSTMCell(config.lstm_units, name="lstm")
         self.output_h = keras.layers.Dense(config.embedding_dim, name="output_h")
         self.output_z = keras.layers.Dense(config.embedding_dim, use_bias=False, name="output_z")
-        self.dropout = keras.layers.Dropout(config.dropout, name="dropout")
+        self.dropout = replicas.Dropout(config.dropout, name="dropout")
         self.logits = keras.layers.Dense(vocab_size, name="logits")
 
     def build(self, tokens_shape, features_shape):
@@ -140,12 +141,12 @@ class AttentionDecoder(keras.layers.Layer):
             chosen = ops.one_hot(ops.argmax(alpha, axis=-1), cells, dtype=alpha.dtype)
             return ops.sum(chosen[:, :, None] * annotations, 1), {}
         log_alpha = ops.where(alpha > 0, ops.log(ops.maximum(alpha, 1e-30)), -1e9)  # (batch, L)
-        sample = keras.random.categorical(log_alpha, 1, seed=self.seed_generator)[:, 0]
+        sample = replicas.categorical(log_alpha, self.seed_generator)
         chosen = ops.one_hot(sample, cells, dtype=alpha.dtype)  # (batch, L)
         sampled_context = ops.sum(chosen[:, :, None] * annotations, 1)  # (batch, D)
         if use_expected is None:  # drawn per caption for this word
-            use_expected = keras.random.uniform((ops.shape(alpha)[0],),
-                                                seed=self.seed_generator) < self.context_rate
+            use_expected = replicas.draw(keras.random.uniform, (ops.shape(alpha)[0],),
+                                         self.seed_generator) < self.context_rate
         use_expected = ops.cast(ops.broadcast_to(use_expected, (ops.shape(alpha)[0],)), alpha.dtype)
         context = use_expected[:, None] * context + (1.0 - use_expected[:, None]) * sampled_context
         log_policy = ops.sum(chosen * log_alpha, -1) * (1.0 - use_expected)  # (batch,)

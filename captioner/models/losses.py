@@ -18,16 +18,20 @@ def token_losses(targets, logits, mask):
     return losses * mask
 
 
-def doubly_stochastic_penalty(alphas, mask):
+def doubly_stochastic_penalty(alphas, mask, normaliser=None):
     """Xu et al. eq. 14: mean over images and cells of (1 - sum_t alpha_tl)^2.
 
     alphas (batch, T, L), mask (batch, T): padded steps contribute no attention, and rows
-    without a word (the filler of a last batch) do not count.
+    without a word (the filler of a last batch) do not count. ``normaliser``: divide the
+    sum over images by this instead of the number of rows with words (a replica divides
+    by the global batch's).
     """
     attention_per_cell = ops.sum(alphas * mask[:, :, None], axis=1)  # (batch, L)
     rows = ops.cast(ops.sum(mask, axis=1) > 0, alphas.dtype)  # (batch,)
     per_row = ops.mean(ops.square(1.0 - attention_per_cell), axis=1)
-    return ops.sum(per_row * rows) / ops.maximum(ops.sum(rows), 1.0)
+    if normaliser is None:
+        normaliser = ops.sum(rows)
+    return ops.sum(per_row * rows) / ops.maximum(normaliser, 1.0)
 
 
 def reinforce_surrogate(cost, log_policy, baseline, normaliser=None):

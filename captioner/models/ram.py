@@ -36,6 +36,7 @@ from keras import ops
 
 from captioner.config import RamConfig
 from captioner.layers.glimpse import GlimpseNetwork
+from captioner.models import replicas
 from captioner.models.base import ConfiguredModel
 from captioner.models.losses import reinforce_surrogate
 
@@ -77,7 +78,8 @@ class RecurrentAttentionModel(ConfiguredModel):
         batch = ops.shape(images)[0]
         location = ops.zeros((batch, 2))  # the centre
         if training and c.first_glimpse == "random" and c.glimpses > 1:
-            location = keras.random.uniform((batch, 2), -1.0, 1.0, seed=self.seed_generator)
+            location = replicas.draw(keras.random.uniform, (batch, 2), self.seed_generator,
+                                     minval=-1.0, maxval=1.0)
         state = [ops.zeros((batch, c.core_units)), ops.zeros((batch, c.core_units))]
         locations, patches, log_policy, baselines = [], [], [], []
         for t in range(c.glimpses):
@@ -91,8 +93,8 @@ class RecurrentAttentionModel(ConfiguredModel):
             mean = self.location(features)  # (batch, 2), in [-1, 1]
             baselines.append(ops.squeeze(self.baseline(features), -1))
             if training:
-                noise = keras.random.normal((batch, 2), stddev=c.location_std,
-                                            seed=self.seed_generator)
+                noise = replicas.draw(keras.random.normal, (batch, 2), self.seed_generator,
+                                      stddev=c.location_std)
                 location = ops.stop_gradient(ops.clip(mean + noise, -1.0, 1.0))
             else:
                 location = ops.stop_gradient(mean)
@@ -107,22 +109,31 @@ class RecurrentAttentionModel(ConfiguredModel):
                 "baselines": ops.stack(baselines, 1) if baselines else steps}
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Means over the images of the global batch (each replica's share of them under
+        ``tf.distribute``); ``sample_weight`` 0 marks the filler rows of a last batch."""
         labels = ops.cast(ops.reshape(y, (-1,)), "int32")
         logits = y_pred["logits"]
+        rows = ops.ones_like(labels, "float32") if sample_weight is None \
+            else ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
         log_likelihood = -ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-        cross_entropy = -ops.mean(log_likelihood)
+        cross_entropy = replicas.share(-ops.sum(log_likelihood * rows), ops.sum(rows))
         correct = ops.cast(ops.argmax(logits, -1) == labels, "float32")  # (batch,)
-        self.accuracy_tracker.update_state(ops.mean(correct))
+        self.accuracy_tracker.update_state(
+            replicas.tracked(replicas.share(ops.sum(correct * rows), ops.sum(rows))))
         reward = correct if self.model_config.reward == "correct" \
             else ops.stop_gradient(log_likelihood)
         baselines = y_pred["baselines"]  # (batch, N - 1)
         rewards = ops.broadcast_to(reward[:, None], ops.shape(baselines))
         # cost = -R, baseline -b: the surrogate's gradient is -(R - b) grad log pi
-        policy = reinforce_surrogate(-rewards, y_pred["log_policy"],
-                                     -ops.stop_gradient(baselines))
-        baseline_error = ops.mean(ops.square(baselines - rewards)) \
-            if self.model_config.glimpses > 1 else 0.0
-        self.baseline_tracker.update_state(baseline_error)
+        policy = reinforce_surrogate(-rewards, y_pred["log_policy"] * rows[:, None],
+                                     -ops.stop_gradient(baselines),
+                                     normaliser=ops.maximum(
+                                         replicas.global_sum(ops.sum(rows)), 1.0))
+        steps = self.model_config.glimpses - 1
+        baseline_error = replicas.share(
+            ops.sum(ops.square(baselines - rewards) * rows[:, None]), ops.sum(rows) * steps) \
+            if steps else 0.0
+        self.baseline_tracker.update_state(replicas.tracked(baseline_error))
         return cross_entropy + self.model_config.reinforce_weight * policy + baseline_error
 
     @property

@@ -37,10 +37,13 @@ def _metric_key(name):
     return "val_" + re.sub(r"[^a-z0-9]+", "_", name.lower().replace("-", "")).strip("_")
 
 
-def validation_scores(model, vocabulary, batches, limit, instances=None):
+def validation_scores(model, vocabulary, batches, limit, instances=None, placement=None):
     """Validation loss (teacher-forced), and the scores of free-running greedy captions of
-    the first ``limit`` images: BLEU, ROUGE-L, CIDEr-D, and grounding with instances."""
-    results = model.evaluate(batches.fit_input(), verbose=0, return_dict=True)
+    the first ``limit`` images: BLEU, ROUGE-L, CIDEr-D, and grounding with instances.
+    ``placement``: where training runs (the loss is computed once, across its devices)."""
+    data = batches.fit_input()
+    results = model.evaluate(placement.input(data) if placement else data, verbose=0,
+                             return_dict=True)
     records = batches.records[:limit] if limit else batches.records
     evaluation = evaluate(model, vocabulary, records, instances, batches.batch_size,
                           batches=batches.inputs, metrics=VALIDATION_METRICS)
@@ -85,7 +88,8 @@ class CaptionTrainer(EpochLoop):
         self.model_config.vocab_hash = self.vocabulary.hash
         self.model_config.max_length = max_caption_length(self.data.train,
                                                           self.train_config.max_words)
-        self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
+        if self.placement.writes:
+            self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
         return create_captioner(self.model_config, self.weights, seed=self.train_config.seed)
 
     def restore(self, model):
@@ -94,8 +98,9 @@ class CaptionTrainer(EpochLoop):
 
     def _features(self, model, records):
         """A FeatureCache for ``records`` when the encoder is frozen (None otherwise: the
-        batches then carry images and the encoder runs every step)."""
-        if not self.feature_cache or model.encoder.fine_tune:
+        batches then carry images and the encoder runs every step). Several hosts run the
+        frozen encoder every step: one process writes files, and the store would be one."""
+        if not self.feature_cache or model.encoder.fine_tune or self.placement.processes > 1:
             return None
         return FeatureCache(model.encoder, [r.path for r in records], self.feature_dir,
                             batch_size=self.train_config.batch_size, dtype=self.feature_dtype,
@@ -133,7 +138,7 @@ class CaptionTrainer(EpochLoop):
         if validation is not None:
             row.update(validation_scores(model, self.vocabulary, validation,
                                          self.train_config.validation_images,
-                                         self.data.val_instances))
+                                         self.data.val_instances, self.placement))
         return row
 
     def objective(self, row):
@@ -229,7 +234,7 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
                              feature_dtype=feature_dtype)
     trainer.run(resume=resume, progress=progress, callbacks=callbacks)
     test, test_instances = source.split(test_split, required=False)
-    if test:
+    if test and trainer.placement.writes:
         from captioner.evaluation import format_scores
         scores = trainer.score_test_split((test, test_instances), f"{len(test)} images, greedy")
         print(f"test split ({len(test)} images, greedy):\n{format_scores(scores)}",

@@ -1,40 +1,173 @@
-"""Data-parallel training on the engines Keras already has.
+"""Data-parallel training on the engines Keras already has: ``keras.distribution`` on JAX,
+``tf.distribute`` on TensorFlow, on one host or several.
 
-JAX: ``keras.distribution.DataParallel`` over the visible devices (or the first
-``TrainConfig.devices``). It is SPMD: the step is one program over the global batch, laid
-out across the devices along the batch axis, so the loss, the REINFORCE terms, the moving
-baseline and the random draws are those of the single-device run on the same global batch
-(up to the order of floating-point sums), and every device holds the same weights. The
-global batch is ``batch_size``; it must divide among the devices (every batch of an epoch
-plan is full, its last one filled up at weight 0, so none is left over).
+``placement(config)`` says where a run trains (``TrainConfig.distribute``, ``devices``):
 
-TensorFlow's ``tf.distribute`` is not wired in: ``--distribute`` on TensorFlow is refused
-with a line that says so.
+- JAX, one host: ``keras.distribution.DataParallel`` over the visible devices (or the
+  first ``devices``). It is SPMD: the step is one program over the global batch, laid out
+  across the devices along the batch axis.
+- JAX, several hosts: the same, over every host's devices, after
+  ``keras.distribution.initialize()`` (it reads ``KERAS_DISTRIBUTION_JOB_ADDRESSES``,
+  ``KERAS_DISTRIBUTION_NUM_PROCESSES`` and ``KERAS_DISTRIBUTION_PROCESS_ID``).
+- TensorFlow, one host: ``tf.distribute.MirroredStrategy`` over the GPUs (or the logical
+  CPU devices where there is no GPU). The step runs once per replica on its slice of the
+  global batch; ``captioner.models.replicas`` makes the losses global means, the REINFORCE
+  baseline one value and each replica's random draws its own. Several TensorFlow workers
+  (``MultiWorkerMirroredStrategy``) are refused: Keras 3's ``fit()`` reduces an input
+  dictionary and scalar metrics in ways that strategy rejects (keras-team/keras#20329,
+  tensorflow/tensorflow#72388); JAX trains across hosts.
+
+Either way the global batch is ``batch_size`` and must divide among the devices (every
+training batch is full: a last batch is filled up at weight 0), each process reads only
+its own share of every batch (``Placement.shard``), and only the first process writes
+files. The loss, the REINFORCE terms, the baseline and the random numbers are those of one
+device on the same global batch, up to the order of floating-point sums.
 """
 
 import contextlib
+import dataclasses
+import json
+import os
 
 import keras
 
 from captioner.errors import ConfigError
 
+_STRATEGIES = {}  # one MirroredStrategy per set of devices (see _tf_strategy)
 
-def data_parallel(config):
-    """A context in which the model is created and trained, for a ``TrainConfig``: the
-    DataParallel distribution's scope when ``config.distribute``, else nothing."""
+
+@dataclasses.dataclass
+class Placement:
+    """Where a run trains: ``replicas`` devices in all, this ``process`` of ``processes``,
+    and the ``scope`` in which the model is created and trained."""
+    replicas: int = 1
+    process: int = 0
+    processes: int = 1
+    scope: contextlib.AbstractContextManager = dataclasses.field(
+        default_factory=contextlib.nullcontext)
+    strategy: object = None  # the tf.distribute strategy, on TensorFlow
+
+    @property
+    def writes(self):
+        """Whether this process writes the run's files (the first one does)."""
+        return self.process == 0
+
+    @property
+    def shard(self):
+        """(this process, processes): which share of every global batch it reads."""
+        return self.process, self.processes
+
+    @contextlib.contextmanager
+    def alone(self):
+        """A context in which the first process works alone (writes files) while the
+        others train on: new variables (Keras' saving makes a few) stay on this process,
+        where under a JAX distribution across processes their creation would wait for
+        every process."""
+        if self.processes == 1 or self.strategy is not None:
+            yield
+            return
+        laid_out = keras.distribution.distribution()
+        keras.distribution.set_distribution(None)
+        try:
+            yield
+        finally:
+            keras.distribution.set_distribution(laid_out)
+
+    def input(self, data):
+        """What ``fit()`` and ``evaluate()`` take for ``data``, a data set's ``fit_input()``
+        read by this process.
+
+        Under ``tf.distribute`` it is a ``tf.data.Dataset`` whose batches have a known
+        size, so that the strategy can split each one among the replicas (a PyDataset is
+        wrapped in one).
+        """
+        if self.strategy is None:
+            return data
+        import tensorflow as tf
+        return data if isinstance(data, tf.data.Dataset) else _tf_dataset(data)
+
+
+def _tf_dataset(batches):
+    """A ``tf.data.Dataset`` of a PyDataset's batches, shaped like the first one, but for
+    the time axis of (batch, time) arrays: caption batches are cut to their own length.
+
+    The batches are taken apart and batched again, so that the dataset says its batch size
+    and a strategy can split each batch (it hands a whole batch of unknown size to every
+    replica)."""
+    import numpy as np
+    import tensorflow as tf
+    first = batches[0]
+
+    def spec(array):
+        array = np.asarray(array)
+        shape = (array.shape[0], None) if array.ndim == 2 else array.shape
+        return tf.TensorSpec(shape, array.dtype)
+
+    def generate():
+        for index in range(len(batches)):
+            yield batches[index]
+    rows = len(tf.nest.flatten(first)[0])
+    return tf.data.Dataset.from_generator(
+        generate, output_signature=tf.nest.map_structure(spec, first)).unbatch().batch(
+            rows, drop_remainder=True).apply(
+            tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
+
+
+def placement(config):
+    """The :class:`Placement` of a ``TrainConfig``: one device unless ``config.distribute``."""
     if not config.distribute:
         if config.devices is not None:
             raise ConfigError("--devices needs --distribute")
-        return contextlib.nullcontext()
-    if keras.backend.backend() != "jax":
-        raise ConfigError("--distribute runs on the JAX backend (KERAS_BACKEND=jax, "
-                          "keras.distribution.DataParallel); tf.distribute is not supported yet")
+        return Placement()
+    if keras.backend.backend() == "jax":
+        found = _jax_data_parallel(config)
+    elif keras.backend.backend() == "tensorflow":
+        found = _tf_strategy(config)
+    else:
+        raise ConfigError(f"--distribute runs on JAX or TensorFlow, not {keras.backend.backend()}")
+    if config.batch_size % found.replicas:
+        raise ConfigError(f"--batch-size {config.batch_size} does not divide among "
+                          f"{found.replicas} devices; choose a multiple of {found.replicas}")
+    return found
+
+
+def _jax_data_parallel(config):
+    import jax
+    processes = int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1"))
+    if processes > 1 and not jax.distributed.is_initialized():
+        # before anything starts JAX's backend; reads the KERAS_DISTRIBUTION_* variables
+        keras.distribution.initialize()
     devices = keras.distribution.list_devices()
+    if config.devices is not None:
+        if jax.process_count() > 1:
+            raise ConfigError("--devices is for one host; several hosts use all their devices")
+        if not 1 <= config.devices <= len(devices):
+            raise ConfigError(f"--devices {config.devices}: {len(devices)} device(s) visible")
+        devices = devices[:config.devices]
+    # Each process reads its own share of every batch itself (auto_shard_dataset=False),
+    # and the shares are laid out on its devices in process order.
+    distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+    return Placement(len(devices), jax.process_index(), jax.process_count(),
+                     distribution.scope())
+
+
+def _tf_strategy(config):
+    import tensorflow as tf
+    workers = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {}).get("worker", [])
+    if len(workers) > 1:
+        raise ConfigError(
+            "several TensorFlow workers (TF_CONFIG) are not supported: Keras 3's fit() fails "
+            "under MultiWorkerMirroredStrategy (keras-team/keras#20329, "
+            "tensorflow/tensorflow#72388); train on several hosts with KERAS_BACKEND=jax")
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     if config.devices is not None:
         if not 1 <= config.devices <= len(devices):
             raise ConfigError(f"--devices {config.devices}: {len(devices)} device(s) visible")
         devices = devices[:config.devices]
-    if config.batch_size % len(devices):
-        raise ConfigError(f"--batch-size {config.batch_size} does not divide among "
-                          f"{len(devices)} devices; choose a multiple of {len(devices)}")
-    return keras.distribution.DataParallel(devices=devices).scope()
+    names = tuple(device.name for device in devices)
+    # A second strategy over the same devices in one process would number its collective
+    # operations like the first, and their all-reduces would collide.
+    if names not in _STRATEGIES:
+        _STRATEGIES[names] = tf.distribute.MirroredStrategy(list(names))
+    strategy = _STRATEGIES[names]
+    return Placement(strategy.num_replicas_in_sync, scope=strategy.scope(), strategy=strategy)

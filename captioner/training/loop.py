@@ -28,7 +28,7 @@ from captioner.config import TrainConfig
 from captioner.errors import ConfigError
 from captioner.render import save_curves
 from captioner.saving import CARD_FILE, load_keras_file, load_model, save_keras_file, save_model
-from captioner.training.distribution import data_parallel
+from captioner.training.distribution import Placement, placement
 from captioner.training.progress import ProgressBar
 
 CHECKPOINT_DIR = "checkpoint"
@@ -87,6 +87,7 @@ class EpochLoop:
         self.command, self.source = command, source
         self.checkpoint = os.path.join(self.out, CHECKPOINT_DIR)
         self.progress = True
+        self.placement = Placement()  # set by run()
 
     # --- hooks -------------------------------------------------------------------------
     def create_model(self):
@@ -150,14 +151,20 @@ class EpochLoop:
         an interruption would. The learning-rate schedule spans ``epochs``, so resuming with
         a larger ``epochs`` continues at the schedule's final rate.
         """
-        os.makedirs(self.out, exist_ok=True)
-        self.progress = progress  # hooks that do long work of their own show it alike
-        with data_parallel(self.train_config):  # the model is created and laid out in it
+        self.placement = placement(self.train_config)
+        if self.placement.writes:
+            os.makedirs(self.out, exist_ok=True)
+        # hooks that do long work of their own show it alike (the first process only)
+        self.progress = progress = progress and self.placement.writes
+        with self.placement.scope:  # the model is created and laid out in it
             return self._epochs(resume, progress, stop_after, callbacks)
 
     def _epochs(self, resume, progress, stop_after, callbacks):
         model, state, new = self._start(resume)
         train, validation = self.datasets(model)
+        for data in (train, validation):  # each process reads its share of every batch
+            if data is not None and hasattr(data, "shard"):
+                data.shard = self.placement.shard
         config = self.train_config
         if new:
             compile_for_training(model, config, len(train))
@@ -172,8 +179,8 @@ class EpochLoop:
                 if progress else []
             # shuffle=False: the data shuffles itself from (seed, epoch); fit()'s own
             # shuffle draws on Python's global random state, which a resumed run cannot restore.
-            logs = model.fit(fit_input(train), epochs=1, verbose=0, shuffle=False,
-                             callbacks=bar + list(callbacks)).history
+            logs = model.fit(self.placement.input(fit_input(train)), epochs=1, verbose=0,
+                             shuffle=False, callbacks=bar + list(callbacks)).history
             logs = {key: float(values[-1]) for key, values in logs.items()}
             row = {"epoch": epoch + 1, "train_seconds": time.time() - started,
                    "loss": logs["loss"], **self.scores(model, logs, validation)}
@@ -186,7 +193,10 @@ class EpochLoop:
                 state["best_epoch"], state["best_objective"] = epoch + 1, objective
             state.update(epoch=epoch + 1, train_config=config.to_dict(),
                          model_config=model.model_config.to_dict())
-            self._save(model, state, improved)
+            if not self.placement.writes:
+                continue
+            with self.placement.alone():
+                self._save(model, state, improved)
             print(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(
                 f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float)), file=sys.stderr)
         return state["history"]

@@ -16,11 +16,14 @@ from captioner.training.loop import EpochLoop, model_card
 
 
 def classification_error(model, batches):
-    """Share of wrong answers (deterministic glimpses: the policy's mean) over ``batches``."""
+    """Share of wrong answers (deterministic glimpses: the policy's mean) over ``batches``.
+
+    The model is called once per batch, not through ``predict_on_batch``: under
+    ``tf.distribute`` that would run the whole batch on every replica."""
     wrong = total = 0
     for index in range(len(batches)):
-        images, labels = batches[index]
-        logits = keras.ops.convert_to_numpy(model.predict_on_batch(images)["logits"])
+        images, labels = batches[index][:2]  # training batches add weights
+        logits = keras.ops.convert_to_numpy(model(images, training=False)["logits"])
         wrong += int((logits.argmax(-1) != labels).sum())
         total += len(labels)
     return wrong / max(total, 1)
@@ -97,6 +100,8 @@ def train_ram(out, data, model_config=None, train_config=None, resume=False, pro
         model_config.seed = train_config.seed
     trainer = RamTrainer(train, val, out, model_config, train_config, classes, source, command)
     trainer.run(resume=resume, progress=progress, callbacks=callbacks)
+    if not trainer.placement.writes:
+        return os.fspath(out)
     scores = trainer.score_test_split(test, f"{len(test.labels)} images")
     print(f"test error {100 * scores['error']:.2f}% ({len(test.labels)} images)",
           file=sys.stderr)

@@ -71,6 +71,19 @@ def test_training_batches_are_a_function_of_seed_and_epoch(rng):
     assert len(batches) == 3
 
 
+def test_a_last_training_batch_is_filled_up_at_weight_0_and_shared_among_processes(rng):
+    digits = rng.random((20, 6, 6)).astype("float32")
+    labels = np.arange(20)
+    batches = DigitBatches(digits, labels, canvas=16, batch_size=8, seed=3)
+    images, last, weights = batches[2]  # 4 digits left for the last batch of 8
+    assert images.shape[0] == 8 and weights.tolist() == [1] * 4 + [0] * 4
+    assert np.array_equal(last[4:], last[:4])  # its own rows again
+    _, middle, _ = batches[1]
+    batches.shard = (1, 2)
+    _, second_half, half_weights = batches[1]
+    assert np.array_equal(second_half, middle[4:]) and half_weights.tolist() == [1] * 4
+
+
 def test_image_folder_reads_one_folder_per_class(tmp_path):
     for name, value in (("cats", 40), ("dogs", 200)):
         (tmp_path / name).mkdir()

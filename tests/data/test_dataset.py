@@ -70,6 +70,22 @@ def test_an_epoch_plan_visits_every_image_once_in_full_batches_cut_to_their_capt
     assert not np.array_equal(plan.images, other.images)
 
 
+def test_the_processes_of_a_run_share_every_batch_without_overlap(records, vocabulary):
+    table = lengths_table(np.arange(1, 51) % 13 + 1)
+    plan = plan_epoch(table, batch_size=8, seed=1, epoch=0)
+    shards = [plan.shard(index, 4) for index in range(4)]
+    for name in ("images", "captions", "weights"):  # in process order they are the batch
+        assert np.array_equal(np.concatenate([getattr(s, name) for s in shards], axis=1),
+                              getattr(plan, name))
+    assert all(np.array_equal(s.steps, plan.steps) for s in shards)  # the same shapes
+    whole = CaptionBatches(records[:10], vocabulary, 32, 4, 8, seed=2)
+    second = CaptionBatches(records[:10], vocabulary, 32, 4, 8, seed=2)
+    second.shard = (1, 2)
+    (x, targets, mask), (x1, targets1, mask1) = whole[1], second[1]
+    assert np.array_equal(x1["images"], x["images"][2:]) and np.array_equal(mask1, mask[2:])
+    assert second.padding_share() == whole.padding_share()  # the global batch's
+
+
 def test_validation_plans_keep_the_order_and_the_first_caption():
     table = lengths_table([3, 5, 2, 7, 4, 6], per_image=2)
     plan = plan_epoch(table, batch_size=2, shuffle=False, length_bucket=0)
