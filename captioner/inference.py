@@ -12,13 +12,15 @@ Images are files (read with ``load_image``: EXIF rotation, any mode, size guard)
 
 import os
 
+import keras
 import numpy as np
 from keras import ops
 
 from captioner.data.classification import prepare_image
 from captioner.data.images import load_image, load_with_input, resize_image
 from captioner.geometry import location_to_pixels
-from captioner.search import beam_search, greedy_search
+from captioner.models.decoding import compiled_greedy
+from captioner.search import beam_search, greedy_hypotheses, greedy_search
 
 
 def decode_batch(model, vocabulary, images=None, features=None, max_length=None,
@@ -26,22 +28,39 @@ def decode_batch(model, vocabulary, images=None, features=None, max_length=None,
     """Captions a batch of preprocessed images (batch, S, S, 3), or of their encoder
     features (batch, H*W, D) when the encoder's output is cached.
 
-    ``beam_size`` 1 is greedy search; more runs ``beam_search`` with ``search_options``
-    (n_best, length_penalty, min_length). The vocabulary gives the <start> and <end> ids.
+    ``beam_size`` 1 is greedy search, compiled whole (``CompiledGreedy``); more runs
+    ``beam_search`` with ``search_options`` (n_best, length_penalty, min_length). The vocabulary gives the <start> and <end> ids.
     Returns, per image, the search's list of hypotheses (see ``captioner.search``).
     """
+    max_length = max_length or model.model_config.max_length
+    greedy = beam_size == 1 and not search_options.get("n_best", 1) > 1
+    if greedy and not _distributed():  # one compiled call for the whole batch
+        inputs = {"images": images} if features is None else {"features": features}
+        outputs = compiled_greedy(model, vocabulary, max_length).predict_on_batch(inputs)
+        return greedy_hypotheses(keras.tree.map_structure(np.asarray, outputs))
     decoder = model.decoder
     if features is None:
         features = model.encode(images)
     memory = decoder.prepare(features)
     state = decoder.initial_state(memory)
     options = dict(batch_size=int(features.shape[0]), start_id=vocabulary.start_id,
-                   end_id=vocabulary.end_id,
-                   max_length=max_length or model.model_config.max_length)
-    if beam_size == 1 and not search_options.get("n_best", 1) > 1:
+                   end_id=vocabulary.end_id, max_length=max_length)
+    if greedy:
         return greedy_search(decoder.step, state, memory, **options)
     return beam_search(decoder.step, state, memory, beam_size=beam_size, **options,
                        **search_options)
+
+
+def _distributed():
+    """Whether training laid the model out across devices (a keras.distribution or a
+    tf.distribute strategy): ``predict_on_batch`` would then split or repeat the batch,
+    and the eager search decodes instead."""
+    if keras.distribution.distribution() is not None:
+        return True
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        return tf.distribute.has_strategy()
+    return False
 
 
 def looks_at_one_cell(model):

@@ -191,3 +191,60 @@ def beam_search(step, state, memory, batch_size, start_id, end_id, max_length, b
 
 def _alphas_of(alphas, image, beam, cells):
     return np.zeros((0, cells)) if alphas is None else alphas[image, beam]
+
+
+def greedy_graph(step, state, memory, batch_size, start_id, end_id, max_length):
+    """Greedy search as one graph of ``keras.ops`` (``while_loop`` over at most
+    ``max_length`` + 1 steps, stopping when every caption has ended): what
+    ``greedy_search`` computes, without a round trip to the host per word, so that it
+    compiles whole (``captioner.models.decoding.CompiledGreedy``) and exports.
+
+    Returns a dict of arrays: "words" (batch, max_length) (<end> after a caption's end),
+    "log_probs" (batch, max_length), "alphas" (batch, max_length, L), "lengths" (batch,)
+    words before <end>, "end_log_prob" (batch,) and "finished" (batch,) bool.
+    ``greedy_hypotheses`` turns them into ``greedy_search``'s hypotheses.
+    """
+    cells = ops.shape(memory["annotations"])[1]
+    slots = max_length + 1  # the last step can only end a caption
+
+    def body(t, tokens, state, running, words, log_probs, alphas, end_log_prob):
+        logits, state, alpha = step(tokens, state, memory)
+        scores = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+        tokens = ops.cast(ops.argmax(scores, axis=-1), "int32")
+        chosen = ops.take_along_axis(scores, tokens[:, None], axis=1)[:, 0]
+        ends = running & (tokens == end_id)
+        end_log_prob = ops.where(ends, chosen, end_log_prob)
+        running = running & ~ends
+        here = ops.one_hot(t, slots, dtype="float32")[None]  # (1, slots): this word's slot
+        words = words + ops.cast(here, "int32") * ops.where(running, tokens, end_id)[:, None]
+        log_probs = log_probs + here * chosen[:, None]
+        alphas = alphas + here[:, :, None] * ops.cast(alpha, "float32")[:, None, :]
+        return t + 1, tokens, state, running, words, log_probs, alphas, end_log_prob
+
+    def more(t, tokens, state, running, *rest):
+        return (t < slots) & ops.any(running)
+
+    start = (ops.convert_to_tensor(0, "int32"),
+             ops.full((batch_size,), start_id, "int32"), state,
+             ops.ones((batch_size,), "bool"),
+             ops.zeros((batch_size, slots), "int32"), ops.zeros((batch_size, slots)),
+             ops.zeros((batch_size, slots, cells)), ops.zeros((batch_size,)))
+    _, _, _, running, words, log_probs, alphas, end_log_prob = ops.while_loop(more, body, start)
+    lengths = ops.argmax(ops.cast(ops.concatenate(
+        [words[:, :max_length], ops.full((batch_size, 1), end_id, "int32")], 1) == end_id,
+        "int32"), axis=1)
+    return {"words": words[:, :max_length], "log_probs": log_probs[:, :max_length],
+            "alphas": alphas[:, :max_length], "lengths": ops.cast(lengths, "int32"),
+            "end_log_prob": end_log_prob, "finished": ~running}
+
+
+def greedy_hypotheses(outputs):
+    """``greedy_graph``'s arrays (NumPy) -> per image ``[hypothesis]``, as
+    ``greedy_search`` returns them."""
+    results = []
+    for row, length in enumerate(np.asarray(outputs["lengths"])):
+        end = float(outputs["end_log_prob"][row]) if outputs["finished"][row] else None
+        results.append([_hypothesis(outputs["words"][row, :length],
+                                    outputs["log_probs"][row, :length],
+                                    outputs["alphas"][row, :length], end, 0.0)])
+    return results

@@ -1,0 +1,88 @@
+"""Decoding speed: ms per caption, eager search against greedy search compiled whole.
+
+    python benchmarks/decode_speed.py [--backend tensorflow,jax] [--repeats 5]
+
+The bundled default model captions the six sample images, repeated to batches of 1 and
+32: greedy search as the eager reference (``captioner.search.greedy_search``, a host
+round trip per word) and compiled (``captioner.models.decoding.CompiledGreedy``: encoder,
+decoder and the search loop in one ``predict_on_batch``), and beam search 3 and 5 (eager).
+Each backend runs in a fresh process; each figure is the best of ``--repeats`` warm runs
+(the first calls compile). Prints one JSON line per figure.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CHILD = r"""
+import json, os, sys, time
+import numpy as np
+import keras
+from captioner.data.images import load_resized
+from captioner.inference import decode_batch
+from captioner.models.decoding import compiled_greedy
+from captioner.saving import load_model
+from captioner.search import greedy_search
+
+repeats = int(sys.argv[1])
+saved = load_model(os.path.join(sys.argv[2], "assets", "model"))
+model, vocabulary = saved.model, saved.vocabulary
+size, longest = model.model_config.encoder.image_size, model.model_config.max_length
+folder = os.path.join(sys.argv[2], "assets", "samples")
+samples = np.stack([load_resized(os.path.join(folder, name), size)
+                    for name in sorted(os.listdir(folder))])
+
+
+def eager_greedy(images):
+    memory = model.decoder.prepare(model.encode(images))
+    return greedy_search(model.decoder.step, model.decoder.initial_state(memory), memory,
+                         len(images), vocabulary.start_id, vocabulary.end_id, longest)
+
+
+def compiled(images):
+    return compiled_greedy(model, vocabulary, longest).predict_on_batch({"images": images})
+
+
+searches = {"greedy, eager": eager_greedy, "greedy, compiled": compiled}
+for beam in (3, 5):
+    searches[f"beam {beam}, eager"] = lambda images, beam=beam: decode_batch(
+        model, vocabulary, images, beam_size=beam)
+for batch in (1, 32):
+    images = samples[np.arange(batch) % len(samples)]
+    for name, search in searches.items():
+        search(images)  # compiles
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            search(images)
+            times.append(time.perf_counter() - started)
+        print(json.dumps({"search": name, "batch": batch,
+                          "ms_per_caption": round(1000 * min(times) / batch, 2)}), flush=True)
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", default="tensorflow,jax")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    sys.path.insert(0, ROOT)
+    from benchmarks.common import machine
+    for backend in args.backend.split(","):
+        env = dict(os.environ, PYTHONPATH=ROOT, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        result = subprocess.run([sys.executable, "-c", CHILD, str(args.repeats), ROOT],
+                                capture_output=True, text=True, env=env)
+        if result.returncode:
+            sys.exit(result.stderr[-2000:])
+        for line in result.stdout.strip().splitlines():
+            print(json.dumps({"figure": "decoding speed, default model, sample images",
+                              "backend": backend, **json.loads(line), "machine": machine()}),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
