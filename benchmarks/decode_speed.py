@@ -1,11 +1,12 @@
-"""Decoding speed: ms per caption, eager search against greedy search compiled whole.
+"""Decoding speed: ms per caption, eager search against search compiled whole.
 
     python benchmarks/decode_speed.py [--backend tensorflow,jax] [--repeats 5]
 
 The bundled default model captions the six sample images, repeated to batches of 1 and
-32: greedy search as the eager reference (``captioner.search.greedy_search``, a host
-round trip per word) and compiled (``captioner.models.decoding.CompiledGreedy``: encoder,
-decoder and the search loop in one ``predict_on_batch``), and beam search 3 and 5 (eager).
+32: greedy search and beam search 3 and 5, each as the eager reference
+(``captioner.search.greedy_search`` / ``beam_search``, a host round trip per word) and
+compiled (``captioner.models.decoding.CompiledSearch``: encoder, decoder and the search
+loop in one ``predict_on_batch``).
 Each backend runs in a fresh process; each figure is the best of ``--repeats`` warm runs
 (the first calls compile). Prints one JSON line per figure.
 """
@@ -23,10 +24,9 @@ import json, os, sys, time
 import numpy as np
 import keras
 from captioner.data.images import load_resized
-from captioner.inference import decode_batch
-from captioner.models.decoding import compiled_greedy
+from captioner.models.decoding import compiled_search
 from captioner.saving import load_model
-from captioner.search import greedy_search
+from captioner.search import beam_search, greedy_search
 
 repeats = int(sys.argv[1])
 saved = load_model(os.path.join(sys.argv[2], "assets", "model"))
@@ -37,20 +37,23 @@ samples = np.stack([load_resized(os.path.join(folder, name), size)
                     for name in sorted(os.listdir(folder))])
 
 
-def eager_greedy(images):
+def eager(images, beam):
     memory = model.decoder.prepare(model.encode(images))
-    return greedy_search(model.decoder.step, model.decoder.initial_state(memory), memory,
-                         len(images), vocabulary.start_id, vocabulary.end_id, longest)
+    arguments = (model.decoder.step, model.decoder.initial_state(memory), memory, len(images),
+                 vocabulary.start_id, vocabulary.end_id, longest)
+    return greedy_search(*arguments) if beam == 1 else beam_search(*arguments, beam_size=beam)
 
 
-def compiled(images):
-    return compiled_greedy(model, vocabulary, longest).predict_on_batch({"images": images})
+def compiled(images, beam):
+    return compiled_search(model, vocabulary, longest, beam).predict_on_batch(
+        {"images": images})
 
 
-searches = {"greedy, eager": eager_greedy, "greedy, compiled": compiled}
-for beam in (3, 5):
-    searches[f"beam {beam}, eager"] = lambda images, beam=beam: decode_batch(
-        model, vocabulary, images, beam_size=beam)
+searches = {}
+for beam in (1, 3, 5):
+    name = "greedy" if beam == 1 else f"beam {beam}"
+    searches[name + ", eager"] = lambda images, beam=beam: eager(images, beam)
+    searches[name + ", compiled"] = lambda images, beam=beam: compiled(images, beam)
 for batch in (1, 32):
     images = samples[np.arange(batch) % len(samples)]
     for name, search in searches.items():

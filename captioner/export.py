@@ -3,7 +3,7 @@
     python -m captioner.export --model DIR --out DIR [--format saved_model]
 
 The SavedModel (TensorFlow only: run with the TensorFlow backend) holds the compiled
-greedy search (``captioner.models.decoding.CompiledGreedy``) and the vocabulary, and has
+greedy search (``captioner.models.decoding.CompiledSearch``) and the vocabulary, and has
 two endpoints, each returning {"captions" (batch,) strings, "tokens" (batch, T) word ids
 (<end> after a caption), "lengths" (batch,), "probabilities" (batch, T) of each word,
 "alphas" (batch, T, H, W) attention maps, "finished" (batch,) bool}:
@@ -42,7 +42,7 @@ def export_saved_model(model_folder, out):
                           "(KERAS_BACKEND=tensorflow)")
     import tensorflow as tf
 
-    from captioner.models.decoding import compiled_greedy
+    from captioner.models.decoding import compiled_search
     from captioner.saving import CARD_FILE, VOCAB_FILE, load_model
     saved = load_model(model_folder)
     if saved.kind != "captioner":
@@ -52,7 +52,7 @@ def export_saved_model(model_folder, out):
     model, vocabulary = saved.model, saved.vocabulary
     size = model.model_config.encoder.image_size
     height, width = model.grid_shape
-    search = compiled_greedy(model, vocabulary, model.model_config.max_length)
+    search = compiled_search(model, vocabulary, model.model_config.max_length)
     words = tf.constant(vocabulary.words)
 
     def described(outputs):

@@ -19,8 +19,8 @@ from keras import ops
 from captioner.data.classification import prepare_image
 from captioner.data.images import load_image, load_with_input, resize_image
 from captioner.geometry import location_to_pixels
-from captioner.models.decoding import compiled_greedy
-from captioner.search import beam_search, greedy_hypotheses, greedy_search
+from captioner.models.decoding import compiled_search
+from captioner.search import beam_search, greedy_search
 
 
 def decode_batch(model, vocabulary, images=None, features=None, max_length=None,
@@ -28,16 +28,17 @@ def decode_batch(model, vocabulary, images=None, features=None, max_length=None,
     """Captions a batch of preprocessed images (batch, S, S, 3), or of their encoder
     features (batch, H*W, D) when the encoder's output is cached.
 
-    ``beam_size`` 1 is greedy search, compiled whole (``CompiledGreedy``); more runs
-    ``beam_search`` with ``search_options`` (n_best, length_penalty, min_length). The vocabulary gives the <start> and <end> ids.
+    ``beam_size`` 1 is greedy search; more is beam search with ``search_options``
+    (n_best, length_penalty, min_length). Both run compiled whole (``CompiledSearch``);
+    the eager ``greedy_search`` / ``beam_search`` decode where training laid the model out
+    across devices. The vocabulary gives the <start> and <end> ids.
     Returns, per image, the search's list of hypotheses (see ``captioner.search``).
     """
     max_length = max_length or model.model_config.max_length
-    greedy = beam_size == 1 and not search_options.get("n_best", 1) > 1
-    if greedy and not _distributed():  # one compiled call for the whole batch
+    if not _distributed():  # one compiled call for the whole batch
+        search = compiled_search(model, vocabulary, max_length, beam_size, **search_options)
         inputs = {"images": images} if features is None else {"features": features}
-        outputs = compiled_greedy(model, vocabulary, max_length).predict_on_batch(inputs)
-        return greedy_hypotheses(keras.tree.map_structure(np.asarray, outputs))
+        return search.hypotheses(search.predict_on_batch(inputs))
     decoder = model.decoder
     if features is None:
         features = model.encode(images)
@@ -45,7 +46,7 @@ def decode_batch(model, vocabulary, images=None, features=None, max_length=None,
     state = decoder.initial_state(memory)
     options = dict(batch_size=int(features.shape[0]), start_id=vocabulary.start_id,
                    end_id=vocabulary.end_id, max_length=max_length)
-    if greedy:
+    if beam_size == 1 and not search_options.get("n_best", 1) > 1:
         return greedy_search(decoder.step, state, memory, **options)
     return beam_search(decoder.step, state, memory, beam_size=beam_size, **options,
                        **search_options)

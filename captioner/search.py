@@ -248,3 +248,126 @@ def greedy_hypotheses(outputs):
                                     outputs["log_probs"][row, :length],
                                     outputs["alphas"][row, :length], end, 0.0)])
     return results
+
+
+def beam_graph(step, state, memory, batch_size, start_id, end_id, max_length, beam_size=3,
+               n_best=1, length_penalty=0.0, min_length=0):
+    """``beam_search`` as one graph of ``keras.ops``: the same candidates, the same finished
+    hypotheses (the best ``n_best`` are kept, in the order ``beam_search`` ranks them), the
+    same stop, in a ``while_loop`` of fixed-size arrays. ``beam_hypotheses`` turns its
+    arrays into ``beam_search``'s hypotheses."""
+    if beam_size < 1 or not 1 <= n_best <= beam_size:
+        raise ValueError(f"Need beam_size >= 1 and 1 <= n_best <= beam_size. "
+                         f"Received: beam_size={beam_size}, n_best={n_best}")
+    k, n, words_max = beam_size, n_best, max_length
+    cells = ops.shape(memory["annotations"])[1]
+    memory, state = _tile(memory, k), _tile(state, k)
+    inf = float("inf")
+
+    def take(values, index, axis=1):  # values (B, X, ...), index (B, Y): rows per image
+        index = ops.reshape(index, ops.shape(index)
+                            + (1,) * (len(values.shape) - len(index.shape)))
+        return ops.take_along_axis(values, index, axis=axis)
+
+    def body(t, stopped, tokens, state, totals, words, log_probs, alphas, done,
+             f_score, f_words, f_log_probs, f_alphas, f_length, f_total):
+        logits, new_state, alpha = step(tokens, state, memory)
+        scores = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+        vocab = ops.shape(scores)[-1]
+        scores = ops.reshape(scores, (batch_size, k, vocab))
+        blocked = ops.cast(ops.one_hot(end_id, vocab), "bool") & (t < min_length)
+        scores = ops.where(blocked[None, None], -inf, scores)
+        alpha = ops.reshape(ops.cast(alpha, "float32"), (batch_size, k, cells))
+        candidates = ops.reshape(totals[:, :, None] + scores, (batch_size, k * vocab))
+        total, flat = ops.top_k(candidates, 2 * k)  # best first, ties by index
+        parent, token = flat // vocab, flat % vocab
+        rank = ops.arange(2 * k)[None]
+        valid = ops.isfinite(total) & ~done[:, None]
+        ends = valid & (token == end_id)
+        # the finished: <end> among the best K candidates
+        finish = ends & (rank < k)
+        end_score = total / ops.cast(t + 1, "float32") ** length_penalty
+        pool_score = ops.concatenate([f_score, ops.where(finish, end_score, -inf)], 1)
+        pool_score, chosen = ops.top_k(pool_score, n)
+        f_words = take(ops.concatenate([f_words, take(words, parent)], 1), chosen)
+        f_log_probs = take(ops.concatenate([f_log_probs, take(log_probs, parent)], 1), chosen)
+        f_alphas = take(ops.concatenate([f_alphas, take(alphas, parent)], 1), chosen)
+        f_length = take(ops.concatenate(
+            [f_length, ops.full((batch_size, 2 * k), t, "int32")], 1), chosen)
+        f_total = take(ops.concatenate([f_total, total], 1), chosen)
+        # the live: the best K candidates that do not end
+        live = valid & (token != end_id)
+        order = ops.argsort(ops.where(live, rank, 2 * k + rank), axis=1)[:, :k]
+        kept = take(live, order)
+        parents = ops.where(kept, take(parent, order), 0)
+        new_tokens = ops.where(kept, take(token, order), end_id)
+        new_totals = ops.where(kept, take(total, order), -inf)
+        best_possible = ops.max(new_totals, axis=1) / float(words_max + 1) ** length_penalty
+        nth = pool_score[:, n - 1]
+        done = done | (ops.isfinite(nth) & (best_possible <= nth))
+        stopped = ops.all(done) | (t == words_max)
+        # extend the live hypotheses (not on the last step: beam_search stops first)
+        here = ops.one_hot(t, words_max, dtype="float32")[None, None]  # (1, 1, T)
+        word_log_probs = take(take(scores, parents), new_tokens[:, :, None], axis=2)[:, :, 0]
+        extended = (
+            take(words, parents) + ops.cast(here, "int32") * new_tokens[:, :, None],
+            take(log_probs, parents) + here * word_log_probs[:, :, None],
+            take(alphas, parents) + here[..., None] * take(alpha, parents)[:, :, None, :])
+        rows = ops.reshape(ops.arange(batch_size)[:, None] * k + parents, (-1,))
+        new_state = keras.tree.map_structure(lambda x: ops.take(x, rows, axis=0), new_state)
+        keep = lambda old, new: ops.where(  # noqa: E731
+            ops.reshape(stopped, (1,) * len(new.shape)), old, new)
+        words, log_probs, alphas = (keep(o, e) for o, e in zip((words, log_probs, alphas),
+                                                                extended))
+        state = keras.tree.map_structure(keep, state, new_state)
+        totals = keep(totals, new_totals)
+        tokens = keep(tokens, ops.reshape(new_tokens, (-1,)))
+        return (ops.where(stopped, t, t + 1), stopped, tokens, state, totals, words,
+                log_probs, alphas, done, pool_score, f_words, f_log_probs, f_alphas,
+                f_length, f_total)
+
+    first = ops.where(ops.arange(k)[None] == 0, 0.0, -inf) * ops.ones((batch_size, 1))
+    start = (ops.convert_to_tensor(0, "int32"), ops.convert_to_tensor(False),
+             ops.full((batch_size * k,), start_id, "int32"), state, first,
+             ops.zeros((batch_size, k, words_max), "int32"),
+             ops.zeros((batch_size, k, words_max)), ops.zeros((batch_size, k, words_max, cells)),
+             ops.zeros((batch_size,), "bool"), ops.full((batch_size, n), -inf),
+             ops.zeros((batch_size, n, words_max), "int32"),
+             ops.zeros((batch_size, n, words_max)), ops.zeros((batch_size, n, words_max, cells)),
+             ops.zeros((batch_size, n), "int32"), ops.zeros((batch_size, n)))
+    (t, _, _, _, totals, words, log_probs, alphas, _, f_score, f_words, f_log_probs, f_alphas,
+     f_length, f_total) = ops.while_loop(lambda t, stopped, *rest: ~stopped, body, start)
+    return {"live_length": t, "totals": totals, "words": words, "log_probs": log_probs,
+            "alphas": alphas, "finished_score": f_score, "finished_words": f_words,
+            "finished_log_probs": f_log_probs, "finished_alphas": f_alphas,
+            "finished_length": f_length, "finished_total": f_total}
+
+
+def beam_hypotheses(outputs, n_best, length_penalty=0.0):
+    """``beam_graph``'s arrays (NumPy) -> per image the ``n_best`` hypotheses, best first,
+    as ``beam_search`` returns them (the unfinished fill in where too few ended)."""
+    results = []
+    live_length = int(outputs["live_length"])
+    for image in range(len(outputs["totals"])):
+        hypotheses = []
+        for slot in range(n_best):
+            if not np.isfinite(outputs["finished_score"][image, slot]):
+                break
+            length = int(outputs["finished_length"][image, slot])
+            log_probs = outputs["finished_log_probs"][image, slot, :length]
+            end = float(outputs["finished_total"][image, slot]) - float(np.sum(log_probs))
+            hypotheses.append(_hypothesis(outputs["finished_words"][image, slot, :length],
+                                          log_probs,
+                                          outputs["finished_alphas"][image, slot, :length],
+                                          end, length_penalty))
+        if len(hypotheses) < n_best:
+            unfinished = [_hypothesis(outputs["words"][image, beam, :live_length],
+                                      outputs["log_probs"][image, beam, :live_length],
+                                      outputs["alphas"][image, beam, :live_length], None,
+                                      length_penalty)
+                          for beam in range(outputs["totals"].shape[1])
+                          if np.isfinite(outputs["totals"][image, beam])]
+            unfinished.sort(key=lambda h: -h["score"])
+            hypotheses += unfinished[:n_best - len(hypotheses)]
+        results.append(hypotheses)
+    return results

@@ -1,32 +1,39 @@
-"""Captioning in one compiled call: encoder, decoder set-up and greedy search as one
-Keras model, which ``predict_on_batch`` compiles (``tf.function`` on TensorFlow,
-``jax.jit`` on JAX) once per input shape.
+"""Captioning in one compiled call: encoder, decoder set-up and the search (greedy or
+beam) as one Keras model, which ``predict_on_batch`` compiles (``tf.function`` on
+TensorFlow, ``jax.jit`` on JAX) once per input shape.
 
-    CompiledGreedy(captioner, start_id, end_id, max_length)
+    CompiledSearch(captioner, start_id, end_id, max_length, beam_size=1, n_best=1,
+                   length_penalty=0.0, min_length=0)
         {"images": uint8 (batch, S, S, 3)} or {"features": (batch, L, D)}
-        -> ``captioner.search.greedy_graph``'s arrays
+        -> ``captioner.search.greedy_graph``'s arrays (beam_size 1, n_best 1), else
+           ``beam_graph``'s; ``hypotheses(outputs)`` -> the search's hypotheses
 
-``compiled_greedy(model, vocabulary, max_length)`` keeps one per model and settings, so a
-process compiles each shape once.
+``compiled_search(model, vocabulary, max_length, ...)`` keeps one per model and settings,
+so a process compiles each shape once.
 """
 
 import weakref
 
 import keras
+import numpy as np
 from keras import ops
 
-from captioner.search import greedy_graph
+from captioner.search import beam_graph, beam_hypotheses, greedy_graph, greedy_hypotheses
 
-_CACHE = weakref.WeakKeyDictionary()  # captioner -> {(start, end, max_length): CompiledGreedy}
+_CACHE = weakref.WeakKeyDictionary()  # captioner -> {settings: CompiledSearch}
 
 
-class CompiledGreedy(keras.Model):
+class CompiledSearch(keras.Model):
     """See the module docstring. It holds no weights of its own: the captioner's."""
 
-    def __init__(self, captioner, start_id, end_id, max_length, **kwargs):
+    def __init__(self, captioner, start_id, end_id, max_length, beam_size=1, n_best=1,
+                 length_penalty=0.0, min_length=0, **kwargs):
         super().__init__(**kwargs)
         self.captioner = captioner
         self.start_id, self.end_id, self.max_length = start_id, end_id, max_length
+        self.beam_size, self.n_best = beam_size, n_best
+        self.length_penalty, self.min_length = length_penalty, min_length
+        self.greedy = beam_size == 1 and n_best == 1
         self.built = True  # its weights are the built captioner's
 
     def call(self, inputs):
@@ -36,15 +43,29 @@ class CompiledGreedy(keras.Model):
             features = self.captioner.encode(inputs["images"])
         decoder = self.captioner.decoder
         memory = decoder.prepare(features)
-        return greedy_graph(decoder.step, decoder.initial_state(memory), memory,
-                            ops.shape(features)[0], self.start_id, self.end_id,
-                            self.max_length)
+        state, batch = decoder.initial_state(memory), ops.shape(features)[0]
+        if self.greedy:
+            return greedy_graph(decoder.step, state, memory, batch, self.start_id,
+                                self.end_id, self.max_length)
+        return beam_graph(decoder.step, state, memory, batch, self.start_id, self.end_id,
+                          self.max_length, self.beam_size, self.n_best, self.length_penalty,
+                          self.min_length)
+
+    def hypotheses(self, outputs):
+        """This search's outputs (as ``predict_on_batch`` returns them) -> per image the
+        list of hypotheses, best first, as the eager search gives them."""
+        outputs = {key: np.asarray(value) for key, value in outputs.items()}
+        if self.greedy:
+            return greedy_hypotheses(outputs)
+        return beam_hypotheses(outputs, self.n_best, self.length_penalty)
 
 
-def compiled_greedy(model, vocabulary, max_length):
-    """The :class:`CompiledGreedy` of a captioner for these settings (made once)."""
-    key = (vocabulary.start_id, vocabulary.end_id, int(max_length))
+def compiled_search(model, vocabulary, max_length, beam_size=1, n_best=1, length_penalty=0.0,
+                    min_length=0):
+    """The :class:`CompiledSearch` of a captioner for these settings (made once)."""
+    key = (vocabulary.start_id, vocabulary.end_id, int(max_length), int(beam_size),
+           int(n_best), float(length_penalty), int(min_length))
     searches = _CACHE.setdefault(model, {})
     if key not in searches:
-        searches[key] = CompiledGreedy(model, *key)
+        searches[key] = CompiledSearch(model, *key)
     return searches[key]

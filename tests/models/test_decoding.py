@@ -1,5 +1,5 @@
-"""Greedy search compiled whole (``CompiledGreedy``) against the eager reference search
-(``captioner.search.greedy_search``), word for word."""
+"""Greedy and beam search compiled whole (``CompiledSearch``) against the eager reference
+searches (``captioner.search.greedy_search``, ``beam_search``), word for word."""
 
 import os
 
@@ -7,53 +7,66 @@ import numpy as np
 import pytest
 
 from captioner.data.images import load_resized
-from captioner.models.decoding import compiled_greedy
+from captioner.models.decoding import compiled_search
 from captioner.saving import load_model
-from captioner.search import greedy_graph, greedy_hypotheses, greedy_search
+from captioner.search import beam_search, greedy_graph, greedy_hypotheses, greedy_search
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.backend
 
 
-def eager_greedy(model, vocabulary, images, max_length):
-    features = model.encode(images)
-    memory = model.decoder.prepare(features)
-    return greedy_search(model.decoder.step, model.decoder.initial_state(memory), memory,
-                         len(images), vocabulary.start_id, vocabulary.end_id, max_length)
+BEAMS = [dict(beam_size=1), dict(beam_size=3), dict(beam_size=3, n_best=3, length_penalty=1.0),
+         dict(beam_size=5, n_best=2, min_length=12)]
 
 
-def compiled(model, vocabulary, images, max_length):
-    outputs = compiled_greedy(model, vocabulary, max_length).predict_on_batch(
-        {"images": images})
-    return greedy_hypotheses({key: np.asarray(value) for key, value in outputs.items()})
+def eager(model, vocabulary, images, max_length, beam_size=1, **options):
+    memory = model.decoder.prepare(model.encode(images))
+    arguments = (model.decoder.step, model.decoder.initial_state(memory), memory, len(images),
+                 vocabulary.start_id, vocabulary.end_id, max_length)
+    if beam_size == 1:
+        return greedy_search(*arguments)
+    return beam_search(*arguments, beam_size=beam_size, **options)
+
+
+def compiled(model, vocabulary, images, max_length, **options):
+    search = compiled_search(model, vocabulary, max_length, **options)
+    return search.hypotheses(search.predict_on_batch({"images": images}))
 
 
 def assert_same(eager, graph):
     assert len(eager) == len(graph)
-    for [a], [b] in zip(eager, graph):
-        assert a["tokens"] == b["tokens"] and a["finished"] == b["finished"]
-        np.testing.assert_allclose(b["log_probs"], a["log_probs"], atol=1e-4)
-        np.testing.assert_allclose(b["alphas"], a["alphas"], atol=1e-5)
-        assert b["log_prob"] == pytest.approx(a["log_prob"], abs=1e-3)
+    for ours, theirs in zip(eager, graph):
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
+            assert a["tokens"] == b["tokens"] and a["finished"] == b["finished"]
+            np.testing.assert_allclose(b["log_probs"], a["log_probs"], atol=1e-4)
+            np.testing.assert_allclose(b["alphas"], a["alphas"], atol=1e-5)
+            assert b["log_prob"] == pytest.approx(a["log_prob"], abs=1e-3)
+            assert b["score"] == pytest.approx(a["score"], abs=1e-3)
 
 
-def test_the_default_model_captions_the_samples_alike():
+@pytest.mark.parametrize("options", BEAMS, ids=lambda o: "-".join(f"{k}{v}" for k, v in o.items()))
+def test_the_default_model_captions_the_samples_alike(options):
     saved = load_model(os.path.join(ROOT, "assets", "model"))
     folder = os.path.join(ROOT, "assets", "samples")
     size = saved.model.model_config.encoder.image_size
     images = np.stack([load_resized(os.path.join(folder, name), size)
                        for name in sorted(os.listdir(folder))])
     max_length = saved.model.model_config.max_length
-    eager = eager_greedy(saved.model, saved.vocabulary, images, max_length)
-    assert all(h[0]["finished"] and h[0]["tokens"] for h in eager)  # real captions
-    assert_same(eager, compiled(saved.model, saved.vocabulary, images, max_length))
+    reference = eager(saved.model, saved.vocabulary, images, max_length, **options)
+    assert all(h[0]["finished"] and h[0]["tokens"] for h in reference)  # real captions
+    assert_same(reference, compiled(saved.model, saved.vocabulary, images, max_length,
+                                    **options))
 
 
-def test_captions_that_never_end_stop_at_the_maximum_length(tiny_model, vocabulary, rng):
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_captions_that_never_end_stop_at_the_maximum_length(tiny_model, vocabulary, rng,
+                                                           beam_size):
     images = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)  # an untrained model
-    eager = eager_greedy(tiny_model, vocabulary, images, 4)
-    graph = compiled(tiny_model, vocabulary, images, 4)
-    assert_same(eager, graph)
+    options = dict(beam_size=beam_size) if beam_size == 1 else dict(beam_size=3, n_best=2)
+    reference = eager(tiny_model, vocabulary, images, 4, **options)
+    graph = compiled(tiny_model, vocabulary, images, 4, **options)
+    assert_same(reference, graph)
     assert any(not h[0]["finished"] and len(h[0]["tokens"]) == 4 for h in graph)
 
 
