@@ -38,6 +38,7 @@ with where.scope:
     config = ModelConfig()
     config.vocab_size, config.vocab_hash, config.max_length = 1000, "benchmark", 15
     model = create_captioner(config, seed=0)
+    where.prepare(model)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     rng = np.random.default_rng(0)
     x = {"images": rng.integers(0, 256, (batch, 96, 96, 3), dtype=np.uint8),

@@ -91,7 +91,10 @@ def export_saved_model(model_folder, out):
         archive.write_out(temporary, verbose=False)
         vocabulary.save(os.path.join(temporary, VOCAB_FILE))
         card_path = os.path.join(model_folder, CARD_FILE)
-        card = open(card_path, encoding="utf-8").read() if os.path.isfile(card_path) else ""
+        card = ""
+        if os.path.isfile(card_path):
+            with open(card_path, encoding="utf-8") as handle:
+                card = handle.read()
         with open(os.path.join(temporary, CARD_FILE), "w", encoding="utf-8") as handle:
             handle.write(card + f"\n## Export\n\nTensorFlow SavedModel of `{model_folder}`: "
                          f"greedy search compiled whole. `serve(images)`: uint8 (batch, "

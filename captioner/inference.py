@@ -12,13 +12,13 @@ Images are files (read with ``load_image``: EXIF rotation, any mode, size guard)
 
 import os
 
-import keras
 import numpy as np
 from keras import ops
 
 from captioner.data.classification import prepare_image
 from captioner.data.images import load_image, load_with_input, resize_image
 from captioner.geometry import location_to_pixels
+from captioner.models import replicas
 from captioner.models.decoding import compiled_search
 from captioner.search import beam_search, greedy_search
 
@@ -35,7 +35,7 @@ def decode_batch(model, vocabulary, images=None, features=None, max_length=None,
     Returns, per image, the search's list of hypotheses (see ``captioner.search``).
     """
     max_length = max_length or model.model_config.max_length
-    if not _distributed():  # one compiled call for the whole batch
+    if not replicas.laid_out():  # one compiled call for the whole batch
         search = compiled_search(model, vocabulary, max_length, beam_size, **search_options)
         inputs = {"images": images} if features is None else {"features": features}
         return search.hypotheses(search.predict_on_batch(inputs))
@@ -50,18 +50,6 @@ def decode_batch(model, vocabulary, images=None, features=None, max_length=None,
         return greedy_search(decoder.step, state, memory, **options)
     return beam_search(decoder.step, state, memory, beam_size=beam_size, **options,
                        **search_options)
-
-
-def _distributed():
-    """Whether training laid the model out across devices (a keras.distribution or a
-    tf.distribute strategy): ``predict_on_batch`` would then split or repeat the batch,
-    and the eager search decodes instead."""
-    if keras.distribution.distribution() is not None:
-        return True
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-        return tf.distribute.has_strategy()
-    return False
 
 
 def looks_at_one_cell(model):

@@ -79,7 +79,8 @@ class Captioner(ConfiguredModel):
         each normalised per word like the cross-entropy, and the baseline update.
 
         Every mean is over the global batch: under ``tf.distribute`` each replica returns
-        its share (``replicas.share``), and the shares add up to one device's loss."""
+        its share (its sum over the global batch's count, ``replicas.global_sum``), and the
+        shares add up to one device's loss."""
         config = self.model_config.decoder
         mask = ops.cast(sample_weight, "float32")
         words = ops.maximum(replicas.global_sum(ops.sum(mask)), 1.0)
@@ -87,14 +88,15 @@ class Captioner(ConfiguredModel):
         nll = ops.sum(losses) / words
         self.nll_tracker.update_state(replicas.tracked(nll))
         rows = ops.cast(ops.sum(mask, axis=1) > 0, "float32")  # not the filler rows
-        penalty = doubly_stochastic_penalty(y_pred["alphas"], mask,
-                                            normaliser=replicas.global_sum(ops.sum(rows)))
+        captions = ops.maximum(replicas.global_sum(ops.sum(rows)), 1.0)  # in the global batch
+        penalty = doubly_stochastic_penalty(y_pred["alphas"], mask, normaliser=captions)
         loss = nll + config.doubly_stochastic * penalty
         if "log_policy" in y_pred:
-            loss = loss + self._reinforce_terms(losses, mask, rows, words, y_pred, training)
+            loss = loss + self._reinforce_terms(losses, mask, rows, captions, words, y_pred,
+                                                training)
         return loss
 
-    def _reinforce_terms(self, losses, mask, rows, words, y_pred, training):
+    def _reinforce_terms(self, losses, mask, rows, captions, words, y_pred, training):
         """lambda_r * REINFORCE surrogate - lambda_e * entropy, and the baseline update.
 
         credit "caption" (the paper): every sampled cell of a caption is judged by the
@@ -109,8 +111,7 @@ class Captioner(ConfiguredModel):
             cost = ops.sum(losses, axis=1)  # (batch,)
             log_policy = ops.sum(log_policy, axis=1)
             baseline = self.baseline
-            observed = replicas.global_sum(ops.sum(cost * rows)) / ops.maximum(
-                replicas.global_sum(ops.sum(rows)), 1.0)
+            observed = replicas.global_sum(ops.sum(cost * rows)) / captions
         else:
             cost = cost_to_go(losses)  # (batch, T)
             baseline = self.baseline * cost_to_go(mask)  # b per word x the words to go

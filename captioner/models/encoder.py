@@ -65,21 +65,6 @@ def build_backbone(backbone, image_size, width=32, weights=None):
     return keras.Model(model.inputs, model.outputs, name="backbone")
 
 
-def synchronize_batch_statistics(model):
-    """Under ``tf.distribute`` with several replicas, makes the batch normalisation layers
-    of ``model`` normalise with the global batch's statistics, as on one device (Keras'
-    default is each replica's own). JAX's DataParallel computes them over the global batch
-    already; one device needs nothing."""
-    if keras.backend.backend() != "tensorflow":
-        return
-    import tensorflow as tf
-    if tf.distribute.get_strategy().num_replicas_in_sync == 1:
-        return
-    for layer in model._flatten_layers():
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.synchronized = True
-
-
 def _load_weights_file(model, path):
     if not os.path.isfile(path):
         raise ModelError(f"Weights file not found: {path}")
@@ -113,7 +98,6 @@ class Encoder(keras.layers.Layer):
         self.fine_tune = fine_tune
         self.backbone = build_backbone(backbone, image_size, width, weights=None)
         self.backbone.trainable = fine_tune
-        synchronize_batch_statistics(self.backbone)
         shape = self.backbone.output_shape
         self.grid_shape = (int(shape[1]), int(shape[2]))
         self.feature_dim = int(shape[3])

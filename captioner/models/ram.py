@@ -115,24 +115,21 @@ class RecurrentAttentionModel(ConfiguredModel):
         logits = y_pred["logits"]
         rows = ops.ones_like(labels, "float32") if sample_weight is None \
             else ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+        images = ops.maximum(replicas.global_sum(ops.sum(rows)), 1.0)  # of the global batch
         log_likelihood = -ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-        cross_entropy = replicas.share(-ops.sum(log_likelihood * rows), ops.sum(rows))
+        cross_entropy = -ops.sum(log_likelihood * rows) / images
         correct = ops.cast(ops.argmax(logits, -1) == labels, "float32")  # (batch,)
-        self.accuracy_tracker.update_state(
-            replicas.tracked(replicas.share(ops.sum(correct * rows), ops.sum(rows))))
+        self.accuracy_tracker.update_state(replicas.tracked(ops.sum(correct * rows) / images))
         reward = correct if self.model_config.reward == "correct" \
             else ops.stop_gradient(log_likelihood)
         baselines = y_pred["baselines"]  # (batch, N - 1)
         rewards = ops.broadcast_to(reward[:, None], ops.shape(baselines))
         # cost = -R, baseline -b: the surrogate's gradient is -(R - b) grad log pi
         policy = reinforce_surrogate(-rewards, y_pred["log_policy"] * rows[:, None],
-                                     -ops.stop_gradient(baselines),
-                                     normaliser=ops.maximum(
-                                         replicas.global_sum(ops.sum(rows)), 1.0))
+                                     -ops.stop_gradient(baselines), normaliser=images)
         steps = self.model_config.glimpses - 1
-        baseline_error = replicas.share(
-            ops.sum(ops.square(baselines - rewards) * rows[:, None]), ops.sum(rows) * steps) \
-            if steps else 0.0
+        baseline_error = ops.sum(ops.square(baselines - rewards) * rows[:, None]) \
+            / (images * steps) if steps else 0.0
         self.baseline_tracker.update_state(replicas.tracked(baseline_error))
         return cross_entropy + self.model_config.reinforce_weight * policy + baseline_error
 

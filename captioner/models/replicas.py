@@ -11,44 +11,50 @@ A loss that is a global mean must then be each replica's share of it, its local 
 the global count (``global_sum``), and every random draw must differ between replicas
 although their seed generators are copies of one state (``draw``). With both, N replicas
 compute the loss, the gradients and the random numbers of one device on the global batch.
+
+This module imports no TensorFlow: the training loop's ``tf.distribute`` placement tells
+it (``use``) how to ask the strategy.
 """
 
 import keras
 
 
+_strategy = None  # how a tf.distribute strategy is asked (captioner.training.tf_distribution)
+
+
+def use(strategy):
+    """Tells this module how to find the replica a step runs on and to sum over the
+    replicas: an object with ``replica()``, ``sum(value)`` and ``laid_out()`` (the
+    training loop's ``tf.distribute`` placement installs one). Without one, every step
+    is a whole batch on one device or one SPMD program (JAX)."""
+    global _strategy
+    _strategy = strategy
+
+
 def replica():
     """(index, count): this replica and the number of replicas in sync; (0, 1) outside a
-    multi-replica ``tf.distribute`` step, and always on JAX and NumPy."""
-    if keras.backend.backend() != "tensorflow":
-        return 0, 1
-    import tensorflow as tf
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return 0, 1
-    return context.replica_id_in_sync_group, context.num_replicas_in_sync
+    multi-replica ``tf.distribute`` step, and always on JAX."""
+    return _strategy.replica() if _strategy is not None else (0, 1)
 
 
 def global_sum(value):
     """``value`` summed over the replicas in sync (no gradient flows through the sum)."""
-    _, count = replica()
     value = keras.ops.stop_gradient(value)
-    if count == 1:
-        return value
-    import tensorflow as tf
-    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
+    return value if replica()[1] == 1 else _strategy.sum(value)
 
 
-def share(total, count):
-    """This replica's share of a global mean: its ``total`` over ``count`` summed over the
-    replicas (at least 1). The replicas' shares add up to the mean over the global batch;
-    on one device it is that mean."""
-    return total / keras.ops.maximum(global_sum(count), 1.0)
+def laid_out():
+    """Whether the model is laid out across devices (a keras.distribution, or the scope of
+    a tf.distribute strategy): ``predict_on_batch`` would then split or repeat a batch."""
+    return keras.distribution.distribution() is not None or (
+        _strategy is not None and _strategy.laid_out())
 
 
-def tracked(share_value):
-    """What a metric tracker records for a ``share``: trackers average the replicas'
-    values, so each records its share times the number of replicas."""
-    return share_value * replica()[1]
+def tracked(value):
+    """What a metric tracker records for this replica's share of a global mean: trackers
+    average the replicas' values, so each records its share times the number of
+    replicas."""
+    return value * replica()[1]
 
 
 def draw(sample, shape, seed, **kwargs):

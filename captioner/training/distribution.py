@@ -33,9 +33,6 @@ import keras
 
 from captioner.errors import ConfigError
 
-_STRATEGIES = {}  # one MirroredStrategy per set of devices (see _tf_strategy)
-
-
 @dataclasses.dataclass
 class Placement:
     """Where a run trains: ``replicas`` devices in all, this ``process`` of ``processes``,
@@ -56,6 +53,15 @@ class Placement:
     def shard(self):
         """(this process, processes): which share of every global batch it reads."""
         return self.process, self.processes
+
+    def prepare(self, model):
+        """Readies a new or restored ``model`` for training here: under a multi-replica
+        ``tf.distribute`` strategy its batch normalisation uses the global batch's
+        statistics, as one device's does (JAX's SPMD program computes them over the global
+        batch already)."""
+        if self.strategy is not None and self.replicas > 1:
+            from captioner.training.tf_distribution import synchronize_batch_statistics
+            synchronize_batch_statistics(model)
 
     @contextlib.contextmanager
     def alone(self):
@@ -78,39 +84,13 @@ class Placement:
         read by this process.
 
         Under ``tf.distribute`` it is a ``tf.data.Dataset`` whose batches have a known
-        size, so that the strategy can split each one among the replicas (a PyDataset is
-        wrapped in one).
+        size and count (``tf_distribution.as_dataset``), so that the strategy can split
+        each one among the replicas.
         """
         if self.strategy is None:
             return data
-        import tensorflow as tf
-        return data if isinstance(data, tf.data.Dataset) else _tf_dataset(data)
-
-
-def _tf_dataset(batches):
-    """A ``tf.data.Dataset`` of a PyDataset's batches, shaped like the first one, but for
-    the time axis of (batch, time) arrays: caption batches are cut to their own length.
-
-    The batches are taken apart and batched again, so that the dataset says its batch size
-    and a strategy can split each batch (it hands a whole batch of unknown size to every
-    replica)."""
-    import numpy as np
-    import tensorflow as tf
-    first = batches[0]
-
-    def spec(array):
-        array = np.asarray(array)
-        shape = (array.shape[0], None) if array.ndim == 2 else array.shape
-        return tf.TensorSpec(shape, array.dtype)
-
-    def generate():
-        for index in range(len(batches)):
-            yield batches[index]
-    rows = len(tf.nest.flatten(first)[0])
-    return tf.data.Dataset.from_generator(
-        generate, output_signature=tf.nest.map_structure(spec, first)).unbatch().batch(
-            rows, drop_remainder=True).apply(
-            tf.data.experimental.assert_cardinality(len(batches))).prefetch(2)
+        from captioner.training.tf_distribution import as_dataset
+        return as_dataset(data)
 
 
 def placement(config):
@@ -137,13 +117,9 @@ def _jax_data_parallel(config):
     if processes > 1 and not jax.distributed.is_initialized():
         # before anything starts JAX's backend; reads the KERAS_DISTRIBUTION_* variables
         keras.distribution.initialize()
-    devices = keras.distribution.list_devices()
-    if config.devices is not None:
-        if jax.process_count() > 1:
-            raise ConfigError("--devices is for one host; several hosts use all their devices")
-        if not 1 <= config.devices <= len(devices):
-            raise ConfigError(f"--devices {config.devices}: {len(devices)} device(s) visible")
-        devices = devices[:config.devices]
+    if config.devices is not None and jax.process_count() > 1:
+        raise ConfigError("--devices is for one host; several hosts use all their devices")
+    devices = _first(keras.distribution.list_devices(), config.devices)
     # Each process reads its own share of every batch itself (auto_shard_dataset=False),
     # and the shares are laid out on its devices in process order.
     distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
@@ -152,22 +128,21 @@ def _jax_data_parallel(config):
 
 
 def _tf_strategy(config):
-    import tensorflow as tf
     workers = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {}).get("worker", [])
     if len(workers) > 1:
         raise ConfigError(
             "several TensorFlow workers (TF_CONFIG) are not supported: Keras 3's fit() fails "
             "under MultiWorkerMirroredStrategy (keras-team/keras#20329, "
             "tensorflow/tensorflow#72388); train on several hosts with KERAS_BACKEND=jax")
-    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    if config.devices is not None:
-        if not 1 <= config.devices <= len(devices):
-            raise ConfigError(f"--devices {config.devices}: {len(devices)} device(s) visible")
-        devices = devices[:config.devices]
-    names = tuple(device.name for device in devices)
-    # A second strategy over the same devices in one process would number its collective
-    # operations like the first, and their all-reduces would collide.
-    if names not in _STRATEGIES:
-        _STRATEGIES[names] = tf.distribute.MirroredStrategy(list(names))
-    strategy = _STRATEGIES[names]
+    from captioner.training.tf_distribution import logical_devices, mirrored_strategy
+    strategy = mirrored_strategy(_first(logical_devices(), config.devices))
     return Placement(strategy.num_replicas_in_sync, scope=strategy.scope(), strategy=strategy)
+
+
+def _first(devices, count):
+    """The first ``count`` of ``devices`` (all of them for None)."""
+    if count is None:
+        return devices
+    if not 1 <= count <= len(devices):
+        raise ConfigError(f"--devices {count}: {len(devices)} device(s) visible")
+    return devices[:count]

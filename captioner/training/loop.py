@@ -161,6 +161,7 @@ class EpochLoop:
 
     def _epochs(self, resume, progress, stop_after, callbacks):
         model, state, new = self._start(resume)
+        self.placement.prepare(model)
         train, validation = self.datasets(model)
         for data in (train, validation):  # each process reads its share of every batch
             if data is not None and hasattr(data, "shard"):

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.backend
 def test_one_device_is_one_replica_and_sums_are_plain():
     assert replicas.replica() == (0, 1)
     assert float(replicas.global_sum(ops.convert_to_tensor(3.0))) == 3.0
-    assert float(replicas.share(ops.convert_to_tensor(6.0), ops.convert_to_tensor(4.0))) == 1.5
-    assert float(replicas.share(ops.convert_to_tensor(0.0), ops.convert_to_tensor(0.0))) == 0.0
+    assert float(replicas.tracked(ops.convert_to_tensor(1.5))) == 1.5
+    assert not replicas.laid_out()
 
 
 def test_gumbel_max_draws_follow_the_softmax():
