@@ -68,6 +68,13 @@ class GridAttention(keras.layers.Layer):
     """
 
     config_options = ()
+    # How a decoder runs its teacher-forced recurrence with this layer (see
+    # ``AttentionDecoder._scanned``): "scan" (one step's graph, looped: the least work
+    # for a compiler that gains nothing from seeing all steps) or "unrolled" (every word
+    # in one graph: XLA then recomputes a per-cell tensor such as the additive score's
+    # (batch, L, units) energy in the backward pass, instead of storing it per word).
+    # Chosen by measurement, ``benchmarks/train_speed.py``.
+    recurrence = "scan"
 
     def __init__(self, units=128, grid_shape=None, **kwargs):
         super().__init__(**kwargs)
@@ -123,6 +130,8 @@ class AdditiveAttention(GridAttention):
     it has the full form with the projections W and U. ``U k + b`` depends only on the
     image, so :meth:`prepare_keys` computes it once per caption.
     """
+
+    recurrence = "unrolled"  # the (batch, L, units) energy: see GridAttention
 
     def build(self, query_shape, keys_shape, values_shape=None):
         self.query_projection = keras.layers.Dense(self.units, use_bias=False, name="query_projection")
@@ -197,6 +206,8 @@ class ConcatAttention(GridAttention):
     once per image in :meth:`prepare_keys`.
     """
 
+    recurrence = "unrolled"  # the (batch, L, units) energy: see GridAttention
+
     def build(self, query_shape, keys_shape, values_shape=None):
         self.query_dim = int(query_shape[-1])
         self.kernel = self.add_weight(shape=(query_shape[-1] + keys_shape[-1], self.units),
@@ -240,20 +251,29 @@ class MultiHeadGridAttention(GridAttention):
             name="multi_head_attention")
         self.attention.build((query_shape[0], 1, query_shape[-1]), values_shape, tuple(keys_shape))
 
+    def prepare_keys(self, keys):
+        """The heads' projections of the keys and of the values (the keys, where no other
+        values are given), once per image: {"key", "value"}, each (batch, L, heads, size)."""
+        return {"key": self.attention.key_dense(keys), "value": self.attention.value_dense(keys)}
+
     def call(self, query, keys, values=None, mask=None, prepared_keys=None, return_heads=False):
-        if values is None:
-            values = keys
-        attention_mask = None if mask is None else ops.cast(mask, "bool")[:, None, :]
-        context, weights = self.attention(query[:, None, :], values, key=keys,
-                                          attention_mask=attention_mask,
-                                          return_attention_scores=True)
-        heads = weights[:, :, 0, :]  # (batch, heads, L)
-        if mask is not None:  # exactly 0 on masked cells, also for a fully masked row
-            heads = heads * ops.cast(mask, heads.dtype)[:, None, :]
+        """``keras.layers.MultiHeadAttention``'s arithmetic on one query, with its own
+        projections; per query only the query's projection, the scores and the output
+        projection are computed (``prepared_keys`` holds the rest)."""
+        attention = self.attention
+        if prepared_keys is None or values is not None:
+            prepared_keys = {"key": attention.key_dense(keys),
+                             "value": attention.value_dense(keys if values is None else values)}
+        projected = attention.query_dense(query[:, None, :])[:, 0]  # (batch, heads, size)
+        scale = 1.0 / np.sqrt(float(self.units // self.heads))
+        scores = ops.einsum("bhk,blhk->bhl", projected, prepared_keys["key"]) * scale
+        heads = masked_softmax(scores, None if mask is None else mask[:, None, :])  # (batch, heads, L)
+        mixed = ops.einsum("bhl,blhk->bhk", heads, prepared_keys["value"])
+        context = attention.output_dense(mixed[:, None])[:, 0]  # (batch, value_dim)
         alpha = ops.mean(heads, axis=1)
         if return_heads:
-            return context[:, 0], alpha, heads
-        return context[:, 0], alpha
+            return context, alpha, heads
+        return context, alpha
 
     def get_config(self):
         config = super().get_config()

@@ -77,6 +77,7 @@ class AttentionDecoder(keras.layers.Layer):
         self.output_z = keras.layers.Dense(config.embedding_dim, use_bias=False, name="output_z")
         self.dropout = replicas.Dropout(config.dropout, name="dropout")
         self.logits = keras.layers.Dense(vocab_size, name="logits")
+        self.recurrence = None  # "scan" or "unrolled" to override the attention's choice
 
     def build(self, tokens_shape, features_shape):
         batch, cells, dim = features_shape
@@ -153,10 +154,32 @@ class AttentionDecoder(keras.layers.Layer):
         entropy = -ops.sum(alpha * ops.where(alpha > 0, log_alpha, 0.0), -1)  # (batch,)
         return context, {"log_policy": log_policy, "entropy": entropy}
 
-    def _recur(self, embedded, state, memory, training=False, use_expected=None):
+    def _project_words(self, embedded):
+        """The words' share of the LSTM's input projection, E y_{t-1} W_y + b: (..., 4 units).
+        It does not depend on the recurrence, so ``call`` computes it for every step at
+        once, before the loop, as one (batch * T, E) x (E, 4 units) product."""
+        kernel = self.lstm.kernel[: self.decoder_config.embedding_dim]  # W = [W_y; W_z]
+        projected = ops.matmul(embedded, kernel)
+        return projected + self.lstm.bias if self.lstm.use_bias else projected
+
+    def _lstm(self, projected, context, state):
+        """``keras.layers.LSTMCell`` (its weights, gate order and activations) on the input
+        [E y; z], with the words' share of the input projection already done."""
+        hidden, carry = state
+        cell = self.lstm
+        z = (projected + ops.matmul(context, cell.kernel[self.decoder_config.embedding_dim:])
+             + ops.matmul(hidden, cell.recurrent_kernel))
+        z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+        carry = (cell.recurrent_activation(z_f) * carry
+                 + cell.recurrent_activation(z_i) * cell.activation(z_c))
+        hidden = cell.recurrent_activation(z_o) * cell.activation(carry)
+        return hidden, [hidden, carry]
+
+    def _recur(self, projected, state, memory, training=False, use_expected=None):
         """The recurrent part of a word: attend, read the context, advance the LSTM.
-        embedded (batch, E) -> {"output" (batch, units), "context" (batch, D), "alpha"
-        (batch, L), "state", and hard attention's "log_policy", "entropy"}."""
+        projected (batch, 4 units), the word's share of the LSTM input (``_project_words``)
+        -> {"output" (batch, units), "context" (batch, D), "alpha" (batch, L), "state",
+        and hard attention's "log_policy", "entropy"}."""
         hidden, _ = state
         query = self.query_to_keys(hidden) if hasattr(self, "query_to_keys") else hidden
         context, alpha = self.attention(query, memory["annotations"], mask=memory.get("mask"),
@@ -166,8 +189,7 @@ class AttentionDecoder(keras.layers.Layer):
             context, extras = self._glimpse(context, alpha, memory["annotations"], training,
                                             use_expected)
         context = self.gate(hidden) * context  # (batch, D)
-        output, state = self.lstm(ops.concatenate([embedded, context], -1), state,
-                                  training=training)
+        output, state = self._lstm(projected, context, state)
         return {"output": output, "context": context, "alpha": alpha, "state": list(state),
                 **extras}
 
@@ -179,7 +201,8 @@ class AttentionDecoder(keras.layers.Layer):
 
     def _step(self, tokens, state, memory, training=False, use_expected=None):
         embedded = self.embedding(tokens)  # (batch, E)
-        outputs = self._recur(embedded, state, memory, training, use_expected)
+        outputs = self._recur(self._project_words(embedded), state, memory, training,
+                              use_expected)
         outputs["logits"] = self._emit(embedded, outputs.pop("output"),
                                        outputs.pop("context"), training)
         return outputs
@@ -193,12 +216,13 @@ class AttentionDecoder(keras.layers.Layer):
             use_expected = keras.random.uniform((1,), seed=self.seed_generator) \
                 < self.context_rate  # one draw for every caption and word
         embedded = self.embedding(tokens)  # (batch, T, E)
-        if tokens.shape[1] is None:  # a length known only when it runs: one graph for all
+        if self._scanned(tokens, training):
             steps = self._scan(tokens, state, memory, training, use_expected)
         else:  # T is static: one traced graph per caption length
+            projected = self._project_words(embedded)  # (batch, T, 4 units)
             recurrent = []
             for t in range(tokens.shape[1]):
-                outputs = self._recur(embedded[:, t], state, memory, training, use_expected)
+                outputs = self._recur(projected[:, t], state, memory, training, use_expected)
                 state = outputs.pop("state")
                 recurrent.append(outputs)
             steps = {key: ops.stack([step[key] for step in recurrent], 1)  # (batch, T, ...)
@@ -207,18 +231,32 @@ class AttentionDecoder(keras.layers.Layer):
         names = {"alpha": "alphas", "log_policy": "log_policy", "entropy": "entropy"}
         return {"logits": logits, **{names[key]: value for key, value in steps.items()}}
 
+    def _scanned(self, tokens, training):
+        """Whether ``call`` runs the recurrence as ``ops.scan`` (one step's graph, looped)
+        rather than unrolled over the caption: always for a length known only when it
+        runs (TensorFlow traces one graph for batches of any length; JAX always knows
+        it), else as the attention layer prefers (``GridAttention.recurrence``, measured
+        by ``benchmarks/train_speed.py``; ``recurrence`` on the decoder overrides it), and
+        never for hard attention in training, whose draws advance the seed state at every
+        step (a variable a JAX scan cannot update)."""
+        if tokens.shape[1] is None:
+            return True
+        if self.attention_kind == "hard" and training:
+            return False
+        return (self.recurrence or self.attention.recurrence) == "scan"
+
     def _scan(self, tokens, state, memory, training, use_expected):
-        """The recurrence of ``call`` as ``ops.scan`` over a time axis of unknown length
-        (what TensorFlow traces when batches differ in length; JAX always knows it).
+        """The recurrence of ``call`` as ``ops.scan`` over the time axis (see ``_scanned``).
 
         The first step runs outside the scan to give the carry its structure; the scan's
         outputs repeat the carry (TensorFlow's ``scan`` wants them alike).
         """
-        first = self._recur(self.embedding(tokens[:, 0]), state, memory, training, use_expected)
+        def words(token):
+            return self._project_words(self.embedding(token))
+        first = self._recur(words(tokens[:, 0]), state, memory, training, use_expected)
 
         def step(carry, token):  # tokens, not their embeddings: no gradient through xs
-            outputs = self._recur(self.embedding(token), carry["state"], memory, training,
-                                  use_expected)
+            outputs = self._recur(words(token), carry["state"], memory, training, use_expected)
             return outputs, outputs
         _, rest = ops.scan(step, first, ops.transpose(tokens[:, 1:]))  # (T - 1, batch, ...)
         return {key: ops.concatenate([first[key][:, None], ops.moveaxis(rest[key], 0, 1)], 1)
