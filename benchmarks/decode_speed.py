@@ -6,7 +6,8 @@ The bundled default model captions the six sample images, repeated to batches of
 32: greedy search and beam search 3 and 5, each as the eager reference
 (``captioner.search.greedy_search`` / ``beam_search``, a host round trip per word) and
 compiled (``captioner.models.decoding.CompiledSearch``: encoder, decoder and the search
-loop in one ``predict_on_batch``).
+loop in one ``predict_on_batch``); on TensorFlow also greedy exported to ONNX
+(``python -m captioner.export --format onnx``) under ONNX Runtime on the CPU.
 Each backend runs in a fresh process; each figure is the best of ``--repeats`` warm runs
 (the first calls compile). Prints one JSON line per figure.
 """
@@ -49,11 +50,23 @@ def compiled(images, beam):
         {"images": images})
 
 
+def exported_onnx():
+    import tempfile
+    import onnxruntime
+    from captioner.export import export
+    folder = export(os.path.join(sys.argv[2], "assets", "model"),
+                    os.path.join(tempfile.mkdtemp(), "onnx"), "onnx")
+    session = onnxruntime.InferenceSession(os.path.join(folder, "model.onnx"))
+    return lambda images: session.run(None, {"images": images})
+
+
 searches = {}
 for beam in (1, 3, 5):
     name = "greedy" if beam == 1 else f"beam {beam}"
     searches[name + ", eager"] = lambda images, beam=beam: eager(images, beam)
     searches[name + ", compiled"] = lambda images, beam=beam: compiled(images, beam)
+if keras.backend.backend() == "tensorflow":
+    searches["greedy, ONNX Runtime"] = exported_onnx()
 for batch in (1, 32):
     images = samples[np.arange(batch) % len(samples)]
     for name, search in searches.items():

@@ -1,74 +1,111 @@
-"""Export a captioner as a TensorFlow SavedModel that serves without this code.
+"""Export a captioner as a TensorFlow SavedModel or an ONNX model that serves without
+this code.
 
-    python -m captioner.export --model DIR --out DIR [--format saved_model]
+    python -m captioner.export --model DIR --out DIR [--format saved_model|onnx]
 
-The SavedModel (TensorFlow only: run with the TensorFlow backend) holds the compiled
-greedy search (``captioner.models.decoding.CompiledSearch``) and the vocabulary, and has
-two endpoints, each returning {"captions" (batch,) strings, "tokens" (batch, T) word ids
-(<end> after a caption), "lengths" (batch,), "probabilities" (batch, T) of each word,
-"alphas" (batch, T, H, W) attention maps, "finished" (batch,) bool}:
+Run with the TensorFlow backend (both formats are written from TensorFlow graphs). Each
+holds the compiled greedy search (``captioner.models.decoding.CompiledSearch``: encoder,
+decoder and the search loop) and returns, per image, "tokens" (batch, T) word ids (<end>
+after a caption), "lengths" (batch,) words before <end>, "probabilities" (batch, T) of
+each word, "alphas" (batch, T, H, W) attention maps and "finished" (batch,) bool.
+
+saved_model: two endpoints, which also return "captions" (batch,) strings:
 
     serve(images)        uint8 (batch, S, S, 3), the model input (``load_resized``)
     serve_bytes(files)   (batch,) encoded JPEG/PNG/GIF/BMP files, decoded and resized in
                          the graph (tf.io.decode_image, bilinear with antialiasing: close to
                          Pillow's resize, not bit-identical, and without EXIF rotation)
 
-Load it with ``tf.saved_model.load(DIR)`` and call ``.serve(images)``. The folder also
-holds ``vocab.json`` and ``MODEL_CARD.md`` (the model's card, with a section on the
-export). The folder is written beside its target and renamed into place when complete.
+  Load it with ``tf.saved_model.load(DIR)`` and call ``.serve(images)``.
+
+onnx: ``model.onnx`` (Keras' exporter through tf2onnx; the search is an ONNX ``Loop``),
+  input "images" uint8 (batch, S, S, 3), the outputs above by name; ONNX has no strings
+  here, so a caption is ``vocab.json``'s words of ``tokens[:length]``. Run it with
+  ``onnxruntime.InferenceSession(DIR + "/model.onnx").run(None, {"images": images})``.
+
+The folder also holds ``vocab.json`` and ``MODEL_CARD.md`` (the model's card, with a
+section on the export). It is written beside its target and renamed into place when
+complete.
 """
 
 import os
-import shutil
 import sys
-import tempfile
 
 from captioner.cli import ArgumentParser, import_keras_quietly, run
+from captioner.io import atomic_folder
 
-FORMATS = ("saved_model",)  # ONNX: see export_saved_model's docstring
+FORMATS = ("saved_model", "onnx")
+ONNX_FILE = "model.onnx"
 
 
-def export_saved_model(model_folder, out):
-    """Writes the SavedModel folder ``out`` for the captioner in ``model_folder``.
+def serving_model(search, grid_shape):
+    """A Keras model of ``search`` (a CompiledSearch, greedy) with the outputs a server
+    returns (see the module docstring), in ``keras.ops``."""
+    import keras
+    from keras import ops
 
-    ONNX is not offered: tf2onnx and onnxruntime are not among the pinned requirements,
-    and the search's ``while_loop`` with a data-dependent stop would export as an ONNX
-    Loop that has not been checked here.
-    """
+    class ServedSearch(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.search = search
+            self.built = True  # its weights are the captioner's
+
+        def call(self, inputs):
+            outputs = self.search(inputs)
+            alphas = outputs["alphas"]
+            shape = (ops.shape(alphas)[0], ops.shape(alphas)[1], *grid_shape)
+            return {"tokens": outputs["words"], "lengths": outputs["lengths"],
+                    "probabilities": ops.exp(outputs["log_probs"]),
+                    "alphas": ops.reshape(alphas, shape), "finished": outputs["finished"]}
+
+    return ServedSearch(name="served_search")
+
+
+def export(model_folder, out, format="saved_model"):
+    """Writes the export folder ``out`` (``format``: one of FORMATS) for the captioner in
+    ``model_folder``; returns ``out``."""
     import keras
     from captioner.errors import ConfigError, ModelError
+    if format not in FORMATS:
+        raise ConfigError(f"unknown export format {format!r}; known: {', '.join(FORMATS)}")
     if keras.backend.backend() != "tensorflow":
-        raise ConfigError("a SavedModel is exported with the TensorFlow backend "
+        raise ConfigError("models are exported with the TensorFlow backend "
                           "(KERAS_BACKEND=tensorflow)")
-    import tensorflow as tf
-
     from captioner.models.decoding import compiled_search
-    from captioner.saving import CARD_FILE, VOCAB_FILE, load_model
+    from captioner.saving import load_model
     saved = load_model(model_folder)
     if saved.kind != "captioner":
         raise ModelError(f"{model_folder} holds a {saved.kind}; only captioners are exported")
     if os.path.exists(out) and os.listdir(out):
         raise ConfigError(f"{out} exists and is not empty; choose another --out")
-    model, vocabulary = saved.model, saved.vocabulary
-    size = model.model_config.encoder.image_size
-    height, width = model.grid_shape
-    search = compiled_search(model, vocabulary, model.model_config.max_length)
-    words = tf.constant(vocabulary.words)
+    model = saved.model
+    served = serving_model(compiled_search(model, saved.vocabulary, model.model_config.max_length),
+                           model.grid_shape)
+    write = _write_saved_model if format == "saved_model" else _write_onnx
+    with atomic_folder(out) as temporary:
+        description = write(served, saved, temporary)
+        _write_labels(saved, model_folder, temporary, description)
+    return out
 
-    def described(outputs):
-        tokens, lengths = outputs["words"], outputs["lengths"]
-        said = tf.RaggedTensor.from_tensor(tf.gather(words, tokens), lengths=lengths)
-        alphas = outputs["alphas"]
-        return {"captions": tf.strings.reduce_join(said, axis=1, separator=" "),
-                "tokens": tokens, "lengths": lengths,
-                "probabilities": tf.exp(outputs["log_probs"]),
-                "alphas": tf.reshape(alphas, (tf.shape(alphas)[0], tf.shape(alphas)[1],
-                                              height, width)),
-                "finished": outputs["finished"]}
+
+def _image_size(saved):
+    return saved.model.model_config.encoder.image_size
+
+
+def _write_saved_model(served, saved, folder):
+    import keras
+    import tensorflow as tf
+    size = _image_size(saved)
+    words = tf.constant(saved.vocabulary.words)
+
+    def with_captions(outputs):
+        said = tf.RaggedTensor.from_tensor(tf.gather(words, outputs["tokens"]),
+                                           lengths=outputs["lengths"])
+        return {"captions": tf.strings.reduce_join(said, axis=1, separator=" "), **outputs}
 
     @tf.function(input_signature=[tf.TensorSpec((None, size, size, 3), tf.uint8)])
     def serve(images):
-        return described(search({"images": images}))
+        return with_captions(served({"images": images}))
 
     @tf.function(input_signature=[tf.TensorSpec((None,), tf.string)])
     def serve_bytes(files):
@@ -78,36 +115,48 @@ def export_saved_model(model_folder, out):
             return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
         images = tf.map_fn(decode, files, fn_output_signature=tf.TensorSpec(
             (size, size, 3), tf.uint8))
-        return described(search({"images": images}))
+        return with_captions(served({"images": images}))
 
     archive = keras.export.ExportArchive()
-    archive.track(search)
+    archive.track(served)
     archive.add_endpoint("serve", serve)
     archive.add_endpoint("serve_bytes", serve_bytes)
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    temporary = tempfile.mkdtemp(prefix="." + os.path.basename(out) + ".partial-", dir=parent)
-    try:
-        archive.write_out(temporary, verbose=False)
-        vocabulary.save(os.path.join(temporary, VOCAB_FILE))
-        card_path = os.path.join(model_folder, CARD_FILE)
-        card = ""
-        if os.path.isfile(card_path):
-            with open(card_path, encoding="utf-8") as handle:
-                card = handle.read()
-        with open(os.path.join(temporary, CARD_FILE), "w", encoding="utf-8") as handle:
-            handle.write(card + f"\n## Export\n\nTensorFlow SavedModel of `{model_folder}`: "
-                         f"greedy search compiled whole. `serve(images)`: uint8 (batch, "
-                         f"{size}, {size}, 3); `serve_bytes(files)`: encoded images. Both "
-                         "return captions, tokens, lengths, word probabilities, attention "
-                         f"maps ({height}x{width}) and whether each caption ended.\n")
-        if os.path.isdir(out):
-            os.rmdir(out)  # empty, checked above
-        os.replace(temporary, out)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
-    return out
+    archive.write_out(folder, verbose=False)
+    return (f"TensorFlow SavedModel: greedy search compiled whole. `serve(images)`: uint8 "
+            f"(batch, {size}, {size}, 3); `serve_bytes(files)`: encoded images. Both return "
+            "captions, tokens, lengths, word probabilities, attention maps and whether each "
+            "caption ended.")
+
+
+def _write_onnx(served, saved, folder):
+    import warnings
+
+    import tensorflow as tf
+    size = _image_size(saved)
+    with warnings.catch_warnings():  # Keras' tf2onnx patch probes numpy for np.object
+        warnings.simplefilter("ignore", FutureWarning)
+        served.export(os.path.join(folder, ONNX_FILE), format="onnx", verbose=False,
+                      input_signature=[{"images": tf.TensorSpec(
+                          (None, size, size, 3), tf.uint8, name="images")}])
+    return (f"ONNX (`{ONNX_FILE}`): greedy search compiled whole, an ONNX Loop. Input "
+            f"\"images\": uint8 (batch, {size}, {size}, 3); outputs tokens, lengths, word "
+            "probabilities, attention maps and whether each caption ended; the caption is "
+            "`vocab.json`'s words of `tokens[:length]`.")
+
+
+def _write_labels(saved, model_folder, folder, description):
+    """The vocabulary and the model card, with a section on the export."""
+    from captioner.saving import CARD_FILE, VOCAB_FILE
+    saved.vocabulary.save(os.path.join(folder, VOCAB_FILE))
+    card_path = os.path.join(model_folder, CARD_FILE)
+    card = ""
+    if os.path.isfile(card_path):
+        with open(card_path, encoding="utf-8") as handle:
+            card = handle.read()
+    height, width = saved.model.grid_shape
+    with open(os.path.join(folder, CARD_FILE), "w", encoding="utf-8") as handle:
+        handle.write(card + f"\n## Export\n\nOf `{model_folder}`. {description} Attention "
+                     f"maps are {height}x{width}.\n")
 
 
 def main(argv=None):
@@ -118,7 +167,7 @@ def main(argv=None):
     parser.add_argument("--format", choices=FORMATS, default="saved_model")
     args = parser.parse_args(argv)
     import_keras_quietly()
-    export_saved_model(args.model, args.out)
+    export(args.model, args.out, args.format)
     print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -8,6 +8,7 @@ so an interrupted run never leaves a half-written checkpoint, JSON or PNG behind
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 
@@ -38,6 +39,27 @@ def atomic_path(path, suffix=None):
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(temporary)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path):
+    """Yields a temporary folder beside ``path``; renames it to ``path`` on success (an
+    empty folder there is replaced; the caller refuses a non-empty one beforehand)."""
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    temporary = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".partial-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o777 & ~umask)  # mkdtemp makes 0700; give the usual permissions
+    try:
+        yield temporary
+        if os.path.isdir(path):
+            os.rmdir(path)  # fails on a folder that is not empty: nothing is lost
+        os.replace(temporary, path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
         raise
 
 

@@ -210,7 +210,9 @@ def greedy_graph(step, state, memory, batch_size, start_id, end_id, max_length):
     def body(t, tokens, state, running, words, log_probs, alphas, end_log_prob):
         logits, state, alpha = step(tokens, state, memory)
         scores = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-        tokens = ops.cast(ops.argmax(scores, axis=-1), "int32")
+        # the first best word; top_k rather than argmax, whose TensorFlow form (a sign-bit
+        # test by bitcast) ONNX has no operator for
+        tokens = ops.cast(ops.top_k(scores, 1)[1][:, 0], "int32")
         chosen = ops.take_along_axis(scores, tokens[:, None], axis=1)[:, 0]
         ends = running & (tokens == end_id)
         end_log_prob = ops.where(ends, chosen, end_log_prob)

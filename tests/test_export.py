@@ -1,5 +1,6 @@
-"""The exported SavedModel serves the bundled model's captions in a process that never
-imports captioner: from uint8 model inputs exactly, and from the encoded files."""
+"""The exported models serve the bundled model's captions in a process that never imports
+captioner: the SavedModel from uint8 model inputs exactly and from the encoded files, the
+ONNX model under onnxruntime."""
 
 import json
 import os
@@ -11,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-SERVE = r"""
+SAVED_MODEL = r"""
 import json, sys
 import numpy as np
 import tensorflow as tf
@@ -27,34 +28,85 @@ print(json.dumps({"captions": [c.decode() for c in exact["captions"].numpy()],
                   "alphas_shape": list(exact["alphas"].shape)}))
 """
 
+ONNX = r"""
+import json, sys
+import numpy as np
+import onnxruntime
+session = onnxruntime.InferenceSession(sys.argv[1] + "/model.onnx")
+names = [output.name for output in session.get_outputs()]
+outputs = dict(zip(names, session.run(None, {"images": np.load(sys.argv[2])})))
+words = json.load(open(sys.argv[1] + "/vocab.json"))["words"]
+assert not any(name.startswith(("captioner", "tensorflow", "keras")) for name in sys.modules)
+print(json.dumps({"captions": [" ".join(words[t] for t in row[:length]) for row, length
+                               in zip(outputs["tokens"], outputs["lengths"])],
+                  "probabilities": outputs["probabilities"].tolist(),
+                  "lengths": outputs["lengths"].tolist(),
+                  "alphas_shape": list(outputs["alphas"].shape)}))
+"""
 
-def test_the_saved_model_serves_the_captions_of_caption_py(tmp_path):
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory):
+    """(model folder, the loaded model, sample paths, .npy of their model inputs)."""
     import keras
     if keras.backend.backend() != "tensorflow":
-        pytest.skip("a SavedModel is exported with the TensorFlow backend")
+        pytest.skip("models are exported with the TensorFlow backend")
     from captioner.data.images import load_resized
-    from captioner.export import export_saved_model
-    from captioner.inference import caption
     from captioner.saving import load_model
     model_folder = os.path.join(ROOT, "assets", "model")
-    out = export_saved_model(model_folder, str(tmp_path / "served"))
-    assert {"MODEL_CARD.md", "saved_model.pb", "vocab.json"} <= set(os.listdir(out))
+    saved = load_model(model_folder)
     folder = os.path.join(ROOT, "assets", "samples")
     paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
-    saved = load_model(model_folder)
     size = saved.model.model_config.encoder.image_size
-    np.save(tmp_path / "images.npy", np.stack([load_resized(path, size) for path in paths]))
+    images = tmp_path_factory.mktemp("inputs") / "images.npy"
+    np.save(images, np.stack([load_resized(path, size) for path in paths]))
+    return model_folder, saved, paths, str(images)
+
+
+def serve(script, *args, cwd):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH="")
-    result = subprocess.run([sys.executable, "-c", SERVE, out, str(tmp_path / "images.npy"),
-                             *paths], capture_output=True, text=True, env=env, cwd=tmp_path,
-                            timeout=300)
+    result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                            text=True, env=env, cwd=cwd, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    served = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def assert_captions_of_caption_py(served, saved, paths):
+    from captioner.inference import caption
     expected = caption(saved, paths)
     assert served["captions"] == [item["caption"] for item in expected]
-    assert served["from_files"] == served["captions"]  # resized in the graph, same words
     for row, item in enumerate(expected):
         length = served["lengths"][row]
         np.testing.assert_allclose(served["probabilities"][row][:length],
                                    item["probabilities"], atol=1e-5)
     assert served["alphas_shape"][2:] == list(saved.model.grid_shape)
+
+
+def test_the_saved_model_serves_the_captions_of_caption_py(bundled, tmp_path):
+    from captioner.export import export
+    model_folder, saved, paths, images = bundled
+    out = export(model_folder, str(tmp_path / "served"), "saved_model")
+    assert {"MODEL_CARD.md", "saved_model.pb", "vocab.json"} <= set(os.listdir(out))
+    served = serve(SAVED_MODEL, out, images, *paths, cwd=tmp_path)
+    assert_captions_of_caption_py(served, saved, paths)
+    assert served["from_files"] == served["captions"]  # resized in the graph, same words
+
+
+def test_the_onnx_model_serves_the_captions_of_caption_py(bundled, tmp_path):
+    from captioner.export import export
+    model_folder, saved, paths, images = bundled
+    out = export(model_folder, str(tmp_path / "onnx"), "onnx")
+    assert set(os.listdir(out)) == {"MODEL_CARD.md", "model.onnx", "vocab.json"}
+    assert "ONNX" in open(os.path.join(out, "MODEL_CARD.md")).read()
+    assert_captions_of_caption_py(serve(ONNX, out, images, cwd=tmp_path), saved, paths)
+
+
+def test_an_export_never_overwrites_a_folder_in_use(bundled, tmp_path):
+    from captioner.errors import ConfigError
+    from captioner.export import export
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not empty"):
+        export(bundled[0], str(tmp_path / "busy"), "onnx")
+    assert os.listdir(tmp_path / "busy") == ["keep.txt"]
+    assert os.listdir(tmp_path) == ["busy"]  # no partial folder left behind

@@ -139,7 +139,8 @@ class AttentionDecoder(keras.layers.Layer):
         if not training:
             if self.decoder_config.hard_inference == "expected":
                 return context, {}
-            chosen = ops.one_hot(ops.argmax(alpha, axis=-1), cells, dtype=alpha.dtype)
+            best = ops.top_k(alpha, 1)[1][:, 0]  # argmax; exports to ONNX (see greedy_graph)
+            chosen = ops.one_hot(best, cells, dtype=alpha.dtype)
             return ops.sum(chosen[:, :, None] * annotations, 1), {}
         log_alpha = ops.where(alpha > 0, ops.log(ops.maximum(alpha, 1e-30)), -1e9)  # (batch, L)
         sample = replicas.categorical(log_alpha, self.seed_generator)
