@@ -5,6 +5,14 @@ colours and two sizes, at random non-overlapping positions on a textured backgro
 image gets five captions from varied templates; every caption names every object by colour
 and shape (left to right), so the captions can be checked for objects named or missed.
 
+``--style hard`` makes data a recipe is not easily tuned on: one to four objects of eight
+shapes (adding star, hexagon, pentagon, cross) in eleven colours and three sizes (small,
+medium, large, 6 to 27 px at 128), partly occluding each other; dark, light, striped,
+checkered or speckled backgrounds; clutter (thin lines and specks that are no object); and
+captions that also say how objects lie to each other ("a red star to the left of a blue
+circle", "above", "below") and what the background is. ``--style simple`` (the default)
+is the original look: the same seed gives the same data set as before the styles existed.
+
 The output is the standard COCO layout, so whatever trains on it trains on COCO::
 
     OUT/annotations/captions_{train,val,test}2017.json
@@ -13,6 +21,7 @@ The output is the standard COCO layout, so whatever trains on it trains on COCO:
     OUT/dataset_synthetic.json                            (Karpathy-style split file)
 
     python -m captioner.data.synthetic --out data/synthetic --seed 0
+    python -m captioner.data.synthetic --out data/hard --seed 1 --style hard
     python -m captioner.data.synthetic --out data/photo-sized --size 640 480 --format jpg
 
 ``--size W H`` draws each scene at 128 px and resizes it to W x H, with fine noise added
@@ -35,6 +44,14 @@ SIZES = {"small": (9, 12), "large": (17, 22)}  # radius range in pixels, at 128 
 IMAGE_SIZE = 128
 SPLITS = {"train": 4000, "val": 200, "test": 200}
 
+HARD_SHAPES = SHAPES + ("star", "hexagon", "pentagon", "cross")
+HARD_COLOURS = {**COLOURS, "orange": (245, 140, 30), "white": (240, 240, 240),
+                "pink": (245, 135, 185), "cyan": (60, 215, 225), "brown": (135, 85, 40),
+                "grey": (135, 135, 135)}
+HARD_SIZES = {"small": (6, 9), "medium": (11, 15), "large": (18, 27)}
+BACKGROUNDS = ("dark", "light", "striped", "checkered", "speckled")
+STYLES = ("simple", "hard")
+
 
 def _horizontal(x):
     return "left" if x < IMAGE_SIZE / 3 else "right" if x > 2 * IMAGE_SIZE / 3 else "middle"
@@ -44,38 +61,120 @@ def _vertical(y):
     return "top" if y < IMAGE_SIZE / 3 else "bottom" if y > 2 * IMAGE_SIZE / 3 else "middle"
 
 
-def _place(rng, count):
-    """Non-overlapping objects: [{"shape", "colour", "size", "cx", "cy", "r"}]."""
+def _place(rng, count, hard=False, background=None):
+    """Objects: [{"shape", "colour", "size", "cx", "cy", "r"}], left to right. Simple:
+    apart; hard: they may overlap by up to a quarter of their radii, drawn in the order
+    placed (later ones occlude earlier ones), in colours that stand out from the
+    background tint (``background``: its mean colour)."""
+    shapes, colours, sizes = (HARD_SHAPES, HARD_COLOURS, HARD_SIZES) if hard else \
+        (SHAPES, COLOURS, SIZES)
     objects = []
     while len(objects) < count:
-        size = str(rng.choice(list(SIZES)))
-        radius = int(rng.integers(*SIZES[size], endpoint=True))
+        size = str(rng.choice(list(sizes)))
+        radius = int(rng.integers(*sizes[size], endpoint=True))
         cx, cy = (int(value) for value in rng.integers(radius + 3, IMAGE_SIZE - radius - 3, 2))
-        if all((cx - o["cx"]) ** 2 + (cy - o["cy"]) ** 2 > (radius + o["r"] + 6) ** 2
-               for o in objects):
-            objects.append(dict(shape=str(rng.choice(SHAPES)), colour=str(rng.choice(list(COLOURS))),
+        apart = (lambda o: (cx - o["cx"]) ** 2 + (cy - o["cy"]) ** 2
+                 > (0.75 * (radius + o["r"])) ** 2) if hard else \
+            (lambda o: (cx - o["cx"]) ** 2 + (cy - o["cy"]) ** 2 > (radius + o["r"] + 6) ** 2)
+        if all(apart(o) for o in objects):
+            shape = str(rng.choice(shapes))
+            names = list(colours)
+            if hard:  # visible: far enough from the background's tint
+                names = [n for n in names
+                         if np.abs(np.subtract(colours[n], background)).sum() > 150]
+            objects.append(dict(shape=shape, colour=str(rng.choice(names)),
                                 size=size, cx=cx, cy=cy, r=radius))
+    for depth, o in enumerate(objects):
+        o["depth"] = depth
     return sorted(objects, key=lambda o: o["cx"])
 
 
-def _draw(rng, objects):
+def _simple_background(rng):
     base = rng.integers(20, 90, 3)  # a dark background of random tint ...
     gradient = np.linspace(-15, 15, IMAGE_SIZE)[None, :, None] * rng.choice([-1, 1])
     noise = rng.normal(0, 6, (IMAGE_SIZE, IMAGE_SIZE, 3))  # ... with some texture
-    pixels = np.clip(base[None, None, :] + gradient + noise, 0, 255).astype(np.uint8)
-    image = Image.fromarray(pixels)
-    draw = ImageDraw.Draw(image)
-    for o in objects:
-        cx, cy, r, fill = o["cx"], o["cy"], o["r"], COLOURS[o["colour"]]
-        if o["shape"] == "circle":
-            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
-        elif o["shape"] == "square":
-            side = int(r * 0.85)
-            draw.rectangle([cx - side, cy - side, cx + side, cy + side], fill=fill)
-        elif o["shape"] == "triangle":
-            draw.polygon([(cx, cy - r), (cx - r, cy + r * 0.8), (cx + r, cy + r * 0.8)], fill=fill)
+    return np.clip(base[None, None, :] + gradient + noise, 0, 255).astype(np.uint8)
+
+
+def _hard_background(rng, kind):
+    """(pixels, mean colour) of a background of ``kind`` (one of BACKGROUNDS)."""
+    light = kind == "light" or (kind != "dark" and rng.random() < 0.5)
+    base = rng.integers(170, 225, 3) if light else rng.integers(15, 80, 3)
+    other = np.clip(base + rng.integers(25, 50) * (-1 if light else 1), 0, 255)
+    y, x = np.mgrid[:IMAGE_SIZE, :IMAGE_SIZE]
+    if kind == "striped":
+        width, angle = int(rng.integers(4, 12)), float(rng.uniform(0, np.pi))
+        phase = (x * np.cos(angle) + y * np.sin(angle)) // width
+        pixels = np.where((phase % 2 == 0)[..., None], base, other).astype(np.float64)
+    elif kind == "checkered":
+        cell = int(rng.integers(6, 20))
+        pixels = np.where((((x // cell) + (y // cell)) % 2 == 0)[..., None], base, other)
+        pixels = pixels.astype(np.float64)
+    else:  # dark, light, speckled: a tint with a gradient in a random direction
+        angle = float(rng.uniform(0, 2 * np.pi))
+        ramp = ((x - IMAGE_SIZE / 2) * np.cos(angle) + (y - IMAGE_SIZE / 2) * np.sin(angle))
+        pixels = base[None, None, :] + (ramp * 30 / IMAGE_SIZE)[..., None]
+        if kind == "speckled":
+            spots = rng.random((IMAGE_SIZE, IMAGE_SIZE)) < 0.08
+            pixels[spots] = other
+    pixels = pixels + rng.normal(0, 6, pixels.shape)
+    return np.clip(pixels, 0, 255).astype(np.uint8), (base + other) / 2
+
+
+def _vertices(o):
+    """The polygon of a polygonal shape, None for a circle or a cross."""
+    cx, cy, r, shape = o["cx"], o["cy"], o["r"], o["shape"]
+    if shape == "square":
+        side = int(r * 0.85)
+        return [(cx - side, cy - side), (cx + side, cy - side), (cx + side, cy + side),
+                (cx - side, cy + side)]
+    if shape == "triangle":
+        return [(cx, cy - r), (cx - r, cy + r * 0.8), (cx + r, cy + r * 0.8)]
+    if shape == "diamond":
+        return [(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)]
+    corners = {"hexagon": 6, "pentagon": 5, "star": 10}.get(shape)
+    if corners is None:
+        return None
+    radii = [r, r * 0.45] * 5 if shape == "star" else [r] * corners
+    return [(cx + radius * np.sin(2 * np.pi * k / corners),
+             cy - radius * np.cos(2 * np.pi * k / corners)) for k, radius in enumerate(radii)]
+
+
+def _paint(draw, o, fill):
+    cx, cy, r = o["cx"], o["cy"], o["r"]
+    if o["shape"] == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    elif o["shape"] == "cross":
+        arm = max(2, int(r * 0.35))
+        draw.rectangle([cx - r, cy - arm, cx + r, cy + arm], fill=fill)
+        draw.rectangle([cx - arm, cy - r, cx + arm, cy + r], fill=fill)
+    elif o["shape"] == "square":
+        side = int(r * 0.85)
+        draw.rectangle([cx - side, cy - side, cx + side, cy + side], fill=fill)
+    else:
+        draw.polygon(_vertices(o), fill=fill)
+
+
+def _clutter(rng, draw):
+    """Thin lines and specks, smaller than any object, in random colours: no object."""
+    for _ in range(int(rng.integers(0, 7))):
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        if rng.random() < 0.5:
+            points = [tuple(int(v) for v in rng.integers(0, IMAGE_SIZE, 2)) for _ in range(2)]
+            draw.line(points, fill=colour, width=1)
         else:
-            draw.polygon([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)], fill=fill)
+            x, y = (int(v) for v in rng.integers(0, IMAGE_SIZE, 2))
+            draw.ellipse([x - 1, y - 1, x + 1, y + 1], fill=colour)
+
+
+def _draw(rng, objects, pixels=None, colours=COLOURS, clutter=False):
+    """The scene; ``pixels``: a background (simple style: drawn here from ``rng``)."""
+    image = Image.fromarray(_simple_background(rng) if pixels is None else pixels)
+    draw = ImageDraw.Draw(image)
+    if clutter:
+        _clutter(rng, draw)
+    for o in sorted(objects, key=lambda o: o.get("depth", 0)):
+        _paint(draw, o, colours[o["colour"]])
     return image
 
 
@@ -87,15 +186,39 @@ def _box(o):
         return [cx - side, cy - side, 2 * side + 1, 2 * side + 1]
     if o["shape"] == "triangle":
         return [cx - r, cy - r, 2 * r + 1, r * 1.8 + 1]
+    if o["shape"] in ("star", "hexagon", "pentagon"):
+        xs, ys = zip(*_vertices(o))
+        left, top = int(np.floor(min(xs))), int(np.floor(min(ys)))
+        return [left, top, int(np.ceil(max(xs))) - left + 1, int(np.ceil(max(ys))) - top + 1]
     return [cx - r, cy - r, 2 * r + 1, 2 * r + 1]
 
 
-def _captions(rng, objects):
-    """Five different captions, each naming every object's colour and shape."""
+SIZE_WORDS = {"small": ["small", "little"], "medium": ["medium", "medium sized"],
+              "large": ["large", "big"]}
+
+
+def _article(word):
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _relation(a, b):
+    """How ``a`` lies to ``b`` (a is the left one): "to the left of", "above", "below"."""
+    dx, dy = b["cx"] - a["cx"], b["cy"] - a["cy"]
+    if abs(dx) >= abs(dy):
+        return "to the left of"
+    return "above" if dy > 0 else "below"
+
+
+def _captions(rng, objects, background=None):
+    """Five different captions, each naming every object's colour and shape; with a
+    ``background`` (hard style) also relations between objects and the background."""
     def plain(o):
-        return f"a {o['colour']} {o['shape']}"
+        return f"{_article(o['colour'])} {o['colour']} {o['shape']}"
 
     def sized(o):
+        if background is not None:
+            size = str(rng.choice(SIZE_WORDS[o["size"]]))
+            return f"{_article(size)} {size} {o['colour']} {o['shape']}"
         return f"a {rng.choice(['small', 'little']) if o['size'] == 'small' else rng.choice(['large', 'big'])} {o['colour']} {o['shape']}"
 
     def placed(o):
@@ -107,7 +230,9 @@ def _captions(rng, objects):
     def join(phrases):
         return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
 
-    count = ["one", "two", "three"][len(objects) - 1]
+    count = ["one", "two", "three", "four"][len(objects) - 1]
+    if background is not None:
+        return _hard_captions(rng, objects, background, count, plain, sized, placed, join)
     templates = [
         lambda: join([plain(o) for o in objects]),
         lambda: join([sized(o) for o in objects]),
@@ -116,6 +241,31 @@ def _captions(rng, objects):
         lambda: "a picture of " + join([plain(o) for o in objects]) + " on a dark background",
         lambda: join([plain(o) for o in objects]) + " on a dark background",
         lambda: "there " + ("is " if len(objects) == 1 else "are ") + join([sized(o) for o in objects]),
+    ]
+    chosen = rng.choice(len(templates), 5, replace=False)
+    return [templates[i]() for i in sorted(chosen)]
+
+
+def _hard_captions(rng, objects, background, count, plain, sized, placed, join):
+    def related():
+        if len(objects) == 1:
+            return plain(objects[0]) + " alone"
+        first = int(rng.integers(len(objects) - 1))  # a pair of neighbours, left to right
+        a, b = objects[first], objects[first + 1]
+        rest = [plain(o) for o in objects if o is not a and o is not b]
+        return join([f"{plain(a)} {_relation(a, b)} {plain(b)}"] + rest)
+
+    shapes = "shape" if len(objects) == 1 else "shapes"
+    templates = [
+        lambda: join([plain(o) for o in objects]),
+        lambda: join([sized(o) for o in objects]),
+        lambda: join([placed(o) for o in objects]),
+        related,
+        lambda: "there " + ("is " if len(objects) == 1 else "are ")
+        + join([sized(o) for o in objects]),
+        lambda: f"{count} {shapes} on a {background} background : "
+        + join([plain(o) for o in objects]),
+        lambda: join([sized(o) for o in objects]) + f" on a {background} background",
     ]
     chosen = rng.choice(len(templates), 5, replace=False)
     return [templates[i]() for i in sorted(chosen)]
@@ -130,16 +280,30 @@ def _resized(rng, image, size):
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
+def _scene(rng, style):
+    """(image at 128 px, objects, captions) of one scene."""
+    if style == "simple":
+        objects = _place(rng, int(rng.integers(1, 4)))
+        return _draw(rng, objects), objects, None
+    kind = str(rng.choice(BACKGROUNDS))
+    pixels, tint = _hard_background(rng, kind)
+    objects = _place(rng, int(rng.integers(1, 5)), hard=True, background=tint)
+    return _draw(rng, objects, pixels, HARD_COLOURS, clutter=True), objects, kind
+
+
 def generate(out, seed=0, splits=None, year="2017", size=(IMAGE_SIZE, IMAGE_SIZE),
-             image_format="png"):
+             image_format="png", style="simple"):
     """Writes the data set to ``out``; returns {split: number of images}.
 
-    ``size``: (width, height) of the images; ``image_format``: "png" or "jpg"."""
+    ``size``: (width, height) of the images; ``image_format``: "png" or "jpg"; ``style``:
+    "simple" or "hard" (see the module docstring)."""
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}. Received: {style!r}")
     size = tuple(int(side) for side in size)
     scale_x, scale_y = size[0] / IMAGE_SIZE, size[1] / IMAGE_SIZE
     splits = dict(SPLITS if splits is None else splits)
     categories = [{"id": i + 1, "name": shape, "supercategory": "shape"}
-                  for i, shape in enumerate(SHAPES)]
+                  for i, shape in enumerate(HARD_SHAPES if style == "hard" else SHAPES)]
     category_ids = {c["name"]: c["id"] for c in categories}
     karpathy = []
     image_id, annotation_id = 0, 0
@@ -151,17 +315,17 @@ def generate(out, seed=0, splits=None, year="2017", size=(IMAGE_SIZE, IMAGE_SIZE
         images, captions, instances = [], [], []
         for _ in tqdm(range(count), desc=f"synthetic {split}", unit="image", leave=False):
             image_id += 1
-            objects = _place(rng, int(rng.integers(1, 4)))
+            scene, objects, background = _scene(rng, style)
             file_name = f"{image_id:06d}.{image_format}"
             with io.atomic_path(os.path.join(folder, file_name)) as temporary:
-                picture = _resized(rng, _draw(rng, objects), size)
+                picture = _resized(rng, scene, size)
                 if image_format == "png":
                     picture.save(temporary, format="PNG")
                 else:
                     picture.save(temporary, format="JPEG", quality=90)
             images.append({"id": image_id, "file_name": file_name,
                            "width": size[0], "height": size[1]})
-            texts = _captions(rng, objects)
+            texts = _captions(rng, objects, background)
             for text in texts:
                 annotation_id += 1
                 captions.append({"id": annotation_id, "image_id": image_id, "caption": text})
@@ -178,7 +342,8 @@ def generate(out, seed=0, splits=None, year="2017", size=(IMAGE_SIZE, IMAGE_SIZE
                              "imgid": image_id - 1, "cocoid": image_id, "split": split,
                              "sentences": [{"raw": t, "tokens": t.replace(",", " ").split()}
                                            for t in texts]})
-        info = {"description": f"captioner synthetic shapes, seed {seed}", "year": int(year)}
+        info = {"description": f"captioner synthetic shapes, {style} style, seed {seed}",
+                "year": int(year)}
         io.write_json(os.path.join(out, "annotations", f"captions_{split}{year}.json"),
                       {"info": info, "images": images, "annotations": captions}, indent=None)
         io.write_json(os.path.join(out, "annotations", f"instances_{split}{year}.json"),
@@ -199,9 +364,12 @@ def main(argv=None):
                         default=(IMAGE_SIZE, IMAGE_SIZE), help=f"image size ({IMAGE_SIZE} "
                         f"{IMAGE_SIZE}; the scenes are drawn at that size and resized)")
     parser.add_argument("--format", choices=("png", "jpg"), default="png")
+    parser.add_argument("--style", choices=STYLES, default="simple",
+                        help="simple (the original scenes) or hard (more shapes, colours and "
+                        "sizes, occlusion, clutter, textured backgrounds, relations)")
     args = parser.parse_args(argv)
     counts = generate(args.out, args.seed, {s: getattr(args, s) for s in SPLITS},
-                      size=args.size, image_format=args.format)
+                      size=args.size, image_format=args.format, style=args.style)
     print(f"wrote {sum(counts.values())} images to {args.out}: {counts}")
 
 
