@@ -181,6 +181,9 @@ class DecoderConfig(Config):
     window_truncate: bool = False  # local: attend only within D of the centre (Luong); on
                                    # a grid the Gaussian alone trains far better (README)
     doubly_stochastic: float = 1.0  # lambda of the penalty (1 - sum_t alpha_ti)^2 (eq. 14)
+    attention_supervision: float = 0.0  # lambda of the attention mass outside the box of
+                                # the object a caption word names (Liu et al. 2017; needs
+                                # the training split's instances file)
     # Hard attention (Section 4.1): one sampled cell per word, trained with REINFORCE.
     reward_weight: float = 0.1          # lambda_r of the REINFORCE term (the paper's code)
     entropy_weight: float = 0.002       # lambda_e of the entropy bonus (the paper's code)
@@ -205,7 +208,7 @@ class DecoderConfig(Config):
             raise ConfigError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
         _check_range(self, 0.0, 1.0, "baseline_decay", "expected_context_rate")
         _check_range(self, 0.0, float("inf"), "reward_weight", "entropy_weight",
-                     "doubly_stochastic")
+                     "doubly_stochastic", "attention_supervision")
 
 
 @dataclasses.dataclass

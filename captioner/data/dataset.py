@@ -17,7 +17,8 @@ so both give the same batches. A batch is ``(x, y, sample_weight)``:
 
     x: {"images": uint8 (B, S, S, 3), "tokens": int32 (B, T)}, T <= max_length + 1, or
        "features" (B, H*W, D) instead of "images" when a frozen encoder's are cached;
-       tokens = <start> w1 ... wn <pad> ...
+       tokens = <start> w1 ... wn <pad> ...; with attention supervision also "regions"
+       float32 (B, T, H*W) (``captioner.data.regions``)
     y: int32 (B, T), the same words shifted left: w1 ... wn <end> <pad> ...
     sample_weight: float32 (B, T), 1 where y is a word or <end>, 0 on padding, on filler
        rows and on images that could not be read (``bad_images="skip"``).
@@ -243,16 +244,19 @@ class CaptionBatches(keras.utils.PyDataset):
             of this; 0 pads all to ``max_length + 1``.
         bad_images: "skip" or "error" (see ``ImageCache``).
         workers: threads that read images ahead of the step (``PyDataset``'s).
+        regions: a ``captioner.data.regions.WordRegions`` of ``records``: batches then
+            carry x["regions"], the targets of attention supervision.
     """
 
     def __init__(self, records, vocabulary, image_size, batch_size, max_length, seed=0,
                  shuffle=True, images=None, length_bucket=4, bad_images="skip", workers=None,
-                 **kwargs):
+                 regions=None, **kwargs):
         super().__init__(workers=workers or _threads(), **kwargs)
         self.records, self.vocabulary = records, vocabulary
         self.batch_size, self.max_length = batch_size, max_length
         self.seed, self.shuffle, self.length_bucket = seed, shuffle, length_bucket
         self.table = CaptionTable(records, vocabulary, max_length)
+        self.regions = regions
         self.images = images if images is not None else \
             ImageCache([r.path for r in records], image_size, bad_images=bad_images)
         self._shard = (0, 1)
@@ -288,7 +292,10 @@ class CaptionBatches(keras.utils.PyDataset):
         inputs, ok = self.images.batch(plan.images[index])
         tokens, targets, mask = self.table.arrays(plan.captions[index], int(plan.steps[index]))
         mask *= (plan.weights[index] * ok)[:, None]
-        return {self.images.input_key: inputs, "tokens": tokens}, targets, mask
+        x = {self.images.input_key: inputs, "tokens": tokens}
+        if self.regions is not None:
+            x["regions"] = self.regions.arrays(plan.captions[index], int(plan.steps[index]))
+        return x, targets, mask
 
     def padding_share(self):
         """(share of decoder steps on padding this epoch, the same at a fixed length)."""

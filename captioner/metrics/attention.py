@@ -44,6 +44,23 @@ def box_coverage(boxes, image_size, grid_shape):
     return covered / ((width / columns) * (height / rows))
 
 
+def named_objects(words, objects, lexicon):
+    """The words that name an object present in the image: [(position of the mention's
+    head noun in ``words``, the objects it fits)].
+
+    A mention fits the objects of its category whose attributes it matches (any of its
+    category where none does). Mentions of absent objects are left out
+    (``object_grounding`` counts them). The alignment that attention correctness scores
+    and attention supervision (``captioner.data.regions``) trains."""
+    found = []
+    for mention in lexicon.mentions(as_words(words)):
+        chosen = [o for o in objects if mention.matches(o)] or \
+                 [o for o in objects if o["category"] == mention.category]
+        if chosen:
+            found.append((mention.end - 1, chosen))
+    return found
+
+
 def attention_correctness(samples, lexicon, grid_shape):
     """Mean attention mass inside the named objects' boxes, and the uniform baseline.
 
@@ -60,13 +77,9 @@ def attention_correctness(samples, lexicon, grid_shape):
     for words, alphas, objects, image_size in samples:
         words = as_words(words)
         alphas = np.reshape(np.asarray(alphas, np.float64), (len(words),) + tuple(grid_shape))
-        for mention in lexicon.mentions(words):
-            chosen = [o for o in objects if mention.matches(o)] or \
-                     [o for o in objects if o["category"] == mention.category]
-            if not chosen:
-                continue  # a hallucinated object: object_grounding counts it
+        for position, chosen in named_objects(words, objects, lexicon):
             coverage = box_coverage([o["bbox"] for o in chosen], image_size, grid_shape)
-            masses.append(float((alphas[mention.end - 1] * coverage).sum()))
+            masses.append(float((alphas[position] * coverage).sum()))
             baselines.append(float(coverage.mean()))
     if not masses:
         return {"attention_correctness": float("nan"), "uniform_baseline": float("nan"),

@@ -14,7 +14,7 @@ from captioner.models.base import ConfiguredModel
 from captioner.models.decoder import AttentionDecoder
 from captioner.models.encoder import Encoder, build_backbone
 from captioner.models.losses import (cost_to_go, doubly_stochastic_penalty,
-                                     reinforce_surrogate, token_losses)
+                                     outside_attention, reinforce_surrogate, token_losses)
 
 
 @keras.saving.register_keras_serializable(package="captioner")
@@ -74,7 +74,9 @@ class Captioner(ConfiguredModel):
         return self.decoder(inputs["tokens"], features, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Cross-entropy + lambda * doubly stochastic penalty; with hard attention in
+        """Cross-entropy + lambda * doubly stochastic penalty; where the batch carries
+        x["regions"] (``captioner.data.regions``) also lambda_s * the attention mass outside
+        the named objects' boxes (``attention_supervision``); with hard attention in
         training also lambda_r * REINFORCE surrogate - lambda_e * entropy (Section 4.1),
         each normalised per word like the cross-entropy, and the baseline update.
 
@@ -91,6 +93,12 @@ class Captioner(ConfiguredModel):
         captions = ops.maximum(replicas.global_sum(ops.sum(rows)), 1.0)  # in the global batch
         penalty = doubly_stochastic_penalty(y_pred["alphas"], mask, normaliser=captions)
         loss = nll + config.doubly_stochastic * penalty
+        if isinstance(x, dict) and "regions" in x and config.attention_supervision > 0:
+            regions = ops.cast(x["regions"], y_pred["alphas"].dtype)
+            named = ops.cast(ops.sum(regions, axis=-1) > 0, "float32") * mask
+            loss = loss + config.attention_supervision * outside_attention(
+                y_pred["alphas"], regions, mask,
+                normaliser=ops.maximum(replicas.global_sum(ops.sum(named)), 1.0))
         if "log_policy" in y_pred:
             loss = loss + self._reinforce_terms(losses, mask, rows, captions, words, y_pred,
                                                 training)

@@ -34,6 +34,22 @@ def doubly_stochastic_penalty(alphas, mask, normaliser=None):
     return ops.sum(per_row * rows) / ops.maximum(normaliser, 1.0)
 
 
+def outside_attention(alphas, regions, mask, normaliser=None):
+    """Attention supervision (Liu et al. 2017) with boxes: the mean, over the words that
+    name an annotated object, of the attention mass outside its box, 1 - sum_l alpha_tl
+    r_tl, r_tl the share of cell l the box covers (``captioner.data.regions``).
+
+    alphas, regions (batch, T, L); mask (batch, T). A word is supervised where its row of
+    ``regions`` is not all zero and its mask is not 0. ``normaliser``: divide by this
+    instead of the number of supervised words (a replica divides by the global batch's).
+    """
+    named = ops.cast(ops.sum(regions, axis=-1) > 0, alphas.dtype) * mask  # (batch, T)
+    inside = ops.sum(alphas * regions, axis=-1)
+    if normaliser is None:
+        normaliser = ops.sum(named)
+    return ops.sum(named * (1.0 - inside)) / ops.maximum(normaliser, 1.0)
+
+
 def reinforce_surrogate(cost, log_policy, baseline, normaliser=None):
     """mean_i stop_gradient(cost_i - baseline_i) * log_policy_i.
 

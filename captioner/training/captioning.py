@@ -30,6 +30,7 @@ class TrainingData:
     val: list                   # ImageRecords (may be empty: then no validation scores)
     source: str                 # a description for the model card
     val_instances: dict = None  # instances of the validation images, for grounding scores
+    train_instances: dict = None  # instances of the training images, for attention supervision
 
 
 def _metric_key(name):
@@ -108,18 +109,36 @@ class CaptionTrainer(EpochLoop):
 
     def datasets(self, model):
         config, encoder = self.train_config, self.model_config.encoder
-        kind = batches_class(config.pipeline)
+        regions = self._regions(model)
+        # tf.data reads the words of a whole epoch at once; supervision's regions come
+        # with each batch, from the Python pipeline (the same batches otherwise)
+        kind = CaptionBatches if regions is not None else batches_class(config.pipeline)
 
-        def batches(records, shuffle):
+        def batches(records, shuffle, regions=None):
+            extra = {} if regions is None else {"regions": regions}
             made = kind(records, self.vocabulary, encoder.image_size, config.batch_size,
                         self.model_config.max_length, seed=config.seed, shuffle=shuffle,
                         images=self._features(model, records),
-                        length_bucket=config.length_bucket, bad_images=config.bad_images)
+                        length_bucket=config.length_bucket, bad_images=config.bad_images,
+                        **extra)
             if config.bad_images == "error" and made.images.input_key == "images":
                 made.images.check(progress=self.progress)  # refuse before the first step
             return made
-        self.train_batches = batches(self.data.train, True)
+        self.train_batches = batches(self.data.train, True, regions)
         return self.train_batches, batches(self.data.val, False) if self.data.val else None
+
+    def _regions(self, model):
+        """The targets of attention supervision (``WordRegions``), where it is on."""
+        if not self.model_config.decoder.attention_supervision:
+            return None
+        if self.data.train_instances is None:
+            raise DataError("--attention-supervision needs boxes: the training split's "
+                            "instances file (annotations/instances_<split>.json)")
+        if self.train_config.pipeline == "tf.data":
+            raise ConfigError("--attention-supervision runs with --pipeline python or auto")
+        from captioner.data.regions import WordRegions
+        return WordRegions(self.data.train, self.data.train_instances, model.grid_shape,
+                           self.model_config.max_length)
 
     def start_epoch(self, model, epoch):
         """Hard attention: the share of expected contexts falls linearly from 1 at epoch 0
@@ -225,9 +244,11 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
     train_split, val_split, test_split = splits
-    records, _ = source.split(train_split, instances=False)
+    supervised = model_config.decoder.attention_supervision > 0
+    records, train_instances = source.split(train_split, instances=supervised)
     val, val_instances = source.split(val_split, required=False)
-    trainer = CaptionTrainer(TrainingData(records, val, source.description, val_instances),
+    trainer = CaptionTrainer(TrainingData(records, val, source.description, val_instances,
+                                          train_instances),
                              out, model_config, train_config,
                              weights=model_config.encoder.weights, command=command,
                              feature_cache=feature_cache, feature_dir=feature_dir,

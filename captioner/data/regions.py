@@ -1,0 +1,66 @@
+"""Where the words of the training captions should look: the targets of attention
+supervision (Liu et al. 2017, "Attention Correctness in Neural Image Captioning", with
+boxes instead of segmentation masks).
+
+For every caption word that names an annotated object (the head noun of a mention, found
+by the ``ObjectLexicon`` the grounding metrics use; ``captioner.metrics.attention
+.named_objects``), the share of each grid cell that the object's box covers. A batch of
+``CaptionBatches`` then carries x["regions"] (B, T, H*W): that coverage at the word's step
+(the step whose attention produces the word), zeros elsewhere. The captioner's loss adds
+lambda times the attention mass outside the box on those words
+(``captioner.models.losses.outside_attention``).
+"""
+
+import numpy as np
+
+from captioner.data.vocab import tokenize
+from captioner.errors import DataError
+from captioner.metrics.attention import box_coverage, named_objects
+from captioner.metrics.lexicon import ObjectLexicon
+
+
+class WordRegions:
+    """Per caption of ``records`` (in ``CaptionTable`` order) its named objects' boxes.
+
+    Args:
+        records: the ImageRecords of the split, with their image sizes.
+        instances: {image_id: [{"bbox", "category", "attributes"}]} of those images.
+        grid_shape: (H, W) of the model's attention grid.
+        max_length: captions are cut at this many words, as the CaptionTable cuts them.
+        lexicon: an ObjectLexicon; by default the one of ``instances``.
+
+    The boxes are kept, not the coverage maps (a few bytes per named word rather than
+    H*W floats); ``arrays`` computes the maps of a batch's captions.
+    """
+
+    def __init__(self, records, instances, grid_shape, max_length, lexicon=None):
+        self.grid_shape = tuple(grid_shape)
+        self.lexicon = lexicon or ObjectLexicon.from_instances(instances)
+        self.words = []  # per caption: [(position, image size, boxes)]
+        for record in records:
+            objects = instances.get(record.image_id, [])
+            if objects and not (record.width and record.height):
+                raise DataError(f"image {record.image_id} ({record.path}) has boxes but no "
+                                "width and height in the captions file: its boxes cannot "
+                                "be placed on the attention grid")
+            size = (record.width, record.height)
+            for caption in record.captions:
+                words = tokenize(caption)[:max_length]
+                self.words.append([(position, size, [o["bbox"] for o in chosen]) for
+                                   position, chosen in named_objects(words, objects,
+                                                                     self.lexicon)])
+
+    @property
+    def named(self):
+        """How many caption words name an annotated object."""
+        return sum(len(found) for found in self.words)
+
+    def arrays(self, captions, steps):
+        """float32 (len(captions), steps, H*W): each named word's box coverage at its step."""
+        cells = self.grid_shape[0] * self.grid_shape[1]
+        regions = np.zeros((len(captions), steps, cells), np.float32)
+        for row, caption in enumerate(captions):
+            for position, size, boxes in self.words[caption]:
+                if position < steps - 1:  # the last step only ends the caption
+                    regions[row, position] = box_coverage(boxes, size, self.grid_shape).ravel()
+        return regions
