@@ -9,7 +9,7 @@ $PY -m captioner.data.synthetic --out data/synthetic --seed 0
 # which moves a shape noun off the object its colour word just looked at (see README).
 $PY train.py --coco data/synthetic --out runs/default --epochs 22 --seed 0 --doubly-stochastic 0.1
 mkdir -p assets/model assets/samples
-cp runs/default/{model.keras,vocab.json,config.json,MODEL_CARD.md,metrics.json,training_curves.png} assets/model/
+cp runs/default/{model.keras,vocab.json,config.json,domain.json,MODEL_CARD.md,metrics.json,training_curves.png} assets/model/
 # Six test-split images (never seen in training) as samples.
 for id in 004201 004202 004203 004204 004205 004206; do
   cp "data/synthetic/test2017/$id.png" "assets/samples/shapes_$id.png"

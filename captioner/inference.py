@@ -2,7 +2,7 @@
 
     decode_batch(model, vocabulary, images | features)   search hypotheses per image
     describe(hypothesis, vocabulary, model)             words, probabilities, alpha grids
-    caption_files(model, vocabulary, paths)             (path, image, hypotheses) per file
+    caption_files(model, vocabulary, paths)             (path, image, hypotheses, place)
     classify_files(model, classes, paths)               (path, image, result) per file
     caption(model, images)                              the public entry: files or arrays
 
@@ -91,18 +91,24 @@ def _read_with_input(image, image_size):
     return array, resize_image(array, image_size)
 
 
-def caption_files(model, vocabulary, paths, batch_size=16, progress=None, **search_options):
+def caption_files(model, vocabulary, paths, batch_size=16, progress=None, domain=None,
+                  **search_options):
     """Captions images (files or RGB arrays); yields (path, rgb image, [described
-    hypotheses]) in order. Unreadable files raise ImageError before anything is decoded
-    for their batch."""
+    hypotheses], place) in order: ``place`` is None, or with a ``domain`` (a
+    ``captioner.domain.Domain``) {"distance", "out_of_domain"}. Unreadable files raise
+    ImageError before anything is decoded for their batch."""
     config = model.model_config.encoder
     for start in range(0, len(paths), batch_size):
         batch_paths = paths[start:start + batch_size]
         rgb, inputs = zip(*(_read_with_input(path, config.image_size) for path in batch_paths))
         images = np.stack(inputs)  # uint8 (batch, S, S, 3); the encoder scales them
-        for path, image, hypotheses in zip(batch_paths, rgb, decode_batch(
-                model, vocabulary, images, **search_options)):
-            yield path, image, [describe(h, vocabulary, model) for h in hypotheses]
+        places = [None] * len(images)
+        if domain is not None:
+            from captioner.domain import image_statistics
+            places = domain.flags(image_statistics(model, images))
+        for path, image, hypotheses, place in zip(batch_paths, rgb, decode_batch(
+                model, vocabulary, images, **search_options), places):
+            yield path, image, [describe(h, vocabulary, model) for h in hypotheses], place
         if progress is not None:
             progress.update(len(batch_paths))
 
@@ -144,7 +150,9 @@ def caption(model, images, beam=1, n_best=1, length_penalty=0.0, min_length=0,
     Returns:
         One dict per image. A captioner's: {"caption", "words", "probabilities" (per
         word), "log_prob", "score", "finished", "alphas" (n_words, H, W) attention maps,
-        "cells", "n_best": [the same for each of the n_best captions, best first]}.
+        "cells", "n_best": [the same for each of the n_best captions, best first]}, and
+        where the model folder has a domain summary "out_of_domain" (bool) and
+        "domain_distance" (``captioner.domain``).
         A RAM's: {"label", "probability", "probabilities", "locations", "glimpses",
         "patches"} (see ``classify_files``).
     """
@@ -157,6 +165,14 @@ def caption(model, images, beam=1, n_best=1, length_penalty=0.0, min_length=0,
     options = {"beam_size": beam, "max_length": max_length}
     if beam > 1 or n_best > 1:
         options.update(n_best=n_best, length_penalty=length_penalty, min_length=min_length)
-    return [{**hypotheses[0], "n_best": hypotheses}
-            for _, _, hypotheses in caption_files(saved.model, saved.vocabulary, images,
-                                                  batch_size, **options)]
+    return [{**hypotheses[0], "n_best": hypotheses, **_place_fields(place)}
+            for _, _, hypotheses, place in caption_files(
+                saved.model, saved.vocabulary, images, batch_size, domain=saved.domain,
+                **options)]
+
+
+def _place_fields(place):
+    """A caption's fields on its image's place (``caption_files``): none without one."""
+    if place is None:
+        return {}
+    return {"out_of_domain": place["out_of_domain"], "domain_distance": place["distance"]}

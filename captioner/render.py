@@ -54,7 +54,7 @@ def cell_box(cell, grid_shape, height, width):
 
 
 def save_attention_figure(path, image, words, alphas, probabilities=None, chosen_cells=None,
-                          columns=6):
+                          columns=6, warning=None):
     """One PNG: the image, then one panel per word with its attention map overlaid.
 
     Args:
@@ -62,12 +62,15 @@ def save_attention_figure(path, image, words, alphas, probabilities=None, chosen
         words: the caption's words; alphas: (n_words, H, W); probabilities: per word.
         chosen_cells: for hard attention, the flat cell each word looked at: it is outlined,
             with alpha drawn faintly beneath.
+        warning: a line over the figure, in red (e.g. that the image is out of domain).
     """
     from matplotlib.patches import Rectangle
     height, width = image.shape[:2]
     figure, axes = _figure(len(words) + 1, min(columns, len(words) + 1))
     axes[0].imshow(image)
     axes[0].set_title("image", fontsize=10)
+    if warning:
+        figure.suptitle(warning, color="red", fontsize=11)
     for index, word in enumerate(words):
         axis = axes[index + 1]
         axis.imshow(image)

@@ -43,6 +43,7 @@ class SavedModel:
     folder: str = ""
     vocabulary: Vocabulary = None   # a captioner's
     classes: list = None            # a RAM's class names
+    domain: object = None           # a captioner's captioner.domain.Domain, if it has one
 
     @property
     def labels(self):
@@ -170,6 +171,8 @@ def load_model(folder):
         except DataError as error:
             raise ModelError(str(error)) from None
         check_vocabulary(model, saved.vocabulary, vocabulary_path)
+        from captioner import domain
+        saved.domain = domain.read(folder)
     else:
         saved.classes = config.get("classes")
         check_classes(model, saved.classes, os.path.join(folder, CONFIG_FILE))

@@ -99,14 +99,15 @@ def unique_stems(paths):
     return stems
 
 
-def attention_pngs(folder, stem, image, hypotheses):
+def attention_pngs(folder, stem, image, hypotheses, warning=None):
     """Writes one attention figure per hypothesis; returns their paths."""
     from captioner.render import save_attention_figure
     paths = []
     for rank, hypothesis in enumerate(hypotheses, start=1):
         path = os.path.join(folder, f"{stem}_attention{'' if rank == 1 else f'_{rank}'}.png")
         save_attention_figure(path, image, hypothesis["words"], hypothesis["alphas"],
-                              hypothesis["probabilities"], chosen_cells=hypothesis["cells"])
+                              hypothesis["probabilities"], chosen_cells=hypothesis["cells"],
+                              warning=warning)
         paths.append(path)
     return paths
 
@@ -129,21 +130,29 @@ def caption_images(args, saved, paths):
     from captioner.inference import caption_files
     results = []
     files = caption_files(saved.model, saved.vocabulary, paths, batch_size=args.batch_size,
-                          **search_options(args))
+                          domain=saved.domain, **search_options(args))
     with progress_bar(len(paths), "captioning") as progress:
-        for (path, image, hypotheses), stem in zip(files, unique_stems(paths)):
+        for (path, image, hypotheses, place), stem in zip(files, unique_stems(paths)):
             result = {"path": path, **hypothesis_json(hypotheses[0])}
+            warning = None
+            if place is not None:
+                result.update(out_of_domain=place["out_of_domain"],
+                              domain_distance=round(place["distance"], 3))
+                if place["out_of_domain"]:
+                    warning = (f"out of domain (distance {place['distance']:.1f} > "
+                               f"{saved.domain.threshold:.1f}): unlike the training images")
             if args.n_best > 1:
                 result["n_best"] = [hypothesis_json(h) for h in hypotheses]
             if args.attention_dir:
-                pngs = attention_pngs(args.attention_dir, stem, image, hypotheses)
+                pngs = attention_pngs(args.attention_dir, stem, image, hypotheses, warning)
                 result["attention_png"] = pngs[0]
                 for entry, png in zip(result.get("n_best", []), pngs):
                     entry["attention_png"] = png
             results.append(result)
             progress.update(1)
             if not args.json:
-                progress.write(f"{path}: {hypotheses[0]['caption']}", file=sys.stdout)
+                marked = f"  [{warning}]" if warning else ""
+                progress.write(f"{path}: {hypotheses[0]['caption']}{marked}", file=sys.stdout)
                 for rank, h in enumerate(hypotheses[1:], start=2):
                     progress.write(f"    {rank}. {h['caption']}  (log p {h['log_prob']:.2f}, "
                                    f"score {h['score']:.3f})", file=sys.stdout)

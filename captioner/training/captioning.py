@@ -236,7 +236,8 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
     (``karpathy`` with its image folder ``images``) into the model folder ``out``.
 
     ``splits``: (train, validation, test) split names; a missing validation or test split
-    is skipped. The best epoch's model is scored on the test split. ``callbacks``: Keras
+    is skipped. The best epoch's model is scored on the test split and gets a summary of
+    its training images (``captioner.domain``: domain.json). ``callbacks``: Keras
     callbacks added to every epoch's ``fit()``. Returns the path of the model folder
     (``captioner.load_model`` reads it).
     """
@@ -254,6 +255,13 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
                              feature_cache=feature_cache, feature_dir=feature_dir,
                              feature_dtype=feature_dtype)
     trainer.run(resume=resume, progress=progress, callbacks=callbacks)
+    if trainer.placement.writes:  # where its images lie, so caption.py can tell strangers
+        from captioner import domain
+        from captioner.saving import load_model
+        summary = domain.summarise(load_model(out).model, [r.path for r in records],
+                                   [r.path for r in val], limit=2000, seed=train_config.seed,
+                                   progress=progress)
+        domain.write(out, summary)
     test, test_instances = source.split(test_split, required=False)
     if test and trainer.placement.writes:
         from captioner.evaluation import format_scores
