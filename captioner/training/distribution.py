@@ -83,11 +83,13 @@ class Placement:
         """What ``fit()`` and ``evaluate()`` take for ``data``, a data set's ``fit_input()``
         read by this process.
 
-        Under ``tf.distribute`` it is a ``tf.data.Dataset`` whose batches have a known
-        size and count (``tf_distribution.as_dataset``), so that the strategy can split
-        each one among the replicas.
+        On TensorFlow a PyDataset becomes a ``tf.data.Dataset`` whose batches have a known
+        size and count and a time axis of any length (``tf_distribution.as_dataset``):
+        a strategy can then split each one among the replicas, and batches of caption
+        lengths the first few did not have still fit (Keras' own adapter fixes the
+        shapes it sees first).
         """
-        if self.strategy is None:
+        if keras.backend.backend() != "tensorflow":
             return data
         from captioner.training.tf_distribution import as_dataset
         return as_dataset(data)

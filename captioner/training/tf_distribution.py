@@ -66,24 +66,35 @@ def as_dataset(data):
     batches have a known size and count.
 
     A PyDataset's batches are taken apart and batched again, shaped like the first one but
-    for the time axis of (batch, time) arrays (caption batches are cut to their own
-    length): a strategy hands a whole batch of unknown size to every replica, and with an
-    unknown count an epoch's logged loss comes out wrong.
+    for the time axis (axis 1) of the targets, the weights and x's "tokens" and "regions"
+    (caption batches are cut to their own length): a strategy hands a whole batch of
+    unknown size to every replica, with an unknown count an epoch's logged loss comes out
+    wrong, and Keras' own adapter fixes the time axis at the first batches' length.
     """
     if isinstance(data, tf.data.Dataset):
         return data
     first = data[0]
 
-    def spec(array):
+    def spec(array, timed):
         array = np.asarray(array)
-        shape = (array.shape[0], None) if array.ndim == 2 else array.shape
+        shape = list(array.shape)
+        if timed and array.ndim >= 2:
+            shape[1] = None
         return tf.TensorSpec(shape, array.dtype)
+
+    def signature(batch):
+        x, *rest = batch
+        if isinstance(x, dict):
+            x = {key: spec(value, key in ("tokens", "regions")) for key, value in x.items()}
+        else:
+            x = spec(x, False)
+        return (x, *(spec(value, True) for value in rest))
 
     def generate():
         for index in range(len(data)):
             yield data[index]
     rows = len(tf.nest.flatten(first)[0])
     return tf.data.Dataset.from_generator(
-        generate, output_signature=tf.nest.map_structure(spec, first)).unbatch().batch(
+        generate, output_signature=signature(first)).unbatch().batch(
             rows, drop_remainder=True).apply(
             tf.data.experimental.assert_cardinality(len(data))).prefetch(2)

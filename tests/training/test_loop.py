@@ -3,6 +3,7 @@ exact resume, the best epoch by the objective, and the files it writes."""
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -51,3 +52,35 @@ def test_resume_refuses_other_training_settings_and_a_second_start(tmp_path):
         make_trainer(tmp_path, 2, learning_rate=0.1).run(resume=True, progress=False)
     with pytest.raises(ConfigError, match="already holds a training run"):
         make_trainer(tmp_path, 1).run(progress=False)
+
+
+class GrowingCaptions(keras.utils.PyDataset):
+    """Caption-like batches whose time axis grows only after the first several."""
+
+    lengths = (3,) * 12 + (7, 5)
+
+    def __len__(self):
+        return len(self.lengths)
+
+    def __getitem__(self, index):
+        steps = self.lengths[index]
+        tokens = np.full((4, steps), index % 5 + 1, np.int32)
+        regions = np.full((4, steps, 2), 0.5, np.float32)
+        return ({"tokens": tokens, "regions": regions}, tokens, np.ones((4, steps), np.float32))
+
+
+@pytest.mark.backend
+def test_python_batches_may_grow_longer_than_the_first_ones():
+    """Keras' PyDataset adapter on TensorFlow fixes the shapes of the first batches it
+    peeks at; the loop hands it a tf.data pipeline with a free time axis instead."""
+    from captioner.config import TrainConfig
+    from captioner.training.distribution import placement
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    regions = keras.Input((None, 2), name="regions")
+    hidden = keras.layers.Embedding(8, 4)(tokens)
+    hidden = keras.layers.Concatenate()([hidden, regions])
+    model = keras.Model({"tokens": tokens, "regions": regions}, keras.layers.Dense(8)(hidden))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(placement(TrainConfig()).input(GrowingCaptions()), epochs=1,
+                        verbose=0)
+    assert np.isfinite(history.history["loss"][0])
