@@ -180,7 +180,9 @@ class DecoderConfig(Config):
     window: float = 3.0         # local: D, cells each side of the predicted centre
     window_truncate: bool = False  # local: attend only within D of the centre (Luong); on
                                    # a grid the Gaussian alone trains far better (README)
-    doubly_stochastic: float = 1.0  # lambda of the penalty (1 - sum_t alpha_ti)^2 (eq. 14)
+    doubly_stochastic: float = 0.1  # lambda of the penalty (1 - sum_t alpha_ti)^2 (eq. 14);
+                                # the paper's 1.0 pushes a noun's attention off the object
+                                # its colour word looked at (README)
     attention_supervision: float = 0.0  # lambda of the attention mass outside the box of
                                 # the object a caption word names (Liu et al. 2017; needs
                                 # the training split's instances file)
