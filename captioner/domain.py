@@ -110,13 +110,15 @@ class Domain:
 def summarise(model, paths, held_out_paths=(), limit=5000, seed=0, batch_size=64,
               progress=False, margin=1.25):
     """The Domain of a captioner's training images (``paths``; at most ``limit`` of them,
-    drawn with ``seed``), thresholded with ``held_out_paths`` too. Unreadable images are
-    left out."""
+    drawn with ``seed``), thresholded with ``held_out_paths`` too; None with fewer than 3
+    readable training images. Unreadable images are left out."""
     paths = list(paths)
     if len(paths) > limit:
         chosen = np.random.default_rng(seed).choice(len(paths), limit, replace=False)
         paths = [paths[i] for i in sorted(chosen)]
     train = _statistics_of(model, paths, batch_size, progress, "domain: training images")
+    if len(train) < 3:
+        return None
     held_out = _statistics_of(model, list(held_out_paths), batch_size, progress,
                               "domain: held-out images")
     return Domain.fit(train, held_out, margin=margin)
@@ -166,7 +168,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import_keras_quietly()
     from captioner.data.coco import load_coco_split
-    from captioner.errors import ModelError
+    from captioner.errors import DataError, ModelError
     from captioner.saving import load_model
     saved = load_model(args.model)
     if saved.kind != "captioner":
@@ -175,6 +177,8 @@ def main(argv=None):
     held_out, _ = load_coco_split(args.coco, args.held_out, instances=False)
     domain = summarise(saved.model, [r.path for r in records], [r.path for r in held_out],
                        progress=True)
+    if domain is None:
+        raise DataError(f"{args.coco} has fewer than 3 readable {args.split} images")
     write(args.model, domain)
     print(f"wrote {os.path.join(args.model, DOMAIN_FILE)}: {domain.images} images, "
           f"threshold {domain.threshold:.2f}", file=sys.stderr)

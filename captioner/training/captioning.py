@@ -261,7 +261,8 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
         summary = domain.summarise(load_model(out).model, [r.path for r in records],
                                    [r.path for r in val], limit=2000, seed=train_config.seed,
                                    progress=progress)
-        domain.write(out, summary)
+        if summary is not None:  # too few images to say what is unusual
+            domain.write(out, summary)
     test, test_instances = source.split(test_split, required=False)
     if test and trainer.placement.writes:
         from captioner.evaluation import format_scores
