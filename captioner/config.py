@@ -300,15 +300,29 @@ class TrainConfig(Config):
                                 # MirroredStrategy, or MultiWorkerMirroredStrategy with
                                 # TF_CONFIG); the global batch is batch_size, split among them
     devices: Optional[int] = None  # with --distribute: only the first N devices
+    scst: bool = False          # self-critical sequence training (Rennie et al. 2017) of the
+                                # --init model: captions sampled from it, rewarded by their
+                                # CIDEr-D minus the greedy caption's
+    scst_samples: int = 5       # --scst: captions sampled per image and step
+    scst_learning_rate: float = 2e-4  # --scst: Adam's rate at the start (cross-entropy's
+                                # 2e-3 undoes in a few steps what it learnt)
+    hallucination_penalty: float = 0.0  # --scst: taken from a sampled caption's reward for
+                                # each object it names that the image does not hold (needs
+                                # the instances file)
 
     def check(self):
-        _check_positive(self, "epochs", "batch_size", "validation_images", "max_words")
+        _check_positive(self, "epochs", "batch_size", "validation_images", "max_words",
+                        "scst_samples")
         for name in ("hard_warmup_epochs", "length_bucket"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be an integer >= 0. "
                                   f"Received: {getattr(self, name)!r}")
-        if self.learning_rate <= 0:
-            raise ConfigError(f"learning_rate must be > 0. Received: {self.learning_rate}")
+        for name in ("learning_rate", "scst_learning_rate"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0. Received: {getattr(self, name)}")
+        if self.hallucination_penalty < 0:
+            raise ConfigError("hallucination_penalty must be >= 0. "
+                              f"Received: {self.hallucination_penalty}")
 
 
 PRESETS = {

@@ -193,11 +193,17 @@ def _alphas_of(alphas, image, beam, cells):
     return np.zeros((0, cells)) if alphas is None else alphas[image, beam]
 
 
-def greedy_graph(step, state, memory, batch_size, start_id, end_id, max_length):
+def greedy_graph(step, state, memory, batch_size, start_id, end_id, max_length, noise=None):
     """Greedy search as one graph of ``keras.ops`` (``while_loop`` over at most
     ``max_length`` + 1 steps, stopping when every caption has ended): what
     ``greedy_search`` computes, without a round trip to the host per word, so that it
-    compiles whole (``captioner.models.decoding.CompiledGreedy``) and exports.
+    compiles whole (``captioner.models.decoding.CompiledSearch``) and exports.
+
+    ``noise``: Gumbel noise (batch, max_length + 1, V), added to each step's
+    log-probabilities before the best word is picked: the Gumbel-max trick, so each word
+    is a sample of the model's distribution (self-critical training draws its captions
+    so; the noise comes from the caller, which makes the samples repeatable on any
+    backend). "log_probs" stay the model's own.
 
     Returns a dict of arrays: "words" (batch, max_length) (<end> after a caption's end),
     "log_probs" (batch, max_length), "alphas" (batch, max_length, L), "lengths" (batch,)
@@ -210,9 +216,10 @@ def greedy_graph(step, state, memory, batch_size, start_id, end_id, max_length):
     def body(t, tokens, state, running, words, log_probs, alphas, end_log_prob):
         logits, state, alpha = step(tokens, state, memory)
         scores = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+        pick = scores if noise is None else scores + ops.take(noise, t, axis=1)
         # the first best word; top_k rather than argmax, whose TensorFlow form (a sign-bit
         # test by bitcast) ONNX has no operator for
-        tokens = ops.cast(ops.top_k(scores, 1)[1][:, 0], "int32")
+        tokens = ops.cast(ops.top_k(pick, 1)[1][:, 0], "int32")
         chosen = ops.take_along_axis(scores, tokens[:, None], axis=1)[:, 0]
         ends = running & (tokens == end_id)
         end_log_prob = ops.where(ends, chosen, end_log_prob)

@@ -3,12 +3,14 @@
     train --coco DIR --out DIR [--backbone NAME] [--epochs N] [--batch-size N] [--seed N]
           [--resume]
     train --karpathy FILE --images DIR --out DIR ...
+    train --coco DIR --init MODEL_DIR --scst --out DIR    # self-critical fine-tuning
     train --task ram --digits translated|cluttered --out DIR [--glimpses N]
     train --task ram --image-folder DIR --out DIR ...   # one sub-folder per class
 
 The model, RAM and training options are the fields of ``captioner.config``'s dataclasses.
 """
 
+import dataclasses
 import os
 import shlex
 import sys
@@ -37,6 +39,10 @@ def parse_args(argv):
                              "Model, a glimpse-based classifier")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--init", metavar="DIR",
+                        help="start from this model folder (its weights, vocabulary and "
+                             "model options; only the decoder's loss weights may be given "
+                             "anew); --scst needs it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--feature-cache", metavar="DIR", default=None,
                         help="where a frozen encoder's feature grids are stored "
@@ -78,6 +84,14 @@ def parse_args(argv):
         parser.error("give exactly one of --coco DIR or --karpathy FILE")
     if args.karpathy and not args.images:
         parser.error("--karpathy needs --images DIR")
+    if args.init:
+        from captioner.training.captioning import INIT_OVERRIDES
+        fixed = [field.name for config in (EncoderConfig, DecoderConfig)
+                 for field in dataclasses.fields(config)
+                 if field.name not in INIT_OVERRIDES and getattr(args, field.name, None) is not None]
+        if fixed:
+            parser.error("the model of --init fixes " + ", ".join(
+                "--" + name.replace("_", "-") for name in fixed) + "; drop them")
     return args
 
 
@@ -121,7 +135,7 @@ def main(argv=None, callbacks=()):
                     model_config=model_config, train_config=train_config,
                     splits=(args.train_split, args.val_split, args.test_split),
                     feature_cache=not args.no_feature_cache, feature_dir=args.feature_cache,
-                    feature_dtype=args.feature_cache_dtype,
+                    feature_dtype=args.feature_cache_dtype, init=args.init,
                     **common)
     print(f"model written to {os.path.abspath(out)}", file=sys.stderr)
     return 0

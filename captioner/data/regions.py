@@ -19,6 +19,18 @@ from captioner.metrics.attention import box_coverage, named_objects
 from captioner.metrics.lexicon import ObjectLexicon
 
 
+def caption_regions(words, objects, image_size, lexicon, grid_shape, steps):
+    """float32 (steps, H*W): the box coverage of each word of ``words`` that names one of
+    ``objects`` (an image's instances), at the word's step; for any caption, such as a
+    sampled one (self-critical training)."""
+    regions = np.zeros((steps, grid_shape[0] * grid_shape[1]), np.float32)
+    for position, chosen in named_objects(words, objects, lexicon):
+        if position < steps - 1:  # the last step only ends the caption
+            regions[position] = box_coverage([o["bbox"] for o in chosen], image_size,
+                                             grid_shape).ravel()
+    return regions
+
+
 class WordRegions:
     """Per caption of ``records`` (in ``CaptionTable`` order) its named objects' boxes.
 

@@ -31,8 +31,7 @@ def object_grounding(captions, instances, lexicon):
     mentions = correct = objects = named = hallucinating = 0
     for image_id, caption in captions.items():
         present = instances.get(image_id, [])
-        found = {(m.category, m.attributes): m for m in lexicon.mentions(as_words(caption))}
-        good = [m for m in found.values() if any(m.matches(obj) for obj in present)]
+        found, good = grounded_mentions(caption, present, lexicon)
         mentions += len(found)
         correct += len(good)
         hallucinating += len(good) < len(found)
@@ -44,3 +43,15 @@ def object_grounding(captions, instances, lexicon):
             "chair_i": 1.0 - precision,
             "chair_s": hallucinating / len(captions) if captions else 0.0,
             "mentions": mentions, "objects": objects, "captions": len(captions)}
+
+
+def grounded_mentions(caption, objects, lexicon):
+    """(the distinct mentions of ``caption``, those that match one of ``objects``)."""
+    found = {(m.category, m.attributes): m for m in lexicon.mentions(as_words(caption))}
+    return found, [m for m in found.values() if any(m.matches(obj) for obj in objects)]
+
+
+def absent_mentions(caption, objects, lexicon):
+    """How many distinct objects ``caption`` names that none of ``objects`` is."""
+    found, good = grounded_mentions(caption, objects, lexicon)
+    return len(found) - len(good)

@@ -36,6 +36,12 @@ class Captioner(ConfiguredModel):
 
     Training minimises the masked cross-entropy plus lambda times the doubly stochastic
     penalty (``compute_loss``); ``fit()`` drives it on every backend.
+
+    Self-critical training (``captioner.training.scst``) gives inputs {"images" or
+    "features" (batch, ...), "tokens" (batch * K, T): K sampled captions per image,
+    "advantage" (batch * K,): each one's reward minus its image's greedy caption's}: the
+    captions are read as they were sampled (no dropout, attention as in decoding), and the
+    loss is the REINFORCE surrogate of the reward (``compute_loss``).
     """
 
     kind, config_class = "captioner", ModelConfig
@@ -67,18 +73,27 @@ class Captioner(ConfiguredModel):
         return ops.reshape(grid, (ops.shape(grid)[0], -1, self.encoder.feature_dim))
 
     def call(self, inputs, training=False):
+        self_critical = "advantage" in inputs
+        if self_critical:  # the policy that sampled the captions: the decoding one
+            training = False
         if "features" in inputs:  # a frozen encoder's output, read from a FeatureCache
             features = inputs["features"]
         else:
             features = self.encode(inputs["images"], training=training)
-        return self.decoder(inputs["tokens"], features, training=training)
+        tokens = inputs["tokens"]
+        if self_critical:  # K captions per image
+            features = ops.repeat(features, ops.shape(tokens)[0] // ops.shape(features)[0],
+                                  axis=0)
+        return self.decoder(tokens, features, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Cross-entropy + lambda * doubly stochastic penalty; where the batch carries
         x["regions"] (``captioner.data.regions``) also lambda_s * the attention mass outside
         the named objects' boxes (``attention_supervision``); with hard attention in
         training also lambda_r * REINFORCE surrogate - lambda_e * entropy (Section 4.1),
-        each normalised per word like the cross-entropy, and the baseline update.
+        each normalised per word like the cross-entropy, and the baseline update. A
+        self-critical batch (x["advantage"]) replaces cross-entropy and penalty by the
+        REINFORCE surrogate of its captions' advantages.
 
         Every mean is over the global batch: under ``tf.distribute`` each replica returns
         its share (its sum over the global batch's count, ``replicas.global_sum``), and the
@@ -91,9 +106,17 @@ class Captioner(ConfiguredModel):
         self.nll_tracker.update_state(replicas.tracked(nll))
         rows = ops.cast(ops.sum(mask, axis=1) > 0, "float32")  # not the filler rows
         captions = ops.maximum(replicas.global_sum(ops.sum(rows)), 1.0)  # in the global batch
-        penalty = doubly_stochastic_penalty(y_pred["alphas"], mask, normaliser=captions)
-        loss = nll + config.doubly_stochastic * penalty
-        if isinstance(x, dict) and "regions" in x and config.attention_supervision > 0:
+        supervised = isinstance(x, dict) and "regions" in x and config.attention_supervision > 0
+        if isinstance(x, dict) and "advantage" in x:
+            # Rennie et al. 2017: -(r(w^s) - r(w^greedy)) log p(w^s), per word as the
+            # cross-entropy: REINFORCE with cost -reward and the greedy caption's as b
+            advantage = ops.cast(x["advantage"], "float32")
+            loss = reinforce_surrogate(-advantage, -ops.sum(losses, axis=1), 0.0,
+                                       normaliser=words)
+        else:
+            penalty = doubly_stochastic_penalty(y_pred["alphas"], mask, normaliser=captions)
+            loss = nll + config.doubly_stochastic * penalty
+        if supervised:
             regions = ops.cast(x["regions"], y_pred["alphas"].dtype)
             named = ops.cast(ops.sum(regions, axis=-1) > 0, "float32") * mask
             loss = loss + config.attention_supervision * outside_attention(

@@ -73,3 +73,34 @@ def compiled_search(model, vocabulary, max_length, beam_size=1, n_best=1, length
     if key not in searches:
         searches[key] = CompiledSearch(model, *key)
     return searches[key]
+
+
+class SelfCriticalSearch(CompiledSearch):
+    """What a step of self-critical training decodes, in one compiled call: each image's
+    greedy caption (the baseline) and ``samples`` captions drawn from the model.
+
+    {"images" or "features" (batch, ...), "noise": Gumbel noise (batch * samples,
+    max_length + 1, V)} -> {"greedy_" + key, "sampled_" + key: ``greedy_graph``'s arrays}
+    (the samples image-major: image i's are rows i * samples ... (i + 1) * samples - 1).
+    """
+
+    def __init__(self, captioner, start_id, end_id, max_length, samples, **kwargs):
+        super().__init__(captioner, start_id, end_id, max_length, **kwargs)
+        self.samples = samples
+
+    def call(self, inputs):
+        if "features" in inputs:
+            features = ops.convert_to_tensor(inputs["features"])
+        else:
+            features = self.captioner.encode(inputs["images"])
+        decoder, batch = self.captioner.decoder, ops.shape(features)[0]
+        memory = decoder.prepare(features)
+        state = decoder.initial_state(memory)
+        options = dict(start_id=self.start_id, end_id=self.end_id, max_length=self.max_length)
+        greedy = greedy_graph(decoder.step, state, memory, batch, **options)
+        tile = lambda nest: keras.tree.map_structure(  # noqa: E731
+            lambda x: ops.repeat(x, self.samples, axis=0), nest)
+        sampled = greedy_graph(decoder.step, tile(state), tile(memory), batch * self.samples,
+                               noise=ops.convert_to_tensor(inputs["noise"]), **options)
+        return {**{f"greedy_{k}": v for k, v in greedy.items()},
+                **{f"sampled_{k}": v for k, v in sampled.items()}}

@@ -22,6 +22,9 @@ from captioner.saving import VOCAB_FILE
 from captioner.training.loop import EpochLoop, model_card
 
 VALIDATION_METRICS = ("BLEU", "ROUGE-L", "CIDEr")  # METEOR's Java start-up is kept for tests
+# what a run started from a trained model (--init) may set anew: the decoder's loss weights
+INIT_OVERRIDES = ("doubly_stochastic", "attention_supervision", "reward_weight",
+                  "entropy_weight", "baseline_decay")
 
 
 @dataclasses.dataclass
@@ -58,7 +61,9 @@ class CaptionTrainer(EpochLoop):
     """Trains a Captioner on ``data`` (a :class:`TrainingData`) into ``out``.
 
     ``weights``: the backbone's initial weights (None, "none", "imagenet" or a file);
-    ``feature_cache``: whether a frozen encoder's feature grids are computed once and read
+    ``init``: a model folder to start from instead of a new model (its weights,
+    vocabulary and configuration; of ``model_config`` only the loss weights of
+    ``INIT_OVERRIDES`` then apply); ``feature_cache``: whether a frozen encoder's feature grids are computed once and read
     back (``feature_dir``: where; ``feature_dtype``: "float32" or "float16", half the
     disk), instead of running the encoder every step.
     """
@@ -72,17 +77,22 @@ class CaptionTrainer(EpochLoop):
                                   ("val_uniform_baseline", "uniform attention"))),
     )
 
+    reads_batches = False  # True: the epoch indexes the batches itself (Python pipeline)
+
     def __init__(self, data, out, model_config, train_config, weights=None, command="",
-                 feature_cache=True, feature_dir=None, feature_dtype="float32"):
+                 feature_cache=True, feature_dir=None, feature_dtype="float32", init=None):
         if not data.train:
             raise DataError("No training images with captions.")
         super().__init__(out, train_config, command, data.source)
         self.data, self.model_config, self.weights = data, model_config, weights
+        self.init = init
         self.feature_cache, self.feature_dir = feature_cache, feature_dir
         self.feature_dtype = feature_dtype
         self.vocabulary, self.train_batches = None, None
 
     def create_model(self):
+        if self.init:
+            return self._initial_model()
         captions = [c for r in self.data.train for c in r.captions]
         self.vocabulary = Vocabulary.build(captions, self.train_config.min_count)
         self.model_config.vocab_size = len(self.vocabulary)
@@ -92,6 +102,20 @@ class CaptionTrainer(EpochLoop):
         if self.placement.writes:
             self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
         return create_captioner(self.model_config, self.weights, seed=self.train_config.seed)
+
+    def _initial_model(self):
+        """The model of the folder ``init``, with ``model_config``'s loss weights."""
+        from captioner.saving import load_model
+        saved = load_model(self.init)
+        if saved.kind != "captioner":
+            raise ConfigError(f"--init {self.init} holds a {saved.kind} model, not a captioner")
+        model, self.vocabulary = saved.model, saved.vocabulary
+        for name in INIT_OVERRIDES:
+            setattr(model.model_config.decoder, name, getattr(self.model_config.decoder, name))
+        self.model_config = model.model_config
+        if self.placement.writes:
+            self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
+        return model
 
     def restore(self, model):
         self.vocabulary = Vocabulary.load(os.path.join(self.out, VOCAB_FILE))
@@ -112,7 +136,8 @@ class CaptionTrainer(EpochLoop):
         regions = self._regions(model)
         # tf.data reads the words of a whole epoch at once; supervision's regions come
         # with each batch, from the Python pipeline (the same batches otherwise)
-        kind = CaptionBatches if regions is not None else batches_class(config.pipeline)
+        kind = CaptionBatches if regions is not None or self.reads_batches \
+            else batches_class(config.pipeline)
 
         def batches(records, shuffle, regions=None):
             extra = {} if regions is None else {"regions": regions}
@@ -178,7 +203,12 @@ class CaptionTrainer(EpochLoop):
              f"backbone: {model.encoder.backbone} at {model.encoder.image_size} px, feature "
              f"grid {best.get('grid', '')}",
              f"training: {training.epochs} epochs, batch {training.batch_size}, seed "
-             f"{training.seed}"],
+             f"{training.seed}"]
+            + ([f"started from the model in {self.init}"] if self.init else [])
+            + ([f"self-critical sequence training: {training.scst_samples} samples per "
+                f"image, reward CIDEr-D - {training.hallucination_penalty} x absent "
+                f"objects named, learning rate {training.scst_learning_rate}"]
+               if training.scst else []),
             state, "validation CIDEr-D" if "val_cider" in best else "training loss")
 
     def test_scores(self, saved, data):
@@ -231,29 +261,37 @@ class CaptionSource:
 
 def train(out, coco=None, karpathy=None, images=None, model_config=None, train_config=None,
           splits=("train", "val", "test"), resume=False, progress=True, command="",
-          feature_cache=True, feature_dir=None, feature_dtype="float32", callbacks=()):
+          feature_cache=True, feature_dir=None, feature_dtype="float32", callbacks=(),
+          init=None):
     """Trains a captioner on a COCO-layout folder (``coco``) or a Karpathy split file
     (``karpathy`` with its image folder ``images``) into the model folder ``out``.
 
     ``splits``: (train, validation, test) split names; a missing validation or test split
     is skipped. The best epoch's model is scored on the test split and gets a summary of
     its training images (``captioner.domain``: domain.json). ``callbacks``: Keras
-    callbacks added to every epoch's ``fit()``. Returns the path of the model folder
+    callbacks added to every epoch's ``fit()``. ``init``: a model folder to start from
+    (``CaptionTrainer``); ``train_config.scst`` fine-tunes it self-critically
+    (``captioner.training.scst``). Returns the path of the model folder
     (``captioner.load_model`` reads it).
     """
     source = CaptionSource(coco, karpathy, images)
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
     train_split, val_split, test_split = splits
-    supervised = model_config.decoder.attention_supervision > 0
-    records, train_instances = source.split(train_split, instances=supervised)
+    if train_config.hallucination_penalty and not train_config.scst:
+        raise ConfigError("--hallucination-penalty is a term of the --scst reward")
+    boxes = model_config.decoder.attention_supervision > 0 or train_config.scst
+    records, train_instances = source.split(train_split, instances=boxes)
     val, val_instances = source.split(val_split, required=False)
-    trainer = CaptionTrainer(TrainingData(records, val, source.description, val_instances,
-                                          train_instances),
-                             out, model_config, train_config,
-                             weights=model_config.encoder.weights, command=command,
-                             feature_cache=feature_cache, feature_dir=feature_dir,
-                             feature_dtype=feature_dtype)
+    trainer_class = CaptionTrainer
+    if train_config.scst:
+        from captioner.training.scst import SelfCriticalTrainer as trainer_class
+    trainer = trainer_class(TrainingData(records, val, source.description, val_instances,
+                                         train_instances),
+                            out, model_config, train_config,
+                            weights=model_config.encoder.weights, command=command,
+                            feature_cache=feature_cache, feature_dir=feature_dir,
+                            feature_dtype=feature_dtype, init=init)
     trainer.run(resume=resume, progress=progress, callbacks=callbacks)
     if trainer.placement.writes:  # where its images lie, so caption.py can tell strangers
         from captioner import domain

@@ -73,6 +73,8 @@ class EpochLoop:
             (and ``fit_input()`` where ``fit()`` should get something else, a tf.data
             pipeline of the epoch).
         ``start_epoch(model, epoch)``: per-epoch settings (optional).
+        ``compile(model, steps_per_epoch)``, ``train_epoch(model, train, epoch,
+            callbacks)``: the optimizer, and one epoch's steps (by default ``fit()``).
         ``scores(model, logs, validation)``: the epoch's row beyond loss and times.
         ``objective(row)``: lower is better; picks the best epoch.
         ``labels()``: what the model folder stores beside the model (vocabulary, classes).
@@ -101,6 +103,17 @@ class EpochLoop:
 
     def start_epoch(self, model, epoch):
         pass
+
+    def compile(self, model, steps_per_epoch):
+        compile_for_training(model, self.train_config, steps_per_epoch)
+
+    def train_epoch(self, model, train, epoch, callbacks):
+        """One epoch of training; returns its logs ({"loss", ...}: floats)."""
+        # shuffle=False: the data shuffles itself from (seed, epoch); fit()'s own
+        # shuffle draws on Python's global random state, which a resumed run cannot restore.
+        logs = model.fit(self.placement.input(fit_input(train)), epochs=1, verbose=0,
+                         shuffle=False, callbacks=callbacks).history
+        return {key: float(values[-1]) for key, values in logs.items()}
 
     def scores(self, model, logs, validation):
         return {}
@@ -168,7 +181,7 @@ class EpochLoop:
                 data.shard = self.placement.shard
         config = self.train_config
         if new:
-            compile_for_training(model, config, len(train))
+            self.compile(model, len(train))
         last = config.epochs if stop_after is None else min(config.epochs,
                                                             state["epoch"] + stop_after)
         for epoch in range(state["epoch"], last):
@@ -178,11 +191,7 @@ class EpochLoop:
             self.start_epoch(model, epoch)
             bar = [ProgressBar(len(train), f"epoch {epoch + 1}/{config.epochs}")] \
                 if progress else []
-            # shuffle=False: the data shuffles itself from (seed, epoch); fit()'s own
-            # shuffle draws on Python's global random state, which a resumed run cannot restore.
-            logs = model.fit(self.placement.input(fit_input(train)), epochs=1, verbose=0,
-                             shuffle=False, callbacks=bar + list(callbacks)).history
-            logs = {key: float(values[-1]) for key, values in logs.items()}
+            logs = self.train_epoch(model, train, epoch, bar + list(callbacks))
             row = {"epoch": epoch + 1, "train_seconds": time.time() - started,
                    "loss": logs["loss"], **self.scores(model, logs, validation)}
             row["seconds"] = time.time() - started
