@@ -1,7 +1,8 @@
 """Grounding on harder data: how often captions name absent objects, and where they look.
 
-    python benchmarks/grounding.py [--data data/hard] [--epochs 20] [--attention soft,hard]
-                                   [--recipes cross_entropy,supervision] [--out runs/grounding]
+    python benchmarks/grounding.py [--data data/hard] [--epochs 20] [--scst-epochs 5]
+                                   [--attention soft,hard] [--recipes cross_entropy,...]
+                                   [--out runs/grounding]
 
 Trains the default captioner with ``train.py`` (the command a user runs) on the synthetic
 data's hard style (``python -m captioner.data.synthetic --style hard --seed 1``, made in
@@ -12,8 +13,13 @@ CIDEr-D, object precision and recall, CHAIR_s (captions naming an absent object)
 attention correctness against uniform attention, and the training minutes. One JSON line
 per run.
 
-Recipes: "cross_entropy" (the defaults), "supervision" (``--attention-supervision 1``,
-Liu et al. 2017 with the instances' boxes). ``--extra`` adds train.py options to every run.
+Recipes: "cross_entropy" (without boxes: ``--attention-supervision 0``), "supervision"
+(``--attention-supervision 1``, Liu et al. 2017 with the instances' boxes: the default
+where boxes exist), and self-critical fine-tuning (``--scst``, Rennie et al. 2017) of
+those models for ``--scst-epochs``: "scst" (of cross_entropy, without boxes), "both" (of
+supervision, supervised), "penalty" (both, and ``--hallucination-penalty 1``). A
+fine-tuning row's minutes count its cross-entropy run's too. ``--extra`` adds train.py
+options to every run. A run whose folder already holds its test scores is not run again.
 """
 
 import argparse
@@ -24,7 +30,28 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECIPES = {"cross_entropy": [], "supervision": ["--attention-supervision", "1.0"]}
+RECIPES = {  # name: (train.py options, the recipe whose model it starts from)
+    "cross_entropy": (["--attention-supervision", "0"], None),
+    "supervision": (["--attention-supervision", "1.0"], None),
+    "scst": (["--scst", "--attention-supervision", "0"], "cross_entropy"),
+    "both": (["--scst", "--attention-supervision", "1.0"], "supervision"),
+    "penalty": (["--scst", "--attention-supervision", "1.0", "--hallucination-penalty", "1.0"],
+                "supervision"),
+}
+
+
+def training_minutes(folder):
+    """The minutes of the epochs of the run in ``folder`` (with their validation)."""
+    with open(os.path.join(folder, "metrics.json")) as handle:
+        return sum(row["seconds"] for row in json.load(handle)["history"]) / 60
+
+
+def has_test_scores(folder):
+    try:
+        with open(os.path.join(folder, "metrics.json")) as handle:
+            return "test" in json.load(handle)
+    except (OSError, ValueError):
+        return False
 
 
 def main():
@@ -32,6 +59,7 @@ def main():
     parser.add_argument("--data", default=os.path.join(ROOT, "data", "hard"))
     parser.add_argument("--out", default=os.path.join(ROOT, "runs", "grounding"))
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--scst-epochs", type=int, default=5)
     parser.add_argument("--attention", default="soft")
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--extra", default="", help="more train.py options, for every run")
@@ -44,18 +72,26 @@ def main():
                         "--seed", "1", "--style", "hard"], check=True, env=env)
     for attention in args.attention.split(","):
         for recipe in args.recipes.split(","):
+            options, start = RECIPES[recipe]
             out = os.path.join(args.out, f"{attention}_{recipe}")
+            epochs = args.scst_epochs if start else args.epochs
             command = [sys.executable, os.path.join(ROOT, "train.py"), "--coco", args.data,
-                       "--out", out, "--epochs", str(args.epochs), "--attention", attention,
-                       *RECIPES[recipe], *args.extra.split()]
-            started = time.perf_counter()
-            subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
-            minutes = (time.perf_counter() - started) / 60
+                       "--out", out, "--epochs", str(epochs), *options, *args.extra.split()]
+            if start:
+                init = os.path.join(args.out, f"{attention}_{start}")
+                if not has_test_scores(init):
+                    sys.exit(f"{init} has no trained model: run recipe {start} first")
+                command += ["--init", init]
+            else:
+                command += ["--attention", attention]
+            if not has_test_scores(out):
+                subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+            minutes = training_minutes(out) + (training_minutes(init) if start else 0.0)
             with open(os.path.join(out, "metrics.json")) as handle:
                 test = json.load(handle)["test"]
             print(json.dumps({
                 "figure": "test split of the hard synthetic data, greedy",
-                "attention": attention, "recipe": recipe, "epochs": args.epochs,
+                "attention": attention, "recipe": recipe, "epochs": epochs,
                 "extra": args.extra, "bleu4": round(test["BLEU-4"], 3),
                 "cider": round(test["CIDEr"], 3),
                 "object_precision": round(test["object_precision"], 3),

@@ -183,9 +183,11 @@ class DecoderConfig(Config):
     doubly_stochastic: float = 0.1  # lambda of the penalty (1 - sum_t alpha_ti)^2 (eq. 14);
                                 # the paper's 1.0 pushes a noun's attention off the object
                                 # its colour word looked at (README)
-    attention_supervision: float = 0.0  # lambda of the attention mass outside the box of
-                                # the object a caption word names (Liu et al. 2017; needs
-                                # the training split's instances file)
+    attention_supervision: Optional[float] = None  # lambda of the attention mass outside
+                                # the box of the object a caption word names (Liu et al.
+                                # 2017); by default 1.0 where the training split has an
+                                # instances file (boxes) and --pipeline is not tf.data,
+                                # else 0
     # Hard attention (Section 4.1): one sampled cell per word, trained with REINFORCE.
     reward_weight: float = 0.1          # lambda_r of the REINFORCE term (the paper's code)
     entropy_weight: float = 0.002       # lambda_e of the entropy bonus (the paper's code)
@@ -210,7 +212,9 @@ class DecoderConfig(Config):
             raise ConfigError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
         _check_range(self, 0.0, 1.0, "baseline_decay", "expected_context_rate")
         _check_range(self, 0.0, float("inf"), "reward_weight", "entropy_weight",
-                     "doubly_stochastic", "attention_supervision")
+                     "doubly_stochastic")
+        if self.attention_supervision is not None:
+            _check_range(self, 0.0, float("inf"), "attention_supervision")
 
 
 @dataclasses.dataclass
@@ -304,8 +308,8 @@ class TrainConfig(Config):
                                 # --init model: captions sampled from it, rewarded by their
                                 # CIDEr-D minus the greedy caption's
     scst_samples: int = 5       # --scst: captions sampled per image and step
-    scst_learning_rate: float = 2e-4  # --scst: Adam's rate at the start (cross-entropy's
-                                # 2e-3 undoes in a few steps what it learnt)
+    scst_learning_rate: float = 2e-4  # --scst: Adam's rate at the start, a tenth of
+                                # cross-entropy's: it fine-tunes a trained model
     hallucination_penalty: float = 0.0  # --scst: taken from a sampled caption's reward for
                                 # each object it names that the image does not hold (needs
                                 # the instances file)

@@ -113,6 +113,13 @@ def ram_data(args, train_config):
             f"{args.digit_source} digits, {kind}, {args.canvas}x{args.canvas} canvas")
 
 
+def init_overrides(args):
+    """The decoder's loss weights given on the command line, for the model of --init."""
+    from captioner.training.captioning import INIT_OVERRIDES
+    return {name: getattr(args, name) for name in INIT_OVERRIDES
+            if getattr(args, name, None) is not None}
+
+
 def main(argv=None, callbacks=()):
     """Runs the command line ``argv``; ``callbacks``: Keras callbacks added to every
     epoch's ``fit()`` (for programs that drive this command)."""
@@ -136,7 +143,7 @@ def main(argv=None, callbacks=()):
                     splits=(args.train_split, args.val_split, args.test_split),
                     feature_cache=not args.no_feature_cache, feature_dir=args.feature_cache,
                     feature_dtype=args.feature_cache_dtype, init=args.init,
-                    **common)
+                    overrides=init_overrides(args), **common)
     print(f"model written to {os.path.abspath(out)}", file=sys.stderr)
     return 0
 

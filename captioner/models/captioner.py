@@ -106,7 +106,7 @@ class Captioner(ConfiguredModel):
         self.nll_tracker.update_state(replicas.tracked(nll))
         rows = ops.cast(ops.sum(mask, axis=1) > 0, "float32")  # not the filler rows
         captions = ops.maximum(replicas.global_sum(ops.sum(rows)), 1.0)  # in the global batch
-        supervised = isinstance(x, dict) and "regions" in x and config.attention_supervision > 0
+        supervised = isinstance(x, dict) and "regions" in x and bool(config.attention_supervision)
         if isinstance(x, dict) and "advantage" in x:
             # Rennie et al. 2017: -(r(w^s) - r(w^greedy)) log p(w^s), per word as the
             # cross-entropy: REINFORCE with cost -reward and the greedy caption's as b

@@ -62,8 +62,8 @@ class CaptionTrainer(EpochLoop):
 
     ``weights``: the backbone's initial weights (None, "none", "imagenet" or a file);
     ``init``: a model folder to start from instead of a new model (its weights,
-    vocabulary and configuration; of ``model_config`` only the loss weights of
-    ``INIT_OVERRIDES`` then apply); ``feature_cache``: whether a frozen encoder's feature grids are computed once and read
+    vocabulary and configuration), with ``overrides`` ({name: value} of
+    ``INIT_OVERRIDES``, the decoder's loss weights) set anew; ``feature_cache``: whether a frozen encoder's feature grids are computed once and read
     back (``feature_dir``: where; ``feature_dtype``: "float32" or "float16", half the
     disk), instead of running the encoder every step.
     """
@@ -80,12 +80,16 @@ class CaptionTrainer(EpochLoop):
     reads_batches = False  # True: the epoch indexes the batches itself (Python pipeline)
 
     def __init__(self, data, out, model_config, train_config, weights=None, command="",
-                 feature_cache=True, feature_dir=None, feature_dtype="float32", init=None):
+                 feature_cache=True, feature_dir=None, feature_dtype="float32", init=None,
+                 overrides=None):
         if not data.train:
             raise DataError("No training images with captions.")
         super().__init__(out, train_config, command, data.source)
         self.data, self.model_config, self.weights = data, model_config, weights
-        self.init = init
+        self.init, self.overrides = init, dict(overrides or {})
+        unknown = sorted(set(self.overrides) - set(INIT_OVERRIDES))
+        if unknown:
+            raise ConfigError(f"the model of --init fixes {', '.join(unknown)}")
         self.feature_cache, self.feature_dir = feature_cache, feature_dir
         self.feature_dtype = feature_dtype
         self.vocabulary, self.train_batches = None, None
@@ -110,8 +114,8 @@ class CaptionTrainer(EpochLoop):
         if saved.kind != "captioner":
             raise ConfigError(f"--init {self.init} holds a {saved.kind} model, not a captioner")
         model, self.vocabulary = saved.model, saved.vocabulary
-        for name in INIT_OVERRIDES:
-            setattr(model.model_config.decoder, name, getattr(self.model_config.decoder, name))
+        for name, value in self.overrides.items():
+            setattr(model.model_config.decoder, name, value)
         self.model_config = model.model_config
         if self.placement.writes:
             self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
@@ -162,8 +166,13 @@ class CaptionTrainer(EpochLoop):
         if self.train_config.pipeline == "tf.data":
             raise ConfigError("--attention-supervision runs with --pipeline python or auto")
         from captioner.data.regions import WordRegions
-        return WordRegions(self.data.train, self.data.train_instances, model.grid_shape,
-                           self.model_config.max_length)
+        regions = WordRegions(self.data.train, self.data.train_instances, model.grid_shape,
+                              self.model_config.max_length)
+        if self.progress:
+            print(f"attention supervision (lambda {self.model_config.decoder.attention_supervision}"
+                  f") on the {regions.named} caption words that name a boxed object "
+                  "(--attention-supervision 0 turns it off)", file=sys.stderr)
+        return regions
 
     def start_epoch(self, model, epoch):
         """Hard attention: the share of expected contexts falls linearly from 1 at epoch 0
@@ -262,15 +271,16 @@ class CaptionSource:
 def train(out, coco=None, karpathy=None, images=None, model_config=None, train_config=None,
           splits=("train", "val", "test"), resume=False, progress=True, command="",
           feature_cache=True, feature_dir=None, feature_dtype="float32", callbacks=(),
-          init=None):
+          init=None, overrides=None):
     """Trains a captioner on a COCO-layout folder (``coco``) or a Karpathy split file
     (``karpathy`` with its image folder ``images``) into the model folder ``out``.
 
     ``splits``: (train, validation, test) split names; a missing validation or test split
     is skipped. The best epoch's model is scored on the test split and gets a summary of
     its training images (``captioner.domain``: domain.json). ``callbacks``: Keras
-    callbacks added to every epoch's ``fit()``. ``init``: a model folder to start from
-    (``CaptionTrainer``); ``train_config.scst`` fine-tunes it self-critically
+    callbacks added to every epoch's ``fit()``. ``init``, ``overrides``: a model folder
+    to start from, and the loss weights set anew (``CaptionTrainer``; ``model_config`` is
+    then not used); ``train_config.scst`` fine-tunes it self-critically
     (``captioner.training.scst``). Returns the path of the model folder
     (``captioner.load_model`` reads it).
     """
@@ -280,8 +290,15 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
     train_split, val_split, test_split = splits
     if train_config.hallucination_penalty and not train_config.scst:
         raise ConfigError("--hallucination-penalty is a term of the --scst reward")
-    boxes = model_config.decoder.attention_supervision > 0 or train_config.scst
-    records, train_instances = source.split(train_split, instances=boxes)
+    decoder = model_config.decoder
+    overrides = dict(overrides or {})
+    supervision = overrides.get("attention_supervision") if init else \
+        decoder.attention_supervision
+    records, train_instances = source.split(train_split, instances=supervision != 0.0
+                                            or train_config.scst)
+    if supervision is None and not init:  # by default, wherever there are boxes
+        boxes = train_instances is not None and train_config.pipeline != "tf.data"
+        decoder.attention_supervision = 1.0 if boxes else 0.0
     val, val_instances = source.split(val_split, required=False)
     trainer_class = CaptionTrainer
     if train_config.scst:
@@ -291,7 +308,7 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
                             out, model_config, train_config,
                             weights=model_config.encoder.weights, command=command,
                             feature_cache=feature_cache, feature_dir=feature_dir,
-                            feature_dtype=feature_dtype, init=init)
+                            feature_dtype=feature_dtype, init=init, overrides=overrides)
     trainer.run(resume=resume, progress=progress, callbacks=callbacks)
     if trainer.placement.writes:  # where its images lie, so caption.py can tell strangers
         from captioner import domain

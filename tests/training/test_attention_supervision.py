@@ -1,6 +1,8 @@
 """Attention supervision from boxes (Liu et al. 2017): the targets a batch carries, the
 loss against NumPy, and that training with it moves the attention onto the named objects."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -122,3 +124,27 @@ def test_train_with_supervision_reads_the_boxes_or_says_why_not(synthetic_coco, 
     unboxed.model_config.decoder.attention_supervision = 1.0
     with pytest.raises(DataError, match="instances"):
         unboxed.run(progress=False)
+
+
+def test_train_supervises_attention_by_default_wherever_there_are_boxes(synthetic_coco,
+                                                                        tmp_path):
+    """train() with the default attention_supervision (None): 1.0 on a COCO folder with an
+    instances file, 0 on the same folder without one."""
+    import json
+    import shutil
+
+    from captioner.training.captioning import train
+    bare = tmp_path / "bare"
+    shutil.copytree(synthetic_coco, bare)
+    for name in os.listdir(bare / "annotations"):
+        if name.startswith("instances_"):
+            os.remove(bare / "annotations" / name)
+    for data, expected in ((synthetic_coco, 1.0), (str(bare), 0.0)):
+        config = preset("tiny")
+        assert config.decoder.attention_supervision is None
+        out = tmp_path / f"run{expected}"
+        train(str(out), coco=data, model_config=config, progress=False,
+              train_config=TrainConfig(epochs=1, batch_size=8, validation_images=2,
+                                       max_words=8), splits=("train", "val", "none"))
+        with open(out / "config.json") as handle:
+            assert json.load(handle)["model"]["decoder"]["attention_supervision"] == expected
