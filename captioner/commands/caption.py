@@ -1,10 +1,12 @@
 """Caption images with a trained captioner and show where it looked, or score a split.
 
     caption IMAGE_OR_FOLDER... [--model DIR] [--beam K] [--n-best N] [--json]
-            [--attention-dir DIR]
-    caption --coco DIR --split test [--model DIR] [--beam K] [--out DIR]
-    caption IMAGE_OR_FOLDER... --model RAM_DIR [--json] [--attention-dir DIR]
+            [--attention-dir DIR] [--html DIR]
+    caption --coco DIR --split test [--model DIR] [--beam K] [--out DIR] [--html DIR]
+    caption IMAGE_OR_FOLDER... --model RAM_DIR [--json] [--attention-dir DIR] [--html DIR]
             # a Recurrent Attention Model classifies, and draws its glimpse path
+
+``--html DIR`` writes the browser viewer (``captioner.viewer``): DIR/index.html.
 """
 
 import json
@@ -26,6 +28,11 @@ def parse_args(argv):
     parser.add_argument("--attention-dir", metavar="DIR",
                         help="write one PNG per image and hypothesis: a panel per word with "
                              "its attention map (a RAM: the glimpse path and its patches)")
+    parser.add_argument("--html", metavar="DIR",
+                        help="write a viewer to open in a browser (DIR/index.html, no network "
+                             "needed): each word's attention over the image, the n-best "
+                             "captions; with --coco a report of the split's scores and "
+                             "captions; a RAM's glimpses step by step")
     parser.add_argument("--batch-size", type=int, default=16, help="images decoded together")
     search = parser.add_argument_group("search")
     search.add_argument("--beam", type=int, default=1, metavar="K",
@@ -126,12 +133,23 @@ def progress_bar(total, description):
                 disable=total < 4)
 
 
+def viewer(args, kind, title, **options):
+    """The ``--html`` writer (a no-op context without it)."""
+    import contextlib
+    if not args.html:
+        return contextlib.nullcontext()
+    from captioner.viewer.pages import ViewerWriter
+    return ViewerWriter(args.html, kind, title, **options)
+
+
 def caption_images(args, saved, paths):
     from captioner.inference import caption_files
     results = []
     files = caption_files(saved.model, saved.vocabulary, paths, batch_size=args.batch_size,
                           domain=saved.domain, **search_options(args))
-    with progress_bar(len(paths), "captioning") as progress:
+    title = f"captions of {len(paths)} image(s) by {os.path.abspath(args.model)}"
+    with progress_bar(len(paths), "captioning") as progress, \
+            viewer(args, "captions", title, grid=saved.model.grid_shape) as html:
         for (path, image, hypotheses, place), stem in zip(files, unique_stems(paths)):
             result = {"path": path, **hypothesis_json(hypotheses[0])}
             warning = None
@@ -148,6 +166,10 @@ def caption_images(args, saved, paths):
                 result["attention_png"] = pngs[0]
                 for entry, png in zip(result.get("n_best", []), pngs):
                     entry["attention_png"] = png
+            if html is not None:
+                from captioner.viewer.pages import hypothesis_item
+                html.add(image, {"name": path, "warning": warning,
+                                 "hypotheses": [hypothesis_item(h) for h in hypotheses]})
             results.append(result)
             progress.update(1)
             if not args.json:
@@ -165,7 +187,10 @@ def classify_images(args, saved, paths):
     from captioner.render import save_glimpse_figure
     results = []
     answers = classify_files(saved.model, saved.classes, paths, args.batch_size)
-    with progress_bar(len(paths), "classifying") as progress:
+    config = saved.model.model_config
+    title = f"glimpses of {len(paths)} image(s) by {os.path.abspath(args.model)}"
+    with progress_bar(len(paths), "classifying") as progress, \
+            viewer(args, "glimpses", title) as html:
         for (path, image, answer), stem in zip(answers, unique_stems(paths)):
             result = {"path": path, "label": answer["label"],
                       "probability": round(answer["probability"], 4),
@@ -176,6 +201,11 @@ def classify_images(args, saved, paths):
                 save_glimpse_figure(png, image, answer["locations"], answer["patches"],
                                     title=f"{answer['label']} ({answer['probability']:.2f})")
                 result["glimpse_png"] = png
+            if html is not None:
+                from captioner.viewer.pages import glimpse_item
+                html.add(image, {"name": path, "input": [config.height, config.width],
+                                 **glimpse_item(answer, config.height, config.width,
+                                                config.patch, config.scales)})
             results.append(result)
             progress.update(1)
             if not args.json:
@@ -212,6 +242,11 @@ def score_split(args, saved):
         for record, stem in zip(records, unique_stems([r.path for r in records])):
             attention_pngs(args.attention_dir, stem, load_image(record.path),
                            evaluation.captions[record.image_id])
+    if args.html:
+        from captioner.viewer.report import write_report
+        write_report(args.html, saved, records, instances, evaluation,
+                     f"{args.split} split of {os.path.abspath(args.coco)}, "
+                     f"{search_name(args)} search, model {os.path.abspath(args.model)}")
     if args.json:
         print(json.dumps(report, indent=2))
     else:

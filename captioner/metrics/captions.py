@@ -105,7 +105,7 @@ def caption_scores(references, candidates, metrics=METRICS, tokenizer="auto"):
     Returns:
         ``(scores, notes)``: {"BLEU-1": ..., "METEOR": ..., "ROUGE-L": ..., "CIDEr": ...}
         (floats, the metrics asked for and computable), and {"tokenizer": "ptb" or
-        "captioner", "skipped": {what: why}}.
+        "captioner", "skipped": {what: why}, "per_image": {"CIDEr": {id: value}}}.
     """
     unknown = sorted(set(metrics) - set(METRICS))
     if unknown:
@@ -134,7 +134,9 @@ def caption_scores(references, candidates, metrics=METRICS, tokenizer="auto"):
             scores["ROUGE-L"] = float(Rouge().compute_score(gts, res)[0])
         if "CIDEr" in metrics:
             from pycocoevalcap.cider.cider import Cider
-            scores["CIDEr"] = float(Cider().compute_score(gts, res)[0])
+            mean, each = Cider().compute_score(gts, res)  # each: in gts' key order
+            scores["CIDEr"] = float(mean)
+            notes["per_image"] = {"CIDEr": {key: float(v) for key, v in zip(gts, each)}}
     return scores, notes
 
 

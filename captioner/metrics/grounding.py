@@ -55,3 +55,13 @@ def absent_mentions(caption, objects, lexicon):
     """How many distinct objects ``caption`` names that none of ``objects`` is."""
     found, good = grounded_mentions(caption, objects, lexicon)
     return len(found) - len(good)
+
+
+def absent_words(caption, objects, lexicon):
+    """Positions of the words of ``caption`` that name an object none of ``objects`` is:
+    each such mention's phrase ("circle", "traffic light")."""
+    positions = []
+    for mention in lexicon.mentions(as_words(caption)):
+        if not any(mention.matches(obj) for obj in objects):
+            positions.extend(range(mention.start, mention.end))
+    return positions

@@ -66,8 +66,13 @@ def test_scores_with_the_ptb_tokenizer_and_meteor_equal_pycocoevalcap():
     gts = tokenizer.tokenize({k: [{"caption": c} for c in v] for k, v in REFERENCES.items()})
     res = tokenizer.tokenize({k: [{"caption": c}] for k, c in CANDIDATES.items()})
     scores, notes = caption_scores(REFERENCES, CANDIDATES)
+    per_image = notes.pop("per_image")["CIDEr"]
     assert notes == {"tokenizer": "ptb", "skipped": {}}
     assert scores == pytest.approx(direct_scores(gts, res, meteor=True))
+    from pycocoevalcap.cider.cider import Cider
+    each = Cider().compute_score(gts, res)[1]  # per image, in gts' order
+    assert per_image == pytest.approx(dict(zip(gts, each)))
+    assert len(set(per_image.values())) == len(per_image)
 
 
 def test_unknown_metric_and_missing_references_are_refused():

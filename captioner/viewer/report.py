@@ -1,0 +1,74 @@
+"""The evaluation report: ``caption.py --coco DIR --split S --html OUT``.
+
+Above the images, the split's scores (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, object
+precision and recall, CHAIR, attention correctness beside uniform attention); then every
+image with its caption (n-best where asked), the words that name an object the image does
+not hold marked, its references, its annotated boxes (drawn on request), its CIDEr-D, and
+each word's map. The page sorts by CIDEr-D and filters to the captions that name an
+absent object, from the manifest alone, loading only the data pages it shows.
+"""
+
+import math
+
+from captioner.data.images import load_image
+from captioner.metrics.grounding import absent_mentions, absent_words
+from captioner.metrics.lexicon import ObjectLexicon
+from captioner.viewer.pages import ViewerWriter, hypothesis_item
+
+SUMMARY = (("BLEU-1", "BLEU-1"), ("BLEU-2", "BLEU-2"), ("BLEU-3", "BLEU-3"),
+           ("BLEU-4", "BLEU-4"), ("METEOR", "METEOR"), ("ROUGE-L", "ROUGE-L"),
+           ("CIDEr", "CIDEr-D"), ("object_precision", "object precision"),
+           ("object_recall", "object recall"), ("chair_i", "CHAIR_i"), ("chair_s", "CHAIR_s"),
+           ("attention_correctness", "attention correctness"))
+
+
+def summary_rows(scores, notes):
+    """[[name, value, note]] of the scores the report shows first."""
+    rows = []
+    for key, name in SUMMARY:
+        if key not in scores or not isinstance(scores[key], float) or math.isnan(scores[key]):
+            continue
+        note = ""
+        if key == "attention_correctness" and "uniform_baseline" in scores:
+            note = f"uniform attention: {scores['uniform_baseline']:.3f}"
+        if key == "chair_s":
+            note = "captions naming an object the image does not hold"
+        rows.append([name, f"{scores[key]:.3f}", note])
+    rows.append(["images", str(scores.get("images", "")), ""])
+    for what, why in notes.get("skipped", {}).items():
+        rows.append([what, "skipped", why])
+    return rows
+
+
+def box_label(obj):
+    attributes = [str(v) for v in obj.get("attributes", {}).values() if isinstance(v, str)]
+    return " ".join(attributes + [obj["category"]])
+
+
+def write_report(folder, saved, records, instances, evaluation, title):
+    """Writes the report of ``evaluation`` (``captioner.evaluation.evaluate`` of
+    ``records``) into ``folder``; ``instances`` may be None (no grounding, no boxes)."""
+    lexicon = ObjectLexicon.from_instances(instances, getattr(instances, "categories", ())) \
+        if instances is not None else None
+    cider = evaluation.notes.get("per_image", {}).get("CIDEr", {})
+    with ViewerWriter(folder, "report", title, grid=saved.model.grid_shape,
+                      summary=summary_rows(evaluation.scores, evaluation.notes)) as html:
+        for record in records:
+            image = load_image(record.path)
+            objects = instances.get(record.image_id, []) if instances is not None else []
+            hypotheses = evaluation.captions[record.image_id]
+            absent = set()
+            fields = {"cider": round(cider.get(record.image_id, 0.0), 4)}
+            item = {"name": str(record.path), "references": list(record.captions)}
+            if lexicon is not None:
+                fields["absent"] = absent_mentions(hypotheses[0]["words"], objects, lexicon)
+                item["boxes"] = [{"label": box_label(o), "bbox": [float(v) for v in o["bbox"]]}
+                                 for o in objects if "bbox" in o]
+                item["size"] = [int(image.shape[1]), int(image.shape[0])]
+            items = []
+            for hypothesis in hypotheses:
+                absent = set(absent_words(hypothesis["words"], objects, lexicon)) \
+                    if lexicon is not None else set()
+                items.append(hypothesis_item(hypothesis, absent))
+            html.add(image, {**item, "hypotheses": items, "cider": fields["cider"]}, fields)
+    return folder
