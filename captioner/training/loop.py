@@ -239,6 +239,16 @@ class EpochLoop:
         return scores
 
 
+def training_machine():
+    """Where training ran, for the model card: "TensorFlow backend, 1 x CPU (2 cores)"."""
+    import collections
+    devices = collections.Counter(d.split(":")[0].upper() for d in keras.distribution.list_devices())
+    names = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+    return (f"{names.get(keras.backend.backend(), keras.backend.backend())} backend, "
+            + ", ".join(f"{n} x {kind}" for kind, n in sorted(devices.items()))
+            + f" ({os.cpu_count()} CPU cores)")
+
+
 def score_table(row):
     """The float entries of ``row`` as a Markdown table."""
     lines = ["| metric | value |", "|---|---|"]
@@ -251,7 +261,7 @@ def model_card(title, summary, command, details, state, selection):
     ``details`` lines, and the best epoch's scores (chosen by ``selection``)."""
     best = next(row for row in state["history"] if row["epoch"] == state["best_epoch"])
     lines = [f"# {title}", "", summary, "", "## How it was made", "", "```", command, "```", ""]
-    lines += [f"- {line}" for line in details]
+    lines += [f"- {line}" for line in details] + [f"- trained on: {training_machine()}"]
     lines += [f"- this is epoch {state['best_epoch']}, the best by "
               f"{selection}",
               f"- wall time to this epoch: {state['wall_time'] / 60:.1f} min", "",
