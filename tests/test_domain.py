@@ -56,7 +56,8 @@ def test_the_bundled_model_passes_its_test_images_and_marks_photographs(syntheti
     from captioner.inference import caption
     from captioner.saving import load_model
     saved = load_model(os.path.join(ROOT, "assets", "model"))
-    assert saved.domain is not None and saved.domain.images == 4000
+    from captioner.training.captioning import DOMAIN_IMAGES
+    assert saved.domain is not None and saved.domain.images == DOMAIN_IMAGES  # of 4,000
     test, _ = load_coco_split(synthetic_coco, "test")  # the same generator, another seed
     results = caption(saved, [r.path for r in test] + PHOTOS)
     flags = [result["out_of_domain"] for result in results]

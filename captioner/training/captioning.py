@@ -22,6 +22,7 @@ from captioner.saving import VOCAB_FILE
 from captioner.training.loop import EpochLoop, model_card
 
 VALIDATION_METRICS = ("BLEU", "ROUGE-L", "CIDEr")  # METEOR's Java start-up is kept for tests
+DOMAIN_IMAGES = 2000  # training images summarised for out-of-domain marking (captioner.domain)
 # what a run started from a trained model (--init) may set anew: the decoder's loss weights
 INIT_OVERRIDES = ("doubly_stochastic", "attention_supervision", "reward_weight",
                   "entropy_weight", "baseline_decay")
@@ -314,7 +315,7 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
         from captioner import domain
         from captioner.saving import load_model
         summary = domain.summarise(load_model(out).model, [r.path for r in records],
-                                   [r.path for r in val], limit=2000, seed=train_config.seed,
+                                   [r.path for r in val], limit=DOMAIN_IMAGES, seed=train_config.seed,
                                    progress=progress)
         if summary is not None:  # too few images to say what is unusual
             domain.write(out, summary)
