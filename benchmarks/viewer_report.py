@@ -34,8 +34,7 @@ def timed_ready(page, action):
     started = time.perf_counter()
     action()
     page.wait_for_selector("body[data-ready=true]", timeout=60000)
-    page.wait_for_function("[...document.querySelectorAll('canvas.view')]"
-                           ".every(c => c.dataset.word !== undefined)", timeout=60000)
+    page.wait_for_selector("canvas.view:not([data-word])", state="detached", timeout=60000)
     return 1000 * (time.perf_counter() - started)
 
 

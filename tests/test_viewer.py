@@ -55,9 +55,10 @@ class Page:
 
     def ready(self):
         self.page.wait_for_selector("body[data-ready=true]", timeout=15000)
-        self.page.wait_for_function(  # every picture drawn
-            "[...document.querySelectorAll('canvas.view')].every(c => c.dataset.word !== "
-            "undefined || c.dataset.glimpse !== undefined)", timeout=15000)
+        # every picture drawn (a selector: the page's policy forbids the eval that
+        # wait_for_function polls with)
+        self.page.wait_for_selector("canvas.view:not([data-word]):not([data-glimpse])",
+                                    state="detached", timeout=15000)
 
     def pixels(self, card=0):
         width, height, data = self.page.evaluate(
