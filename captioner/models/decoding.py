@@ -40,14 +40,18 @@ class CompiledSearch(keras.Model):
         # without, 2.7 ms with, for ~0.6 s more compiling; benchmarks/decode_speed.py)
         self.jit_compile = True
 
-    def call(self, inputs):
+    def start(self, inputs):
+        """(decoder, its initial state, memory, batch size) of the inputs' images."""
         if "features" in inputs:
             features = ops.convert_to_tensor(inputs["features"])
         else:
             features = self.captioner.encode(inputs["images"])
         decoder = self.captioner.decoder
         memory = decoder.prepare(features)
-        state, batch = decoder.initial_state(memory), ops.shape(features)[0]
+        return decoder, decoder.initial_state(memory), memory, ops.shape(features)[0]
+
+    def call(self, inputs):
+        decoder, state, memory, batch = self.start(inputs)
         if self.greedy:
             return greedy_graph(decoder.step, state, memory, batch, self.start_id,
                                 self.end_id, self.max_length)
@@ -89,13 +93,7 @@ class SelfCriticalSearch(CompiledSearch):
         self.samples = samples
 
     def call(self, inputs):
-        if "features" in inputs:
-            features = ops.convert_to_tensor(inputs["features"])
-        else:
-            features = self.captioner.encode(inputs["images"])
-        decoder, batch = self.captioner.decoder, ops.shape(features)[0]
-        memory = decoder.prepare(features)
-        state = decoder.initial_state(memory)
+        decoder, state, memory, batch = self.start(inputs)
         options = dict(start_id=self.start_id, end_id=self.end_id, max_length=self.max_length)
         greedy = greedy_graph(decoder.step, state, memory, batch, **options)
         tile = lambda nest: keras.tree.map_structure(  # noqa: E731
