@@ -47,7 +47,8 @@ def train_and_score(name, args, data, test, test_instances):
                                                window=args.window,
                                                window_truncate=args.window_truncate))
     trainer = CaptionTrainer(data, out, config, TrainConfig(epochs=args.epochs, seed=args.seed))
-    resume = os.path.isfile(os.path.join(out, "checkpoint", "state.json"))
+    from captioner.training.checkpoint import Checkpoints
+    resume = Checkpoints(os.path.join(out, "checkpoint")).exists()
     history = trainer.run(resume=resume, progress=False)
     saved = load_model(out)
     model, vocabulary = saved.model, saved.vocabulary

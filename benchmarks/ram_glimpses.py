@@ -149,11 +149,12 @@ def run_one(variant, model_name, args, digits, labels):
     else:
         config = RamConfig(glimpses=int(model_name), reward=args.reward, seed=args.seed)
         config.height, config.width, config.channels = train_batches.input_shape
+        from captioner.training.checkpoint import Checkpoints
         RamTrainer(train_batches, val_batches, out, config,
                    TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
                                learning_rate=args.learning_rate, seed=args.seed),
                    [str(k) for k in range(10)], f"benchmark {variant}").run(
-                       resume=os.path.isfile(os.path.join(out, "checkpoint", "state.json")),
+                       resume=Checkpoints(os.path.join(out, "checkpoint")).exists(),
                        progress=False)
         with open(os.path.join(out, "metrics.json")) as f:  # training time, resumes included
             started = time.time() - sum(row["seconds"] for row in json.load(f)["history"])

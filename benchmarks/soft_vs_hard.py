@@ -90,7 +90,8 @@ def main():
                           TrainConfig(epochs=args.epochs, seed=args.seed,
                                       hard_warmup_epochs=args.hard_warmup_epochs
                                       if kind == "hard" else 0))
-        resume = os.path.isfile(os.path.join(out, "checkpoint", "state.json"))
+        from captioner.training.checkpoint import Checkpoints, latest_model_path
+        resume = Checkpoints(os.path.join(out, "checkpoint")).exists()
         history = trainer.run(resume=resume, progress=False)
         saved = load_model(out)
         model, vocabulary = saved.model, saved.vocabulary
@@ -98,7 +99,7 @@ def main():
                           metrics=("BLEU", "CIDEr")).scores
         rows[kind] = dict(scores, epoch_seconds=np.median([r["train_seconds"] for r in history]))
         if kind == "hard":
-            last = load_keras_file(os.path.join(out, "checkpoint", "last.keras"))
+            last = load_keras_file(latest_model_path(out))
             batches = CaptionBatches(train[:32], vocabulary, args.image_size, 32,
                                      model.model_config.max_length, shuffle=False)
             baseline = float(keras.ops.convert_to_numpy(last.baseline))

@@ -1,8 +1,9 @@
 """What the command-line front ends share: quiet start-up and one-line errors.
 
-A user mistake (a :class:`CaptionerError`, or an option argparse rejects) prints one line
-``error: ...`` on standard error and exits with code 2; anything else is a bug and keeps its
-traceback (exit code 1).
+Exit status: 0 done; 1 done in part (``caption.py``: some inputs could not be read, each
+said on its own line); 2 a user mistake (a :class:`CaptionerError`, or an option argparse
+rejects: one line ``error: ...`` on standard error) or nothing usable; 3 a bug (its
+traceback is printed); 130 interrupted.
 """
 
 import argparse
@@ -27,7 +28,8 @@ def import_keras_quietly():
 
 
 def run(main, argv=None):
-    """Calls ``main(argv)``; turns the project's errors into one line and exit code 2."""
+    """Calls ``main(argv)``; turns the project's errors into one line and exit code 2, and
+    any other exception into its traceback and exit code 3."""
     from captioner.errors import CaptionerError
     try:
         code = main(argv)
@@ -37,6 +39,10 @@ def run(main, argv=None):
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # a bug: the traceback is for the report, the status tells scripts
+        import traceback
+        traceback.print_exc()
+        return 3
     return code or 0
 
 

@@ -2,7 +2,7 @@
 
 Everything a person can get wrong (a path, a file, an option) raises a subclass of
 :class:`CaptionerError`. The command-line front ends turn these into one line on standard
-error and exit code 2; anything else is a bug and keeps its traceback (exit code 1).
+error and exit code 2; anything else is a bug and keeps its traceback (exit code 3).
 """
 
 
@@ -20,6 +20,11 @@ class DataError(CaptionerError):
 
 class ModelError(CaptionerError):
     """A model directory that is missing, incomplete, or does not match its vocabulary."""
+
+
+class OutputError(CaptionerError):
+    """A file or folder that cannot be written: no space left, no permission, a read-only
+    file system. Nothing half-written is left behind (``captioner.io``)."""
 
 
 class ConfigError(CaptionerError, ValueError):

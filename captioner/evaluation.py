@@ -20,7 +20,8 @@ import time
 import numpy as np
 from PIL import Image
 
-from captioner.data.images import preprocess_files
+from captioner.data.images import load_resized
+from captioner.errors import DataError, ImageError
 from captioner.inference import decode_batch, describe
 from captioner.metrics import (ObjectLexicon, attention_correctness, caption_scores,
                                object_grounding)
@@ -35,12 +36,22 @@ class Evaluation:
     captions: dict    # {image_id: [described hypotheses]} (n-best, with words and alphas)
 
 
-def image_loader(records, image_size, backbone):
-    """A batch source for ``caption_records``: indices -> {"images": (B, S, S, 3)}."""
-    def load(indices):
-        return {"images": preprocess_files([records[i].path for i in indices], image_size,
-                                           backbone)}
-    return load
+class ImageLoader:
+    """The default batch source of ``caption_records``: indices -> {"images": uint8 (B, S,
+    S, 3)}, read with ``load_resized``. An image that cannot be read is given as zeros and
+    listed in ``unreadable`` ({index: why}); its record is then left out."""
+
+    def __init__(self, records, image_size):
+        self.records, self.image_size, self.unreadable = records, image_size, {}
+
+    def __call__(self, indices):
+        images = np.zeros((len(indices), self.image_size, self.image_size, 3), np.uint8)
+        for row, index in enumerate(indices):
+            try:
+                images[row] = load_resized(self.records[index].path, self.image_size)
+            except ImageError as error:
+                self.unreadable[int(index)] = str(error)
+        return {"images": images}
 
 
 def caption_records(model, vocabulary, records, batch_size=32, batches=None, progress=None,
@@ -50,10 +61,12 @@ def caption_records(model, vocabulary, records, batch_size=32, batches=None, pro
     ``batches(indices)`` gives {"images": ...} or {"features": ...} for those records (by
     default the images are read and preprocessed); ``search_options`` go to
     ``decode_batch`` (beam_size, n_best, length_penalty, min_length, max_length).
-    Decoding time counts the encoder and the search, not reading the files.
+    Decoding time counts the encoder and the search, not reading the files. Records whose
+    image the batch source lists in its ``unreadable`` ({index: why}) get no captions.
     """
     encoder = model.model_config.encoder
-    batches = batches or image_loader(records, encoder.image_size, encoder.backbone)
+    batches = batches or ImageLoader(records, encoder.image_size)
+    unreadable = getattr(batches, "unreadable", {})
     captions, seconds = {}, 0.0
     for start in range(0, len(records), batch_size):
         indices = np.arange(start, min(start + batch_size, len(records)))
@@ -62,7 +75,9 @@ def caption_records(model, vocabulary, records, batch_size=32, batches=None, pro
         hypotheses = decode_batch(model, vocabulary, **inputs, **search_options)
         seconds += time.perf_counter() - started
         for index, found in zip(indices, hypotheses):
-            captions[records[index].image_id] = [describe(h, vocabulary, model) for h in found]
+            if int(index) not in unreadable:
+                captions[records[index].image_id] = [describe(h, vocabulary, model)
+                                                     for h in found]
         if progress is not None:
             progress.update(len(indices))
     return captions, seconds
@@ -104,11 +119,23 @@ def score_captions(records, captions, instances=None, grid_shape=None, metrics=M
 
 def evaluate(model, vocabulary, records, instances=None, batch_size=32, batches=None,
              progress=None, metrics=METRICS, tokenizer="auto", **search_options):
-    """Captions ``records`` and scores them; returns an :class:`Evaluation`."""
+    """Captions ``records`` and scores them; returns an :class:`Evaluation`. Images that
+    cannot be read are left out of the scores and listed in notes["unreadable"] ({path:
+    why}); DataError if none can be read."""
+    encoder = model.model_config.encoder
+    batches = batches or ImageLoader(records, encoder.image_size)
     captions, seconds = caption_records(model, vocabulary, records, batch_size, batches,
                                         progress, **search_options)
+    unreadable = {records[index].path: why for index, why in
+                  sorted(getattr(batches, "unreadable", {}).items())}
+    if unreadable:
+        records = [record for record in records if record.image_id in captions]
+        if not records:
+            raise DataError(f"None of the {len(unreadable)} images can be read, the first: "
+                            f"{next(iter(unreadable.values()))}")
     scores, notes = score_captions(records, captions, instances, model.grid_shape, metrics,
                                    tokenizer)
+    notes["unreadable"] = unreadable
     scores.update(images=len(records), ms_per_image=1000.0 * seconds / max(len(records), 1))
     results = [{"image_id": r.image_id, "caption": captions[r.image_id][0]["caption"]}
                for r in records]

@@ -4,6 +4,7 @@
     describe(hypothesis, vocabulary, model)             words, probabilities, alpha grids
     caption_files(model, vocabulary, paths)             (path, image, hypotheses, place)
     classify_files(model, classes, paths)               (path, image, result) per file
+                                                        (or an Unreadable, on request)
     caption(model, images)                              the public entry: files or arrays
 
 Images are files (read with ``load_image``: EXIF rotation, any mode, size guard) or
@@ -16,7 +17,8 @@ import numpy as np
 from keras import ops
 
 from captioner.data.classification import prepare_image
-from captioner.data.images import load_image, load_with_input, resize_image
+from captioner.data.images import Unreadable, load_image, load_with_input, resize_image
+from captioner.errors import ImageError
 from captioner.geometry import location_to_pixels
 from captioner.models import replicas
 from captioner.models.decoding import compiled_search
@@ -91,54 +93,89 @@ def _read_with_input(image, image_size):
     return array, resize_image(array, image_size)
 
 
+def _read_batch(paths, read, unreadable):
+    """[read(path) or an Unreadable per path]; ``unreadable="raise"`` raises the first
+    ImageError instead."""
+    if unreadable not in ("raise", "report"):
+        raise ValueError(f"unreadable must be 'raise' or 'report'. Received: {unreadable!r}")
+    results = []
+    for path in paths:
+        try:
+            results.append(read(path))
+        except ImageError as error:
+            if unreadable == "raise":
+                raise
+            results.append(Unreadable(os.fspath(path), str(error)))
+    return results
+
+
+def _in_order(read, answers):
+    """The batch's results in input order: each Unreadable where it was, the readable
+    inputs' ``answers`` (an iterator, in order) between them."""
+    answers = iter(answers)
+    return [item if isinstance(item, Unreadable) else next(answers) for item in read]
+
+
 def caption_files(model, vocabulary, paths, batch_size=16, progress=None, domain=None,
-                  **search_options):
+                  unreadable="raise", **search_options):
     """Captions images (files or RGB arrays); yields (path, rgb image, [described
     hypotheses], place) in order: ``place`` is None, or with a ``domain`` (a
-    ``captioner.domain.Domain``) {"distance", "out_of_domain"}. Unreadable files raise
-    ImageError before anything is decoded for their batch."""
+    ``captioner.domain.Domain``) {"distance", "out_of_domain"}. An unreadable file raises
+    its ImageError before anything is decoded for its batch, or with
+    ``unreadable="report"`` is yielded as an :class:`Unreadable` in its place while every
+    readable image is captioned."""
     config = model.model_config.encoder
     for start in range(0, len(paths), batch_size):
         batch_paths = paths[start:start + batch_size]
-        rgb, inputs = zip(*(_read_with_input(path, config.image_size) for path in batch_paths))
-        images = np.stack(inputs)  # uint8 (batch, S, S, 3); the encoder scales them
-        places = [None] * len(images)
-        if domain is not None:
-            from captioner.domain import image_statistics
-            places = domain.flags(image_statistics(model, images))
-        for path, image, hypotheses, place in zip(batch_paths, rgb, decode_batch(
-                model, vocabulary, images, **search_options), places):
-            yield path, image, [describe(h, vocabulary, model) for h in hypotheses], place
+        read = _read_batch(batch_paths, lambda path: (path, *_read_with_input(
+            path, config.image_size)), unreadable)
+        good = [item for item in read if not isinstance(item, Unreadable)]
+        answers = []
+        if good:
+            images = np.stack([inputs for _, _, inputs in good])  # uint8 (batch, S, S, 3)
+            places = [None] * len(images)
+            if domain is not None:
+                from captioner.domain import image_statistics
+                places = domain.flags(image_statistics(model, images))
+            answers = [(path, image, [describe(h, vocabulary, model) for h in hypotheses], place)
+                       for (path, image, _), hypotheses, place in zip(
+                           good, decode_batch(model, vocabulary, images, **search_options),
+                           places)]
+        yield from _in_order(read, answers)
         if progress is not None:
             progress.update(len(batch_paths))
 
 
-def classify_files(model, classes, paths, batch_size=16):
+def classify_files(model, classes, paths, batch_size=16, unreadable="raise"):
     """A RAM's answer per image (file or RGB array); yields (path, the image as the model
     saw it (H, W, C) in [0, 1], result) with result {"label", "probability",
     "probabilities" (classes,), "locations" (N, 2) in [-1, 1], "glimpses" [(row, column)
-    pixel centres], "patches" (N, k, g, g, C)}."""
+    pixel centres], "patches" (N, k, g, g, C)}. ``unreadable``: as ``caption_files``."""
     config = model.model_config
     for start in range(0, len(paths), batch_size):
-        chunk = paths[start:start + batch_size]
-        images = np.stack([prepare_image(_read(path), config.height, config.width,
-                                         config.channels) for path in chunk])
-        outputs = model.predict_on_batch(images)
-        probabilities = ops.convert_to_numpy(ops.softmax(outputs["logits"], axis=-1))
-        locations = ops.convert_to_numpy(outputs["locations"])
-        patches = ops.convert_to_numpy(outputs["patches"])
-        for row, path in enumerate(chunk):
-            best = int(probabilities[row].argmax())
-            yield path, images[row], {
-                "label": classes[best], "probability": float(probabilities[row, best]),
-                "probabilities": probabilities[row], "locations": locations[row],
-                "glimpses": [tuple(float(v) for v in point) for point in
-                             location_to_pixels(locations[row], config.height, config.width)],
-                "patches": patches[row]}
+        read = _read_batch(paths[start:start + batch_size], lambda path: (path, prepare_image(
+            _read(path), config.height, config.width, config.channels)), unreadable)
+        good = [item for item in read if not isinstance(item, Unreadable)]
+        answers = []
+        if good:
+            images = np.stack([image for _, image in good])
+            outputs = model.predict_on_batch(images)
+            probabilities = ops.convert_to_numpy(ops.softmax(outputs["logits"], axis=-1))
+            locations = ops.convert_to_numpy(outputs["locations"])
+            patches = ops.convert_to_numpy(outputs["patches"])
+            for row, (path, image) in enumerate(good):
+                best = int(probabilities[row].argmax())
+                answers.append((path, image, {
+                    "label": classes[best], "probability": float(probabilities[row, best]),
+                    "probabilities": probabilities[row], "locations": locations[row],
+                    "glimpses": [tuple(float(v) for v in point) for point in location_to_pixels(
+                        locations[row], config.height, config.width)],
+                    "patches": patches[row]}))
+        yield from _in_order(read, answers)
 
 
 def caption(model, images, beam=1, n_best=1, length_penalty=0.0, min_length=0,
-            max_length=None, batch_size=16):
+            max_length=None, batch_size=16, unreadable="raise"):
     """Captions images with a captioner, or classifies them with a RAM.
 
     Args:
@@ -146,6 +183,8 @@ def caption(model, images, beam=1, n_best=1, length_penalty=0.0, min_length=0,
         images: image file paths and/or (H, W, 3) uint8 RGB arrays.
         beam: beam size (1: greedy search); n_best: captions per image (at most ``beam``);
         length_penalty, min_length, max_length: beam search's options (``captioner.search``).
+        unreadable: "raise" (the first unreadable file raises ImageError) or "report" (its
+            entry is {"path", "error"} and every other image is answered).
 
     Returns:
         One dict per image. A captioner's: {"caption", "words", "probabilities" (per
@@ -160,15 +199,20 @@ def caption(model, images, beam=1, n_best=1, length_penalty=0.0, min_length=0,
     saved = model if isinstance(model, SavedModel) else load_model(model)
     images = list(images)
     if saved.kind == "ram":
-        return [result for _, _, result in classify_files(saved.model, saved.classes, images,
-                                                           batch_size)]
+        answers = classify_files(saved.model, saved.classes, images, batch_size, unreadable)
+        return [_failure(item) or item[2] for item in answers]
     options = {"beam_size": beam, "max_length": max_length}
     if beam > 1 or n_best > 1:
         options.update(n_best=n_best, length_penalty=length_penalty, min_length=min_length)
-    return [{**hypotheses[0], "n_best": hypotheses, **_place_fields(place)}
-            for _, _, hypotheses, place in caption_files(
-                saved.model, saved.vocabulary, images, batch_size, domain=saved.domain,
-                **options)]
+    answers = caption_files(saved.model, saved.vocabulary, images, batch_size,
+                            domain=saved.domain, unreadable=unreadable, **options)
+    return [_failure(item) or {**item[2][0], "n_best": item[2], **_place_fields(item[3])}
+            for item in answers]
+
+
+def _failure(item):
+    """{"path", "error"} for an Unreadable, None for an answer."""
+    return {"path": item.path, "error": item.reason} if isinstance(item, Unreadable) else None
 
 
 def _place_fields(place):

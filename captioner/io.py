@@ -2,17 +2,70 @@
 
 Every file the project writes goes through :func:`atomic_path`: the content lands in a
 temporary file in the same folder and is renamed over the target only once it is complete,
-so an interrupted run never leaves a half-written checkpoint, JSON or PNG behind.
+so an interrupted run never leaves a half-written checkpoint, JSON or PNG behind. A write
+the system refuses (no space left, no permission, a read-only or size-limited file system)
+removes the temporary file and raises :class:`OutputError`, one line for the user; the
+target keeps its previous content. A process killed mid-write leaves only a temporary file
+(``.NAME.partial-*``), which :func:`remove_partials` clears on the next run.
 """
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import sys
 import tempfile
 
-from captioner.errors import DataError
+from captioner.errors import DataError, OutputError
+
+PARTIAL = ".partial-"  # in the name of every temporary file or folder of a write
+# what the system answers a write it refuses: the user can fix these (space, rights, mount)
+WRITE_FAILURES = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
+                  errno.EFBIG, errno.EIO)
+
+
+def write_failure(error, path):
+    """The :class:`OutputError` of an OSError raised writing ``path``, or None for an error
+    that is not a refused write (a bug, a missing input: left as it is)."""
+    for cause in (error, error.__cause__, error.__context__):
+        if isinstance(cause, OSError) and cause.errno in WRITE_FAILURES:
+            reason = cause.strerror or os.strerror(cause.errno)
+            return OutputError(f"Cannot write {path}: {reason}")
+    return None
+
+
+@contextlib.contextmanager
+def refused_writes(path):
+    """Turns a refused write (``WRITE_FAILURES``) inside the block into an OutputError
+    naming ``path``."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except Exception as error:
+        failure = write_failure(error, path)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def remove_partials(folder, prefix=""):
+    """Removes what killed writes left in ``folder``: temporary files and folders whose name
+    starts with ``.PREFIX`` and holds ``.partial-``. Call it only where no other process is
+    writing (the training run's lock, the feature cache's). Returns how many were removed."""
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(folder):
+            if name.startswith("." + prefix) and PARTIAL in name:
+                path = os.path.join(folder, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(path)
+                removed += 1
+    return removed
 
 
 @contextlib.contextmanager
@@ -24,18 +77,20 @@ def atomic_path(path, suffix=None):
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     if suffix is None:
         suffix = os.path.splitext(path)[1]
-    handle, temporary = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".partial-", suffix=suffix or ".tmp", dir=folder)
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+    with refused_writes(path):
+        os.makedirs(folder, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            prefix="." + os.path.basename(path) + PARTIAL, suffix=suffix or ".tmp", dir=folder)
+        os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
     try:
-        yield temporary
-        os.replace(temporary, path)
+        with refused_writes(path):
+            yield temporary
+            _sync(temporary)
+            os.replace(temporary, path)
+            _sync(folder)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(temporary)
@@ -48,19 +103,49 @@ def atomic_folder(path):
     empty folder there is replaced; the caller refuses a non-empty one beforehand)."""
     path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    temporary = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".partial-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o777 & ~umask)  # mkdtemp makes 0700; give the usual permissions
+    with refused_writes(path):
+        os.makedirs(parent, exist_ok=True)
+        temporary = tempfile.mkdtemp(prefix="." + os.path.basename(path) + PARTIAL, dir=parent)
+    os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual permissions
     try:
-        yield temporary
-        if os.path.isdir(path):
-            os.rmdir(path)  # fails on a folder that is not empty: nothing is lost
-        os.replace(temporary, path)
+        with refused_writes(path):
+            yield temporary
+            for name in os.listdir(temporary):
+                if os.path.isfile(os.path.join(temporary, name)):
+                    _sync(os.path.join(temporary, name))
+            _sync(temporary)
+            if os.path.isdir(path):
+                os.rmdir(path)  # fails on a folder that is not empty: nothing is lost
+            os.replace(temporary, path)
+            _sync(parent)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+def _umask():
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _sync(path):
+    """Flushes a file's (or a folder's entries') data to the disk, so that a power cut
+    after the rename finds the new content, not an empty file."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    except OSError as error:  # some file systems cannot sync a folder
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(descriptor)
+
+
+def copy_file(source, target):
+    """Copies ``source`` to ``target`` atomically."""
+    with atomic_path(target) as temporary:
+        shutil.copyfile(source, temporary)
 
 
 def write_text(path, text):
@@ -68,8 +153,6 @@ def write_text(path, text):
     with atomic_path(path) as temporary:
         with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
 
 
 def write_json(path, data, indent=2):

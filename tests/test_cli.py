@@ -116,7 +116,8 @@ def test_train_writes_a_model_that_caption_loads(synthetic_coco, tmp_path):
     result = run("train.py", "--coco", synthetic_coco, "--out", out, "--epochs", 1, *tiny)
     assert result.returncode == 0, result.stderr
     for name in ("model.keras", "vocab.json", "config.json", "MODEL_CARD.md", "metrics.json",
-                 "training_curves.png", "checkpoint/last.keras", "checkpoint/state.json"):
+                 "training_curves.png", "checkpoint/latest.json",
+                 "checkpoint/epoch-0001/training.keras", "checkpoint/epoch-0001/state.json"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["test"]) >= {"BLEU-4", "images"}
@@ -175,6 +176,10 @@ def test_an_unreadable_training_image_is_refused_up_front_or_skipped_and_counted
     assert skipped.returncode == 0, skipped.stderr
     assert skipped.stderr.count(f"skipping an unreadable training image: Cannot decode "
                                 f"image {broken}") == 1
+    said = skipped.stderr.index("skipping 1 of 24 training images that cannot be read")
+    assert said < skipped.stderr.index("epoch 1/1")  # before the first step, never mid-epoch
+    listed = json.loads((tmp_path / "skipped" / "skipped_images.json").read_text())
+    assert list(listed["training"]) == [str(broken)]
     history = json.loads((tmp_path / "skipped" / "metrics.json").read_text())["history"]
     assert history[0]["skipped_images"] == 1
 
@@ -189,7 +194,8 @@ def test_train_a_ram_and_classify_with_it(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "test error" in result.stderr
     for name in ("model.keras", "config.json", "MODEL_CARD.md", "metrics.json",
-                 "training_curves.png", "checkpoint/last.keras", "checkpoint/state.json"):
+                 "training_curves.png", "checkpoint/latest.json",
+                 "checkpoint/epoch-0001/training.keras", "checkpoint/epoch-0001/state.json"):
         assert (out / name).is_file(), name
     canvas = np.zeros((32, 32), np.uint8)
     canvas[5:20, 8:12] = 255

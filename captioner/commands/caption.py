@@ -79,21 +79,34 @@ def search_name(args):
 
 
 def expand_inputs(inputs):
-    """Files as given, folders replaced by their images; every path checked first."""
-    from captioner.data.images import list_images
-    from captioner.errors import ImageError
-    paths = []
+    """(paths, unreadable): files as given, folders replaced by their images, and an
+    ``Unreadable`` for each input that is not there or is a folder without images."""
+    from captioner.data.images import Unreadable, list_images
+    paths, unreadable = [], []
     for item in inputs:
         if os.path.isdir(item):
             found = list_images(item)
             if not found:
-                raise ImageError(f"No images in folder: {item}")
+                unreadable.append(Unreadable(item, f"No images in folder: {item}"))
             paths.extend(found)
         elif os.path.exists(item):
             paths.append(item)
         else:
-            raise ImageError(f"Image not found: {item}")
-    return paths
+            unreadable.append(Unreadable(item, f"Image not found: {item}"))
+    return paths, unreadable
+
+
+def report_unreadable(item, results, progress=None, html=None):
+    """An input that could not be read: a line on standard error, an entry in the JSON
+    results, a row above the viewer's items."""
+    message = f"error: {item.reason}"
+    if progress is not None:
+        progress.write(message, file=sys.stderr)
+    else:
+        print(message, file=sys.stderr)
+    results.append({"path": item.path, "error": item.reason})
+    if html is not None:
+        html.unreadable(item.path, item.reason)
 
 
 def unique_stems(paths):
@@ -142,15 +155,24 @@ def viewer(args, kind, title, **options):
     return ViewerWriter(args.html, kind, title, **options)
 
 
-def caption_images(args, saved, paths):
-    from captioner.inference import caption_files
+def caption_images(args, saved, paths, missing=()):
+    """Captions ``paths``; the ``missing`` inputs (and any file that cannot be read) are
+    reported, one line each, and every readable image is still captioned."""
+    from captioner.inference import Unreadable, caption_files
     results = []
     files = caption_files(saved.model, saved.vocabulary, paths, batch_size=args.batch_size,
-                          domain=saved.domain, **search_options(args))
+                          domain=saved.domain, unreadable="report", **search_options(args))
     title = f"captions of {len(paths)} image(s) by {os.path.abspath(args.model)}"
     with progress_bar(len(paths), "captioning") as progress, \
             viewer(args, "captions", title, grid=saved.model.grid_shape) as html:
-        for (path, image, hypotheses, place), stem in zip(files, unique_stems(paths)):
+        for item in missing:
+            report_unreadable(item, results, progress, html)
+        for item, stem in zip(files, unique_stems(paths)):
+            progress.update(1)
+            if isinstance(item, Unreadable):
+                report_unreadable(item, results, progress, html)
+                continue
+            path, image, hypotheses, place = item
             result = {"path": path, **hypothesis_json(hypotheses[0])}
             warning = None
             if place is not None:
@@ -171,7 +193,6 @@ def caption_images(args, saved, paths):
                 html.add(image, {"name": path, "warning": warning,
                                  "hypotheses": [hypothesis_item(h) for h in hypotheses]})
             results.append(result)
-            progress.update(1)
             if not args.json:
                 marked = f"  [{warning}]" if warning else ""
                 progress.write(f"{path}: {hypotheses[0]['caption']}{marked}", file=sys.stdout)
@@ -181,17 +202,26 @@ def caption_images(args, saved, paths):
     return results
 
 
-def classify_images(args, saved, paths):
-    """A Recurrent Attention Model's answer per image, and its glimpse path as a PNG."""
-    from captioner.inference import classify_files
+def classify_images(args, saved, paths, missing=()):
+    """A Recurrent Attention Model's answer per image, and its glimpse path as a PNG
+    (unreadable inputs as in ``caption_images``)."""
+    from captioner.inference import Unreadable, classify_files
     from captioner.render import save_glimpse_figure
     results = []
-    answers = classify_files(saved.model, saved.classes, paths, args.batch_size)
+    answers = classify_files(saved.model, saved.classes, paths, args.batch_size,
+                             unreadable="report")
     config = saved.model.model_config
     title = f"glimpses of {len(paths)} image(s) by {os.path.abspath(args.model)}"
     with progress_bar(len(paths), "classifying") as progress, \
             viewer(args, "glimpses", title) as html:
-        for (path, image, answer), stem in zip(answers, unique_stems(paths)):
+        for item in missing:
+            report_unreadable(item, results, progress, html)
+        for item, stem in zip(answers, unique_stems(paths)):
+            progress.update(1)
+            if isinstance(item, Unreadable):
+                report_unreadable(item, results, progress, html)
+                continue
+            path, image, answer = item
             result = {"path": path, "label": answer["label"],
                       "probability": round(answer["probability"], 4),
                       "glimpses": [{"row": round(row, 2), "column": round(column, 2)}
@@ -207,7 +237,6 @@ def classify_images(args, saved, paths):
                                  **glimpse_item(answer, config.height, config.width,
                                                 config.patch, config.scales)})
             results.append(result)
-            progress.update(1)
             if not args.json:
                 progress.write(f"{path}: {result['label']} ({result['probability']:.2f})",
                                file=sys.stdout)
@@ -223,12 +252,21 @@ def score_split(args, saved):
     if saved.kind != "captioner":
         raise ConfigError(f"{args.model} is a Recurrent Attention Model: it classifies images; "
                           "--coco scores captioners")
-    records, instances = load_coco_split(args.coco, args.split)
+    # a file the annotations name that is missing or broken is skipped, and said
+    records, instances = load_coco_split(args.coco, args.split, check_files=False)
     records = records[:args.limit] if args.limit else records
     with progress_bar(len(records), f"captioning {args.split}") as progress:
         evaluation = evaluate(saved.model, saved.vocabulary, records, instances,
                               args.batch_size, progress=progress, tokenizer=args.tokenizer,
                               **search_options(args))
+    unreadable = evaluation.notes["unreadable"]
+    for why in unreadable.values():
+        print(f"error: {why}", file=sys.stderr)
+    if unreadable:
+        print(f"skipped {len(unreadable)} of {len(records)} images of the split that cannot "
+              "be read (above); the scores are of the other "
+              f"{len(records) - len(unreadable)}", file=sys.stderr)
+        records = [record for record in records if record.path not in unreadable]
     name = f"{args.split}_{search_name(args)}"
     captions_path = os.path.join(args.out, f"captions_{name}.json")
     scores_path = os.path.join(args.out, f"scores_{name}.json")
@@ -254,21 +292,33 @@ def score_split(args, saved):
               f"tokenizer {evaluation.notes['tokenizer']}")
         print(format_scores(evaluation.scores))
         print(f"captions: {captions_path}\nscores:   {scores_path}")
-    return 0
+    return 1 if unreadable else 0
 
 
 def main(argv=None):
+    """Exit status: 0 every input answered, 1 some could not be read (each said on its own
+    line on standard error, and as an "error" entry with --json), 2 none could (or a user
+    mistake: an option, the model folder, an annotation file)."""
     args = parse_args(argv)
-    paths = expand_inputs(args.inputs) if args.inputs else []  # before keras starts
+    paths, missing = expand_inputs(args.inputs) if args.inputs else ([], [])  # before keras
+    if args.inputs and not paths:
+        for item in missing:
+            print(f"error: {item.reason}", file=sys.stderr)
+        return 2
     import_keras_quietly()
     from captioner.saving import load_model
     saved = load_model(args.model)
-    if not paths:
+    if not args.inputs:
         return score_split(args, saved)
-    results = (classify_images if saved.kind == "ram" else caption_images)(args, saved, paths)
+    results = (classify_images if saved.kind == "ram" else caption_images)(
+        args, saved, paths, missing)
     if args.json:
         print(json.dumps(results, indent=2))
-    return 0
+    failed = sum("error" in result for result in results)
+    if failed and failed < len(results):
+        print(f"answered {len(results) - failed} of {len(results)} inputs; {failed} could not "
+              "be read (above)", file=sys.stderr)
+    return 0 if not failed else 1 if failed < len(results) else 2
 
 
 def entry():

@@ -7,8 +7,12 @@ times faster (``benchmarks/feature_cache.py``). The store is one ``.npy`` file p
 and a JSON file beside it that describes it::
 
     CACHE_DIR/<key>.npy    float (N, H*W, D), row i for image i of the list
-    CACHE_DIR/<key>.json   what the key was made of; written last, so its presence
-                           means the .npy is complete
+    CACHE_DIR/<key>.json   what the key was made of, and the .npy's size; written last,
+                           so its presence means the .npy is complete (a .npy of another
+                           size is built again)
+
+A store is built under a lock (``.<key>.lock``): a second process wanting the same one
+waits and reads it; what a killed build left is removed by the next.
 
 The key is a hash of everything the features depend on: the backbone, its width, the
 image size, the backbone's weights (their bytes), and every image file's path, size and
@@ -16,6 +20,7 @@ modification time. Another backbone, image size or weights, or an edited image, 
 another key, so stale features are never read; a matching key is reused as it is.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -58,6 +63,22 @@ def cache_key(encoder, paths, dtype="float32"):
     return digest[:32], {**description, "images": len(files)}
 
 
+@contextlib.contextmanager
+def _locked(path):
+    """Holds an exclusive lock on ``path`` (POSIX; elsewhere no lock): one process builds a
+    store, the others wait and read it."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with io.refused_writes(path):
+        handle = open(path, "a")
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 class FeatureCache:
     """The feature grids of ``paths`` under ``encoder``, built on first use.
 
@@ -86,12 +107,20 @@ class FeatureCache:
         self.key, description = cache_key(encoder, self.paths, dtype)
         self.path = os.path.join(self.folder, f"{self.key}.npy")
         info_path = os.path.join(self.folder, f"{self.key}.json")
-        self.built = not (os.path.isfile(info_path) and os.path.isfile(self.path))
+        info = self._complete(info_path)
+        self.built = info is None
         if self.built:
-            bad = self._build(encoder, batch_size, dtype, progress, bad_images)
-            io.write_json(info_path, {**description, "bad": bad})
-        else:
-            bad = io.read_json(info_path, "feature store").get("bad", {})
+            with io.refused_writes(self.folder):
+                os.makedirs(self.folder, exist_ok=True)
+            with _locked(os.path.join(self.folder, f".{self.key}.lock")):
+                info = self._complete(info_path)  # another process may have built it
+                self.built = info is None
+                if self.built:
+                    io.remove_partials(self.folder, prefix=self.key)  # of killed builds
+                    bad = self._build(encoder, batch_size, dtype, progress, bad_images)
+                    info = {**description, "bad": bad, "bytes": os.path.getsize(self.path)}
+                    io.write_json(info_path, info)
+        bad = info.get("bad", {})
         self.bad = {int(k): v for k, v in bad.items()}
         if self.bad and bad_images == "error":
             raise DataError(f"{len(self.bad)} image(s) cannot be read, the first: "
@@ -101,6 +130,19 @@ class FeatureCache:
             raise ValueError(f"Feature store {self.path} has {self.features.shape[0]} rows "
                              f"for {len(self.paths)} images")
 
+    def _complete(self, info_path):
+        """The store's description if it is complete and intact, else None (a damaged one
+        is said, and built again)."""
+        if not (os.path.isfile(info_path) and os.path.isfile(self.path)):
+            return None
+        info = io.read_json(info_path, "feature store")
+        size = os.path.getsize(self.path)
+        if info.get("bytes", size) != size:
+            print(f"warning: feature store {self.path} has {size} bytes, not the "
+                  f"{info['bytes']} written: building it again", file=sys.stderr)
+            return None
+        return info
+
     def _build(self, encoder, batch_size, dtype, progress, bad_images):
         from tqdm import tqdm
 
@@ -109,7 +151,6 @@ class FeatureCache:
                             bad_images=bad_images)
         rows, columns = encoder.grid_shape
         shape = (len(self.paths), rows * columns, encoder.feature_dim)
-        os.makedirs(self.folder, exist_ok=True)
         with io.atomic_path(self.path) as temporary:
             store = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=shape)
             with tqdm(total=len(self.paths), desc="caching features", unit="image",

@@ -15,6 +15,7 @@ itself to uint8 images (``captioner.models.encoder``), so images stay uint8, a q
 the bytes, until they reach it.
 """
 
+import dataclasses
 import os
 import warnings
 
@@ -26,6 +27,15 @@ from captioner.errors import ImageError
 MAX_PIXELS = 80_000_000  # about 9000 x 9000; larger files are refused before decoding
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white
+
+
+@dataclasses.dataclass
+class Unreadable:
+    """An input that could not be read (``captioner.inference.caption_files`` and
+    ``classify_files`` with ``unreadable="report"``): its path and why, one line for the
+    user."""
+    path: str
+    reason: str
 
 
 def _to_rgb(image):

@@ -123,8 +123,20 @@ class CaptionTrainer(EpochLoop):
         return model
 
     def restore(self, model):
-        self.vocabulary = Vocabulary.load(os.path.join(self.out, VOCAB_FILE))
+        from captioner.saving import check_vocabulary
+        path = os.path.join(self.out, VOCAB_FILE)
+        self.vocabulary = Vocabulary.load(path)
+        check_vocabulary(model, self.vocabulary, path)
         self.model_config = model.model_config
+
+    def data_fingerprint(self):
+        """A hash of the training images' file names and their captions, in order."""
+        import hashlib
+        digest = hashlib.sha256()
+        for record in self.data.train:
+            digest.update(os.path.basename(record.path).encode() + b"\0")
+            digest.update("\n".join(record.captions).encode() + b"\1")
+        return digest.hexdigest()
 
     def _features(self, model, records):
         """A FeatureCache for ``records`` when the encoder is frozen (None otherwise: the
@@ -151,11 +163,30 @@ class CaptionTrainer(EpochLoop):
                         images=self._features(model, records),
                         length_bucket=config.length_bucket, bad_images=config.bad_images,
                         **extra)
-            if config.bad_images == "error" and made.images.input_key == "images":
-                made.images.check(progress=self.progress)  # refuse before the first step
+            if made.images.input_key == "images":  # every image read before the first step
+                made.images.check(progress=self.progress)  # refuses with "error"
             return made
         self.train_batches = batches(self.data.train, True, regions)
-        return self.train_batches, batches(self.data.val, False) if self.data.val else None
+        validation = batches(self.data.val, False) if self.data.val else None
+        self._report_skipped(validation)
+        return self.train_batches, validation
+
+    def _report_skipped(self, validation):
+        """Says, before the first step, how many images cannot be read and will be
+        skipped (their captions weigh nothing), and lists them in OUT/skipped_images.json."""
+        skipped = {}
+        for name, data in (("training", self.train_batches), ("validation", validation)):
+            if data is None or not data.bad:
+                continue
+            bad = {data.records[index].path: why for index, why in sorted(data.bad.items())}
+            skipped[name] = bad
+            print(f"skipping {len(bad)} of {len(data.records)} {name} images that cannot be "
+                  f"read (--bad-images error refuses them instead): "
+                  + "; ".join(list(bad.values())[:3]) + (" ..." if len(bad) > 3 else ""),
+                  file=sys.stderr)
+        if skipped and self.placement.writes:
+            from captioner import io
+            io.write_json(os.path.join(self.out, "skipped_images.json"), skipped)
 
     def _regions(self, model):
         """The targets of attention supervision (``WordRegions``), where it is on."""

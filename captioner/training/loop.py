@@ -1,21 +1,27 @@
 """The one checkpointed epoch loop: every model kind trains through it.
 
 ``fit()`` runs one epoch at a time with a progress bar; after each epoch the loop scores
-the model, picks the best epoch, and writes, each file atomically::
+the model, picks the best epoch, writes the epoch's checkpoint as one unit, and then
+publishes it, each file atomically::
 
+    OUT/checkpoint/epoch-NNNN/, latest.json                  the checkpoint (see
+                                                             ``captioner.training.checkpoint``)
     OUT/model.keras, config.json, MODEL_CARD.md (+ labels)   the best epoch's model folder
     OUT/metrics.json                                         one row per epoch (+ "test")
     OUT/training_curves.png                                  the curves of those rows
-    OUT/checkpoint/last.keras, state.json                    the last epoch, with optimizer
 
-``resume=True`` continues from the checkpoint exactly: the weights, the optimizer's state
-(moments, step count, hence the learning rate), the epoch, every layer's random state
-(reset from (seed, epoch) before each epoch) and the data order, which the data sets draw
-from (seed, epoch) themselves. A model kind plugs in through the hooks of
+A kill at any moment leaves a complete checkpoint (the previous epoch's or the new one);
+what OUT publishes is rewritten from it when the run resumes. ``resume=True`` verifies the
+checkpoint (file digests, epoch, optimizer step, random state, training data) and
+continues from it exactly: the weights, the optimizer's state (moments, step count, hence
+the learning rate), the epoch, every layer's random state (reset from (seed, epoch) before
+each epoch) and the data order, which the data sets draw from (seed, epoch) themselves.
+While a run writes, OUT/.lock keeps a second process from training into the same folder. A model kind plugs in through the hooks of
 :class:`EpochLoop`: a new model, its data, its validation columns, its objective, its
 model card and curves.
 """
 
+import contextlib
 import os
 import sys
 import time
@@ -25,15 +31,27 @@ import numpy as np
 
 from captioner import io
 from captioner.config import TrainConfig
-from captioner.errors import ConfigError
+from captioner.errors import ConfigError, OutputError
 from captioner.render import save_curves
-from captioner.saving import CARD_FILE, load_keras_file, load_model, save_keras_file, save_model
+from captioner.saving import (CARD_FILE, CONFIG_FILE, load_keras_file, load_model,
+                              save_keras_file, save_model)
+from captioner.training.checkpoint import Checkpoints, CheckpointError
 from captioner.training.distribution import Placement, placement
 from captioner.training.progress import ProgressBar
 
 CHECKPOINT_DIR = "checkpoint"
 RESUMABLE_CHANGES = ("epochs", "validation_images", "pipeline", "bad_images", "distribute",
                      "devices")  # a checkpoint resumes on another number of devices  # what a resumed run may change
+
+
+def _seed_generators(model):
+    return [g for layer in model._flatten_layers() for g in layer._seed_generators]
+
+
+def random_state(model, seed, epoch):
+    """The states ``reseed_layers`` gives ``model``'s random generators at ``epoch``, as
+    lists (what a checkpoint records, and a resumed run checks)."""
+    return [[seed * 1009 + index, epoch] for index in range(len(_seed_generators(model)))]
 
 
 def reseed_layers(model, seed, epoch):
@@ -43,9 +61,8 @@ def reseed_layers(model, seed, epoch):
     A .keras file does not store SeedGenerator states, so without this a resumed run would
     draw other random numbers than the uninterrupted one.
     """
-    generators = [g for layer in model._flatten_layers() for g in layer._seed_generators]
-    for index, generator in enumerate(generators):
-        generator.state.assign(np.array([seed * 1009 + index, epoch], dtype=generator.state.dtype))
+    for generator, values in zip(_seed_generators(model), random_state(model, seed, epoch)):
+        generator.state.assign(np.array(values, dtype=generator.state.dtype))
 
 
 def fit_input(batches):
@@ -131,29 +148,91 @@ class EpochLoop:
         raise NotImplementedError
 
     # --- the loop ----------------------------------------------------------------------
+    def data_fingerprint(self):
+        """A hash of the training data (hook): a resumed run refuses other data. None: not
+        checked."""
+        return None
+
     def _start(self, resume):
-        state_path = os.path.join(self.checkpoint, "state.json")
-        if resume and os.path.isfile(state_path):
-            state = io.read_json(state_path, "training state")
-            # More epochs may be asked for; anything else would not be the same run.
-            before = {**TrainConfig().to_dict(), **state["train_config"]}  # older runs lack new keys
-            changed = sorted(k for k, v in self.train_config.to_dict().items()
-                             if before[k] != v and k not in RESUMABLE_CHANGES)
-            if changed:
-                raise ConfigError(f"--resume with different training settings ({', '.join(changed)}) "
-                                  f"than the run in {self.out}; drop those options to continue it")
-            model = load_keras_file(os.path.join(self.checkpoint, "last.keras"), compile=True)
-            self.restore(model)
-            print(f"resuming {self.out} after epoch {state['epoch']}", file=sys.stderr)
-            if "best_objective" not in state:  # runs from before the one loop
-                state["best_objective"] = (-state["best_cider"] if "best_cider" in state
-                                           else state.get("best_error", float("inf")))
-            return model, state, False
-        if os.path.isfile(state_path):
+        checkpoints = Checkpoints(self.checkpoint)
+        if checkpoints.exists() and not resume:
             raise ConfigError(f"{self.out} already holds a training run: add --resume to "
                               "continue it, or choose another --out")
-        return self.create_model(), {"epoch": 0, "history": [], "best_epoch": None,
-                                     "best_objective": float("inf"), "wall_time": 0.0}, True
+        found = checkpoints.latest() if resume else None
+        if found is None:
+            if resume:
+                print(f"no complete checkpoint in {self.out}: training from the start",
+                      file=sys.stderr)
+            return self.create_model(), {"epoch": 0, "history": [], "best_epoch": None,
+                                         "best_objective": float("inf"), "wall_time": 0.0}, True
+        folder, state = found
+        # More epochs may be asked for; anything else would not be the same run.
+        before = {**TrainConfig().to_dict(), **state["train_config"]}  # older runs lack new keys
+        changed = sorted(k for k, v in self.train_config.to_dict().items()
+                         if before[k] != v and k not in RESUMABLE_CHANGES)
+        if changed:
+            raise ConfigError(f"--resume with different training settings ({', '.join(changed)}) "
+                              f"than the run in {self.out}; drop those options to continue it")
+        model = load_keras_file(checkpoints.model_path(folder), compile=True)
+        self.restore(model)
+        checked = self._verify(model, state, folder)
+        print(f"resuming {self.out} from epoch {state['epoch']} of {self.train_config.epochs} "
+              f"(checkpoint {os.path.relpath(folder, self.out)}: {checked})", file=sys.stderr)
+        if "best_objective" not in state:  # runs from before the one loop
+            state["best_objective"] = (-state["best_cider"] if "best_cider" in state
+                                       else state.get("best_error", float("inf")))
+        if self.placement.writes:
+            with self.placement.alone():
+                self._publish(state, checkpoints)  # what a kill after the checkpoint missed
+        return model, state, False
+
+    def _verify(self, model, state, folder):
+        """Checks a loaded checkpoint against its state; returns what was checked, for the
+        user. CheckpointError where the optimizer's step, the random state or the data
+        disagree (the files and the epoch were checked by ``Checkpoints.latest``)."""
+        checked = []
+        if "files" in state:
+            checked.append(f"SHA-256 of {', '.join(sorted(state['files']))} verified")
+        if "optimizer_iterations" in state:
+            step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+            if step != state["optimizer_iterations"]:
+                raise CheckpointError(f"Checkpoint {folder}: the optimizer is at step {step}, "
+                                      f"the state says {state['optimizer_iterations']}")
+            checked.append(f"optimizer step {step}")
+        if "random_state" in state:
+            expected = random_state(model, self.train_config.seed, state["epoch"])
+            if expected != state["random_state"]:
+                raise CheckpointError(f"Checkpoint {folder}: the model's random generators "
+                                      "and seed do not match the state's")
+            checked.append(f"random state of {len(expected)} generators, seed "
+                           f"{self.train_config.seed}")
+        fingerprint = self.data_fingerprint()
+        if state.get("data") and fingerprint and state["data"] != fingerprint:
+            raise CheckpointError(f"--resume on other training data than the run in "
+                                  f"{self.out} was trained on (images or captions changed)")
+        if state.get("data") and fingerprint:
+            checked.append("same training data")
+        return ", ".join(checked) or "single-file format, unverified"
+
+    @contextlib.contextmanager
+    def _lock(self):
+        """Holds OUT/.lock while the run writes: a second process training into the same
+        folder is refused (the lock dies with its process, a kill included)."""
+        try:
+            import fcntl
+        except ImportError:  # not on POSIX: no lock
+            yield
+            return
+        with io.refused_writes(self.out):
+            handle = open(os.path.join(self.out, ".lock"), "a")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(f"another process is training into {self.out}") from None
+            yield
+        finally:
+            handle.close()
 
     def run(self, resume=False, progress=True, stop_after=None, callbacks=()):
         """Trains to ``train_config.epochs``; returns the history (a list of rows).
@@ -165,11 +244,18 @@ class EpochLoop:
         a larger ``epochs`` continues at the schedule's final rate.
         """
         self.placement = placement(self.train_config)
+        lock = contextlib.nullcontext()
         if self.placement.writes:
-            os.makedirs(self.out, exist_ok=True)
+            with io.refused_writes(self.out):
+                os.makedirs(self.out, exist_ok=True)
+            lock = self._lock()
         # hooks that do long work of their own show it alike (the first process only)
         self.progress = progress = progress and self.placement.writes
-        with self.placement.scope:  # the model is created and laid out in it
+        with lock, self.placement.scope:  # the model is created and laid out in it
+            if self.placement.writes:  # what killed writes left
+                io.remove_partials(self.out)
+                if Checkpoints(self.checkpoint).exists():
+                    Checkpoints(self.checkpoint).prune()
             return self._epochs(resume, progress, stop_after, callbacks)
 
     def _epochs(self, resume, progress, stop_after, callbacks):
@@ -212,13 +298,40 @@ class EpochLoop:
         return state["history"]
 
     def _save(self, model, state, improved):
-        save_keras_file(model, os.path.join(self.checkpoint, "last.keras"), optimizer=True)
-        if improved:
-            save_model(self.out, model, self.labels(), self.card(state),
-                       extra={"training": self.train_config.to_dict(), "data": self.source})
+        """Writes the epoch's checkpoint as one unit (``captioner.training.checkpoint``),
+        then publishes it: the best model folder, metrics.json and the curves in OUT."""
+        checkpoints = Checkpoints(self.checkpoint)
+        state.update(optimizer_iterations=int(keras.ops.convert_to_numpy(
+                         model.optimizer.iterations)),
+                     random_state=random_state(model, self.train_config.seed, state["epoch"]),
+                     data=self.data_fingerprint())
+
+        def write_best(folder):
+            save_model(folder, model, self.labels(), self.card(state),
+                       extra={"training": {**self.train_config.to_dict(),
+                                           "epoch": state["best_epoch"]},
+                              "data": self.source})
+        try:
+            checkpoints.write(state["epoch"], state,
+                              lambda path: save_keras_file(model, path, optimizer=True),
+                              write_best if improved else None)
+        except OutputError as error:
+            kept = checkpoints.latest()
+            raise OutputError(f"{error}; the checkpoint of epoch {kept[1]['epoch']} in "
+                              f"{self.checkpoint} is intact (--resume continues from it)"
+                              if kept else f"{error}; no checkpoint was written") from None
+        self._publish(state, checkpoints, improved)
+
+    def _publish(self, state, checkpoints, model_changed=True):
+        """OUT's files from the checkpoint: the best model folder (copied, config.json last),
+        metrics.json, training_curves.png; each atomically, all rewritable after a kill."""
+        best = checkpoints.best_folder()
+        if model_changed and best is not None:
+            names = sorted(os.listdir(best), key=lambda name: name == CONFIG_FILE)
+            for name in names:
+                io.copy_file(os.path.join(best, name), os.path.join(self.out, name))
         io.write_json(os.path.join(self.out, "metrics.json"),
                       {"best_epoch": state["best_epoch"], "history": state["history"]})
-        io.write_json(os.path.join(self.checkpoint, "state.json"), state)  # last: marks it done
         save_curves(os.path.join(self.out, "training_curves.png"), state["history"],
                     self.curves)
 

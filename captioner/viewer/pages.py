@@ -7,6 +7,7 @@ described hypothesis: words, probabilities, maps), ``glimpse_item`` (a RAM's ans
 """
 
 import base64
+import contextlib
 import io as bytes_io
 import json
 import os
@@ -16,7 +17,8 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from captioner.errors import ConfigError
+from captioner.errors import ConfigError, OutputError
+from captioner.io import refused_writes
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 MARKER = ".captioner-viewer"  # a folder holding it is a viewer, which a new one replaces
@@ -101,11 +103,13 @@ class ViewerWriter:
         if os.path.exists(self.folder) and not os.path.isdir(self.folder):
             raise ConfigError(f"--html {folder} is a file, not a folder")
         parent = os.path.dirname(self.folder)
-        os.makedirs(parent, exist_ok=True)
-        self.temporary = tempfile.mkdtemp(prefix="." + os.path.basename(self.folder)
-                                          + ".partial-", dir=parent)
-        os.makedirs(os.path.join(self.temporary, "data"))
-        os.makedirs(os.path.join(self.temporary, "images"))
+        with refused_writes(self.folder):
+            os.makedirs(parent, exist_ok=True)
+            self.temporary = tempfile.mkdtemp(prefix="." + os.path.basename(self.folder)
+                                              + ".partial-", dir=parent)
+        with self._writing():
+            os.makedirs(os.path.join(self.temporary, "data"))
+            os.makedirs(os.path.join(self.temporary, "images"))
         self.manifest = {"kind": kind, "title": title, "grid": list(grid) if grid else None,
                          "summary": summary or [], "page_size": page_size, "pages": 0,
                          "items": []}
@@ -124,14 +128,31 @@ class ViewerWriter:
         picture = Image.fromarray(pixels).convert("RGB")
         picture.thumbnail((THUMBNAIL, THUMBNAIL), Image.BICUBIC)
         name = f"images/{number:06d}.jpg"
-        picture.save(os.path.join(self.temporary, name), format="JPEG", quality=88)
+        with self._writing():
+            picture.save(os.path.join(self.temporary, name), format="JPEG", quality=88)
         entry = {"i": number, "page": number // self.page_size,
                  "name": item.get("name", str(number)), **(index_fields or {})}
         self.manifest["items"].append(entry)
         self.pending.append({**item, "i": number, "image": name,
                              "width": picture.width, "height": picture.height})
         if len(self.pending) == self.page_size:
-            self._flush()
+            with self._writing():
+                self._flush()
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """A refused write (no space, no permission) is one line for the user, and the
+        unfinished folder is removed."""
+        try:
+            with refused_writes(self.folder):
+                yield
+        except OutputError:
+            self.abandon()
+            raise
+
+    def unreadable(self, name, reason):
+        """Lists an input that could not be read above the items."""
+        self.manifest["summary"].append(["not read", name, reason])
 
     def _flush(self):
         if not self.pending:
@@ -150,6 +171,10 @@ class ViewerWriter:
 
     def close(self):
         """Writes the manifest and the page, and moves the folder into place."""
+        with self._writing():
+            return self._close()
+
+    def _close(self):
         self._flush()
         self._script("data/manifest.js", "manifest", self.manifest)
         with open(os.path.join(STATIC, "viewer.html"), encoding="utf-8") as handle:

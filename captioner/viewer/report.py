@@ -37,6 +37,8 @@ def summary_rows(scores, notes):
     rows.append(["images", str(scores.get("images", "")), ""])
     for what, why in notes.get("skipped", {}).items():
         rows.append([what, "skipped", why])
+    for path, why in notes.get("unreadable", {}).items():
+        rows.append(["not read", path, why])
     return rows
 
 

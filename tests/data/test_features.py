@@ -36,7 +36,8 @@ def test_features_equal_the_encoder_output_and_are_reused(paths, tmp_path):
     again = FeatureCache(encoder, paths, str(tmp_path), progress=False)
     assert not again.built and again.key == first.key
     np.testing.assert_array_equal(again.batch([0, 1, 2, 3])[0], first.batch([0, 1, 2, 3])[0])
-    assert sorted(os.listdir(tmp_path)) == [f"{first.key}.json", f"{first.key}.npy"]
+    names = sorted(os.listdir(tmp_path))  # the store, and the lock it was built under
+    assert names == [f".{first.key}.lock", f"{first.key}.json", f"{first.key}.npy"]
 
 
 def test_another_backbone_image_size_or_weights_gives_another_store(paths, tmp_path):

@@ -5,6 +5,7 @@ from captioner.config import TrainConfig, preset
 from captioner.data.coco import load_coco_split
 from captioner.saving import load_keras_file
 from captioner.training.captioning import CaptionTrainer, TrainingData
+from captioner.training.checkpoint import latest_model_path
 
 pytestmark = pytest.mark.backend
 
@@ -21,7 +22,7 @@ def make_trainer(synthetic_coco, out, epochs, dropout=0.0, pipeline="auto"):
 
 
 def weights_of(folder):
-    model = load_keras_file(str(folder / "checkpoint" / "last.keras"))
+    model = load_keras_file(latest_model_path(folder))
     return [np.asarray(w) for w in model.get_weights()]
 
 

@@ -44,6 +44,7 @@ from captioner.config import RamConfig, TrainConfig, preset
 from captioner.data.classification import digit_splits, load_digits
 from captioner.data.coco import load_coco_split
 from captioner.saving import load_keras_file, load_model
+from captioner.training.checkpoint import latest_model_path
 from captioner.training.captioning import CaptionTrainer, TrainingData
 
 
@@ -60,7 +61,7 @@ def captioner(coco, out, name, attention, epochs=1, frozen=False, validate=True,
 
 
 def weights(out, name):
-    model = load_keras_file(os.path.join(out, name, "checkpoint", "last.keras"))
+    model = load_keras_file(latest_model_path(os.path.join(out, name)))
     return model, [np.asarray(w) for w in model.get_weights()]
 
 
@@ -217,6 +218,7 @@ def test_two_jax_processes_train_as_one_and_only_the_first_writes(synthetic_coco
     assert outputs[1]["loss"] == pytest.approx(one["loss"], rel=1e-5)  # the global loss
     import numpy as np
     from captioner.saving import load_keras_file
-    a, b = (load_keras_file(str(tmp_path / name / "checkpoint" / "last.keras")).get_weights()
+    from captioner.training.checkpoint import latest_model_path
+    a, b = (load_keras_file(latest_model_path(tmp_path / name)).get_weights()
             for name in ("one", "two"))
     assert max(float(np.abs(np.asarray(x) - np.asarray(y)).max()) for x, y in zip(a, b)) < 2e-5

@@ -11,6 +11,7 @@ from captioner.config import RamConfig, TrainConfig
 from captioner.data.classification import digit_splits, load_digits
 from captioner.errors import ConfigError
 from captioner.saving import load_keras_file, load_model
+from captioner.training.checkpoint import latest_model_path
 from captioner.training.ram import RamTrainer
 
 pytestmark = pytest.mark.backend
@@ -32,7 +33,7 @@ def test_a_ram_run_resumes_exactly_and_keeps_its_best_epoch(tmp_path):
     resumed = make_trainer(tmp_path / "split", 2).run(resume=True, progress=False)
     assert [row["loss"] for row in resumed] == pytest.approx([r["loss"] for r in straight],
                                                             abs=1e-6)
-    weights = [load_keras_file(str(tmp_path / run / "checkpoint" / "last.keras")).get_weights()
+    weights = [load_keras_file(latest_model_path(tmp_path / run)).get_weights()
                for run in ("straight", "split")]
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, atol=1e-6)

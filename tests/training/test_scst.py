@@ -157,7 +157,8 @@ def test_a_self_critical_run_resumes_exactly(synthetic_coco, tmp_path):
         [row["reward"] for row in straight], abs=1e-9)
     assert {"reward", "greedy_reward", "absent", "val_cider"} <= set(straight[0])
     from captioner.saving import load_keras_file
-    weights = [load_keras_file(str(tmp_path / name / "checkpoint" / "last.keras")).get_weights()
+    from captioner.training.checkpoint import latest_model_path
+    weights = [load_keras_file(latest_model_path(tmp_path / name)).get_weights()
                for name in ("straight", "split")]
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, atol=1e-6)

@@ -1,0 +1,217 @@
+"""A training checkpoint is one unit: a folder per epoch, and a pointer written last.
+
+::
+
+    OUT/checkpoint/epoch-0007/training.keras   the model with its optimizer state
+                             /state.json       epoch, history, best epoch, configurations,
+                                               optimizer step, random state, data
+                                               fingerprint, and the SHA-256 of every file
+                             /best/            the model folder of this epoch, when it is
+                                               the best so far (what OUT/ publishes; an
+                                               older epoch kept for it keeps only it)
+    OUT/checkpoint/latest.json                 {"folder": "epoch-0007", "epoch": 7}
+
+An epoch's folder is written whole under a temporary name and renamed into place
+(``io.atomic_folder``); then ``latest.json`` is replaced atomically. A kill at any instant
+therefore leaves ``latest.json`` naming either the previous complete folder or the new
+one: never a mixture of epochs. Folders that no pointer names (a newer one whose pointer
+was never written, older ones, temporary ones) are removed by the next write.
+
+:meth:`Checkpoints.latest` reads and verifies one before a run resumes: the folder's
+files against their digests, the epoch of the pointer, the folder and the history
+against each other; the caller then checks the optimizer's step and the random state of
+the loaded model against the state (``EpochLoop``).
+
+Test hook: with ``CAPTIONER_CHECKPOINT_PAUSE=SECONDS`` in the environment, every write
+says ``checkpoint: <what comes next>`` on standard error and sleeps that long between
+its files, so that a test can kill the process at each of those moments
+(``benchmarks/kill_resume.py``).
+"""
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import sys
+import time
+
+from captioner import io
+from captioner.errors import ModelError
+
+POINTER, STATE, MODEL, BEST = "latest.json", "state.json", "training.keras", "best"
+FOLDER = re.compile(r"^epoch-(\d{4,})$")
+PAUSE_VARIABLE = "CAPTIONER_CHECKPOINT_PAUSE"
+
+
+class CheckpointError(ModelError):
+    """A checkpoint that is damaged or does not belong to the run being resumed."""
+
+
+def folder_name(epoch):
+    return f"epoch-{epoch:04d}"
+
+
+def file_digest(path):
+    """The SHA-256 of a file, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_digests(folder):
+    """{relative path: SHA-256} of every file under ``folder``."""
+    digests = {}
+    for root, _, names in os.walk(folder):
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            digests[os.path.relpath(path, folder).replace(os.sep, "/")] = file_digest(path)
+    return digests
+
+
+def pause(what):
+    """The test hook (see the module docstring): announce ``what`` comes next, and wait."""
+    seconds = os.environ.get(PAUSE_VARIABLE)
+    if seconds:
+        print(f"checkpoint: {what}", file=sys.stderr, flush=True)
+        time.sleep(float(seconds))
+
+
+class Checkpoints:
+    """The checkpoints of a training run, in ``folder`` (OUT/checkpoint)."""
+
+    def __init__(self, folder):
+        self.folder = os.fspath(folder)
+
+    @property
+    def pointer(self):
+        return os.path.join(self.folder, POINTER)
+
+    def exists(self):
+        """Whether a complete checkpoint was written (a run to resume)."""
+        return os.path.isfile(self.pointer) or self._legacy() is not None
+
+    def write(self, epoch, state, write_model, write_best=None):
+        """Writes the checkpoint of ``epoch`` as one unit; returns its folder.
+
+        ``write_model(path)`` saves the model with its optimizer to ``path``;
+        ``write_best(folder)``, given when this epoch is the best so far, writes the model
+        folder into ``folder``. ``state`` (JSON-able) gets the file digests added."""
+        name = folder_name(epoch)
+        target = os.path.join(self.folder, name)
+        best = name if write_best is not None else state.get("best_folder")
+        state["best_folder"] = best
+        current = self._pointed()
+        if os.path.isdir(target) and name != current:
+            shutil.rmtree(target)  # a complete folder whose pointer a kill prevented
+        with io.atomic_folder(target) as temporary:
+            pause("training.keras")
+            write_model(os.path.join(temporary, MODEL))
+            if write_best is not None:
+                pause("best model folder")
+                os.makedirs(os.path.join(temporary, BEST))
+                write_best(os.path.join(temporary, BEST))
+            pause("state.json")
+            io.write_json(os.path.join(temporary, STATE),
+                          {**state, "files": folder_digests(temporary)})
+            pause("rename of the epoch folder")
+        pause("latest.json")
+        io.write_json(self.pointer, {"folder": name, "epoch": epoch, "best_folder": best})
+        pause("removal of older checkpoints")
+        self.prune(keep={name, best})
+        return target
+
+    def prune(self, keep=None):
+        """Removes every epoch folder but the pointer's and the best model's, and whatever
+        killed writes left behind."""
+        if keep is None:
+            keep = self._pointer_folders()
+        io.remove_partials(self.folder)
+        latest = self._pointed()
+        for name in os.listdir(self.folder) if os.path.isdir(self.folder) else ():
+            if FOLDER.match(name) and name not in keep:
+                shutil.rmtree(os.path.join(self.folder, name), ignore_errors=True)
+            elif FOLDER.match(name) and name != latest:  # kept for its best model alone
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(self.folder, name, MODEL))
+        for name in ("last.keras", "state.json"):  # the single-file format before this one
+            if self._pointed() and os.path.isfile(os.path.join(self.folder, name)):
+                os.remove(os.path.join(self.folder, name))
+
+    def latest(self):
+        """(folder, state) of the newest complete checkpoint, verified; None if there is
+        none. Raises CheckpointError for one that is damaged."""
+        name = self._pointed()
+        if name is None:
+            legacy = self._legacy()
+            return None if legacy is None else (self.folder, legacy)
+        folder = os.path.join(self.folder, name)
+        pointer = io.read_json(self.pointer, "checkpoint pointer")
+        if not os.path.isdir(folder):
+            raise CheckpointError(f"{self.pointer} names {name}, which is not there")
+        state = io.read_json(os.path.join(folder, STATE), "checkpoint state")
+        expected = state.get("files", {})
+        found = folder_digests(folder)
+        found.pop(STATE, None)
+        if MODEL not in expected or found != expected:
+            differ = sorted(set(found.items()) ^ set(expected.items()))
+            raise CheckpointError(f"Checkpoint {folder} is damaged: "
+                                  f"{differ[0][0] if differ else MODEL} differs from what was "
+                                  "written")
+        epochs = {"pointer": pointer.get("epoch"), "folder": int(FOLDER.match(name).group(1)),
+                  "state": state.get("epoch"), "history": len(state.get("history", ()))}
+        if len(set(epochs.values())) != 1:
+            raise CheckpointError(f"Checkpoint {folder} disagrees on its epoch: " + ", ".join(
+                f"{k} {v}" for k, v in epochs.items()))
+        best = pointer.get("best_folder")
+        if best and not os.path.isfile(os.path.join(self.folder, best, BEST, "model.keras")):
+            raise CheckpointError(f"Checkpoint {folder}: the best epoch's model ({best}/best) "
+                                  "is missing")
+        return folder, state
+
+    def model_path(self, folder):
+        """The model file (with optimizer) of a checkpoint folder ``latest`` returned."""
+        legacy = os.path.join(folder, "last.keras")
+        return legacy if folder == self.folder else os.path.join(folder, MODEL)
+
+    def best_folder(self):
+        """The model folder of the best epoch (None before the first checkpoint, and in the
+        single-file format)."""
+        if not os.path.isfile(self.pointer):
+            return None
+        best = io.read_json(self.pointer, "checkpoint pointer").get("best_folder")
+        return os.path.join(self.folder, best, BEST) if best else None
+
+    def _pointed(self):
+        if not os.path.isfile(self.pointer):
+            return None
+        pointer = io.read_json(self.pointer, "checkpoint pointer")
+        name = pointer.get("folder") if isinstance(pointer, dict) else None
+        if not isinstance(name, str) or not FOLDER.match(name):
+            raise CheckpointError(f"{self.pointer} does not name an epoch folder")
+        return name
+
+    def _pointer_folders(self):
+        if not os.path.isfile(self.pointer):
+            return set()
+        pointer = io.read_json(self.pointer, "checkpoint pointer")
+        return {pointer.get("folder"), pointer.get("best_folder")} - {None}
+
+    def _legacy(self):
+        """The state of a run written in the single-file format (last.keras and state.json,
+        the state written last), or None."""
+        state_path = os.path.join(self.folder, "state.json")
+        if os.path.isfile(self.pointer) or not os.path.isfile(state_path):
+            return None
+        return io.read_json(state_path, "training state")
+
+
+def latest_model_path(out):
+    """The model file (with optimizer) of the newest checkpoint of the run in ``out``."""
+    checkpoints = Checkpoints(os.path.join(out, "checkpoint"))
+    found = checkpoints.latest()
+    if found is None:
+        raise CheckpointError(f"No checkpoint in {out}")
+    return checkpoints.model_path(found[0])
