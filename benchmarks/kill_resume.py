@@ -1,7 +1,7 @@
 """Kill a training run at random moments, resume it each time, and compare the result with
 a run that was never interrupted.
 
-    python benchmarks/kill_resume.py [--kills 10] [--epochs 6] [--seed 0] [--task caption|ram]
+    python benchmarks/kill_resume.py [--kills 10] [--epochs 20] [--seed 0] [--task caption|ram]
 
 What it compares: the same ``train.py`` run (tiny captioner on synthetic COCO-style data,
 or a tiny RAM on scikit-learn's digits), once straight through and once killed with
@@ -35,8 +35,9 @@ PHASES = ("training.keras", "best model folder", "state.json", "rename of the ep
           "latest.json", "removal of older checkpoints")
 
 
-def train_command(task, data, out, epochs, seed):
-    """The train.py command line of the compared run (tiny, so that a kill costs seconds)."""
+def train_command(task, data, out, epochs, seed, validation=True):
+    """The train.py command line of the compared run (tiny, so that a kill costs seconds);
+    ``validation=False``: no validation split (the best epoch by training loss)."""
     if task == "ram":
         return [sys.executable, os.path.join(ROOT, "train.py"), "--task", "ram", "--digits",
                 "cluttered", "--digit-source", "sklearn", "--canvas", "32", "--glimpses", "2",
@@ -46,7 +47,8 @@ def train_command(task, data, out, epochs, seed):
             "--epochs", str(epochs), "--seed", str(seed), "--image-size", "32", "--width", "8",
             "--lstm-units", "32", "--embedding-dim", "16", "--attention-units", "16",
             "--batch-size", "8", "--validation-images", "4", "--max-words", "8",
-            "--dropout", "0.3", "--test-split", "none", "--no-progress"]
+            "--dropout", "0.3", "--test-split", "none", "--no-progress"] \
+        + ([] if validation else ["--val-split", "none"])
 
 
 class Run:
@@ -135,26 +137,31 @@ def largest_difference(a, b):
                for x, y in zip(a, b))
 
 
-def kill_and_resume(command, kills, seed, pause=0.3, checkpoint_share=0.5, longest=40.0,
-                    say=print):
-    """Runs ``command`` (with --resume) killed ``kills`` times, then to the end; returns a
-    list of what each kill hit. ``longest``: the latest random moment, in seconds."""
+def random_moments(kills, seed, longest, checkpoint_share=0.5):
+    """``kills`` kill moments: ("checkpoint", phase, n), the n-th announcement of a phase
+    of a checkpoint write, or ("time", seconds) after the start."""
     rng = random.Random(seed)
+    every_epoch = [phase for phase in PHASES if phase != "best model folder"]  # not always
+    return [("checkpoint", rng.choice(every_epoch), rng.randint(1, 2))
+            if rng.random() < checkpoint_share else ("time", rng.uniform(1.0, longest))
+            for _ in range(kills)]
+
+
+def kill_and_resume(command, moments, pause=0.3, say=print, finish=True):
+    """Runs ``command`` with --resume, killed at each of ``moments`` (``random_moments``)
+    in turn, then (``finish``) to the end; returns what each kill hit."""
     out = command[command.index("--out") + 1]
     hits = []
-    for number in range(1, kills + 1):
+    for number, moment in enumerate(moments, start=1):
         run = Run(command + ["--resume"], pause)
-        if rng.random() < checkpoint_share:
-            phase = rng.choice(PHASES)
-            # the n-th time this phase comes, so that kills fall in different epochs
-            times = rng.randint(1, 2)
+        if moment[0] == "checkpoint":
+            _, phase, times = moment
             reached = all(run.wait_for(f"checkpoint: {phase}", 600) for _ in range(times))
             what = f"inside a checkpoint write, before {phase}" if reached else \
                 "after the run ended (the phase never came)"
         else:
-            delay = rng.uniform(1.0, longest)
-            time.sleep(delay)
-            what = f"at {delay:.1f} s"
+            time.sleep(moment[1])
+            what = f"at {moment[1]:.1f} s"
         ended = run.process.poll() is not None
         run.kill()
         loaded, partial = check_files(out)
@@ -163,7 +170,8 @@ def kill_and_resume(command, kills, seed, pause=0.3, checkpoint_share=0.5, longe
                      "checkpoint_epoch": epoch, "files_loaded": loaded, "partial_files": partial})
         say(f"kill {number}: {what}{' (the run had ended)' if ended else ''}; checkpoint at "
             f"epoch {epoch}; {loaded} files load, {partial} temporary left")
-    Run(command + ["--resume"]).finish()
+    if finish:
+        Run(command + ["--resume"]).finish()
     return hits
 
 
@@ -181,12 +189,13 @@ def histories(out):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--task", choices=("caption", "ram"), default="caption")
     parser.add_argument("--out", default=os.path.join(ROOT, "runs", "kill_resume"))
-    parser.add_argument("--longest", type=float, default=60.0,
-                        help="latest random kill moment after a start, in seconds")
+    parser.add_argument("--longest", type=float, default=None,
+                        help="latest random kill moment after a start, in seconds (default: "
+                             "half the uninterrupted run's time)")
     args = parser.parse_args(argv)
     from captioner.cli import import_keras_quietly
     import_keras_quietly()
@@ -199,10 +208,11 @@ def main(argv=None):
     straight, killed = os.path.join(args.out, "straight"), os.path.join(args.out, "killed")
     started = time.time()
     Run(train_command(args.task, data, straight, args.epochs, args.seed)).finish()
-    print(f"uninterrupted run: {time.time() - started:.0f} s", flush=True)
+    seconds = time.time() - started
+    print(f"uninterrupted run: {seconds:.0f} s", flush=True)
+    moments = random_moments(args.kills, args.seed, args.longest or 0.5 * seconds)
     hits = kill_and_resume(train_command(args.task, data, killed, args.epochs, args.seed),
-                           args.kills, args.seed, longest=args.longest,
-                           say=lambda text: print(text, flush=True))
+                           moments, say=lambda text: print(text, flush=True))
     (last_a, best_a), (last_b, best_b) = final_weights(straight), final_weights(killed)
     loaded, partial = check_files(killed)
     print(f"\n{args.task} run, {args.epochs} epochs, {keras.backend.backend()} backend, "

@@ -44,3 +44,12 @@ def test_caption_takes_arrays_and_files_alike(tmp_path):
     assert from_file["alphas"].shape == (len(from_file["words"]),) + model.model.grid_shape
     with pytest.raises(ValueError, match="uint8 RGB"):
         captioner.caption(model, [np.zeros((8, 8), np.float32)])
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(open(sample, "rb").read()[:100])
+    from captioner.errors import ImageError
+    with pytest.raises(ImageError, match="broken.png"):
+        captioner.caption(model, [sample, str(broken)])
+    answered, failed = captioner.caption(model, [sample, str(broken)], unreadable="report")
+    assert answered["caption"] == from_file["caption"]
+    assert failed == {"path": str(broken), "error": failed["error"]} and \
+        "broken.png" in failed["error"]

@@ -79,19 +79,93 @@ def test_caption_beam_n_best_text_and_json(synthetic_coco, model_dir, tmp_path):
                               "--n-best", 3), "--n-best")
 
 
-def test_caption_scores_an_annotated_split(synthetic_coco, model_dir, tmp_path):
-    result = run("caption.py", "--coco", synthetic_coco, "--split", "test", "--model", model_dir,
+def test_caption_scores_an_annotated_split_and_says_which_images_it_skipped(
+        synthetic_coco, model_dir, tmp_path):
+    import shutil
+    data = tmp_path / "data"
+    shutil.copytree(synthetic_coco, data)
+    images = sorted((data / "test2017").iterdir())
+    images[1].write_bytes(images[1].read_bytes()[:150])  # truncated
+    images[4].unlink()  # named by the annotations, not there
+    result = run("caption.py", "--coco", data, "--split", "test", "--model", model_dir,
                  "--beam", 2, "--out", tmp_path, "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # some images could not be read
     report = json.loads(result.stdout)
     expected = {"BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr", "object_precision", "object_recall",
                 "chair_s", "attention_correctness", "uniform_baseline", "ms_per_image"}
     if report["notes"]["tokenizer"] == "ptb":
         expected.add("METEOR")
-    assert expected <= set(report["scores"]) and report["scores"]["images"] == 6
+    assert expected <= set(report["scores"]) and report["scores"]["images"] == 4
+    assert sorted(report["notes"]["unreadable"]) == sorted([str(images[1]), str(images[4])])
+    assert "skipped 2 of 6 images of the split that cannot be read" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2 and "Traceback" not in result.stderr
     results = json.loads((tmp_path / "captions_test_beam2.json").read_text())
-    assert len(results) == 6 and set(results[0]) == {"image_id", "caption"}
+    assert len(results) == 4 and set(results[0]) == {"image_id", "caption"}
     assert json.loads((tmp_path / "scores_test_beam2.json").read_text()) == report
+
+
+def test_one_unreadable_input_never_costs_the_others(synthetic_coco, model_dir, tmp_path):
+    import shutil
+    folder = tmp_path / "images"
+    shutil.copytree(os.path.join(synthetic_coco, "test2017"), folder)
+    images = sorted(folder.iterdir())
+    truncated = images[2]
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    (folder / "notes.png").write_text("not an image")
+    missing = tmp_path / "missing.jpg"
+    result = run("caption.py", folder, missing, "--model", model_dir, "--json",
+                 "--attention-dir", tmp_path / "maps", "--html", tmp_path / "html")
+    assert result.returncode == 1, result.stderr  # 0: all answered, 1: some, 2: none
+    results = json.loads(result.stdout)
+    failed = {item["path"]: item["error"] for item in results if "error" in item}
+    assert set(failed) == {str(missing), str(truncated), str(folder / "notes.png")}
+    assert "truncated" in failed[str(truncated)] and "Not an image" in \
+        failed[str(folder / "notes.png")]
+    captioned = [item for item in results if "caption" in item]
+    assert sorted(item["path"] for item in captioned) == sorted(
+        str(path) for path in images if path != truncated)
+    assert all(os.path.isfile(item["attention_png"]) for item in captioned)
+    assert sorted(os.listdir(tmp_path / "maps")) == sorted(
+        f"{path.stem}_attention.png" for path in images if path != truncated)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert sorted(errors) == sorted(f"error: {why}" for why in failed.values())
+    assert "answered 5 of 8 inputs; 3 could not be read" in result.stderr
+    assert "Traceback" not in result.stderr
+    manifest = (tmp_path / "html" / "data" / "manifest.js").read_text()
+    manifest = json.loads(manifest[manifest.index("(") + 1:manifest.rindex(")")])
+    assert len(manifest["items"]) == 5
+    assert sorted(row[1] for row in manifest["summary"] if row[0] == "not read") == \
+        sorted(failed)
+    text = run("caption.py", images[0], truncated, "--model", model_dir)
+    assert text.returncode == 1
+    assert text.stdout.startswith(f"{images[0]}: ")
+    assert f"error: Cannot decode image {truncated}" in text.stderr
+    nothing = run("caption.py", missing, tmp_path / "empty", "--model", model_dir)
+    assert nothing.returncode == 2
+    assert nothing.stderr.splitlines() == [f"error: Image not found: {missing}",
+                                           f"error: Image not found: {tmp_path / 'empty'}"]
+
+
+def test_an_output_the_system_refuses_is_one_line_and_leaves_no_half_file(
+        synthetic_coco, model_dir, tmp_path):
+    """The kernel refuses to let the process grow a file beyond 4 kB (RLIMIT_FSIZE), as a
+    full disk would: the attention PNG cannot be written."""
+    import resource
+    import signal
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+    image = os.path.join(synthetic_coco, "test2017",
+                         sorted(os.listdir(os.path.join(synthetic_coco, "test2017")))[0])
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "caption.py"), image,
+                             "--model", str(model_dir), "--attention-dir", str(tmp_path / "maps")],
+                            capture_output=True, text=True, env=env, timeout=300,
+                            preexec_fn=limit)
+    assert_one_line_error(result, "Cannot write", "_attention.png: File too large")
+    assert os.listdir(tmp_path / "maps") == []  # no half-written PNG, no temporary file
 
 
 def test_caption_user_mistakes_exit_2_with_one_line(tmp_path, model_dir, synthetic_coco):

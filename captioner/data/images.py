@@ -77,6 +77,7 @@ def load_image(path, max_pixels=MAX_PIXELS, reduce_to=None):
         raise ImageError(f"Expected an image file, got a folder: {path}")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged tags
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 width, height = image.size

@@ -192,7 +192,8 @@ class EpochLoop:
         disagree (the files and the epoch were checked by ``Checkpoints.latest``)."""
         checked = []
         if "files" in state:
-            checked.append(f"SHA-256 of {', '.join(sorted(state['files']))} verified")
+            count = len(state["files"])
+            checked.append(f"{count} file{'s' if count > 1 else ''} match their SHA-256")
         if "optimizer_iterations" in state:
             step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
             if step != state["optimizer_iterations"]:

@@ -78,3 +78,22 @@ def test_a_float16_store_takes_half_the_disk_and_keeps_the_features(paths, tmp_p
     assert os.path.getsize(half.path) < 0.6 * os.path.getsize(wide.path)
     np.testing.assert_allclose(half.batch([0, 3])[0], wide.batch([0, 3])[0], rtol=2e-3,
                                atol=1e-3)
+
+
+def test_a_damaged_store_is_built_again_and_a_killed_build_leaves_nothing(paths, tmp_path,
+                                                                         capfd):
+    encoder = frozen()
+    first = FeatureCache(encoder, paths, str(tmp_path), progress=False)
+    key, expected = first.key, first.batch([0, 1, 2, 3])[0]
+    del first
+    with open(tmp_path / f"{key}.npy", "r+b") as handle:
+        handle.truncate(1000)  # cut short
+    (tmp_path / f".{key}.npy.partial-2.npy").write_bytes(b"what a killed build left")
+    (tmp_path / ".x.npy.partial-1.npy").write_bytes(b"another store's: not ours to remove")
+    again = FeatureCache(encoder, paths, str(tmp_path), progress=False)
+    size = os.path.getsize(tmp_path / f"{key}.npy")
+    assert again.built and f"has 1000 bytes, not the {size} written: building it again" in \
+        capfd.readouterr().err
+    np.testing.assert_array_equal(again.batch([0, 1, 2, 3])[0], expected)
+    assert sorted(os.listdir(tmp_path)) == [f".{key}.lock", ".x.npy.partial-1.npy",
+                                            f"{key}.json", f"{key}.npy"]
