@@ -100,6 +100,10 @@ def load_image(path, max_pixels=MAX_PIXELS, reduce_to=None):
         raise ImageError(f"Image too large: {path} exceeds the decompression-bomb limit") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageError(f"Cannot decode image {path}: {error}") from None
+    except Exception as error:  # a decoder tripping over a malformed header (fuzzing found
+        # TypeError from a TIFF whose strip offsets are text): still the file's fault
+        raise ImageError(f"Cannot decode image {path}: {type(error).__name__}: "
+                         f"{error}") from None
 
 
 def list_images(folder):

@@ -25,3 +25,11 @@ def test_any_broken_file_is_an_rgb_array_or_an_image_error(name, tmp_path_factor
 @pytest.mark.parametrize("name", sorted(SEEDS))
 def test_the_unbroken_seed_decodes(name, tmp_path):
     assert outcome(SEEDS[name], tmp_path) == "decoded"
+
+
+def test_a_tiff_whose_strip_offsets_are_text_is_an_image_error(tmp_path):
+    """What the longer fuzzing run found: Pillow raised TypeError for it."""
+    data = SEEDS["tiff"]
+    entry = data.index(b"\x11\x01\x04\x00")  # tag 273, StripOffsets, of type LONG
+    broken_tiff = data[:entry + 2] + b"\x02\x00" + data[entry + 4:]  # now of type ASCII
+    assert outcome(broken_tiff, tmp_path) == "refused"
