@@ -148,6 +148,23 @@ def copy_file(source, target):
         shutil.copyfile(source, temporary)
 
 
+@contextlib.contextmanager
+def file_lock(path, wait=True):
+    """Holds an exclusive lock on the file ``path`` (flock; POSIX, elsewhere no lock) until
+    the block ends or the process dies, a kill included. ``wait=False``: BlockingIOError
+    at once where another process holds it."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with refused_writes(path):
+        handle = open(path, "a")
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        yield
+
+
 def write_text(path, text):
     """Writes ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_path(path) as temporary:

@@ -109,6 +109,20 @@ def report_unreadable(item, results, progress=None, html=None):
         html.unreadable(item.path, item.reason)
 
 
+def readable(answers, paths, missing, results, progress, html):
+    """Reports the ``missing`` inputs and each unreadable one among ``answers`` (one per
+    path, ``unreadable="report"``); yields (answer, file-name stem) for the others."""
+    from captioner.data.images import Unreadable
+    for item in missing:
+        report_unreadable(item, results, progress, html)
+    for item, stem in zip(answers, unique_stems(paths)):
+        progress.update(1)
+        if isinstance(item, Unreadable):
+            report_unreadable(item, results, progress, html)
+        else:
+            yield item, stem
+
+
 def unique_stems(paths):
     """A distinct file-name stem per path: photo, photo_2, ... for same-named files."""
     seen, stems = {}, []
@@ -158,21 +172,15 @@ def viewer(args, kind, title, **options):
 def caption_images(args, saved, paths, missing=()):
     """Captions ``paths``; the ``missing`` inputs (and any file that cannot be read) are
     reported, one line each, and every readable image is still captioned."""
-    from captioner.inference import Unreadable, caption_files
+    from captioner.inference import caption_files
     results = []
     files = caption_files(saved.model, saved.vocabulary, paths, batch_size=args.batch_size,
                           domain=saved.domain, unreadable="report", **search_options(args))
     title = f"captions of {len(paths)} image(s) by {os.path.abspath(args.model)}"
     with progress_bar(len(paths), "captioning") as progress, \
             viewer(args, "captions", title, grid=saved.model.grid_shape) as html:
-        for item in missing:
-            report_unreadable(item, results, progress, html)
-        for item, stem in zip(files, unique_stems(paths)):
-            progress.update(1)
-            if isinstance(item, Unreadable):
-                report_unreadable(item, results, progress, html)
-                continue
-            path, image, hypotheses, place = item
+        for (path, image, hypotheses, place), stem in readable(files, paths, missing, results,
+                                                               progress, html):
             result = {"path": path, **hypothesis_json(hypotheses[0])}
             warning = None
             if place is not None:
@@ -205,7 +213,7 @@ def caption_images(args, saved, paths, missing=()):
 def classify_images(args, saved, paths, missing=()):
     """A Recurrent Attention Model's answer per image, and its glimpse path as a PNG
     (unreadable inputs as in ``caption_images``)."""
-    from captioner.inference import Unreadable, classify_files
+    from captioner.inference import classify_files
     from captioner.render import save_glimpse_figure
     results = []
     answers = classify_files(saved.model, saved.classes, paths, args.batch_size,
@@ -214,14 +222,8 @@ def classify_images(args, saved, paths, missing=()):
     title = f"glimpses of {len(paths)} image(s) by {os.path.abspath(args.model)}"
     with progress_bar(len(paths), "classifying") as progress, \
             viewer(args, "glimpses", title) as html:
-        for item in missing:
-            report_unreadable(item, results, progress, html)
-        for item, stem in zip(answers, unique_stems(paths)):
-            progress.update(1)
-            if isinstance(item, Unreadable):
-                report_unreadable(item, results, progress, html)
-                continue
-            path, image, answer = item
+        for (path, image, answer), stem in readable(answers, paths, missing, results, progress,
+                                                    html):
             result = {"path": path, "label": answer["label"],
                       "probability": round(answer["probability"], 4),
                       "glimpses": [{"row": round(row, 2), "column": round(column, 2)}

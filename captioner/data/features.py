@@ -20,7 +20,6 @@ modification time. Another backbone, image size or weights, or an edited image, 
 another key, so stale features are never read; a matching key is reused as it is.
 """
 
-import contextlib
 import hashlib
 import json
 import os
@@ -63,22 +62,6 @@ def cache_key(encoder, paths, dtype="float32"):
     return digest[:32], {**description, "images": len(files)}
 
 
-@contextlib.contextmanager
-def _locked(path):
-    """Holds an exclusive lock on ``path`` (POSIX; elsewhere no lock): one process builds a
-    store, the others wait and read it."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with io.refused_writes(path):
-        handle = open(path, "a")
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
 class FeatureCache:
     """The feature grids of ``paths`` under ``encoder``, built on first use.
 
@@ -112,7 +95,7 @@ class FeatureCache:
         if self.built:
             with io.refused_writes(self.folder):
                 os.makedirs(self.folder, exist_ok=True)
-            with _locked(os.path.join(self.folder, f".{self.key}.lock")):
+            with io.file_lock(os.path.join(self.folder, f".{self.key}.lock")):
                 info = self._complete(info_path)  # another process may have built it
                 self.built = info is None
                 if self.built:

@@ -93,7 +93,7 @@ class CaptionTrainer(EpochLoop):
             raise ConfigError(f"the model of --init fixes {', '.join(unknown)}")
         self.feature_cache, self.feature_dir = feature_cache, feature_dir
         self.feature_dtype = feature_dtype
-        self.vocabulary, self.train_batches = None, None
+        self.vocabulary, self.train_batches, self._fingerprint = None, None, None
 
     def create_model(self):
         if self.init:
@@ -130,13 +130,16 @@ class CaptionTrainer(EpochLoop):
         self.model_config = model.model_config
 
     def data_fingerprint(self):
-        """A hash of the training images' file names and their captions, in order."""
-        import hashlib
-        digest = hashlib.sha256()
-        for record in self.data.train:
-            digest.update(os.path.basename(record.path).encode() + b"\0")
-            digest.update("\n".join(record.captions).encode() + b"\1")
-        return digest.hexdigest()
+        """A hash of the training images' file names and their captions, in order (computed
+        once: every checkpoint records it)."""
+        if self._fingerprint is None:
+            import hashlib
+            digest = hashlib.sha256()
+            for record in self.data.train:
+                digest.update(os.path.basename(record.path).encode() + b"\0")
+                digest.update("\n".join(record.captions).encode() + b"\1")
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     def _features(self, model, records):
         """A FeatureCache for ``records`` when the encoder is frozen (None otherwise: the

@@ -103,8 +103,7 @@ class Checkpoints:
         target = os.path.join(self.folder, name)
         best = name if write_best is not None else state.get("best_folder")
         state["best_folder"] = best
-        current = self._pointed()
-        if os.path.isdir(target) and name != current:
+        if os.path.isdir(target) and name != (self._read_pointer() or {}).get("folder"):
             shutil.rmtree(target)  # a complete folder whose pointer a kill prevented
         with io.atomic_folder(target) as temporary:
             pause("training.keras")
@@ -126,10 +125,11 @@ class Checkpoints:
     def prune(self, keep=None):
         """Removes every epoch folder but the pointer's and the best model's, and whatever
         killed writes left behind."""
+        pointer = self._read_pointer() or {}
+        latest = pointer.get("folder")
         if keep is None:
-            keep = self._pointer_folders()
+            keep = {latest, pointer.get("best_folder")} - {None}
         io.remove_partials(self.folder)
-        latest = self._pointed()
         for name in os.listdir(self.folder) if os.path.isdir(self.folder) else ():
             if FOLDER.match(name) and name not in keep:
                 shutil.rmtree(os.path.join(self.folder, name), ignore_errors=True)
@@ -137,18 +137,18 @@ class Checkpoints:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(self.folder, name, MODEL))
         for name in ("last.keras", "state.json"):  # the single-file format before this one
-            if self._pointed() and os.path.isfile(os.path.join(self.folder, name)):
+            if latest and os.path.isfile(os.path.join(self.folder, name)):
                 os.remove(os.path.join(self.folder, name))
 
     def latest(self):
         """(folder, state) of the newest complete checkpoint, verified; None if there is
         none. Raises CheckpointError for one that is damaged."""
-        name = self._pointed()
-        if name is None:
+        pointer = self._read_pointer()
+        if pointer is None:
             legacy = self._legacy()
             return None if legacy is None else (self.folder, legacy)
+        name = pointer["folder"]
         folder = os.path.join(self.folder, name)
-        pointer = io.read_json(self.pointer, "checkpoint pointer")
         if not os.path.isdir(folder):
             raise CheckpointError(f"{self.pointer} names {name}, which is not there")
         state = io.read_json(os.path.join(folder, STATE), "checkpoint state")
@@ -179,25 +179,18 @@ class Checkpoints:
     def best_folder(self):
         """The model folder of the best epoch (None before the first checkpoint, and in the
         single-file format)."""
-        if not os.path.isfile(self.pointer):
-            return None
-        best = io.read_json(self.pointer, "checkpoint pointer").get("best_folder")
+        best = (self._read_pointer() or {}).get("best_folder")
         return os.path.join(self.folder, best, BEST) if best else None
 
-    def _pointed(self):
+    def _read_pointer(self):
+        """latest.json ({"folder", "epoch", "best_folder"}), or None where there is none."""
         if not os.path.isfile(self.pointer):
             return None
         pointer = io.read_json(self.pointer, "checkpoint pointer")
         name = pointer.get("folder") if isinstance(pointer, dict) else None
         if not isinstance(name, str) or not FOLDER.match(name):
             raise CheckpointError(f"{self.pointer} does not name an epoch folder")
-        return name
-
-    def _pointer_folders(self):
-        if not os.path.isfile(self.pointer):
-            return set()
-        pointer = io.read_json(self.pointer, "checkpoint pointer")
-        return {pointer.get("folder"), pointer.get("best_folder")} - {None}
+        return pointer
 
     def _legacy(self):
         """The state of a run written in the single-file format (last.keras and state.json,

@@ -215,26 +215,6 @@ class EpochLoop:
             checked.append("same training data")
         return ", ".join(checked) or "single-file format, unverified"
 
-    @contextlib.contextmanager
-    def _lock(self):
-        """Holds OUT/.lock while the run writes: a second process training into the same
-        folder is refused (the lock dies with its process, a kill included)."""
-        try:
-            import fcntl
-        except ImportError:  # not on POSIX: no lock
-            yield
-            return
-        with io.refused_writes(self.out):
-            handle = open(os.path.join(self.out, ".lock"), "a")
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ConfigError(f"another process is training into {self.out}") from None
-            yield
-        finally:
-            handle.close()
-
     def run(self, resume=False, progress=True, stop_after=None, callbacks=()):
         """Trains to ``train_config.epochs``; returns the history (a list of rows).
 
@@ -245,18 +225,20 @@ class EpochLoop:
         a larger ``epochs`` continues at the schedule's final rate.
         """
         self.placement = placement(self.train_config)
-        lock = contextlib.nullcontext()
+        lock = contextlib.ExitStack()
         if self.placement.writes:
             with io.refused_writes(self.out):
                 os.makedirs(self.out, exist_ok=True)
-            lock = self._lock()
+            try:  # OUT/.lock: a second process training into the same folder is refused
+                lock.enter_context(io.file_lock(os.path.join(self.out, ".lock"), wait=False))
+            except BlockingIOError:
+                raise ConfigError(f"another process is training into {self.out}") from None
         # hooks that do long work of their own show it alike (the first process only)
         self.progress = progress = progress and self.placement.writes
         with lock, self.placement.scope:  # the model is created and laid out in it
             if self.placement.writes:  # what killed writes left
                 io.remove_partials(self.out)
-                if Checkpoints(self.checkpoint).exists():
-                    Checkpoints(self.checkpoint).prune()
+                Checkpoints(self.checkpoint).prune()
             return self._epochs(resume, progress, stop_after, callbacks)
 
     def _epochs(self, resume, progress, stop_after, callbacks):
