@@ -17,6 +17,7 @@ def readme_example():
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs(tmp_path):
     """(On the default backend only: the API adds no backend-specific code.)"""
     os.symlink(os.path.join(ROOT, "assets"), tmp_path / "assets")

@@ -1,4 +1,6 @@
-"""The command-line front ends, run as a user runs them (subprocesses).
+"""The command-line front ends: their ``main`` run in this process as the real commands run
+it (``captioner.cli.run``: exit statuses, one-line errors, captured output), and a few smoke
+tests of the real processes (``python caption.py``, ``python train.py``).
 
 The training runs are repeated on JAX (``backend``): they train, save and caption end to
 end. The others test the front end itself, which has no backend-specific code (decoding on
@@ -14,12 +16,20 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT
+from tests.helpers import run_command
 
 
 def run(script, *args):
+    """``script``'s command line, in this process."""
+    from captioner.commands import caption, train
+    return run_command({"caption.py": caption.main, "train.py": train.main}[script], *args)
+
+
+def run_process(script, *args, **options):
+    """``python script args...`` as a user runs it: a real process."""
     env = dict(os.environ, PYTHONPATH=ROOT)
     return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, env=env, timeout=300, **options)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +66,7 @@ def test_caption_folder_as_json_with_attention_pngs(synthetic_coco, model_dir, t
 def test_caption_prints_one_line_per_image(synthetic_coco, model_dir):
     images = sorted(os.listdir(os.path.join(synthetic_coco, "test2017")))[:2]
     paths = [os.path.join(synthetic_coco, "test2017", name) for name in images]
-    result = run("caption.py", *paths, "--model", model_dir)
+    result = run_process("caption.py", *paths, "--model", model_dir)  # the real process
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert [line.split(": ")[0] for line in lines] == paths
@@ -159,11 +169,8 @@ def test_an_output_the_system_refuses_is_one_line_and_leaves_no_half_file(
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
     image = os.path.join(synthetic_coco, "test2017",
                          sorted(os.listdir(os.path.join(synthetic_coco, "test2017")))[0])
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "caption.py"), image,
-                             "--model", str(model_dir), "--attention-dir", str(tmp_path / "maps")],
-                            capture_output=True, text=True, env=env, timeout=300,
-                            preexec_fn=limit)
+    result = run_process("caption.py", image, "--model", model_dir, "--attention-dir",
+                         tmp_path / "maps", preexec_fn=limit)
     assert_one_line_error(result, "Cannot write", "_attention.png: File too large")
     assert os.listdir(tmp_path / "maps") == []  # no half-written PNG, no temporary file
 
@@ -200,6 +207,7 @@ def test_train_writes_a_model_that_caption_loads(synthetic_coco, tmp_path):
     assert run("caption.py", image, "--model", out).returncode == 0
 
 
+@pytest.mark.slow
 def test_train_hard_attention_with_another_score_and_caption_with_it(synthetic_coco, tmp_path):
     out = tmp_path / "hard"
     tiny = ["--image-size", 32, "--width", 8, "--lstm-units", 32, "--embedding-dim", 16,
@@ -232,6 +240,7 @@ def test_train_user_mistakes_exit_2_with_one_line(tmp_path, synthetic_coco):
                               tmp_path, "--out", tmp_path / "o"), "not valid JSON")
 
 
+@pytest.mark.slow
 def test_an_unreadable_training_image_is_refused_up_front_or_skipped_and_counted(
         synthetic_coco, tmp_path):
     import shutil

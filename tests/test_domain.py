@@ -3,8 +3,6 @@ bundled model that synthetic test images pass while photographs are marked."""
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from captioner.domain import Domain, image_statistics, summarise
 from captioner.errors import ModelError
 from tests.conftest import ROOT
+from tests.helpers import run_command
 
 SITE = os.path.dirname(os.path.dirname(np.__file__))
 PHOTOS = [os.path.join(SITE, "matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg"),
@@ -85,15 +84,13 @@ def test_a_summary_is_of_the_training_images_and_passes_the_held_out(tiny_model,
 
 def test_caption_py_marks_a_photograph_in_text_and_json(tmp_path):
     sample = os.path.join(ROOT, "assets", "samples", "shapes_004201.png")
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, os.path.join(ROOT, "caption.py"), sample, PHOTOS[0],
-               "--attention-dir", str(tmp_path)]
-    text = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    from captioner.commands.caption import main
+    command = [sample, PHOTOS[0], "--attention-dir", tmp_path]
+    text = run_command(main, *command)
     assert text.returncode == 0, text.stderr[-2000:]
     lines = text.stdout.strip().splitlines()
     assert "out of domain" not in lines[0] and "out of domain" in lines[1]
-    as_json = subprocess.run(command + ["--json"], capture_output=True, text=True, env=env,
-                             timeout=300)
+    as_json = run_command(main, *command, "--json")
     results = json.loads(as_json.stdout)
     assert [r["out_of_domain"] for r in results] == [False, True]
     assert results[1]["domain_distance"] > results[0]["domain_distance"]

@@ -11,7 +11,7 @@ import os
 import sys
 
 from captioner import io
-from captioner.data.vocab import tokenize
+from captioner.text import tokenize
 from captioner.errors import DataError
 
 YEARS = ("2017", "2014", "")

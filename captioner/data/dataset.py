@@ -34,7 +34,7 @@ import numpy as np
 import keras
 
 from captioner.data.images import load_resized
-from captioner.data.vocab import tokenize
+from captioner.text import tokenize
 from captioner.errors import DataError, ImageError
 
 POOL = 64  # batches sorted by caption length together: the wider, the less padding

@@ -13,7 +13,7 @@ lambda times the attention mass outside the box on those words
 
 import numpy as np
 
-from captioner.data.vocab import tokenize
+from captioner.text import tokenize
 from captioner.errors import DataError
 from captioner.metrics.attention import box_coverage, named_objects
 from captioner.metrics.lexicon import ObjectLexicon

@@ -1,9 +1,5 @@
-"""Tokenisation and the vocabulary, stored as JSON.
-
-Tokenisation: lower-case the caption, then keep the runs of letters and digits (an
-apostrophe inside a word is kept: "don't"); everything else, punctuation included,
-separates words and is dropped. ``"A Red-Circle, left."`` -> ``["a", "red", "circle",
-"left"]``.
+"""The vocabulary, stored as JSON (captions are split into words by
+``captioner.text.tokenize``).
 
 The vocabulary is built from training captions only. Ids 0..3 are reserved:
 ``<pad>`` (0, masked out of the loss), ``<start>``, ``<end>`` and ``<unk>`` (words seen
@@ -13,20 +9,13 @@ so the same captions always give the same ids.
 
 import collections
 import hashlib
-import re
 
 from captioner import io
 from captioner.errors import DataError
+from captioner.text import tokenize
 
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIAL_TOKENS = (PAD, START, END, UNK)
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-
-
-def tokenize(caption):
-    """Splits a caption into lower-case words (see the module docstring)."""
-    return _WORD.findall(caption.lower())
-
 
 class Vocabulary:
     """A bijection between words and integer ids, with the four special tokens first."""

@@ -21,7 +21,7 @@ import shutil
 import sys
 import warnings
 
-from captioner.data.vocab import tokenize
+from captioner.text import tokenize
 from captioner.io import silenced_stderr
 
 METRICS = ("BLEU", "METEOR", "ROUGE-L", "CIDEr")

@@ -10,7 +10,7 @@ by their own name and its plural.
 
 import dataclasses
 
-from captioner.data.vocab import tokenize
+from captioner.text import tokenize
 
 SYNONYMS = {
     # the synthetic data set's shapes

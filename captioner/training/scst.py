@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from captioner.data.regions import caption_regions
-from captioner.data.vocab import tokenize
+from captioner.text import tokenize
 from captioner.errors import ConfigError, DataError
 from captioner.metrics.cider import CiderD
 from captioner.metrics.grounding import absent_mentions

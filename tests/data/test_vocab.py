@@ -1,13 +1,7 @@
 import pytest
 
-from captioner.data.vocab import SPECIAL_TOKENS, Vocabulary, tokenize
+from captioner.data.vocab import SPECIAL_TOKENS, Vocabulary
 from captioner.errors import DataError
-
-
-def test_tokenize_lowercases_and_drops_punctuation():
-    assert tokenize("A Red-Circle, on the LEFT.") == ["a", "red", "circle", "on", "the", "left"]
-    assert tokenize("don't stop 2 shapes!") == ["don't", "stop", "2", "shapes"]
-    assert tokenize("  ...  ") == []
 
 
 def test_build_orders_by_count_and_applies_min_count():

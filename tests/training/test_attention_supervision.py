@@ -13,7 +13,7 @@ from captioner.config import TrainConfig, preset
 from captioner.data.coco import load_coco_split
 from captioner.data.dataset import CaptionBatches
 from captioner.data.regions import WordRegions
-from captioner.data.vocab import tokenize
+from captioner.text import tokenize
 from captioner.errors import DataError
 from captioner.metrics.attention import box_coverage
 from captioner.models.captioner import create_captioner
@@ -126,6 +126,7 @@ def test_train_with_supervision_reads_the_boxes_or_says_why_not(synthetic_coco, 
         unboxed.run(progress=False)
 
 
+@pytest.mark.slow
 def test_train_supervises_attention_by_default_wherever_there_are_boxes(synthetic_coco,
                                                                         tmp_path):
     """train() with the default attention_supervision (None): 1.0 on a COCO folder with an

@@ -26,6 +26,7 @@ def weights_of(folder):
     return [np.asarray(w) for w in model.get_weights()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pipeline", ["tf.data", "python"])
 def test_resume_continues_exactly_where_it_stopped(synthetic_coco, tmp_path, pipeline,
                                                    dropout=0.3):

@@ -160,6 +160,7 @@ def parse(stdout, tag):
     return json.loads(line[len(tag) + 1:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
 def test_four_devices_train_as_one_device(backend, synthetic_coco, tmp_path):
     # one child per backend does every run (each pays the start of JAX or TensorFlow once)
@@ -198,6 +199,7 @@ def free_port():
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_jax_processes_train_as_one_and_only_the_first_writes(synthetic_coco, tmp_path):
     arguments = [synthetic_coco, str(tmp_path)]
     address = f"localhost:{free_port()}"

@@ -7,6 +7,7 @@ import importlib.util
 import os
 
 import numpy as np
+import pytest
 
 from tests.conftest import ROOT
 
@@ -19,6 +20,7 @@ def load_benchmark():
     return module
 
 
+@pytest.mark.slow
 def test_killed_inside_checkpoint_writes_and_resumed_equals_uninterrupted(synthetic_coco,
                                                                           tmp_path):
     """The uninterrupted run and the last resume run here, in this process; the killed

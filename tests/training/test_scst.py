@@ -3,8 +3,6 @@ right way, rewards are CIDEr-D minus the penalty, and a run resumes exactly."""
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -13,13 +11,14 @@ from keras import ops
 
 from captioner.config import TrainConfig, preset
 from captioner.data.coco import load_coco_split
-from captioner.data.vocab import tokenize
 from captioner.metrics.cider import CiderD
 from captioner.models.captioner import create_captioner
 from captioner.models.decoding import SelfCriticalSearch
+from captioner.text import tokenize
 from captioner.training.captioning import CaptionTrainer, TrainingData
 from captioner.training.scst import Rewards, SelfCriticalTrainer, teacher_forcing
-from tests.conftest import ROOT, tiny_config
+from tests.conftest import tiny_config
+from tests.helpers import run_command
 
 pytestmark = pytest.mark.backend
 
@@ -136,6 +135,7 @@ def _ce_model(synthetic_coco, out):
     return str(out)
 
 
+@pytest.mark.slow
 def test_a_self_critical_run_resumes_exactly(synthetic_coco, tmp_path):
     """Samples, rewards and updates follow from (seed, epoch, step): stopped after one
     epoch and resumed, the run ends with the weights of the uninterrupted one."""
@@ -167,9 +167,8 @@ def test_a_self_critical_run_resumes_exactly(synthetic_coco, tmp_path):
 
 
 def _train_py(*args):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), *args],
-                          capture_output=True, text=True, env=env)
+    from captioner.commands.train import main
+    return run_command(main, *args)
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -186,6 +185,7 @@ def test_self_critical_options_are_refused_in_one_line(synthetic_coco, tmp_path,
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_train_py_fine_tunes_self_critically_from_a_model_folder(synthetic_coco, tmp_path):
     init = _ce_model(synthetic_coco, tmp_path / "ce")
     result = _train_py("--coco", synthetic_coco, "--init", init, "--out", str(tmp_path / "sc"),
