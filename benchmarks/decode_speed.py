@@ -7,7 +7,7 @@ The bundled default model captions the six sample images, repeated to batches of
 (``captioner.search.greedy_search`` / ``beam_search``, a host round trip per word) and
 compiled (``captioner.models.decoding.CompiledSearch``: encoder, decoder and the search
 loop in one ``predict_on_batch``); on TensorFlow also greedy exported to ONNX
-(``python -m captioner.export --format onnx``) under ONNX Runtime on the CPU.
+(``python -m captioner.commands.export --format onnx``) under ONNX Runtime on the CPU.
 Each backend runs in a fresh process; each figure is the best of ``--repeats`` warm runs
 (the first calls compile). Prints one JSON line per figure.
 """

@@ -5,7 +5,7 @@
                                    [--out runs/grounding]
 
 Trains the default captioner with ``train.py`` (the command a user runs) on the synthetic
-data's hard style (``python -m captioner.data.synthetic --style hard --seed 1``, made in
+data's hard style (``python -m captioner.commands.synth --style hard --seed 1``, made in
 ``--data`` if it is not there: 4,000 training, 200 validation and 200 test images with
 occlusion, clutter, textured backgrounds and relations), once per recipe and attention,
 and prints the test split's scores (greedy) from each model folder's metrics.json: BLEU-4,
@@ -68,7 +68,7 @@ def main():
     from benchmarks.common import machine
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     if not os.path.isdir(os.path.join(args.data, "annotations")):
-        subprocess.run([sys.executable, "-m", "captioner.data.synthetic", "--out", args.data,
+        subprocess.run([sys.executable, "-m", "captioner.commands.synth", "--out", args.data,
                         "--seed", "1", "--style", "hard"], check=True, env=env)
     for attention in args.attention.split(","):
         for recipe in args.recipes.split(","):

@@ -3,31 +3,34 @@
 The public API::
 
     import captioner
-    model = captioner.load_model("assets/model")          # any model folder
-    results = captioner.caption(model, ["photo.jpg"], beam=3, n_best=2)
-    results[0]["caption"], results[0]["alphas"]           # words, attention (n, H, W)
+    model = captioner.load_model("assets/model")          # an ImageCaptioner (or RAMClassifier)
+    results = model.caption(["photo.jpg"], search=captioner.SearchConfig(beam=3, n_best=2))
+    results[0].caption, results[0].best.alphas            # words, attention (n, H, W)
     captioner.train("runs/mine", coco="data/coco")        # configs + data -> model folder
 
-``load_model`` returns a ``captioner.saving.SavedModel`` (kind, Keras model, vocabulary
-or class names, config). The names are imported on first use, so ``import captioner``
-does not start Keras.
+``load_model`` returns the task object of the folder (``captioner.tasks``): a captioner
+with its vocabulary, domain summary and compiled search, or a RAM with its class names.
+The names are imported on first use, so ``import captioner`` does not start Keras.
 """
 
-__all__ = ["load_model", "caption", "train", "train_ram", "ModelConfig", "EncoderConfig",
-           "DecoderConfig", "TrainConfig", "RamConfig"]
+__all__ = ["load_model", "caption", "train", "train_ram", "ImageCaptioner", "RAMClassifier",
+           "ModelConfig", "EncoderConfig", "DecoderConfig", "TrainConfig", "RamConfig",
+           "SearchConfig"]
 
-_HOMES = {"load_model": "captioner.saving", "caption": "captioner.inference",
-          "train": "captioner.training.captioning", "train_ram": "captioner.training.ram",
+_NAMES = {"load_model": "load"}  # the public name -> the name in its home
+_HOMES = {"load_model": "captioner.tasks", "caption": "captioner.tasks",
+          "ImageCaptioner": "captioner.tasks", "RAMClassifier": "captioner.tasks",
+          "train": "captioner.training.run", "train_ram": "captioner.training.run",
           **{name: "captioner.config" for name in ("ModelConfig", "EncoderConfig",
                                                     "DecoderConfig", "TrainConfig",
-                                                    "RamConfig")}}
+                                                    "RamConfig", "SearchConfig")}}
 
 
 def __getattr__(name):
     if name not in _HOMES:
         raise AttributeError(f"module 'captioner' has no attribute {name!r}")
     import importlib
-    return getattr(importlib.import_module(_HOMES[name]), name)
+    return getattr(importlib.import_module(_HOMES[name]), _NAMES.get(name, name))
 
 
 def __dir__():

@@ -84,10 +84,15 @@ def add_config_options(parser, config_class, title=None):
     return group
 
 
+def given_options(config_class, args):
+    """{field name: value} of the options ``add_config_options`` added for
+    ``config_class`` that the command line gave."""
+    import dataclasses
+    return {field.name: getattr(args, field.name) for field in dataclasses.fields(config_class)
+            if field.metadata.get("option", True) and getattr(args, field.name, None) is not None}
+
+
 def config_from_args(config_class, args, **values):
     """A ``config_class`` from the options ``add_config_options`` added (those given) and
     ``values``; a bad value is a ConfigError, one line for the user."""
-    import dataclasses
-    given = {field.name: getattr(args, field.name) for field in dataclasses.fields(config_class)
-             if field.metadata.get("option", True) and getattr(args, field.name, None) is not None}
-    return config_class(**{**given, **values})
+    return config_class(**{**given_options(config_class, args), **values})

@@ -19,6 +19,8 @@ from typing import Literal, Optional
 from captioner.errors import ConfigError
 
 Backbone = Literal["small", "mobilenet_v2", "resnet50", "inception_v3", "efficientnet_b0"]
+# the attention scores: captioner.layers.attention.ATTENTION_LAYERS registers one layer each
+Score = Literal["additive", "dot", "general", "concat", "scaled_dot", "multihead", "local"]
 BACKBONE_IMAGE_SIZES = {"small": 96, "inception_v3": 299}  # others: 224, keras.applications'
 
 
@@ -28,21 +30,12 @@ def derived(default):
 
 
 def attention_scores():
-    """The attention scores a decoder can use: the registry's names."""
-    from captioner.layers.attention import ATTENTION_LAYERS
-    return tuple(ATTENTION_LAYERS)
-
-
-def one_of(default, choices):
-    """A field whose values come from a function (``choices()``, called when needed), for
-    lists that live elsewhere, such as the attention registry."""
-    return dataclasses.field(default=default, metadata={"choices": choices})
+    """The attention scores a decoder can use (the layer registry has one layer each)."""
+    return typing.get_args(Score)
 
 
 def field_choices(field):
-    """The values a field may take, or None: a ``Literal``'s, or ``metadata["choices"]()``."""
-    if "choices" in field.metadata:
-        return tuple(field.metadata["choices"]())
+    """The values a field may take, or None: a ``Literal``'s."""
     if typing.get_origin(field.type) is Literal:
         return typing.get_args(field.type)
     return None
@@ -174,7 +167,7 @@ class DecoderConfig(Config):
     dropout: float = 0.3        # before the output layer, as in the paper's code
     attention: Literal["soft", "hard"] = "soft"  # soft: the expected context (deterministic,
                                 # Section 4.2); hard: one sampled cell per word (4.1)
-    score: str = one_of("additive", attention_scores)  # the attention score (soft and hard
+    score: Score = "additive"   # the attention score (soft and hard
                                 # alike); additive: Bahdanau's v^T tanh(W h + U a), the paper's
     heads: int = 4              # multihead: heads of attention_units / heads each
     window: float = 3.0         # local: D, cells each side of the predicted centre
@@ -328,6 +321,42 @@ class TrainConfig(Config):
         if self.hallucination_penalty < 0:
             raise ConfigError("hallucination_penalty must be >= 0. "
                               f"Received: {self.hallucination_penalty}")
+
+
+@dataclasses.dataclass
+class SearchConfig(Config):
+    """How captions are searched for (``captioner.search``): greedy, or beam search."""
+    beam: int = 1               # beam size K; 1 is greedy search (one caption per image)
+    n_best: int = 1             # captions per image, best first (at most --beam)
+    length_penalty: float = 0.0  # beam search ranks by log-probability / length ** ALPHA
+                                # (0: the total, which favours short captions; 1: the mean
+                                # per word)
+    min_length: int = 0         # beam search: <end> is not allowed before this many words
+    max_length: Optional[int] = None  # most words per caption (default: the model's)
+
+    def check(self):
+        _check_positive(self, "beam")
+        if not 1 <= self.n_best <= self.beam:
+            raise ConfigError(f"need 1 <= n_best <= beam (--n-best, --beam). Received: "
+                              f"beam={self.beam}, n_best={self.n_best}")
+        if self.min_length < 0:
+            raise ConfigError(f"min_length must be >= 0. Received: {self.min_length}")
+        if self.max_length is not None:
+            _check_positive(self, "max_length")
+
+    @property
+    def name(self):
+        """"greedy" or "beamK", for file names and reports."""
+        return "greedy" if self.beam == 1 else f"beam{self.beam}"
+
+    def options(self):
+        """The search's keyword arguments (``captioner.inference.decode_batch``): greedy
+        search takes none of beam search's."""
+        options = {"beam_size": self.beam, "max_length": self.max_length}
+        if self.beam > 1 or self.n_best > 1:
+            options.update(n_best=self.n_best, length_penalty=self.length_penalty,
+                           min_length=self.min_length)
+        return options
 
 
 PRESETS = {

@@ -11,27 +11,32 @@ times the larger of the training images' 99.9th percentile and the held-out (val
 images' largest distance: the data's own test split passes, and an image past it is
 marked out of domain (``caption.py`` text, JSON and heat-map title).
 
-    python -m captioner.domain --model DIR --coco DATA [--split train] [--held-out val]
+    python -m captioner.commands.domain --model DIR --coco DATA [--split train] [--held-out val]
 
 writes ``domain.json`` for a model folder trained before it existed; ``train.py`` writes
-it at the end of training.
+it at the end of training. The model folder's module (``captioner.saving``) reads and
+writes the file.
 """
 
 import dataclasses
-import os
 import sys
 
 import numpy as np
 
-DOMAIN_FILE = "domain.json"
 FORMAT = "captioner-domain/1"
 
 
 def image_statistics(model, images):
     """(N, 2 D) float64: per image, the mean and the standard deviation over the grid of
     the captioner's annotation vectors. ``images``: uint8 (N, S, S, 3) model inputs."""
+    return feature_statistics(model.encode(images))
+
+
+def feature_statistics(features):
+    """``image_statistics`` of annotation vectors the encoder already gave: (N, L, D) ->
+    (N, 2 D) float64 (so that captioning encodes each batch once)."""
     from keras import ops
-    features = ops.convert_to_numpy(model.encode(images)).astype(np.float64)  # (N, L, D)
+    features = ops.convert_to_numpy(features).astype(np.float64)  # (N, L, D)
     return np.concatenate([features.mean(1), features.std(1)], axis=-1)
 
 
@@ -126,64 +131,15 @@ def summarise(model, paths, held_out_paths=(), limit=5000, seed=0, batch_size=64
 
 def _statistics_of(model, paths, batch_size, progress, description):
     from tqdm import tqdm
-    from captioner.data.images import load_resized
-    from captioner.errors import ImageError
+    from captioner.data.images import Unreadable, load_resized, read_batch
     size = model.model_config.encoder.image_size
     rows = []
     for start in tqdm(range(0, len(paths), batch_size), desc=description, unit="batch",
                       disable=not progress or len(paths) <= batch_size, file=sys.stderr):
-        images = []
-        for path in paths[start:start + batch_size]:
-            try:
-                images.append(load_resized(path, size))
-            except ImageError:
-                continue  # counted where training reads it; a summary does without it
+        # an unreadable image is counted where training reads it; a summary does without it
+        images = [image for image in read_batch(paths[start:start + batch_size],
+                                                lambda path: load_resized(path, size), "report")
+                  if not isinstance(image, Unreadable)]
         if images:
             rows.append(image_statistics(model, np.stack(images)))
     return np.concatenate(rows) if rows else np.zeros((0, 2 * model.encoder.feature_dim))
-
-
-def write(folder, domain):
-    from captioner import io
-    io.write_json(os.path.join(folder, DOMAIN_FILE), domain.to_dict(), indent=None)
-
-
-def read(folder):
-    """The Domain of a model folder, or None where it has no domain.json."""
-    from captioner import io
-    path = os.path.join(folder, DOMAIN_FILE)
-    if not os.path.isfile(path):
-        return None
-    return Domain.from_dict(io.read_json(path, "domain summary"), path)
-
-
-def main(argv=None):
-    from captioner.cli import ArgumentParser, import_keras_quietly
-    parser = ArgumentParser(prog="python -m captioner.domain",
-                            description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="the captioner's model folder")
-    parser.add_argument("--coco", required=True, help="the COCO-layout data it was trained on")
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--held-out", default="val")
-    args = parser.parse_args(argv)
-    import_keras_quietly()
-    from captioner.data.coco import load_coco_split
-    from captioner.errors import DataError, ModelError
-    from captioner.saving import load_model
-    saved = load_model(args.model)
-    if saved.kind != "captioner":
-        raise ModelError(f"{args.model} holds a {saved.kind}; domains are for captioners")
-    records, _ = load_coco_split(args.coco, args.split, instances=False)
-    held_out, _ = load_coco_split(args.coco, args.held_out, instances=False)
-    domain = summarise(saved.model, [r.path for r in records], [r.path for r in held_out],
-                       progress=True)
-    if domain is None:
-        raise DataError(f"{args.coco} has fewer than 3 readable {args.split} images")
-    write(args.model, domain)
-    print(f"wrote {os.path.join(args.model, DOMAIN_FILE)}: {domain.images} images, "
-          f"threshold {domain.threshold:.2f}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    from captioner.cli import run
-    sys.exit(run(main))

@@ -20,8 +20,8 @@ import time
 import numpy as np
 from PIL import Image
 
-from captioner.data.images import load_resized
-from captioner.errors import DataError, ImageError
+from captioner.data.images import Unreadable, load_resized, read_batch
+from captioner.errors import DataError
 from captioner.inference import decode_batch, describe
 from captioner.metrics import (ObjectLexicon, attention_correctness, caption_scores,
                                object_grounding)
@@ -46,11 +46,13 @@ class ImageLoader:
 
     def __call__(self, indices):
         images = np.zeros((len(indices), self.image_size, self.image_size, 3), np.uint8)
-        for row, index in enumerate(indices):
-            try:
-                images[row] = load_resized(self.records[index].path, self.image_size)
-            except ImageError as error:
-                self.unreadable[int(index)] = str(error)
+        read = read_batch(indices, lambda index: load_resized(self.records[index].path,
+                                                               self.image_size), "report")
+        for row, (index, image) in enumerate(zip(indices, read)):
+            if isinstance(image, Unreadable):
+                self.unreadable[int(index)] = image.reason
+            else:
+                images[row] = image
         return {"images": images}
 
 

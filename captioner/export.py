@@ -1,7 +1,7 @@
 """Export a captioner as a TensorFlow SavedModel or an ONNX model that serves without
 this code.
 
-    python -m captioner.export --model DIR --out DIR [--format saved_model|onnx]
+    python -m captioner.commands.export --model DIR --out DIR [--format saved_model|onnx]
 
 Run with the TensorFlow backend (both formats are written from TensorFlow graphs). Each
 holds the compiled greedy search (``captioner.models.decoding.CompiledSearch``: encoder,
@@ -29,9 +29,7 @@ complete.
 """
 
 import os
-import sys
 
-from captioner.cli import ArgumentParser, import_keras_quietly, run
 from captioner.io import atomic_folder
 
 FORMATS = ("saved_model", "onnx")
@@ -61,9 +59,9 @@ def serving_model(search, grid_shape):
     return ServedSearch(name="served_search")
 
 
-def export(model_folder, out, format="saved_model"):
-    """Writes the export folder ``out`` (``format``: one of FORMATS) for the captioner in
-    ``model_folder``; returns ``out``."""
+def export(captioner, out, format="saved_model"):
+    """Writes the export folder ``out`` (``format``: one of FORMATS) for a captioner: a
+    model folder, or a loaded one (``captioner.tasks.ImageCaptioner``); returns ``out``."""
     import keras
     from captioner.errors import ConfigError, ModelError
     if format not in FORMATS:
@@ -73,9 +71,9 @@ def export(model_folder, out, format="saved_model"):
                           "(KERAS_BACKEND=tensorflow)")
     from captioner.models.decoding import compiled_search
     from captioner.saving import load_model
-    saved = load_model(model_folder)
+    saved = load_model(captioner) if isinstance(captioner, (str, os.PathLike)) else captioner
     if saved.kind != "captioner":
-        raise ModelError(f"{model_folder} holds a {saved.kind}; only captioners are exported")
+        raise ModelError(f"{saved.folder} holds a {saved.kind}; only captioners are exported")
     if os.path.exists(out) and os.listdir(out):
         raise ConfigError(f"{out} exists and is not empty; choose another --out")
     model = saved.model
@@ -84,7 +82,7 @@ def export(model_folder, out, format="saved_model"):
     write = _write_saved_model if format == "saved_model" else _write_onnx
     with atomic_folder(out) as temporary:
         description = write(served, saved, temporary)
-        _write_labels(saved, model_folder, temporary, description)
+        _write_labels(saved, temporary, description)
     return out
 
 
@@ -144,32 +142,17 @@ def _write_onnx(served, saved, folder):
             "`vocab.json`'s words of `tokens[:length]`.")
 
 
-def _write_labels(saved, model_folder, folder, description):
+def _write_labels(saved, folder, description):
     """The vocabulary and the model card, with a section on the export."""
     from captioner.saving import CARD_FILE, VOCAB_FILE
     saved.vocabulary.save(os.path.join(folder, VOCAB_FILE))
-    card_path = os.path.join(model_folder, CARD_FILE)
+    model_folder = saved.folder or "a captioner made in memory"
+    card_path = os.path.join(saved.folder, CARD_FILE)
     card = ""
-    if os.path.isfile(card_path):
+    if saved.folder and os.path.isfile(card_path):
         with open(card_path, encoding="utf-8") as handle:
             card = handle.read()
     height, width = saved.model.grid_shape
     with open(os.path.join(folder, CARD_FILE), "w", encoding="utf-8") as handle:
         handle.write(card + f"\n## Export\n\nOf `{model_folder}`. {description} Attention "
                      f"maps are {height}x{width}.\n")
-
-
-def main(argv=None):
-    parser = ArgumentParser(prog="python -m captioner.export",
-                            description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="the captioner's model folder")
-    parser.add_argument("--out", required=True, help="the export folder to write")
-    parser.add_argument("--format", choices=FORMATS, default="saved_model")
-    args = parser.parse_args(argv)
-    import_keras_quietly()
-    export(args.model, args.out, args.format)
-    print(f"wrote {args.out}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    sys.exit(run(main))

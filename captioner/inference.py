@@ -5,7 +5,8 @@
     caption_files(model, vocabulary, paths)             (path, image, hypotheses, place)
     classify_files(model, classes, paths)               (path, image, result) per file
                                                         (or an Unreadable, on request)
-    caption(model, images)                              the public entry: files or arrays
+
+The public entry is the task object (``captioner.tasks.ImageCaptioner``), which runs these.
 
 Images are files (read with ``load_image``: EXIF rotation, any mode, size guard) or
 (H, W, 3) uint8 RGB arrays.
@@ -17,8 +18,9 @@ import numpy as np
 from keras import ops
 
 from captioner.data.classification import prepare_image
-from captioner.data.images import Unreadable, load_image, load_with_input, resize_image
-from captioner.errors import ImageError
+from captioner.data.images import (Unreadable, load_image, load_with_input, read_batch,
+                                    resize_image)
+from captioner.domain import feature_statistics
 from captioner.geometry import location_to_pixels
 from captioner.models import replicas
 from captioner.models.decoding import compiled_search
@@ -26,7 +28,7 @@ from captioner.search import beam_search, greedy_search
 
 
 def decode_batch(model, vocabulary, images=None, features=None, max_length=None,
-                 beam_size=1, **search_options):
+                 beam_size=1, statistics=False, **search_options):
     """Captions a batch of preprocessed images (batch, S, S, 3), or of their encoder
     features (batch, H*W, D) when the encoder's output is cached.
 
@@ -34,16 +36,28 @@ def decode_batch(model, vocabulary, images=None, features=None, max_length=None,
     (n_best, length_penalty, min_length). Both run compiled whole (``CompiledSearch``);
     the eager ``greedy_search`` / ``beam_search`` decode where training laid the model out
     across devices. The vocabulary gives the <start> and <end> ids.
-    Returns, per image, the search's list of hypotheses (see ``captioner.search``).
+    Returns, per image, the search's list of hypotheses (see ``captioner.search``); with
+    ``statistics`` (hypotheses, (batch, 2 D) ``captioner.domain.feature_statistics`` of
+    the annotation vectors decoded from), so that the encoder runs once per batch.
     """
     max_length = max_length or model.model_config.max_length
     if not replicas.laid_out():  # one compiled call for the whole batch
-        search = compiled_search(model, vocabulary, max_length, beam_size, **search_options)
+        search = compiled_search(model, vocabulary, max_length, beam_size,
+                                 statistics=statistics, **search_options)
         inputs = {"images": images} if features is None else {"features": features}
-        return search.hypotheses(search.predict_on_batch(inputs))
+        outputs = search.predict_on_batch(inputs)
+        hypotheses = search.hypotheses(outputs)
+        if not statistics:
+            return hypotheses
+        return hypotheses, np.concatenate([np.asarray(outputs["feature_mean"], np.float64),
+                                           np.asarray(outputs["feature_std"], np.float64)], -1)
     decoder = model.decoder
     if features is None:
         features = model.encode(images)
+    if statistics:
+        return (decode_batch(model, vocabulary, features=features, max_length=max_length,
+                             beam_size=beam_size, **search_options),
+                feature_statistics(features))
     memory = decoder.prepare(features)
     state = decoder.initial_state(memory)
     options = dict(batch_size=int(features.shape[0]), start_id=vocabulary.start_id,
@@ -93,22 +107,6 @@ def _read_with_input(image, image_size):
     return array, resize_image(array, image_size)
 
 
-def _read_batch(paths, read, unreadable):
-    """[read(path) or an Unreadable per path]; ``unreadable="raise"`` raises the first
-    ImageError instead."""
-    if unreadable not in ("raise", "report"):
-        raise ValueError(f"unreadable must be 'raise' or 'report'. Received: {unreadable!r}")
-    results = []
-    for path in paths:
-        try:
-            results.append(read(path))
-        except ImageError as error:
-            if unreadable == "raise":
-                raise
-            results.append(Unreadable(os.fspath(path), str(error)))
-    return results
-
-
 def _in_order(read, answers):
     """The batch's results in input order: each Unreadable where it was, the readable
     inputs' ``answers`` (an iterator, in order) between them."""
@@ -127,20 +125,19 @@ def caption_files(model, vocabulary, paths, batch_size=16, progress=None, domain
     config = model.model_config.encoder
     for start in range(0, len(paths), batch_size):
         batch_paths = paths[start:start + batch_size]
-        read = _read_batch(batch_paths, lambda path: (path, *_read_with_input(
+        read = read_batch(batch_paths, lambda path: (path, *_read_with_input(
             path, config.image_size)), unreadable)
         good = [item for item in read if not isinstance(item, Unreadable)]
         answers = []
         if good:
             images = np.stack([inputs for _, _, inputs in good])  # uint8 (batch, S, S, 3)
-            places = [None] * len(images)
-            if domain is not None:
-                from captioner.domain import image_statistics
-                places = domain.flags(image_statistics(model, images))
+            # encoded once: the compiled search returns the statistics of the features it
+            # decoded from, for the domain check
+            found, statistics = decode_batch(model, vocabulary, images, statistics=True,
+                                             **search_options)
+            places = domain.flags(statistics) if domain is not None else [None] * len(images)
             answers = [(path, image, [describe(h, vocabulary, model) for h in hypotheses], place)
-                       for (path, image, _), hypotheses, place in zip(
-                           good, decode_batch(model, vocabulary, images, **search_options),
-                           places)]
+                       for (path, image, _), hypotheses, place in zip(good, found, places)]
         yield from _in_order(read, answers)
         if progress is not None:
             progress.update(len(batch_paths))
@@ -153,7 +150,7 @@ def classify_files(model, classes, paths, batch_size=16, unreadable="raise"):
     pixel centres], "patches" (N, k, g, g, C)}. ``unreadable``: as ``caption_files``."""
     config = model.model_config
     for start in range(0, len(paths), batch_size):
-        read = _read_batch(paths[start:start + batch_size], lambda path: (path, prepare_image(
+        read = read_batch(paths[start:start + batch_size], lambda path: (path, prepare_image(
             _read(path), config.height, config.width, config.channels)), unreadable)
         good = [item for item in read if not isinstance(item, Unreadable)]
         answers = []
@@ -172,51 +169,3 @@ def classify_files(model, classes, paths, batch_size=16, unreadable="raise"):
                         locations[row], config.height, config.width)],
                     "patches": patches[row]}))
         yield from _in_order(read, answers)
-
-
-def caption(model, images, beam=1, n_best=1, length_penalty=0.0, min_length=0,
-            max_length=None, batch_size=16, unreadable="raise"):
-    """Captions images with a captioner, or classifies them with a RAM.
-
-    Args:
-        model: a model folder (path) or what ``captioner.load_model`` returned.
-        images: image file paths and/or (H, W, 3) uint8 RGB arrays.
-        beam: beam size (1: greedy search); n_best: captions per image (at most ``beam``);
-        length_penalty, min_length, max_length: beam search's options (``captioner.search``).
-        unreadable: "raise" (the first unreadable file raises ImageError) or "report" (its
-            entry is {"path", "error"} and every other image is answered).
-
-    Returns:
-        One dict per image. A captioner's: {"caption", "words", "probabilities" (per
-        word), "log_prob", "score", "finished", "alphas" (n_words, H, W) attention maps,
-        "cells", "n_best": [the same for each of the n_best captions, best first]}, and
-        where the model folder has a domain summary "out_of_domain" (bool) and
-        "domain_distance" (``captioner.domain``).
-        A RAM's: {"label", "probability", "probabilities", "locations", "glimpses",
-        "patches"} (see ``classify_files``).
-    """
-    from captioner.saving import SavedModel, load_model
-    saved = model if isinstance(model, SavedModel) else load_model(model)
-    images = list(images)
-    if saved.kind == "ram":
-        answers = classify_files(saved.model, saved.classes, images, batch_size, unreadable)
-        return [_failure(item) or item[2] for item in answers]
-    options = {"beam_size": beam, "max_length": max_length}
-    if beam > 1 or n_best > 1:
-        options.update(n_best=n_best, length_penalty=length_penalty, min_length=min_length)
-    answers = caption_files(saved.model, saved.vocabulary, images, batch_size,
-                            domain=saved.domain, unreadable=unreadable, **options)
-    return [_failure(item) or {**item[2][0], "n_best": item[2], **_place_fields(item[3])}
-            for item in answers]
-
-
-def _failure(item):
-    """{"path", "error"} for an Unreadable, None for an answer."""
-    return {"path": item.path, "error": item.reason} if isinstance(item, Unreadable) else None
-
-
-def _place_fields(place):
-    """A caption's fields on its image's place (``caption_files``): none without one."""
-    if place is None:
-        return {}
-    return {"out_of_domain": place["out_of_domain"], "domain_distance": place["distance"]}

@@ -8,11 +8,14 @@ A model is a folder::
                      "classes": the RAM's class names, "training": ..., "data": ...}
                     (the readable copy: the model itself is read from model.keras)
     vocab.json      a captioner's vocabulary
+    domain.json     a captioner's summary of its training images (``captioner.domain``),
+                    where it has one
     MODEL_CARD.md   how it was made, and its scores
 
 Every file is written atomically. ``load_model(folder)`` reads ``config.json``'s kind,
 loads the model and its labels (vocabulary or class names), checks them against each
-other and returns a :class:`SavedModel`; nothing else reads ``config.json``. Folders from
+other and returns a :class:`SavedModel`; nothing else reads ``config.json`` or
+``domain.json``. Folders from
 before this format (the config in ``config.json`` may lack fields added since) load too:
 the model's own configuration in ``model.keras`` is complete, and is what ``config``
 reports.
@@ -25,12 +28,13 @@ import keras
 
 from captioner import io
 from captioner.data.vocab import Vocabulary
+from captioner.domain import Domain
 from captioner.errors import CaptionerError, DataError, ModelError
 from captioner.models.captioner import Captioner
 from captioner.models.ram import RecurrentAttentionModel
 
-MODEL_FILE, VOCAB_FILE, CONFIG_FILE, CARD_FILE = ("model.keras", "vocab.json", "config.json",
-                                                  "MODEL_CARD.md")
+MODEL_FILE, VOCAB_FILE, CONFIG_FILE, CARD_FILE, DOMAIN_FILE = (
+    "model.keras", "vocab.json", "config.json", "MODEL_CARD.md", "domain.json")
 KINDS = {model.kind: model for model in (Captioner, RecurrentAttentionModel)}
 
 
@@ -79,13 +83,14 @@ def check_classes(model, classes, where="the class names"):
                          f"{model.model_config.classes} classes, {where} has {count} names")
 
 
-def save_model(folder, model, labels, card=None, extra=None):
+def save_model(folder, model, labels, card=None, extra=None, domain=None):
     """Writes ``model`` as a model folder (see the module docstring), each file atomically.
 
     Args:
         labels: a captioner's Vocabulary, or a RAM's list of class names.
         card: the MODEL_CARD.md text, or None to leave the card out.
         extra: more top-level entries of config.json (e.g. "training", "data").
+        domain: a captioner's ``captioner.domain.Domain``, or None to leave it out.
     """
     kind = kind_of(model)
     config = {"kind": kind, "model": model.model_config.to_dict()}
@@ -101,6 +106,21 @@ def save_model(folder, model, labels, card=None, extra=None):
     io.write_json(os.path.join(folder, CONFIG_FILE), {**config, **(extra or {})})
     if card is not None:
         io.write_text(os.path.join(folder, CARD_FILE), card)
+    if domain is not None:
+        write_domain(folder, domain)
+
+
+def write_domain(folder, domain):
+    """Writes a captioner's summary of its training images into its model folder."""
+    io.write_json(os.path.join(folder, DOMAIN_FILE), domain.to_dict(), indent=None)
+
+
+def read_domain(folder):
+    """The ``Domain`` of a model folder, or None where it has no domain.json."""
+    path = os.path.join(folder, DOMAIN_FILE)
+    if not os.path.isfile(path):
+        return None
+    return Domain.from_dict(io.read_json(path, "domain summary"), path)
 
 
 def save_keras_file(model, path, optimizer=False):
@@ -171,8 +191,7 @@ def load_model(folder):
         except DataError as error:
             raise ModelError(str(error)) from None
         check_vocabulary(model, saved.vocabulary, vocabulary_path)
-        from captioner import domain
-        saved.domain = domain.read(folder)
+        saved.domain = read_domain(folder)
     else:
         saved.classes = config.get("classes")
         check_classes(model, saved.classes, os.path.join(folder, CONFIG_FILE))

@@ -35,22 +35,24 @@ def test_the_readme_example_runs(tmp_path):
 def test_caption_takes_arrays_and_files_alike(tmp_path):
     import captioner
     from captioner.commands import default_model_dir
-    from captioner.data.images import load_image
+    from captioner.data.images import Unreadable, load_image
     sample = os.path.join(ROOT, "assets", "samples", "shapes_004201.png")
     model = captioner.load_model(default_model_dir())
-    from_file, from_array = captioner.caption(model, [sample, load_image(sample)], beam=2,
-                                              n_best=2)
-    assert from_file["caption"] == from_array["caption"] and len(from_file["n_best"]) == 2
-    np.testing.assert_allclose(from_file["alphas"], from_array["alphas"], atol=1e-6)
-    assert from_file["alphas"].shape == (len(from_file["words"]),) + model.model.grid_shape
+    assert isinstance(model, captioner.ImageCaptioner)
+    search = captioner.SearchConfig(beam=2, n_best=2)
+    from_file, from_array = model.caption([sample, load_image(sample)], search=search)
+    assert from_file.caption == from_array.caption and len(from_file.n_best) == 2
+    assert (from_file.path, from_array.path) == (sample, None)
+    np.testing.assert_allclose(from_file.best.alphas, from_array.best.alphas, atol=1e-6)
+    assert from_file.best.alphas.shape == (len(from_file.best.words),) + model.grid_shape
     with pytest.raises(ValueError, match="uint8 RGB"):
-        captioner.caption(model, [np.zeros((8, 8), np.float32)])
+        model.caption([np.zeros((8, 8), np.float32)])
     broken = tmp_path / "broken.png"
     broken.write_bytes(open(sample, "rb").read()[:100])
     from captioner.errors import ImageError
     with pytest.raises(ImageError, match="broken.png"):
-        captioner.caption(model, [sample, str(broken)])
-    answered, failed = captioner.caption(model, [sample, str(broken)], unreadable="report")
-    assert answered["caption"] == from_file["caption"]
-    assert failed == {"path": str(broken), "error": failed["error"]} and \
-        "broken.png" in failed["error"]
+        captioner.caption(default_model_dir(), [sample, str(broken)])
+    answered, failed = model.caption([sample, str(broken)], unreadable="report")
+    assert answered.caption == model.caption([sample])[0].caption
+    assert isinstance(failed, Unreadable) and failed.path == str(broken)
+    assert "broken.png" in failed.reason

@@ -295,12 +295,16 @@ def test_train_a_ram_and_classify_with_it(tmp_path):
                               "--out", tmp_path / "o"), "Image folder not found")
 
 
-def test_train_default_epochs_depend_on_the_task():
+def test_train_default_epochs_depend_on_the_task_alike_for_the_api_and_the_command_line():
     import train
+    from captioner.cli import given_options
     from captioner.config import RAM_EPOCHS, TrainConfig
-    ram = train.parse_args(["--task", "ram", "--digits", "translated", "--out", "o"])
-    captions = train.parse_args(["--coco", "c", "--out", "o"])
-    chosen = train.parse_args(["--task", "ram", "--digits", "translated", "--out", "o",
-                               "--epochs", "3"])
-    assert (ram.epochs, captions.epochs, chosen.epochs) == (RAM_EPOCHS, TrainConfig.epochs, 3)
-    assert RAM_EPOCHS != TrainConfig.epochs
+    from captioner.training.run import train_config_for
+
+    def epochs(*argv):
+        args = train.parse_args(list(argv))
+        return train_config_for(args.task, **given_options(TrainConfig, args)).epochs
+    assert epochs("--task", "ram", "--digits", "translated", "--out", "o") == RAM_EPOCHS
+    assert epochs("--coco", "c", "--out", "o") == TrainConfig.epochs
+    assert epochs("--task", "ram", "--digits", "translated", "--out", "o", "--epochs", "3") == 3
+    assert train_config_for("ram").epochs == RAM_EPOCHS != TrainConfig.epochs

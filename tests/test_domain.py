@@ -52,16 +52,15 @@ def test_the_summary_round_trips_through_json_and_refuses_others(rng):
 @pytest.mark.backend
 def test_the_bundled_model_passes_its_test_images_and_marks_photographs(synthetic_coco):
     from captioner.data.coco import load_coco_split
-    from captioner.inference import caption
-    from captioner.saving import load_model
-    saved = load_model(os.path.join(ROOT, "assets", "model"))
-    from captioner.training.captioning import DOMAIN_IMAGES
+    from captioner.tasks import ImageCaptioner
+    from captioner.training.run import DOMAIN_IMAGES
+    saved = ImageCaptioner.from_folder(os.path.join(ROOT, "assets", "model"))
     assert saved.domain is not None and saved.domain.images == DOMAIN_IMAGES  # of 4,000
     test, _ = load_coco_split(synthetic_coco, "test")  # the same generator, another seed
-    results = caption(saved, [r.path for r in test] + PHOTOS)
-    flags = [result["out_of_domain"] for result in results]
+    results = saved.caption([r.path for r in test] + PHOTOS)
+    flags = [result.out_of_domain for result in results]
     assert flags == [False] * len(test) + [True] * len(PHOTOS)
-    distances = [result["domain_distance"] for result in results]
+    distances = [result.domain_distance for result in results]
     assert max(distances[:len(test)]) < saved.domain.threshold < min(distances[len(test):])
 
 

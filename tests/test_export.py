@@ -72,13 +72,13 @@ def serve(script, *args, cwd):
 
 
 def assert_captions_of_caption_py(served, saved, paths):
-    from captioner.inference import caption
-    expected = caption(saved, paths)
-    assert served["captions"] == [item["caption"] for item in expected]
+    from captioner.tasks import caption
+    expected = caption(saved.folder, paths)
+    assert served["captions"] == [item.caption for item in expected]
     for row, item in enumerate(expected):
         length = served["lengths"][row]
         np.testing.assert_allclose(served["probabilities"][row][:length],
-                                   item["probabilities"], atol=1e-5)
+                                   item.best.probabilities, atol=1e-5)
     assert served["alphas_shape"][2:] == list(saved.model.grid_shape)
 
 

@@ -13,11 +13,14 @@ import json
 import os
 import sys
 
-from captioner.cli import ArgumentParser, import_keras_quietly, run
+from captioner.cli import (ArgumentParser, add_config_options, config_from_args,
+                           import_keras_quietly, run)
 from captioner.commands import default_model_dir
 
 
 def parse_args(argv):
+    from captioner.config import SearchConfig
+    from captioner.errors import ConfigError
     parser = ArgumentParser(prog="caption.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("inputs", nargs="*", metavar="IMAGE_OR_FOLDER",
                         help="image files, or folders whose images are all captioned")
@@ -34,17 +37,7 @@ def parse_args(argv):
                              "captions; with --coco a report of the split's scores and "
                              "captions; a RAM's glimpses step by step")
     parser.add_argument("--batch-size", type=int, default=16, help="images decoded together")
-    search = parser.add_argument_group("search")
-    search.add_argument("--beam", type=int, default=1, metavar="K",
-                        help="beam size; 1 (the default) is greedy search")
-    search.add_argument("--n-best", type=int, default=1, metavar="N",
-                        help="captions per image, best first (at most K)")
-    search.add_argument("--length-penalty", type=float, default=0.0, metavar="ALPHA",
-                        help="beam search ranks by log-probability / length ** ALPHA (0, the "
-                             "default: the total; 1: the mean per word, for longer captions)")
-    search.add_argument("--min-length", type=int, default=0, help="fewest words (beam search)")
-    search.add_argument("--max-length", type=int, default=None,
-                        help="most words (default: the model's)")
+    add_config_options(parser, SearchConfig, "search")
     scoring = parser.add_argument_group("scoring an annotated split")
     scoring.add_argument("--coco", metavar="DIR", help="a COCO-layout folder to caption and score")
     scoring.add_argument("--split", default="test", help="the split of --coco (default: test)")
@@ -60,22 +53,12 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if bool(args.inputs) == bool(args.coco):
         parser.error("give images or folders to caption, or --coco DIR to score a split")
-    if args.beam < 1 or not 1 <= args.n_best <= args.beam:
-        parser.error(f"need --beam >= 1 and 1 <= --n-best <= --beam "
-                     f"(received --beam {args.beam} --n-best {args.n_best})")
+    try:
+        args.search = config_from_args(SearchConfig, args)
+    except ConfigError as error:
+        parser.error(str(error))
+    args.n_best = args.search.n_best
     return args
-
-
-def search_options(args):
-    options = {"beam_size": args.beam, "max_length": args.max_length}
-    if args.beam > 1:
-        options.update(n_best=args.n_best, length_penalty=args.length_penalty,
-                       min_length=args.min_length)
-    return options
-
-
-def search_name(args):
-    return "greedy" if args.beam == 1 else f"beam{args.beam}"
 
 
 def expand_inputs(inputs):
@@ -133,25 +116,18 @@ def unique_stems(paths):
     return stems
 
 
-def attention_pngs(folder, stem, image, hypotheses, warning=None):
-    """Writes one attention figure per hypothesis; returns their paths."""
+def attention_pngs(folder, stem, image, captions, warning=None):
+    """Writes one attention figure per caption (``captioner.tasks.Caption``); returns
+    their paths."""
     from captioner.render import save_attention_figure
     paths = []
-    for rank, hypothesis in enumerate(hypotheses, start=1):
+    for rank, caption in enumerate(captions, start=1):
         path = os.path.join(folder, f"{stem}_attention{'' if rank == 1 else f'_{rank}'}.png")
-        save_attention_figure(path, image, hypothesis["words"], hypothesis["alphas"],
-                              hypothesis["probabilities"], chosen_cells=hypothesis["cells"],
+        save_attention_figure(path, image, caption.words, caption.alphas,
+                              caption.probabilities, chosen_cells=caption.cells,
                               warning=warning)
         paths.append(path)
     return paths
-
-
-def hypothesis_json(hypothesis):
-    return {"caption": hypothesis["caption"],
-            "words": [{"word": w, "probability": round(p, 4)}
-                      for w, p in zip(hypothesis["words"], hypothesis["probabilities"])],
-            "log_probability": round(hypothesis["log_prob"], 4),
-            "score": round(hypothesis["score"], 4), "finished": hypothesis["finished"]}
 
 
 def progress_bar(total, description):
@@ -169,98 +145,93 @@ def viewer(args, kind, title, **options):
     return ViewerWriter(args.html, kind, title, **options)
 
 
-def caption_images(args, saved, paths, missing=()):
-    """Captions ``paths``; the ``missing`` inputs (and any file that cannot be read) are
-    reported, one line each, and every readable image is still captioned."""
-    from captioner.inference import caption_files
+def caption_images(args, task, paths, missing=()):
+    """Captions ``paths`` with ``task`` (an ImageCaptioner); the ``missing`` inputs (and
+    any file that cannot be read) are reported, one line each, and every readable image is
+    still captioned."""
     results = []
-    files = caption_files(saved.model, saved.vocabulary, paths, batch_size=args.batch_size,
-                          domain=saved.domain, unreadable="report", **search_options(args))
+    answers = task.answers(paths, args.search, batch_size=args.batch_size,
+                           unreadable="report")
     title = f"captions of {len(paths)} image(s) by {os.path.abspath(args.model)}"
     with progress_bar(len(paths), "captioning") as progress, \
-            viewer(args, "captions", title, grid=saved.model.grid_shape) as html:
-        for (path, image, hypotheses, place), stem in readable(files, paths, missing, results,
-                                                               progress, html):
-            result = {"path": path, **hypothesis_json(hypotheses[0])}
+            viewer(args, "captions", title, grid=task.grid_shape) as html:
+        for answer, stem in readable(answers, paths, missing, results, progress, html):
+            result = answer.to_json(n_best=args.n_best > 1)
             warning = None
-            if place is not None:
-                result.update(out_of_domain=place["out_of_domain"],
-                              domain_distance=round(place["distance"], 3))
-                if place["out_of_domain"]:
-                    warning = (f"out of domain (distance {place['distance']:.1f} > "
-                               f"{saved.domain.threshold:.1f}): unlike the training images")
-            if args.n_best > 1:
-                result["n_best"] = [hypothesis_json(h) for h in hypotheses]
+            if answer.out_of_domain:
+                warning = (f"out of domain (distance {answer.domain_distance:.1f} > "
+                           f"{task.domain.threshold:.1f}): unlike the training images")
             if args.attention_dir:
-                pngs = attention_pngs(args.attention_dir, stem, image, hypotheses, warning)
+                pngs = attention_pngs(args.attention_dir, stem, answer.image, answer.n_best,
+                                      warning)
                 result["attention_png"] = pngs[0]
                 for entry, png in zip(result.get("n_best", []), pngs):
                     entry["attention_png"] = png
             if html is not None:
-                from captioner.viewer.pages import hypothesis_item
-                html.add(image, {"name": path, "warning": warning,
-                                 "hypotheses": [hypothesis_item(h) for h in hypotheses]})
+                from captioner.viewer.pages import caption_item
+                html.add(answer.image, {"name": answer.path, "warning": warning,
+                                        "hypotheses": [caption_item(c) for c in answer.n_best]})
             results.append(result)
             if not args.json:
                 marked = f"  [{warning}]" if warning else ""
-                progress.write(f"{path}: {hypotheses[0]['caption']}{marked}", file=sys.stdout)
-                for rank, h in enumerate(hypotheses[1:], start=2):
-                    progress.write(f"    {rank}. {h['caption']}  (log p {h['log_prob']:.2f}, "
-                                   f"score {h['score']:.3f})", file=sys.stdout)
+                progress.write(f"{answer.path}: {answer.caption}{marked}", file=sys.stdout)
+                for rank, caption in enumerate(answer.n_best[1:], start=2):
+                    progress.write(f"    {rank}. {caption.caption}  (log p "
+                                   f"{caption.log_probability:.2f}, score {caption.score:.3f})",
+                                   file=sys.stdout)
     return results
 
 
-def classify_images(args, saved, paths, missing=()):
-    """A Recurrent Attention Model's answer per image, and its glimpse path as a PNG
-    (unreadable inputs as in ``caption_images``)."""
-    from captioner.inference import classify_files
+def classify_images(args, task, paths, missing=()):
+    """A Recurrent Attention Model's answer per image (``task``: a RAMClassifier), and its
+    glimpse path as a PNG (unreadable inputs as in ``caption_images``)."""
     from captioner.render import save_glimpse_figure
     results = []
-    answers = classify_files(saved.model, saved.classes, paths, args.batch_size,
-                             unreadable="report")
-    config = saved.model.model_config
+    answers = task.answers(paths, args.batch_size, unreadable="report")
+    config = task.model.model_config
     title = f"glimpses of {len(paths)} image(s) by {os.path.abspath(args.model)}"
     with progress_bar(len(paths), "classifying") as progress, \
             viewer(args, "glimpses", title) as html:
-        for (path, image, answer), stem in readable(answers, paths, missing, results, progress,
-                                                    html):
-            result = {"path": path, "label": answer["label"],
-                      "probability": round(answer["probability"], 4),
-                      "glimpses": [{"row": round(row, 2), "column": round(column, 2)}
-                                   for row, column in answer["glimpses"]]}
+        for answer, stem in readable(answers, paths, missing, results, progress, html):
+            result = answer.to_json()
             if args.attention_dir:
                 png = os.path.join(args.attention_dir, f"{stem}_glimpses.png")
-                save_glimpse_figure(png, image, answer["locations"], answer["patches"],
-                                    title=f"{answer['label']} ({answer['probability']:.2f})")
+                save_glimpse_figure(png, answer.image, answer.locations, answer.patches,
+                                    title=f"{answer.label} ({answer.probability:.2f})")
                 result["glimpse_png"] = png
             if html is not None:
                 from captioner.viewer.pages import glimpse_item
-                html.add(image, {"name": path, "input": [config.height, config.width],
-                                 **glimpse_item(answer, config.height, config.width,
-                                                config.patch, config.scales)})
+                html.add(answer.image, {"name": answer.path,
+                                        "input": [config.height, config.width],
+                                        **glimpse_item(answer, config.height, config.width,
+                                                       config.patch, config.scales)})
             results.append(result)
             if not args.json:
-                progress.write(f"{path}: {result['label']} ({result['probability']:.2f})",
+                progress.write(f"{answer.path}: {result['label']} ({result['probability']:.2f})",
                                file=sys.stdout)
     return results
 
 
-def score_split(args, saved):
+def score_split(args, task):
+    """Captions and scores the split ``--coco DIR --split S`` with ``task`` (an
+    ImageCaptioner); writes the captions and scores, the heat maps and the report asked
+    for."""
     from captioner import io
     from captioner.data.coco import load_coco_split
     from captioner.data.images import load_image
     from captioner.errors import ConfigError
-    from captioner.evaluation import evaluate, format_scores
-    if saved.kind != "captioner":
+    from captioner.evaluation import format_scores
+    from captioner.tasks import Caption
+    if task.kind != "captioner":
         raise ConfigError(f"{args.model} is a Recurrent Attention Model: it classifies images; "
                           "--coco scores captioners")
     # a file the annotations name that is missing or broken is skipped, and said
     records, instances = load_coco_split(args.coco, args.split, check_files=False)
     records = records[:args.limit] if args.limit else records
     with progress_bar(len(records), f"captioning {args.split}") as progress:
-        evaluation = evaluate(saved.model, saved.vocabulary, records, instances,
-                              args.batch_size, progress=progress, tokenizer=args.tokenizer,
-                              **search_options(args))
+        evaluation = task.evaluate(records, instances, search=args.search,
+                                   batch_size=args.batch_size, progress=progress,
+                                   tokenizer=args.tokenizer)
     unreadable = evaluation.notes["unreadable"]
     for why in unreadable.values():
         print(f"error: {why}", file=sys.stderr)
@@ -269,28 +240,29 @@ def score_split(args, saved):
               "be read (above); the scores are of the other "
               f"{len(records) - len(unreadable)}", file=sys.stderr)
         records = [record for record in records if record.path not in unreadable]
-    name = f"{args.split}_{search_name(args)}"
+    name = f"{args.split}_{args.search.name}"
     captions_path = os.path.join(args.out, f"captions_{name}.json")
     scores_path = os.path.join(args.out, f"scores_{name}.json")
     io.write_json(captions_path, evaluation.results)
     report = {"model": os.path.abspath(args.model), "data": os.path.abspath(args.coco),
-              "split": args.split, "search": {k: v for k, v in search_options(args).items()
+              "split": args.split, "search": {k: v for k, v in args.search.options().items()
                                               if v is not None},
               "scores": evaluation.scores, "notes": evaluation.notes}
     io.write_json(scores_path, report)
     if args.attention_dir:
         for record, stem in zip(records, unique_stems([r.path for r in records])):
             attention_pngs(args.attention_dir, stem, load_image(record.path),
-                           evaluation.captions[record.image_id])
+                           [Caption.from_hypothesis(hypothesis)
+                            for hypothesis in evaluation.captions[record.image_id]])
     if args.html:
         from captioner.viewer.report import write_report
-        write_report(args.html, saved, records, instances, evaluation,
+        write_report(args.html, task, records, instances, evaluation,
                      f"{args.split} split of {os.path.abspath(args.coco)}, "
-                     f"{search_name(args)} search, model {os.path.abspath(args.model)}")
+                     f"{args.search.name} search, model {os.path.abspath(args.model)}")
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"{args.split}: {len(records)} images, {search_name(args)} search, "
+        print(f"{args.split}: {len(records)} images, {args.search.name} search, "
               f"tokenizer {evaluation.notes['tokenizer']}")
         print(format_scores(evaluation.scores))
         print(f"captions: {captions_path}\nscores:   {scores_path}")
@@ -308,12 +280,12 @@ def main(argv=None):
             print(f"error: {item.reason}", file=sys.stderr)
         return 2
     import_keras_quietly()
-    from captioner.saving import load_model
-    saved = load_model(args.model)
+    from captioner import tasks
+    task = tasks.load(args.model)
     if not args.inputs:
-        return score_split(args, saved)
-    results = (classify_images if saved.kind == "ram" else caption_images)(
-        args, saved, paths, missing)
+        return score_split(args, task)
+    results = (classify_images if task.kind == "ram" else caption_images)(
+        args, task, paths, missing)
     if args.json:
         print(json.dumps(results, indent=2))
     failed = sum("error" in result for result in results)

@@ -16,11 +16,10 @@ import shlex
 import sys
 
 from captioner.cli import (ArgumentParser, add_config_options, config_from_args,
-                           import_keras_quietly, run)
+                           given_options, import_keras_quietly, run)
 
 
 def parse_args(argv):
-    import_keras_quietly()  # the attention scores' choices come from the layer registry
     from captioner.config import (RAM_EPOCHS, DecoderConfig, EncoderConfig, RamConfig,
                                   TrainConfig)
     parser = ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0])
@@ -74,8 +73,6 @@ def parse_args(argv):
     add_config_options(parser, TrainConfig, f"training (--task ram: {RAM_EPOCHS} epochs by "
                                             "default)")
     args = parser.parse_args(argv)
-    if args.epochs is None:
-        args.epochs = RAM_EPOCHS if args.task == "ram" else TrainConfig.epochs
     if args.task == "ram":
         if args.coco or args.karpathy:
             parser.error("--task ram trains on --digits or --image-folder, not --coco/--karpathy")
@@ -95,24 +92,6 @@ def parse_args(argv):
     return args
 
 
-def ram_data(args, train_config):
-    """(train, validation, test batches, class names, description) for --task ram."""
-    batch_size, seed = train_config.batch_size, train_config.seed
-    from captioner.data import classification
-    if args.image_folder:
-        *splits, classes = classification.folder_splits(args.image_folder, args.ram_image_size,
-                                                        batch_size, seed)
-        return (*splits, classes,
-                f"image folder {args.image_folder} ({len(classes)} classes)")
-    clutter = args.clutter_pieces if args.digits == "cluttered" else 0
-    kind = f"cluttered ({clutter} fragments)" if clutter else "translated"
-    splits = classification.digit_splits(*classification.load_digits(args.digit_source),
-                                         canvas=args.canvas, clutter=clutter,
-                                         batch_size=batch_size, seed=seed)
-    return (*splits, [str(k) for k in range(10)],
-            f"{args.digit_source} digits, {kind}, {args.canvas}x{args.canvas} canvas")
-
-
 def init_overrides(args):
     """The decoder's loss weights given on the command line, for the model of --init."""
     from captioner.training.captioning import INIT_OVERRIDES
@@ -124,18 +103,21 @@ def main(argv=None, callbacks=()):
     """Runs the command line ``argv``; ``callbacks``: Keras callbacks added to every
     epoch's ``fit()`` (for programs that drive this command)."""
     args = parse_args(argv)
+    import_keras_quietly()
     from captioner.config import (DecoderConfig, EncoderConfig, ModelConfig, RamConfig,
                                   TrainConfig)
+    from captioner.training.run import train, train_config_for, train_ram
     command = "python train.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    train_config = config_from_args(TrainConfig, args)
+    train_config = train_config_for(args.task, **given_options(TrainConfig, args))
     common = dict(resume=args.resume, progress=not args.no_progress, command=command,
                   callbacks=callbacks)
     if args.task == "ram":
-        from captioner.training.ram import train_ram
-        out = train_ram(args.out, ram_data(args, train_config), config_from_args(RamConfig, args),
-                        train_config, **common)
+        out = train_ram(args.out, model_config=config_from_args(RamConfig, args),
+                        train_config=train_config, digits=args.digits,
+                        digit_source=args.digit_source, canvas=args.canvas,
+                        clutter_pieces=args.clutter_pieces, image_folder=args.image_folder,
+                        image_size=args.ram_image_size, **common)
     else:
-        from captioner.training.captioning import train
         model_config = ModelConfig(encoder=config_from_args(EncoderConfig, args),
                                    decoder=config_from_args(DecoderConfig, args))
         out = train(args.out, coco=args.coco, karpathy=args.karpathy, images=args.images,

@@ -11,8 +11,8 @@ import os
 import sys
 
 from captioner import io
-from captioner.text import tokenize
 from captioner.errors import DataError
+from captioner.text import tokenize
 
 YEARS = ("2017", "2014", "")
 
@@ -190,3 +190,29 @@ def load_karpathy(split_path, image_root, split, check_files=True, data=None):
     if check_files:
         _check_files(records, split_path)
     return _drop_empty(records, split_path)
+
+
+class CaptionSource:
+    """The splits of a COCO-layout folder (``coco``) or of a Karpathy split file
+    (``karpathy``, images under ``images``); each annotation file is parsed once."""
+
+    def __init__(self, coco=None, karpathy=None, images=None):
+        if bool(coco) == bool(karpathy):
+            raise ValueError("Give exactly one of coco (a folder) or karpathy (a split file).")
+        self.coco, self.karpathy, self.images = coco, karpathy, images
+        self.description = f"COCO layout {coco}" if coco else f"Karpathy split {karpathy}"
+        self._parsed = None
+
+    def split(self, name, instances=True, required=True):
+        """(records, instances or None) of split ``name``; ([], None) for a missing split
+        that is not ``required``. ``instances=False`` leaves the instances file unread."""
+        try:
+            if self.coco:
+                return load_coco_split(self.coco, name, instances=instances)
+            if self._parsed is None:
+                self._parsed = read_karpathy(self.karpathy)
+            return load_karpathy(self.karpathy, self.images, name, data=self._parsed), None
+        except DataError:
+            if required:
+                raise
+            return [], None

@@ -106,6 +106,28 @@ def load_image(path, max_pixels=MAX_PIXELS, reduce_to=None):
                          f"{error}") from None
 
 
+UNREADABLE_POLICIES = ("raise", "report")
+
+
+def read_batch(items, read, unreadable="raise"):
+    """The one policy for a batch of inputs that may not all be readable: ``[read(item) or
+    an Unreadable per item]``, in order. ``unreadable="raise"`` raises the first
+    ImageError instead; ``"report"`` puts an :class:`Unreadable` (the item, why) in its
+    place, so that every readable input is still answered."""
+    if unreadable not in UNREADABLE_POLICIES:
+        raise ValueError(f"unreadable must be 'raise' or 'report'. Received: {unreadable!r}")
+    results = []
+    for item in items:
+        try:
+            results.append(read(item))
+        except ImageError as error:
+            if unreadable == "raise":
+                raise
+            results.append(Unreadable(os.fspath(item) if isinstance(item, (str, os.PathLike))
+                                      else str(item), str(error)))
+    return results
+
+
 def list_images(folder):
     """The image files directly inside ``folder``, sorted by name."""
     names = sorted(name for name in os.listdir(folder)

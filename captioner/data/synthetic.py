@@ -20,16 +20,15 @@ The output is the standard COCO layout, so whatever trains on it trains on COCO:
     OUT/{train,val,test}2017/*.png
     OUT/dataset_synthetic.json                            (Karpathy-style split file)
 
-    python -m captioner.data.synthetic --out data/synthetic --seed 0
-    python -m captioner.data.synthetic --out data/hard --seed 1 --style hard
-    python -m captioner.data.synthetic --out data/photo-sized --size 640 480 --format jpg
+    python -m captioner.commands.synth --out data/synthetic --seed 0
+    python -m captioner.commands.synth --out data/hard --seed 1 --style hard
+    python -m captioner.commands.synth --out data/photo-sized --size 640 480 --format jpg
 
 ``--size W H`` draws each scene at 128 px and resizes it to W x H, with fine noise added
 at full resolution (so a JPEG costs about what a photograph of that size does to decode),
 boxes scaled alike: input-pipeline benchmarks use it for COCO-sized 640 x 480 JPEGs.
 """
 
-import argparse
 import os
 
 import numpy as np
@@ -352,26 +351,3 @@ def generate(out, seed=0, splits=None, year="2017", size=(IMAGE_SIZE, IMAGE_SIZE
     io.write_json(os.path.join(out, "dataset_synthetic.json"),
                   {"dataset": "synthetic", "images": karpathy}, indent=None)
     return splits
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="folder to write the data set into")
-    parser.add_argument("--seed", type=int, default=0)
-    for split, count in SPLITS.items():
-        parser.add_argument(f"--{split}", type=int, default=count, help=f"images ({count})")
-    parser.add_argument("--size", type=int, nargs=2, metavar=("WIDTH", "HEIGHT"),
-                        default=(IMAGE_SIZE, IMAGE_SIZE), help=f"image size ({IMAGE_SIZE} "
-                        f"{IMAGE_SIZE}; the scenes are drawn at that size and resized)")
-    parser.add_argument("--format", choices=("png", "jpg"), default="png")
-    parser.add_argument("--style", choices=STYLES, default="simple",
-                        help="simple (the original scenes) or hard (more shapes, colours and "
-                        "sizes, occlusion, clutter, textured backgrounds, relations)")
-    args = parser.parse_args(argv)
-    counts = generate(args.out, args.seed, {s: getattr(args, s) for s in SPLITS},
-                      size=args.size, image_format=args.format, style=args.style)
-    print(f"wrote {sum(counts.values())} images to {args.out}: {counts}")
-
-
-if __name__ == "__main__":
-    main()

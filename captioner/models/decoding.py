@@ -27,8 +27,9 @@ class CompiledSearch(keras.Model):
     """See the module docstring. It holds no weights of its own: the captioner's."""
 
     def __init__(self, captioner, start_id, end_id, max_length, beam_size=1, n_best=1,
-                 length_penalty=0.0, min_length=0, **kwargs):
+                 length_penalty=0.0, min_length=0, statistics=False, **kwargs):
         super().__init__(**kwargs)
+        self.statistics = statistics  # also "feature_mean", "feature_std" (batch, D)
         self.captioner = captioner
         self.start_id, self.end_id, self.max_length = start_id, end_id, max_length
         self.beam_size, self.n_best = beam_size, n_best
@@ -40,39 +41,50 @@ class CompiledSearch(keras.Model):
         # without, 2.7 ms with, for ~0.6 s more compiling; benchmarks/decode_speed.py)
         self.jit_compile = True
 
-    def start(self, inputs):
-        """(decoder, its initial state, memory, batch size) of the inputs' images."""
+    def features(self, inputs):
+        """The annotation vectors (batch, L, D) of the inputs: given, or encoded."""
         if "features" in inputs:
-            features = ops.convert_to_tensor(inputs["features"])
-        else:
-            features = self.captioner.encode(inputs["images"])
+            return ops.convert_to_tensor(inputs["features"])
+        return self.captioner.encode(inputs["images"])
+
+    def start(self, features):
+        """(decoder, its initial state, memory, batch size) of the annotation vectors."""
         decoder = self.captioner.decoder
         memory = decoder.prepare(features)
         return decoder, decoder.initial_state(memory), memory, ops.shape(features)[0]
 
     def call(self, inputs):
-        decoder, state, memory, batch = self.start(inputs)
+        features = self.features(inputs)
+        decoder, state, memory, batch = self.start(features)
         if self.greedy:
-            return greedy_graph(decoder.step, state, memory, batch, self.start_id,
-                                self.end_id, self.max_length)
-        return beam_graph(decoder.step, state, memory, batch, self.start_id, self.end_id,
-                          self.max_length, self.beam_size, self.n_best, self.length_penalty,
-                          self.min_length)
+            outputs = greedy_graph(decoder.step, state, memory, batch, self.start_id,
+                                   self.end_id, self.max_length)
+        else:
+            outputs = beam_graph(decoder.step, state, memory, batch, self.start_id,
+                                 self.end_id, self.max_length, self.beam_size, self.n_best,
+                                 self.length_penalty, self.min_length)
+        if self.statistics:  # of what was decoded, for the out-of-domain check
+            features = ops.cast(features, "float32")
+            mean = ops.mean(features, axis=1)  # (batch, D)
+            spread = ops.sqrt(ops.mean(ops.square(features - mean[:, None]), axis=1))
+            outputs = {**outputs, "feature_mean": mean, "feature_std": spread}
+        return outputs
 
     def hypotheses(self, outputs):
         """This search's outputs (as ``predict_on_batch`` returns them) -> per image the
         list of hypotheses, best first, as the eager search gives them."""
-        outputs = {key: np.asarray(value) for key, value in outputs.items()}
+        outputs = {key: np.asarray(value) for key, value in outputs.items()
+                   if not key.startswith("feature_")}
         if self.greedy:
             return greedy_hypotheses(outputs)
         return beam_hypotheses(outputs, self.n_best, self.length_penalty)
 
 
 def compiled_search(model, vocabulary, max_length, beam_size=1, n_best=1, length_penalty=0.0,
-                    min_length=0):
+                    min_length=0, statistics=False):
     """The :class:`CompiledSearch` of a captioner for these settings (made once)."""
     key = (vocabulary.start_id, vocabulary.end_id, int(max_length), int(beam_size),
-           int(n_best), float(length_penalty), int(min_length))
+           int(n_best), float(length_penalty), int(min_length), bool(statistics))
     searches = _CACHE.setdefault(model, {})
     if key not in searches:
         searches[key] = CompiledSearch(model, *key)
@@ -93,7 +105,7 @@ class SelfCriticalSearch(CompiledSearch):
         self.samples = samples
 
     def call(self, inputs):
-        decoder, state, memory, batch = self.start(inputs)
+        decoder, state, memory, batch = self.start(self.features(inputs))
         options = dict(start_id=self.start_id, end_id=self.end_id, max_length=self.max_length)
         greedy = greedy_graph(decoder.step, state, memory, batch, **options)
         tile = lambda nest: keras.tree.map_structure(  # noqa: E731

@@ -1,4 +1,5 @@
-"""Training a captioner: the epoch loop's hooks for Show, Attend and Tell, and ``train``.
+"""Training a captioner: the epoch loop's hooks for Show, Attend and Tell
+(``captioner.training.run.train`` runs it).
 
 Beyond the loop's files (``captioner.training.loop``), the output folder holds the
 vocabulary (``vocab.json``, written before the first epoch). Validation after each epoch:
@@ -11,7 +12,6 @@ import os
 import re
 import sys
 
-from captioner.config import ModelConfig, TrainConfig
 from captioner.data.dataset import CaptionBatches, max_caption_length
 from captioner.data.features import FeatureCache
 from captioner.data.vocab import Vocabulary
@@ -22,7 +22,6 @@ from captioner.saving import VOCAB_FILE
 from captioner.training.loop import EpochLoop, model_card
 
 VALIDATION_METRICS = ("BLEU", "ROUGE-L", "CIDEr")  # METEOR's Java start-up is kept for tests
-DOMAIN_IMAGES = 2000  # training images summarised for out-of-domain marking (captioner.domain)
 # what a run started from a trained model (--init) may set anew: the decoder's loss weights
 INIT_OVERRIDES = ("doubly_stochastic", "attention_supervision", "reward_weight",
                   "entropy_weight", "baseline_decay")
@@ -274,89 +273,3 @@ def batches_class(pipeline):
                                   "tensorflow); --pipeline python reads the same batches "
                                   "without it") from None
     return CaptionBatches
-
-
-class CaptionSource:
-    """The splits of a COCO-layout folder (``coco``) or of a Karpathy split file
-    (``karpathy``, images under ``images``); each annotation file is parsed once."""
-
-    def __init__(self, coco=None, karpathy=None, images=None):
-        if bool(coco) == bool(karpathy):
-            raise ValueError("Give exactly one of coco (a folder) or karpathy (a split file).")
-        self.coco, self.karpathy, self.images = coco, karpathy, images
-        self.description = f"COCO layout {coco}" if coco else f"Karpathy split {karpathy}"
-        self._parsed = None
-
-    def split(self, name, instances=True, required=True):
-        """(records, instances or None) of split ``name``; ([], None) for a missing split
-        that is not ``required``. ``instances=False`` leaves the instances file unread."""
-        from captioner.data.coco import load_coco_split, load_karpathy, read_karpathy
-        try:
-            if self.coco:
-                return load_coco_split(self.coco, name, instances=instances)
-            if self._parsed is None:
-                self._parsed = read_karpathy(self.karpathy)
-            return load_karpathy(self.karpathy, self.images, name, data=self._parsed), None
-        except DataError:
-            if required:
-                raise
-            return [], None
-
-
-def train(out, coco=None, karpathy=None, images=None, model_config=None, train_config=None,
-          splits=("train", "val", "test"), resume=False, progress=True, command="",
-          feature_cache=True, feature_dir=None, feature_dtype="float32", callbacks=(),
-          init=None, overrides=None):
-    """Trains a captioner on a COCO-layout folder (``coco``) or a Karpathy split file
-    (``karpathy`` with its image folder ``images``) into the model folder ``out``.
-
-    ``splits``: (train, validation, test) split names; a missing validation or test split
-    is skipped. The best epoch's model is scored on the test split and gets a summary of
-    its training images (``captioner.domain``: domain.json). ``callbacks``: Keras
-    callbacks added to every epoch's ``fit()``. ``init``, ``overrides``: a model folder
-    to start from, and the loss weights set anew (``CaptionTrainer``; ``model_config`` is
-    then not used); ``train_config.scst`` fine-tunes it self-critically
-    (``captioner.training.scst``). Returns the path of the model folder
-    (``captioner.load_model`` reads it).
-    """
-    source = CaptionSource(coco, karpathy, images)
-    model_config = model_config or ModelConfig()
-    train_config = train_config or TrainConfig()
-    train_split, val_split, test_split = splits
-    if train_config.hallucination_penalty and not train_config.scst:
-        raise ConfigError("--hallucination-penalty is a term of the --scst reward")
-    decoder = model_config.decoder
-    overrides = dict(overrides or {})
-    supervision = overrides.get("attention_supervision") if init else \
-        decoder.attention_supervision
-    records, train_instances = source.split(train_split, instances=supervision != 0.0
-                                            or train_config.scst)
-    if supervision is None and not init:  # by default, wherever there are boxes
-        boxes = train_instances is not None and train_config.pipeline != "tf.data"
-        decoder.attention_supervision = 1.0 if boxes else 0.0
-    val, val_instances = source.split(val_split, required=False)
-    trainer_class = CaptionTrainer
-    if train_config.scst:
-        from captioner.training.scst import SelfCriticalTrainer as trainer_class
-    trainer = trainer_class(TrainingData(records, val, source.description, val_instances,
-                                         train_instances),
-                            out, model_config, train_config,
-                            weights=model_config.encoder.weights, command=command,
-                            feature_cache=feature_cache, feature_dir=feature_dir,
-                            feature_dtype=feature_dtype, init=init, overrides=overrides)
-    trainer.run(resume=resume, progress=progress, callbacks=callbacks)
-    if trainer.placement.writes:  # where its images lie, so caption.py can tell strangers
-        from captioner import domain
-        from captioner.saving import load_model
-        summary = domain.summarise(load_model(out).model, [r.path for r in records],
-                                   [r.path for r in val], limit=DOMAIN_IMAGES, seed=train_config.seed,
-                                   progress=progress)
-        if summary is not None:  # too few images to say what is unusual
-            domain.write(out, summary)
-    test, test_instances = source.split(test_split, required=False)
-    if test and trainer.placement.writes:
-        from captioner.evaluation import format_scores
-        scores = trainer.score_test_split((test, test_instances), f"{len(test)} images, greedy")
-        print(f"test split ({len(test)} images, greedy):\n{format_scores(scores)}",
-              file=sys.stderr)
-    return os.fspath(out)

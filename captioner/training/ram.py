@@ -1,16 +1,12 @@
-"""Training the Recurrent Attention Model: the epoch loop's hooks for a glimpse classifier,
-and ``train_ram`` (digits or an image folder -> a model folder).
+"""Training the Recurrent Attention Model: the epoch loop's hooks for a glimpse classifier
+(``captioner.training.run.train_ram`` runs it).
 
 Validation after each epoch: the classification error with deterministic glimpses (the
 policy's mean), which picks the best epoch. The class names are saved in config.json.
 """
 
-import os
-import sys
-
 import keras
 
-from captioner.config import RamConfig, TrainConfig
 from captioner.models.ram import create_ram
 from captioner.training.loop import EpochLoop, model_card
 
@@ -79,30 +75,3 @@ class RamTrainer(EpochLoop):
 
     def test_scores(self, saved, data):
         return {"error": classification_error(saved.model, data), "images": len(data.labels)}
-
-
-def train_ram(out, data, model_config=None, train_config=None, resume=False, progress=True,
-              command="", callbacks=()):
-    """Trains a RAM into the model folder ``out`` and scores it on the test split.
-
-    ``data``: (train, validation, test batches, class names, description): the batches
-    of ``captioner.data.classification.digit_splits`` or ``folder_splits``.
-    ``model_config``'s input size and classes are set from the data, its seed (if unset)
-    from ``train_config``. ``callbacks``: Keras callbacks added to every epoch's ``fit()``.
-    Returns the folder.
-    """
-    train, val, test, classes, source = data
-    model_config = model_config or RamConfig()
-    train_config = train_config or TrainConfig()
-    model_config.height, model_config.width, model_config.channels = train.input_shape
-    model_config.classes = len(classes)
-    if model_config.seed is None:
-        model_config.seed = train_config.seed
-    trainer = RamTrainer(train, val, out, model_config, train_config, classes, source, command)
-    trainer.run(resume=resume, progress=progress, callbacks=callbacks)
-    if not trainer.placement.writes:
-        return os.fspath(out)
-    scores = trainer.score_test_split(test, f"{len(test.labels)} images")
-    print(f"test error {100 * scores['error']:.2f}% ({len(test.labels)} images)",
-          file=sys.stderr)
-    return os.fspath(out)

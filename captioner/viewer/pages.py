@@ -53,6 +53,14 @@ def hypothesis_item(hypothesis, absent=()):
             "log_prob": round(float(hypothesis["log_prob"]), 4), "words": words}
 
 
+def caption_item(caption):
+    """A ``captioner.tasks.Caption`` -> the page's form (as ``hypothesis_item``)."""
+    return hypothesis_item({"caption": caption.caption, "words": caption.words,
+                            "probabilities": caption.probabilities, "alphas": caption.alphas,
+                            "cells": caption.cells, "score": caption.score,
+                            "log_prob": caption.log_probability})
+
+
 def png_data_url(array):
     """A (h, w) or (h, w, 3) array in [0, 1] -> a PNG data URL."""
     pixels = np.round(255 * np.clip(np.asarray(array, np.float64), 0, 1)).astype(np.uint8)
@@ -64,19 +72,19 @@ def png_data_url(array):
 
 
 def glimpse_item(answer, height, width, patch, scales):
-    """A RAM's answer (``captioner.inference.classify_files``) -> {"label", "probability",
+    """A RAM's answer (``captioner.tasks.Classification``) -> {"label", "probability",
     "glimpses": [{"x", "y", "squares": [[x, y, w, h]] per scale, "patches": [data URLs]}]}
     in the pixels of the model's input (``height`` x ``width``)."""
     from captioner.render import glimpse_squares
     glimpses = []
-    for location, (row, column), patches in zip(answer["locations"], answer["glimpses"],
-                                                answer["patches"]):
+    for location, (row, column), patches in zip(answer.locations, answer.glimpses,
+                                                answer.patches):
         squares = [[left, top, side, side] for top, left, side in
                    glimpse_squares(location, height, width, patch, scales)]
         glimpses.append({"x": round(column, 2), "y": round(row, 2),
                          "squares": [[round(float(v), 2) for v in square] for square in squares],
                          "patches": [png_data_url(scale) for scale in patches]})
-    return {"label": answer["label"], "probability": round(float(answer["probability"]), 4),
+    return {"label": answer.label, "probability": round(float(answer.probability), 4),
             "glimpses": glimpses}
 
 

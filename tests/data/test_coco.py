@@ -100,7 +100,7 @@ def test_karpathy_loader_reads_splits_with_restval(tmp_path):
     train = load_karpathy(str(path), str(tmp_path), "train")
     assert [(r.image_id, r.captions) for r in train] == [(1, ["A cat."]), (2, ["a dog"])]
     assert [r.image_id for r in load_karpathy(str(path), str(tmp_path), "test")] == [3]
-    from captioner.training.captioning import CaptionSource
+    from captioner.data.coco import CaptionSource
     source = CaptionSource(karpathy=str(path), images=str(tmp_path))
     assert [r.image_id for r in source.split("train")[0]] == [1, 2]
     path.write_text("{not json")  # parsed once: the other splits come from the first read

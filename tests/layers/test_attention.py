@@ -246,3 +246,8 @@ def test_bad_arguments_are_clear_errors(rng):
     query, keys, values = make(rng)  # query size 5, key size 4
     with pytest.raises(ValueError, match="query size 5, key size 4"):
         get_attention("dot", 4)(query, keys, values)
+
+
+def test_the_registry_has_one_layer_for_each_score_the_config_offers():
+    from captioner.config import attention_scores
+    assert list(ATTENTION_LAYERS) == list(attention_scores())

@@ -134,7 +134,7 @@ def test_train_supervises_attention_by_default_wherever_there_are_boxes(syntheti
     import json
     import shutil
 
-    from captioner.training.captioning import train
+    from captioner.training.run import train
     bare = tmp_path / "bare"
     shutil.copytree(synthetic_coco, bare)
     for name in os.listdir(bare / "annotations"):

@@ -125,9 +125,9 @@ for kind, make, keys in runs:
                             baseline_devices=probe.devices, baseline_copies=probe.copies)
 # the 4-device checkpoint resumes on one device, and its model captions
 runs[0][1]("soft4").run(resume=True, progress=False)
-from captioner.inference import caption
-saved = load_model(os.path.join(out, "soft4"))
-report["resumed_caption"] = caption(saved, [load_coco_split(coco, "val")[0][0].path])[0]["caption"]
+from captioner.tasks import ImageCaptioner
+captioner = ImageCaptioner.from_folder(os.path.join(out, "soft4"))
+report["resumed_caption"] = captioner.caption([load_coco_split(coco, "val")[0][0].path])[0].caption
 print("REPORT " + json.dumps(report))
 """
 
