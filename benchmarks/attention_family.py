@@ -36,16 +36,16 @@ def scores():
 
 
 def train_and_score(name, args, data, test, test_instances):
-    from captioner.config import DecoderConfig, ModelConfig, TrainConfig
+    from captioner.config import DecoderConfig, LossConfig, ModelConfig, TrainConfig
     from captioner.evaluation import evaluate
     from captioner.io import write_json
     from captioner.saving import load_model
     from captioner.training.captioning import CaptionTrainer
 
     out = os.path.join(args.out, name)
-    config = ModelConfig(decoder=DecoderConfig(score=name, doubly_stochastic=0.1,
-                                               window=args.window,
-                                               window_truncate=args.window_truncate))
+    config = ModelConfig(decoder=DecoderConfig(score=name, window=args.window,
+                                               window_truncate=args.window_truncate),
+                         loss=LossConfig(doubly_stochastic=0.1))
     trainer = CaptionTrainer(data, out, config, TrainConfig(epochs=args.epochs, seed=args.seed))
     from captioner.training.checkpoint import Checkpoints
     resume = Checkpoints(os.path.join(out, "checkpoint")).exists()

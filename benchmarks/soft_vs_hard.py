@@ -70,7 +70,8 @@ def main():
     import keras
     import numpy as np
 
-    from captioner.config import DecoderConfig, EncoderConfig, ModelConfig, TrainConfig
+    from captioner.config import (DecoderConfig, EncoderConfig, LossConfig, ModelConfig,
+                                  TrainConfig)
     from captioner.data.coco import load_coco_split
     from captioner.data.dataset import CaptionBatches
     from captioner.evaluation import evaluate
@@ -84,8 +85,9 @@ def main():
     for kind in [args.only] if args.only else ("soft", "hard"):
         out = os.path.join(args.out, kind)
         config = ModelConfig(encoder=EncoderConfig(image_size=args.image_size),
-                             decoder=DecoderConfig(attention=kind, credit=args.credit,
-                                                   doubly_stochastic=args.doubly_stochastic))
+                             decoder=DecoderConfig(attention=kind),
+                             loss=LossConfig(credit=args.credit,
+                                             doubly_stochastic=args.doubly_stochastic))
         trainer = CaptionTrainer(TrainingData(train, val, args.coco, val_instances), out, config,
                           TrainConfig(epochs=args.epochs, seed=args.seed,
                                       hard_warmup_epochs=args.hard_warmup_epochs

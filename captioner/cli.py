@@ -56,20 +56,19 @@ class ArgumentParser(argparse.ArgumentParser):
 def add_config_options(parser, config_class, title=None):
     """Adds one option per field of ``config_class`` (a ``captioner.config`` dataclass) to
     ``parser``, in a group titled ``title``: ``--field-name``, typed by the field, with its
-    choices, and its comment as help. Fields marked ``derived`` are left out; a bool field
-    is a ``--name/--no-name`` switch. Every option defaults to None, "not given", so that
+    choices, and its ``help`` metadata (``captioner.config.option``). Fields marked
+    ``derived`` are left out; a bool field is a ``--name/--no-name`` switch. Every option defaults to None, "not given", so that
     ``config_from_args`` keeps the dataclass's own default."""
     import dataclasses
 
-    from captioner.config import field_choices, field_comments, field_type
+    from captioner.config import field_choices, field_type
     group = parser.add_argument_group(title) if title else parser
-    comments = field_comments(config_class)
     for field in dataclasses.fields(config_class):
         if not field.metadata.get("option", True):
             continue
-        flag = "--" + field.name.replace("_", "-")
+        flag = option_flag(config_class, field.name)
         default = field.default if field.default is not dataclasses.MISSING else None
-        help_text = comments.get(field.name, "")
+        help_text = field.metadata.get("help", "")
         if default is not None:
             help_text += f" (default: {default})"
         help_text = help_text.replace("%", "%%")
@@ -82,6 +81,14 @@ def add_config_options(parser, config_class, title=None):
                                choices=field_choices(field), help=help_text,
                                metavar=None if field_choices(field) else field.name.upper())
     return group
+
+
+def option_flag(config_class, name):
+    """The command-line flag of a field of ``config_class``: ``--field-name``, or the
+    field's own ``flag``."""
+    import dataclasses
+    field = next(f for f in dataclasses.fields(config_class) if f.name == name)
+    return field.metadata.get("flag") or "--" + name.replace("_", "-")
 
 
 def given_options(config_class, args):

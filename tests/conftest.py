@@ -27,13 +27,14 @@ def vocabulary(synthetic_coco):
     return Vocabulary.build(c for r in records for c in r.captions)
 
 
-def tiny_config(vocabulary, **decoder):
-    from captioner.config import preset
+def tiny_config(vocabulary, **settings):
+    """The tiny preset for ``vocabulary``, with decoder and loss fields set by name."""
+    from captioner.config import LOSS_FIELDS, preset
     config = preset("tiny")
     config.vocab_size, config.vocab_hash = len(vocabulary), vocabulary.hash
     config.max_length = 12
-    for key, value in decoder.items():
-        setattr(config.decoder, key, value)
+    for key, value in settings.items():
+        setattr(config.loss if key in LOSS_FIELDS else config.decoder, key, value)
     return config
 
 

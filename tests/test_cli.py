@@ -217,9 +217,9 @@ def test_train_hard_attention_with_another_score_and_caption_with_it(synthetic_c
                  "--attention", "hard", "--hard-inference", "argmax", "--score", "local",
                  "--window", 2, *tiny)
     assert result.returncode == 0, result.stderr
-    config = json.loads((out / "config.json").read_text())["model"]["decoder"]
-    assert config["attention"] == "hard" and config["reward_weight"] == 0.1
-    assert config["score"] == "local" and config["window"] == 2
+    config = json.loads((out / "config.json").read_text())["model"]
+    assert config["decoder"]["attention"] == "hard" and config["loss"]["reward_weight"] == 0.1
+    assert config["decoder"]["score"] == "local" and config["decoder"]["window"] == 2
     image = os.path.join(synthetic_coco, "val2017", sorted(os.listdir(
         os.path.join(synthetic_coco, "val2017")))[0])
     captioned = run("caption.py", image, "--model", out, "--attention-dir", tmp_path / "maps",

@@ -6,21 +6,19 @@ from typing import Literal, Optional
 import pytest
 
 from captioner.cli import ArgumentParser, add_config_options, config_from_args
-from captioner.config import (Config, DecoderConfig, EncoderConfig, ModelConfig, RamConfig,
-                              TrainConfig, derived, field_comments)
+from captioner.config import (Config, DecoderConfig, EncoderConfig, LossConfig, ModelConfig,
+                              RamConfig, SearchConfig, TrainConfig, derived, option)
 from captioner.errors import ConfigError
 
 
 @dataclasses.dataclass
 class ToyConfig(Config):
-    size: int = 3               # how big it is
-    rate: float = 0.5           # how fast; said on two lines
-                                # so the help joins them
-    kind: Literal["a", "b"] = "a"  # which one
-    # a section header, not anybody's help
-    switch: bool = False        # turn it on
-    limit: Optional[int] = None  # no limit by default
-    count: int = derived(0)     # set by the data
+    size: int = option(3, "how big it is")
+    rate: float = option(0.5, "how fast; said on two lines so the help joins them")
+    kind: Literal["a", "b"] = option("a", "which one", flag="--variety")
+    switch: bool = option(False, "turn it on")
+    limit: Optional[int] = option(None, "no limit by default")
+    count: int = derived(0, "set by the data")
 
 
 def parse(config_class, argv):
@@ -30,7 +28,7 @@ def parse(config_class, argv):
 
 
 def test_a_field_is_an_option_with_its_type_choices_and_comment():
-    parser, args = parse(ToyConfig, ["--size", "7", "--kind", "b", "--switch", "--rate", "2"])
+    parser, args = parse(ToyConfig, ["--size", "7", "--variety", "b", "--switch", "--rate", "2"])
     config = config_from_args(ToyConfig, args, count=5)
     assert config == ToyConfig(size=7, rate=2.0, kind="b", switch=True, limit=None, count=5)
     assert config_from_args(ToyConfig, parse(ToyConfig, [])[1]) == ToyConfig()  # defaults kept
@@ -38,17 +36,17 @@ def test_a_field_is_an_option_with_its_type_choices_and_comment():
     text = parser.format_help()
     assert "how fast; said on two lines so the help joins them (default: 0.5)" in " ".join(
         text.split())
-    assert "--kind {a,b}" in text and "section header" not in text
+    assert "--variety {a,b}" in text and "--kind" not in text
     assert "--count" not in text  # derived fields are not options
     with pytest.raises(SystemExit):
-        parse(ToyConfig, ["--kind", "c"])
+        parse(ToyConfig, ["--variety", "c"])
 
 
 def test_every_field_of_every_section_has_help():
-    for section in (EncoderConfig, DecoderConfig, TrainConfig, RamConfig):
-        comments = field_comments(section)
-        options = [f.name for f in dataclasses.fields(section) if f.metadata.get("option", True)]
-        assert options and all(comments.get(name) for name in options), section
+    for section in (EncoderConfig, DecoderConfig, LossConfig, SearchConfig, TrainConfig,
+                    RamConfig):
+        fields = dataclasses.fields(section)
+        assert fields and all(field.metadata.get("help") for field in fields), section
 
 
 def test_values_are_checked_with_what_was_received():
@@ -69,3 +67,44 @@ def test_backbone_defaults_follow_the_backbone():
             EncoderConfig(backbone="resnet50").weights) == (224, "imagenet")
     assert EncoderConfig(backbone="inception_v3").image_size == 299
     assert ModelConfig.from_dict(ModelConfig().to_dict()) == ModelConfig()
+
+
+def test_old_model_configs_load_with_their_loss_weights_in_the_loss_section():
+    """Model folders from before LossConfig kept the loss weights in the decoder's dict."""
+    old = {"decoder": {"attention": "hard", "lstm_units": 64, "doubly_stochastic": 0.5,
+                       "attention_supervision": 1.0, "reward_weight": 0.2, "credit": "caption"},
+           "vocab_size": 10}
+    config = ModelConfig.from_dict(old)
+    assert (config.decoder.attention, config.decoder.lstm_units) == ("hard", 64)
+    assert config.loss == LossConfig(doubly_stochastic=0.5, attention_supervision=1.0,
+                                     reward_weight=0.2, credit="caption")
+    assert config.decoder.kind == "lstm" and "doubly_stochastic" not in config.to_dict()["decoder"]
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match="both the decoder and the loss"):
+        ModelConfig.from_dict({**old, "loss": {"doubly_stochastic": 0.7}})
+    with pytest.raises(ConfigError, match="Unknown decoder kind"):
+        ModelConfig.from_dict({"decoder": {"kind": "gru"}})
+
+
+def test_the_bundled_model_folder_loads_its_loss_weights_from_its_old_config():
+    import json
+    import os
+
+    from tests.conftest import ROOT
+    folder = os.path.join(ROOT, "assets", "model")
+    with open(os.path.join(folder, "config.json")) as handle:
+        written = json.load(handle)["model"]
+    config = ModelConfig.from_dict(written)
+    for name in ("doubly_stochastic", "attention_supervision"):
+        expected = written["loss"][name] if "loss" in written else written["decoder"][name]
+        assert getattr(config.loss, name) == expected
+
+
+def test_search_config_gives_the_search_its_options_and_refuses_bad_ones():
+    assert SearchConfig().options() == {"beam_size": 1, "max_length": None}
+    assert SearchConfig(beam=3, n_best=2, length_penalty=1.0).options() == {
+        "beam_size": 3, "max_length": None, "n_best": 2, "length_penalty": 1.0,
+        "min_length": 0}
+    assert (SearchConfig().name, SearchConfig(beam=5).name) == ("greedy", "beam5")
+    with pytest.raises(ConfigError, match="n_best <= beam"):
+        SearchConfig(beam=2, n_best=3)

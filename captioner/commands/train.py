@@ -10,18 +10,17 @@
 The model, RAM and training options are the fields of ``captioner.config``'s dataclasses.
 """
 
-import dataclasses
 import os
 import shlex
 import sys
 
 from captioner.cli import (ArgumentParser, add_config_options, config_from_args,
-                           given_options, import_keras_quietly, run)
+                           given_options, import_keras_quietly, option_flag, run)
 
 
 def parse_args(argv):
-    from captioner.config import (RAM_EPOCHS, DecoderConfig, EncoderConfig, RamConfig,
-                                  TrainConfig)
+    from captioner.config import (RAM_EPOCHS, DecoderConfig, EncoderConfig, LossConfig,
+                                  RamConfig, TrainConfig)
     parser = ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0])
     data = parser.add_argument_group("data")
     data.add_argument("--coco", metavar="DIR",
@@ -56,6 +55,7 @@ def parse_args(argv):
     encoder.add_argument("--freeze", dest="fine_tune", action="store_const", const=False,
                          help="the same as --no-fine-tune")
     add_config_options(parser, DecoderConfig, "decoder (hard attention: --attention hard)")
+    add_config_options(parser, LossConfig, "loss (what --init may set anew)")
     ram = add_config_options(parser, RamConfig, "recurrent attention model (--task ram)")
     ram.add_argument("--digits", choices=("translated", "cluttered"), default="translated",
                      help="digits placed at random in a canvas, alone or with fragments of "
@@ -81,22 +81,12 @@ def parse_args(argv):
         parser.error("give exactly one of --coco DIR or --karpathy FILE")
     if args.karpathy and not args.images:
         parser.error("--karpathy needs --images DIR")
-    if args.init:
-        from captioner.training.captioning import INIT_OVERRIDES
-        fixed = [field.name for config in (EncoderConfig, DecoderConfig)
-                 for field in dataclasses.fields(config)
-                 if field.name not in INIT_OVERRIDES and getattr(args, field.name, None) is not None]
+    if args.init:  # its model fixes the architecture; the loss section may be set anew
+        fixed = [option_flag(config, name) for config in (EncoderConfig, DecoderConfig)
+                 for name in given_options(config, args)]
         if fixed:
-            parser.error("the model of --init fixes " + ", ".join(
-                "--" + name.replace("_", "-") for name in fixed) + "; drop them")
+            parser.error(f"the model of --init fixes {', '.join(fixed)}; drop them")
     return args
-
-
-def init_overrides(args):
-    """The decoder's loss weights given on the command line, for the model of --init."""
-    from captioner.training.captioning import INIT_OVERRIDES
-    return {name: getattr(args, name) for name in INIT_OVERRIDES
-            if getattr(args, name, None) is not None}
 
 
 def main(argv=None, callbacks=()):
@@ -104,8 +94,8 @@ def main(argv=None, callbacks=()):
     epoch's ``fit()`` (for programs that drive this command)."""
     args = parse_args(argv)
     import_keras_quietly()
-    from captioner.config import (DecoderConfig, EncoderConfig, ModelConfig, RamConfig,
-                                  TrainConfig)
+    from captioner.config import (DecoderConfig, EncoderConfig, LossConfig, ModelConfig,
+                                  RamConfig, TrainConfig)
     from captioner.training.run import train, train_config_for, train_ram
     command = "python train.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     train_config = train_config_for(args.task, **given_options(TrainConfig, args))
@@ -119,13 +109,14 @@ def main(argv=None, callbacks=()):
                         image_size=args.ram_image_size, **common)
     else:
         model_config = ModelConfig(encoder=config_from_args(EncoderConfig, args),
-                                   decoder=config_from_args(DecoderConfig, args))
+                                   decoder=config_from_args(DecoderConfig, args),
+                                   loss=config_from_args(LossConfig, args))
         out = train(args.out, coco=args.coco, karpathy=args.karpathy, images=args.images,
                     model_config=model_config, train_config=train_config,
                     splits=(args.train_split, args.val_split, args.test_split),
                     feature_cache=not args.no_feature_cache, feature_dir=args.feature_cache,
                     feature_dtype=args.feature_cache_dtype, init=args.init,
-                    overrides=init_overrides(args), **common)
+                    overrides=given_options(LossConfig, args), **common)
     print(f"model written to {os.path.abspath(out)}", file=sys.stderr)
     return 0
 

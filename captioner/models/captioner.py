@@ -98,7 +98,7 @@ class Captioner(ConfiguredModel):
         Every mean is over the global batch: under ``tf.distribute`` each replica returns
         its share (its sum over the global batch's count, ``replicas.global_sum``), and the
         shares add up to one device's loss."""
-        config = self.model_config.decoder
+        config = self.model_config.loss
         mask = ops.cast(sample_weight, "float32")
         words = ops.maximum(replicas.global_sum(ops.sum(mask)), 1.0)
         losses = token_losses(y, y_pred["logits"], mask)  # (batch, T)
@@ -136,7 +136,7 @@ class Captioner(ConfiguredModel):
         against b times the number of those words, b a moving average of the cost per word.
         The observed cost that moves b is the global batch's, the same on every replica.
         """
-        config = self.model_config.decoder
+        config = self.model_config.loss
         log_policy = y_pred["log_policy"] * mask  # (batch, T), 0 where no cell was sampled
         if config.credit == "caption":
             cost = ops.sum(losses, axis=1)  # (batch,)

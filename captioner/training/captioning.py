@@ -12,6 +12,7 @@ import os
 import re
 import sys
 
+from captioner.config import LOSS_FIELDS
 from captioner.data.dataset import CaptionBatches, max_caption_length
 from captioner.data.features import FeatureCache
 from captioner.data.vocab import Vocabulary
@@ -23,8 +24,6 @@ from captioner.training.loop import EpochLoop, model_card
 
 VALIDATION_METRICS = ("BLEU", "ROUGE-L", "CIDEr")  # METEOR's Java start-up is kept for tests
 # what a run started from a trained model (--init) may set anew: the decoder's loss weights
-INIT_OVERRIDES = ("doubly_stochastic", "attention_supervision", "reward_weight",
-                  "entropy_weight", "baseline_decay")
 
 
 @dataclasses.dataclass
@@ -62,9 +61,9 @@ class CaptionTrainer(EpochLoop):
 
     ``weights``: the backbone's initial weights (None, "none", "imagenet" or a file);
     ``init``: a model folder to start from instead of a new model (its weights,
-    vocabulary and configuration), with ``overrides`` ({name: value} of
-    ``INIT_OVERRIDES``, the decoder's loss weights) set anew; ``feature_cache``: whether a frozen encoder's feature grids are computed once and read
-    back (``feature_dir``: where; ``feature_dtype``: "float32" or "float16", half the
+    vocabulary and configuration), with ``overrides`` ({name: value} of ``LossConfig``
+    fields: the loss section may be set anew); ``feature_cache``: whether a frozen
+    encoder's feature grids are computed once and read back (``feature_dir``: where; ``feature_dtype``: "float32" or "float16", half the
     disk), instead of running the encoder every step.
     """
 
@@ -87,7 +86,7 @@ class CaptionTrainer(EpochLoop):
         super().__init__(out, train_config, command, data.source)
         self.data, self.model_config, self.weights = data, model_config, weights
         self.init, self.overrides = init, dict(overrides or {})
-        unknown = sorted(set(self.overrides) - set(INIT_OVERRIDES))
+        unknown = sorted(set(self.overrides) - set(LOSS_FIELDS))
         if unknown:
             raise ConfigError(f"the model of --init fixes {', '.join(unknown)}")
         self.feature_cache, self.feature_dir = feature_cache, feature_dir
@@ -108,14 +107,15 @@ class CaptionTrainer(EpochLoop):
         return create_captioner(self.model_config, self.weights, seed=self.train_config.seed)
 
     def _initial_model(self):
-        """The model of the folder ``init``, with ``model_config``'s loss weights."""
+        """The model of the folder ``init``, with the loss weights of ``overrides``."""
         from captioner.saving import load_model
         saved = load_model(self.init)
         if saved.kind != "captioner":
             raise ConfigError(f"--init {self.init} holds a {saved.kind} model, not a captioner")
         model, self.vocabulary = saved.model, saved.vocabulary
         for name, value in self.overrides.items():
-            setattr(model.model_config.decoder, name, value)
+            setattr(model.model_config.loss, name, value)
+        model.model_config.loss.check()
         self.model_config = model.model_config
         if self.placement.writes:
             self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
@@ -192,7 +192,7 @@ class CaptionTrainer(EpochLoop):
 
     def _regions(self, model):
         """The targets of attention supervision (``WordRegions``), where it is on."""
-        if not self.model_config.decoder.attention_supervision:
+        if not self.model_config.loss.attention_supervision:
             return None
         if self.data.train_instances is None:
             raise DataError("--attention-supervision needs boxes: the training split's "
@@ -203,7 +203,7 @@ class CaptionTrainer(EpochLoop):
         regions = WordRegions(self.data.train, self.data.train_instances, model.grid_shape,
                               self.model_config.max_length)
         if self.progress:
-            print(f"attention supervision (lambda {self.model_config.decoder.attention_supervision}"
+            print(f"attention supervision (lambda {self.model_config.loss.attention_supervision}"
                   f") on the {regions.named} caption words that name a boxed object "
                   "(--attention-supervision 0 turns it off)", file=sys.stderr)
         return regions

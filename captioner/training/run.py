@@ -44,7 +44,7 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
     is skipped. The best epoch's model is scored on the test split and gets a summary of
     its training images (``captioner.domain``: domain.json). ``callbacks``: Keras
     callbacks added to every epoch's ``fit()``. ``init``, ``overrides``: a model folder
-    to start from, and the loss weights set anew (``CaptionTrainer``; ``model_config`` is
+    to start from, and the loss weights (``LossConfig`` fields) set anew (``CaptionTrainer``; ``model_config`` is
     then not used); ``train_config.scst`` fine-tunes it self-critically
     (``captioner.training.scst``). Returns the path of the model folder
     (``captioner.load_model`` reads it).
@@ -55,15 +55,15 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
     train_split, val_split, test_split = splits
     if train_config.hallucination_penalty and not train_config.scst:
         raise ConfigError("--hallucination-penalty is a term of the --scst reward")
-    decoder = model_config.decoder
+    loss = model_config.loss
     overrides = dict(overrides or {})
     supervision = overrides.get("attention_supervision") if init else \
-        decoder.attention_supervision
+        loss.attention_supervision
     records, train_instances = source.split(train_split, instances=supervision != 0.0
                                             or train_config.scst)
     if supervision is None and not init:  # by default, wherever there are boxes
         boxes = train_instances is not None and train_config.pipeline != "tf.data"
-        decoder.attention_supervision = 1.0 if boxes else 0.0
+        loss.attention_supervision = 1.0 if boxes else 0.0
     val, val_instances = source.split(val_split, required=False)
     trainer_class = SelfCriticalTrainer if train_config.scst else CaptionTrainer
     trainer = trainer_class(TrainingData(records, val, source.description, val_instances,

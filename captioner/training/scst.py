@@ -117,7 +117,7 @@ class SelfCriticalTrainer(CaptionTrainer):
 
     def _regions(self, model):
         """Supervision's targets come with the sampled captions (``train_epoch``)."""
-        if self.model_config.decoder.attention_supervision and self.data.train_instances is None:
+        if self.model_config.loss.attention_supervision and self.data.train_instances is None:
             raise DataError("--attention-supervision needs boxes: the training split's "
                             "instances file (annotations/instances_<split>.json)")
         return None
@@ -157,7 +157,7 @@ class SelfCriticalTrainer(CaptionTrainer):
             x = {key: inputs, "tokens": tokens,
                  "advantage": (sampled.reward - np.repeat(greedy.reward, samples)
                                ).astype(np.float32)}
-            if self.model_config.decoder.attention_supervision:
+            if self.model_config.loss.attention_supervision:
                 x["regions"] = self._sample_regions(model, np.repeat(images, samples),
                                                     sampled_words, tokens.shape[1])
             logs = model.train_on_batch(x, targets, sample_weight=mask * weights[:, None],

@@ -112,7 +112,7 @@ def test_train_with_supervision_reads_the_boxes_or_says_why_not(synthetic_coco, 
     records, instances = split
     val, val_instances = load_coco_split(synthetic_coco, "val")
     model_config = preset("tiny")
-    model_config.decoder.attention_supervision = 1.0
+    model_config.loss.attention_supervision = 1.0
     train_config = TrainConfig(epochs=1, batch_size=8, validation_images=3, max_words=8)
     trainer = CaptionTrainer(TrainingData(records, val[:3], "test data", val_instances,
                                           instances), str(tmp_path / "run"), model_config,
@@ -121,7 +121,7 @@ def test_train_with_supervision_reads_the_boxes_or_says_why_not(synthetic_coco, 
     assert "regions" in trainer.train_batches[0][0]
     unboxed = CaptionTrainer(TrainingData(records, val[:3], "test data"),
                              str(tmp_path / "unboxed"), preset("tiny"), train_config)
-    unboxed.model_config.decoder.attention_supervision = 1.0
+    unboxed.model_config.loss.attention_supervision = 1.0
     with pytest.raises(DataError, match="instances"):
         unboxed.run(progress=False)
 
@@ -142,10 +142,10 @@ def test_train_supervises_attention_by_default_wherever_there_are_boxes(syntheti
             os.remove(bare / "annotations" / name)
     for data, expected in ((synthetic_coco, 1.0), (str(bare), 0.0)):
         config = preset("tiny")
-        assert config.decoder.attention_supervision is None
+        assert config.loss.attention_supervision is None
         out = tmp_path / f"run{expected}"
         train(str(out), coco=data, model_config=config, progress=False,
               train_config=TrainConfig(epochs=1, batch_size=8, validation_images=2,
                                        max_words=8), splits=("train", "val", "none"))
         with open(out / "config.json") as handle:
-            assert json.load(handle)["model"]["decoder"]["attention_supervision"] == expected
+            assert json.load(handle)["model"]["loss"]["attention_supervision"] == expected

@@ -198,7 +198,7 @@ def test_train_py_fine_tunes_self_critically_from_a_model_folder(synthetic_coco,
     assert "CIDEr" in metrics["test"] and "reward" in metrics["history"][0]
     with open(tmp_path / "sc" / "config.json") as handle:
         config = json.load(handle)
-    assert config["model"]["decoder"]["attention_supervision"] == 1.0
+    assert config["model"]["loss"]["attention_supervision"] == 1.0
     assert config["training"]["scst"] is True
     with open(tmp_path / "sc" / "vocab.json") as a, open(os.path.join(init, "vocab.json")) as b:
         assert json.load(a) == json.load(b)
