@@ -46,7 +46,7 @@ def train_and_score(name, args, data, test, test_instances):
     config = ModelConfig(decoder=DecoderConfig(score=name, window=args.window,
                                                window_truncate=args.window_truncate),
                          loss=LossConfig(doubly_stochastic=0.1))
-    trainer = CaptionTrainer(data, out, config, TrainConfig(epochs=args.epochs, seed=args.seed))
+    trainer = CaptionTrainer(data, out, config, TrainConfig.of(epochs=args.epochs, seed=args.seed))
     from captioner.training.checkpoint import Checkpoints
     resume = Checkpoints(os.path.join(out, "checkpoint")).exists()
     history = trainer.run(resume=resume, progress=False)

@@ -32,7 +32,7 @@ if keras.backend.backend() == "tensorflow":
 from captioner.config import ModelConfig, TrainConfig
 from captioner.models.captioner import create_captioner
 from captioner.training.distribution import placement
-where = placement(TrainConfig(distribute=devices > 1, devices=devices if devices > 1 else None,
+where = placement(TrainConfig.of(distribute=devices > 1, devices=devices if devices > 1 else None,
                               batch_size=batch))
 with where.scope:
     config = ModelConfig()

@@ -151,7 +151,7 @@ def run_one(variant, model_name, args, digits, labels):
         config.height, config.width, config.channels = train_batches.input_shape
         from captioner.training.checkpoint import Checkpoints
         RamTrainer(train_batches, val_batches, out, config,
-                   TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
+                   TrainConfig.of(epochs=args.epochs, batch_size=args.batch_size,
                                learning_rate=args.learning_rate, seed=args.seed),
                    [str(k) for k in range(10)], f"benchmark {variant}").run(
                        resume=Checkpoints(os.path.join(out, "checkpoint")).exists(),

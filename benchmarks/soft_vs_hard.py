@@ -89,7 +89,7 @@ def main():
                              loss=LossConfig(credit=args.credit,
                                              doubly_stochastic=args.doubly_stochastic))
         trainer = CaptionTrainer(TrainingData(train, val, args.coco, val_instances), out, config,
-                          TrainConfig(epochs=args.epochs, seed=args.seed,
+                          TrainConfig.of(epochs=args.epochs, seed=args.seed,
                                       hard_warmup_epochs=args.hard_warmup_epochs
                                       if kind == "hard" else 0))
         from captioner.training.checkpoint import Checkpoints, latest_model_path

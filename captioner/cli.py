@@ -64,7 +64,7 @@ def add_config_options(parser, config_class, title=None):
     from captioner.config import field_choices, field_type
     group = parser.add_argument_group(title) if title else parser
     for field in dataclasses.fields(config_class):
-        if not field.metadata.get("option", True):
+        if not is_option(field):
             continue
         flag = option_flag(config_class, field.name)
         default = field.default if field.default is not dataclasses.MISSING else None
@@ -83,6 +83,14 @@ def add_config_options(parser, config_class, title=None):
     return group
 
 
+def is_option(field):
+    """Whether a config field is a command-line option: not ``derived``, not a section
+    (a section's own fields are options of their own group)."""
+    from captioner.config import Config
+    section = isinstance(field.type, type) and issubclass(field.type, Config)
+    return field.metadata.get("option", True) and not section
+
+
 def option_flag(config_class, name):
     """The command-line flag of a field of ``config_class``: ``--field-name``, or the
     field's own ``flag``."""
@@ -96,7 +104,7 @@ def given_options(config_class, args):
     ``config_class`` that the command line gave."""
     import dataclasses
     return {field.name: getattr(args, field.name) for field in dataclasses.fields(config_class)
-            if field.metadata.get("option", True) and getattr(args, field.name, None) is not None}
+            if is_option(field) and getattr(args, field.name, None) is not None}
 
 
 def config_from_args(config_class, args, **values):

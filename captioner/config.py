@@ -323,34 +323,44 @@ class RamConfig(Config):
 
 
 @dataclasses.dataclass
-class TrainConfig(Config):
+class RunConfig(Config):
+    """How long a run is and how much it checks each epoch: a resume may change it."""
     epochs: int = option(
         40,
         "on the hard synthetic data (README) a 20-epoch run ends at object precision 0.26, "
         "a 40-epoch one at 0.81 (--task ram: RAM_EPOCHS)")
-    batch_size: int = option(
-        32,
-        "images per step, one caption each, drawn anew every epoch")
-    learning_rate: float = option(2e-3, "Adam's, at the start of the cosine decay")
-    min_learning_rate: float = option(1e-4, "where the cosine decay ends")
-    clipnorm: float = option(5.0, "LSTMs like their gradients clipped")
-    seed: int = option(0, "weights, data order and dropout all follow from it")
+    validation_images: int = option(
+        200, "captions generated per epoch for the validation scores")
+
+    def check(self):
+        _check_positive(self, "epochs", "validation_images")
+
+
+@dataclasses.dataclass
+class DataConfig(Config):
+    """What the captioner learns from the training captions: another value makes another
+    run (a resume refuses it)."""
     min_count: int = option(2, "words seen fewer times in training captions become <unk>")
     max_words: int = option(
         40,
         "captions are cut after this many words: the decoder's steps per caption, and the "
         "longest caption it generates")
-    validation_images: int = option(
-        200,
-        "captions generated per epoch for the validation scores")
-    hard_warmup_epochs: int = option(
-        0,
-        "hard attention: the expected-context share falls from 1 (soft attention) to its "
-        "value over these epochs")
     length_bucket: int = option(
         4,
         "a batch runs as many decoder steps as its longest caption, rounded up to a "
         "multiple of this (0: always max_words + 1)")
+
+    def check(self):
+        _check_positive(self, "max_words")
+        if self.length_bucket < 0:
+            raise ConfigError(f"length_bucket must be an integer >= 0. "
+                              f"Received: {self.length_bucket!r}")
+
+
+@dataclasses.dataclass
+class InputConfig(Config):
+    """How the training images are read: a resume may change it (the batches are the
+    same)."""
     pipeline: Literal["auto", "tf.data", "python"] = option(
         "auto",
         "how training images are read: tf.data's parallel decoding (auto: when TensorFlow "
@@ -359,12 +369,22 @@ class TrainConfig(Config):
         "skip",
         "an unreadable training image: skipped (weight 0) and counted, or every image read "
         "before the first step and the run refused if any fails")
+
+
+@dataclasses.dataclass
+class DistributionConfig(Config):
+    """Where training runs: a resume may change it (a checkpoint resumes on another
+    number of devices)."""
     distribute: bool = option(
         False,
         "data-parallel over every visible device (JAX: keras.distribution.DataParallel; "
-        "TensorFlow: MirroredStrategy, or MultiWorkerMirroredStrategy with TF_CONFIG); the "
-        "global batch is batch_size, split among them")
+        "TensorFlow: MirroredStrategy); the global batch is batch_size, split among them")
     devices: Optional[int] = option(None, "with --distribute: only the first N devices")
+
+
+@dataclasses.dataclass
+class SelfCriticalConfig(Config):
+    """Self-critical sequence training (``captioner.training.scst``) of an --init model."""
     scst: bool = option(
         False,
         "self-critical sequence training (Rennie et al. 2017) of the --init model: captions"
@@ -380,18 +400,101 @@ class TrainConfig(Config):
         "image does not hold (needs the instances file)")
 
     def check(self):
-        _check_positive(self, "epochs", "batch_size", "validation_images", "max_words",
-                        "scst_samples")
-        for name in ("hard_warmup_epochs", "length_bucket"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be an integer >= 0. "
-                                  f"Received: {getattr(self, name)!r}")
-        for name in ("learning_rate", "scst_learning_rate"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be > 0. Received: {getattr(self, name)}")
+        _check_positive(self, "scst_samples")
+        if self.scst_learning_rate <= 0:
+            raise ConfigError(f"scst_learning_rate must be > 0. "
+                              f"Received: {self.scst_learning_rate}")
         if self.hallucination_penalty < 0:
             raise ConfigError("hallucination_penalty must be >= 0. "
                               f"Received: {self.hallucination_penalty}")
+
+
+@dataclasses.dataclass
+class TrainConfig(Config):
+    """Training: the optimisation (its own fields) and a section each for the run's length,
+    the data, the input pipeline, the distribution and self-critical training. A resumed
+    run may change exactly the sections in ``RESUMABLE``; field names are unique across
+    the sections, so each is one command-line option (``TrainConfig.of`` takes them
+    flat)."""
+    batch_size: int = option(32, "images per step, one caption each, drawn anew every epoch")
+    learning_rate: float = option(2e-3, "Adam's, at the start of the cosine decay")
+    min_learning_rate: float = option(1e-4, "where the cosine decay ends")
+    clipnorm: float = option(5.0, "LSTMs like their gradients clipped")
+    seed: int = option(0, "weights, data order and dropout all follow from it")
+    hard_warmup_epochs: int = option(
+        0,
+        "hard attention: the expected-context share falls from 1 (soft attention) to its "
+        "value over these epochs")
+    run: RunConfig = dataclasses.field(default_factory=RunConfig, metadata={
+        "help": "how long, and how much validated"})
+    data: DataConfig = dataclasses.field(default_factory=DataConfig, metadata={
+        "help": "the words learnt"})
+    input: InputConfig = dataclasses.field(default_factory=InputConfig, metadata={
+        "help": "how images are read"})
+    distribution: DistributionConfig = dataclasses.field(
+        default_factory=DistributionConfig, metadata={"help": "where training runs"})
+    self_critical: SelfCriticalConfig = dataclasses.field(
+        default_factory=SelfCriticalConfig, metadata={"help": "self-critical training"})
+
+    RESUMABLE = ("run", "input", "distribution")  # the sections a resumed run may change
+
+    def __post_init__(self):
+        for name, section in self.sections().items():
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, section.from_dict(value, f"training {name} config"))
+        super().__post_init__()
+
+    @classmethod
+    def sections(cls):
+        """{section name: its Config class}."""
+        return {field.name: field.type for field in dataclasses.fields(cls)
+                if isinstance(field.type, type) and issubclass(field.type, Config)}
+
+    @classmethod
+    def of(cls, **values):
+        """A TrainConfig from flat field names (``epochs=1, max_words=8``), each routed
+        to its section: what the command line gives, and how old config files wrote it."""
+        owner = {field.name: name for name, section in cls.sections().items()
+                 for field in dataclasses.fields(section)}
+        top = {key: value for key, value in values.items() if key not in owner}
+        nested = {name: {} for name in cls.sections()}
+        for key, value in values.items():
+            if key in owner:
+                nested[owner[key]][key] = value
+        return cls.from_dict({**top, **nested})
+
+    @classmethod
+    def from_dict(cls, data, where=None):
+        """Also reads the flat dicts of runs from before the sections."""
+        if isinstance(data, dict) and not any(isinstance(v, dict) for v in data.values()):
+            flat = dict(data)
+            if any(key not in {f.name for f in dataclasses.fields(cls)} for key in flat):
+                return cls.of(**flat)
+        return super().from_dict(data, where)
+
+    def changed_on_resume(self, before):
+        """The names of the fields outside the ``RESUMABLE`` sections where ``before`` (the
+        TrainConfig of the run being resumed) differs."""
+        changed = []
+        for field in dataclasses.fields(self):
+            if field.name in self.RESUMABLE:
+                continue
+            mine, theirs = getattr(self, field.name), getattr(before, field.name)
+            if isinstance(mine, Config):
+                changed += [key for key, value in mine.to_dict().items()
+                            if theirs.to_dict()[key] != value]
+            elif mine != theirs:
+                changed.append(field.name)
+        return sorted(changed)
+
+    def check(self):
+        _check_positive(self, "batch_size")
+        if self.hard_warmup_epochs < 0:
+            raise ConfigError(f"hard_warmup_epochs must be an integer >= 0. "
+                              f"Received: {self.hard_warmup_epochs!r}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be > 0. Received: {self.learning_rate}")
 
 
 @dataclasses.dataclass

@@ -297,14 +297,14 @@ def test_train_a_ram_and_classify_with_it(tmp_path):
 
 def test_train_default_epochs_depend_on_the_task_alike_for_the_api_and_the_command_line():
     import train
-    from captioner.cli import given_options
+    from captioner.commands.train import train_options
     from captioner.config import RAM_EPOCHS, TrainConfig
     from captioner.training.run import train_config_for
 
     def epochs(*argv):
         args = train.parse_args(list(argv))
-        return train_config_for(args.task, **given_options(TrainConfig, args)).epochs
+        return train_config_for(args.task, **train_options(args)).run.epochs
     assert epochs("--task", "ram", "--digits", "translated", "--out", "o") == RAM_EPOCHS
-    assert epochs("--coco", "c", "--out", "o") == TrainConfig.epochs
+    assert epochs("--coco", "c", "--out", "o") == TrainConfig().run.epochs
     assert epochs("--task", "ram", "--digits", "translated", "--out", "o", "--epochs", "3") == 3
-    assert train_config_for("ram").epochs == RAM_EPOCHS != TrainConfig.epochs
+    assert train_config_for("ram").run.epochs == RAM_EPOCHS != TrainConfig().run.epochs

@@ -10,6 +10,7 @@
 The model, RAM and training options are the fields of ``captioner.config``'s dataclasses.
 """
 
+import dataclasses
 import os
 import shlex
 import sys
@@ -70,8 +71,11 @@ def parse_args(argv):
                           "out for validation and test)")
     ram.add_argument("--ram-image-size", type=int, default=64,
                      help="--image-folder images are resized to this square side")
-    add_config_options(parser, TrainConfig, f"training (--task ram: {RAM_EPOCHS} epochs by "
-                                            "default)")
+    add_config_options(parser, TrainConfig, "training: optimisation")
+    titles = {field.name: field.metadata["help"] for field in dataclasses.fields(TrainConfig)}
+    for name, section in TrainConfig.sections().items():
+        add_config_options(parser, section, f"training: {titles[name]}" + (
+            f" (--task ram: {RAM_EPOCHS} epochs by default)" if name == "run" else ""))
     args = parser.parse_args(argv)
     if args.task == "ram":
         if args.coco or args.karpathy:
@@ -89,6 +93,15 @@ def parse_args(argv):
     return args
 
 
+def train_options(args):
+    """{field: value} of the training options given, of every TrainConfig section."""
+    from captioner.config import TrainConfig
+    given = given_options(TrainConfig, args)
+    for section in TrainConfig.sections().values():
+        given.update(given_options(section, args))
+    return given
+
+
 def main(argv=None, callbacks=()):
     """Runs the command line ``argv``; ``callbacks``: Keras callbacks added to every
     epoch's ``fit()`` (for programs that drive this command)."""
@@ -98,7 +111,7 @@ def main(argv=None, callbacks=()):
                                   RamConfig, TrainConfig)
     from captioner.training.run import train, train_config_for, train_ram
     command = "python train.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    train_config = train_config_for(args.task, **given_options(TrainConfig, args))
+    train_config = train_config_for(args.task, **train_options(args))
     common = dict(resume=args.resume, progress=not args.no_progress, command=command,
                   callbacks=callbacks)
     if args.task == "ram":

@@ -97,11 +97,11 @@ class CaptionTrainer(EpochLoop):
         if self.init:
             return self._initial_model()
         captions = [c for r in self.data.train for c in r.captions]
-        self.vocabulary = Vocabulary.build(captions, self.train_config.min_count)
+        self.vocabulary = Vocabulary.build(captions, self.train_config.data.min_count)
         self.model_config.vocab_size = len(self.vocabulary)
         self.model_config.vocab_hash = self.vocabulary.hash
         self.model_config.max_length = max_caption_length(self.data.train,
-                                                          self.train_config.max_words)
+                                                          self.train_config.data.max_words)
         if self.placement.writes:
             self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
         return create_captioner(self.model_config, self.weights, seed=self.train_config.seed)
@@ -148,7 +148,7 @@ class CaptionTrainer(EpochLoop):
             return None
         return FeatureCache(model.encoder, [r.path for r in records], self.feature_dir,
                             batch_size=self.train_config.batch_size, dtype=self.feature_dtype,
-                            progress=self.progress, bad_images=self.train_config.bad_images)
+                            progress=self.progress, bad_images=self.train_config.input.bad_images)
 
     def datasets(self, model):
         config, encoder = self.train_config, self.model_config.encoder
@@ -156,14 +156,14 @@ class CaptionTrainer(EpochLoop):
         # tf.data reads the words of a whole epoch at once; supervision's regions come
         # with each batch, from the Python pipeline (the same batches otherwise)
         kind = CaptionBatches if regions is not None or self.reads_batches \
-            else batches_class(config.pipeline)
+            else batches_class(config.input.pipeline)
 
         def batches(records, shuffle, regions=None):
             extra = {} if regions is None else {"regions": regions}
             made = kind(records, self.vocabulary, encoder.image_size, config.batch_size,
                         self.model_config.max_length, seed=config.seed, shuffle=shuffle,
                         images=self._features(model, records),
-                        length_bucket=config.length_bucket, bad_images=config.bad_images,
+                        length_bucket=config.data.length_bucket, bad_images=config.input.bad_images,
                         **extra)
             if made.images.input_key == "images":  # every image read before the first step
                 made.images.check(progress=self.progress)  # refuses with "error"
@@ -197,7 +197,7 @@ class CaptionTrainer(EpochLoop):
         if self.data.train_instances is None:
             raise DataError("--attention-supervision needs boxes: the training split's "
                             "instances file (annotations/instances_<split>.json)")
-        if self.train_config.pipeline == "tf.data":
+        if self.train_config.input.pipeline == "tf.data":
             raise ConfigError("--attention-supervision runs with --pipeline python or auto")
         from captioner.data.regions import WordRegions
         regions = WordRegions(self.data.train, self.data.train_instances, model.grid_shape,
@@ -224,7 +224,7 @@ class CaptionTrainer(EpochLoop):
                "skipped_images": len(self.train_batches.bad)}
         if validation is not None:
             row.update(validation_scores(model, self.vocabulary, validation,
-                                         self.train_config.validation_images,
+                                         self.train_config.run.validation_images,
                                          self.data.val_instances, self.placement))
         return row
 
@@ -245,13 +245,13 @@ class CaptionTrainer(EpochLoop):
              f"{len(self.data.val)} validation)",
              f"backbone: {model.encoder.backbone} at {model.encoder.image_size} px, feature "
              f"grid {best.get('grid', '')}",
-             f"training: {training.epochs} epochs, batch {training.batch_size}, seed "
+             f"training: {training.run.epochs} epochs, batch {training.batch_size}, seed "
              f"{training.seed}"]
             + ([f"started from the model in {self.init}"] if self.init else [])
-            + ([f"self-critical sequence training: {training.scst_samples} samples per "
-                f"image, reward CIDEr-D - {training.hallucination_penalty} x absent "
-                f"objects named, learning rate {training.scst_learning_rate}"]
-               if training.scst else []),
+            + ([f"self-critical sequence training: {training.self_critical.scst_samples} samples per "
+                f"image, reward CIDEr-D - {training.self_critical.hallucination_penalty} x absent "
+                f"objects named, learning rate {training.self_critical.scst_learning_rate}"]
+               if training.self_critical.scst else []),
             state, "validation CIDEr-D" if "val_cider" in best else "training loss")
 
     def test_scores(self, saved, data):
@@ -261,7 +261,7 @@ class CaptionTrainer(EpochLoop):
 
 
 def batches_class(pipeline):
-    """The CaptionBatches class of a ``TrainConfig.pipeline``: tf.data where TensorFlow is
+    """The CaptionBatches class of a ``TrainConfig.input.pipeline``: tf.data where TensorFlow is
     installed ("auto"), else Python threads."""
     if pipeline != "python":
         try:

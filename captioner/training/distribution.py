@@ -96,9 +96,9 @@ class Placement:
 
 
 def placement(config):
-    """The :class:`Placement` of a ``TrainConfig``: one device unless ``config.distribute``."""
-    if not config.distribute:
-        if config.devices is not None:
+    """The :class:`Placement` of a ``TrainConfig``: one device unless ``config.distribution.distribute``."""
+    if not config.distribution.distribute:
+        if config.distribution.devices is not None:
             raise ConfigError("--devices needs --distribute")
         return Placement()
     if keras.backend.backend() == "jax":
@@ -119,9 +119,9 @@ def _jax_data_parallel(config):
     if processes > 1 and not jax.distributed.is_initialized():
         # before anything starts JAX's backend; reads the KERAS_DISTRIBUTION_* variables
         keras.distribution.initialize()
-    if config.devices is not None and jax.process_count() > 1:
+    if config.distribution.devices is not None and jax.process_count() > 1:
         raise ConfigError("--devices is for one host; several hosts use all their devices")
-    devices = _first(keras.distribution.list_devices(), config.devices)
+    devices = _first(keras.distribution.list_devices(), config.distribution.devices)
     # Each process reads its own share of every batch itself (auto_shard_dataset=False),
     # and the shares are laid out on its devices in process order.
     distribution = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
@@ -137,7 +137,7 @@ def _tf_strategy(config):
             "under MultiWorkerMirroredStrategy (keras-team/keras#20329, "
             "tensorflow/tensorflow#72388); train on several hosts with KERAS_BACKEND=jax")
     from captioner.training.tf_distribution import logical_devices, mirrored_strategy
-    strategy = mirrored_strategy(_first(logical_devices(), config.devices))
+    strategy = mirrored_strategy(_first(logical_devices(), config.distribution.devices))
     return Placement(strategy.num_replicas_in_sync, scope=strategy.scope(), strategy=strategy)
 
 

@@ -40,8 +40,6 @@ from captioner.training.distribution import Placement, placement
 from captioner.training.progress import ProgressBar
 
 CHECKPOINT_DIR = "checkpoint"
-RESUMABLE_CHANGES = ("epochs", "validation_images", "pipeline", "bad_images", "distribute",
-                     "devices")  # a checkpoint resumes on another number of devices  # what a resumed run may change
 
 
 def _seed_generators(model):
@@ -75,7 +73,7 @@ def compile_for_training(model, config, steps_per_epoch):
     """Adam with gradient clipping and a cosine decay of the learning rate over the run
     (``config``: a TrainConfig)."""
     schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=config.epochs * steps_per_epoch,
+        config.learning_rate, decay_steps=config.run.epochs * steps_per_epoch,
         alpha=config.min_learning_rate / config.learning_rate)
     model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm))
 
@@ -167,16 +165,16 @@ class EpochLoop:
                                          "best_objective": float("inf"), "wall_time": 0.0}, True
         folder, state = found
         # More epochs may be asked for; anything else would not be the same run.
-        before = {**TrainConfig().to_dict(), **state["train_config"]}  # older runs lack new keys
-        changed = sorted(k for k, v in self.train_config.to_dict().items()
-                         if before[k] != v and k not in RESUMABLE_CHANGES)
+        # the sections TrainConfig.RESUMABLE may change; older runs' flat dicts lack new keys
+        changed = self.train_config.changed_on_resume(
+            TrainConfig.from_dict(state["train_config"], f"{self.out}'s training config"))
         if changed:
             raise ConfigError(f"--resume with different training settings ({', '.join(changed)}) "
                               f"than the run in {self.out}; drop those options to continue it")
         model = load_keras_file(checkpoints.model_path(folder), compile=True)
         self.restore(model)
         checked = self._verify(model, state, folder)
-        print(f"resuming {self.out} from epoch {state['epoch']} of {self.train_config.epochs} "
+        print(f"resuming {self.out} from epoch {state['epoch']} of {self.train_config.run.epochs} "
               f"(checkpoint {os.path.relpath(folder, self.out)}: {checked})", file=sys.stderr)
         if "best_objective" not in state:  # runs from before the one loop
             state["best_objective"] = (-state["best_cider"] if "best_cider" in state
@@ -216,7 +214,7 @@ class EpochLoop:
         return ", ".join(checked) or "single-file format, unverified"
 
     def run(self, resume=False, progress=True, stop_after=None, callbacks=()):
-        """Trains to ``train_config.epochs``; returns the history (a list of rows).
+        """Trains to ``train_config.run.epochs``; returns the history (a list of rows).
 
         ``callbacks``: Keras callbacks added to every epoch's ``fit()``.
 
@@ -251,14 +249,14 @@ class EpochLoop:
         config = self.train_config
         if new:
             self.compile(model, len(train))
-        last = config.epochs if stop_after is None else min(config.epochs,
+        last = config.run.epochs if stop_after is None else min(config.run.epochs,
                                                             state["epoch"] + stop_after)
         for epoch in range(state["epoch"], last):
             started = time.time()
             train.set_epoch(epoch)
             reseed_layers(model, config.seed, epoch)
             self.start_epoch(model, epoch)
-            bar = [ProgressBar(len(train), f"epoch {epoch + 1}/{config.epochs}")] \
+            bar = [ProgressBar(len(train), f"epoch {epoch + 1}/{config.run.epochs}")] \
                 if progress else []
             logs = self.train_epoch(model, train, epoch, bar + list(callbacks))
             row = {"epoch": epoch + 1, "train_seconds": time.time() - started,
@@ -276,7 +274,7 @@ class EpochLoop:
                 continue
             with self.placement.alone():
                 self._save(model, state, improved)
-            print(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(
+            print(f"epoch {epoch + 1}/{config.run.epochs}: " + ", ".join(
                 f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float)), file=sys.stderr)
         return state["history"]
 

@@ -30,7 +30,7 @@ def train_config_for(task, **given):
     defaults the fields leave to the task (the RAM trains for ``RAM_EPOCHS`` epochs)."""
     if task == "ram" and given.get("epochs") is None:
         given["epochs"] = RAM_EPOCHS
-    return TrainConfig(**{key: value for key, value in given.items() if value is not None})
+    return TrainConfig.of(**{key: value for key, value in given.items() if value is not None})
 
 
 def train(out, coco=None, karpathy=None, images=None, model_config=None, train_config=None,
@@ -45,7 +45,7 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
     its training images (``captioner.domain``: domain.json). ``callbacks``: Keras
     callbacks added to every epoch's ``fit()``. ``init``, ``overrides``: a model folder
     to start from, and the loss weights (``LossConfig`` fields) set anew (``CaptionTrainer``; ``model_config`` is
-    then not used); ``train_config.scst`` fine-tunes it self-critically
+    then not used); ``train_config.self_critical.scst`` fine-tunes it self-critically
     (``captioner.training.scst``). Returns the path of the model folder
     (``captioner.load_model`` reads it).
     """
@@ -53,19 +53,19 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
     train_split, val_split, test_split = splits
-    if train_config.hallucination_penalty and not train_config.scst:
+    if train_config.self_critical.hallucination_penalty and not train_config.self_critical.scst:
         raise ConfigError("--hallucination-penalty is a term of the --scst reward")
     loss = model_config.loss
     overrides = dict(overrides or {})
     supervision = overrides.get("attention_supervision") if init else \
         loss.attention_supervision
     records, train_instances = source.split(train_split, instances=supervision != 0.0
-                                            or train_config.scst)
+                                            or train_config.self_critical.scst)
     if supervision is None and not init:  # by default, wherever there are boxes
-        boxes = train_instances is not None and train_config.pipeline != "tf.data"
+        boxes = train_instances is not None and train_config.input.pipeline != "tf.data"
         loss.attention_supervision = 1.0 if boxes else 0.0
     val, val_instances = source.split(val_split, required=False)
-    trainer_class = SelfCriticalTrainer if train_config.scst else CaptionTrainer
+    trainer_class = SelfCriticalTrainer if train_config.self_critical.scst else CaptionTrainer
     trainer = trainer_class(TrainingData(records, val, source.description, val_instances,
                                          train_instances),
                             out, model_config, train_config,

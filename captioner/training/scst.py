@@ -98,7 +98,7 @@ def teacher_forcing(outputs, prefix, vocabulary):
 
 
 class SelfCriticalTrainer(CaptionTrainer):
-    """A ``CaptionTrainer`` whose epochs are self-critical steps (``train_config.scst``);
+    """A ``CaptionTrainer`` whose epochs are self-critical steps (``train_config.self_critical.scst``);
     it starts from the model folder ``init``."""
 
     reads_batches = True
@@ -110,7 +110,7 @@ class SelfCriticalTrainer(CaptionTrainer):
         if not init:
             raise ConfigError("--scst fine-tunes a trained model: give its folder with "
                               "--init DIR (train it first with cross-entropy)")
-        if train_config.distribute:
+        if train_config.distribution.distribute:
             raise ConfigError("--scst runs on one device (drop --distribute)")
         super().__init__(data, out, model_config, train_config, init=init, **kwargs)
         self.rewards = self.search = None
@@ -123,14 +123,13 @@ class SelfCriticalTrainer(CaptionTrainer):
         return None
 
     def compile(self, model, steps_per_epoch):
-        config = self.train_config
+        config, rate = self.train_config, self.train_config.self_critical.scst_learning_rate
         compile_for_training(model, dataclasses.replace(
-            config, learning_rate=config.scst_learning_rate,
-            min_learning_rate=min(config.min_learning_rate, config.scst_learning_rate)),
+            config, learning_rate=rate, min_learning_rate=min(config.min_learning_rate, rate)),
             steps_per_epoch)
 
     def train_epoch(self, model, train, epoch, callbacks):
-        config, vocabulary = self.train_config, self.vocabulary
+        config, vocabulary = self.train_config.self_critical, self.vocabulary
         if self.rewards is None:
             self.rewards = Rewards(self.data.train, self.data.train_instances,
                                    config.hallucination_penalty)
@@ -145,7 +144,7 @@ class SelfCriticalTrainer(CaptionTrainer):
             images = train.plan.images[step]
             inputs, ok = train.images.batch(images)
             weights = np.repeat(train.plan.weights[step] * ok, samples)
-            rng = np.random.default_rng([config.seed, epoch, step])
+            rng = np.random.default_rng([self.train_config.seed, epoch, step])
             noise = rng.gumbel(size=(len(images) * samples, self.model_config.max_length + 1,
                                      len(vocabulary))).astype(np.float32)
             outputs = {k: np.asarray(v) for k, v in self.search.predict_on_batch(

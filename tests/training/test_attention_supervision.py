@@ -94,7 +94,7 @@ def test_supervision_moves_the_attention_onto_the_named_objects(split, vocabular
     inside = {}
     for weight in (0.0, 5.0):
         model = create_captioner(tiny_config(vocabulary, attention_supervision=weight), seed=1)
-        compile_for_training(model, TrainConfig(epochs=1, learning_rate=5e-3), 60)
+        compile_for_training(model, TrainConfig.of(epochs=1, learning_rate=5e-3), 60)
         for _ in range(12):
             for index in range(len(batches)):
                 x, y, w = batches[index]
@@ -113,7 +113,7 @@ def test_train_with_supervision_reads_the_boxes_or_says_why_not(synthetic_coco, 
     val, val_instances = load_coco_split(synthetic_coco, "val")
     model_config = preset("tiny")
     model_config.loss.attention_supervision = 1.0
-    train_config = TrainConfig(epochs=1, batch_size=8, validation_images=3, max_words=8)
+    train_config = TrainConfig.of(epochs=1, batch_size=8, validation_images=3, max_words=8)
     trainer = CaptionTrainer(TrainingData(records, val[:3], "test data", val_instances,
                                           instances), str(tmp_path / "run"), model_config,
                              train_config)
@@ -145,7 +145,7 @@ def test_train_supervises_attention_by_default_wherever_there_are_boxes(syntheti
         assert config.loss.attention_supervision is None
         out = tmp_path / f"run{expected}"
         train(str(out), coco=data, model_config=config, progress=False,
-              train_config=TrainConfig(epochs=1, batch_size=8, validation_images=2,
+              train_config=TrainConfig.of(epochs=1, batch_size=8, validation_images=2,
                                        max_words=8), splits=("train", "val", "none"))
         with open(out / "config.json") as handle:
             assert json.load(handle)["model"]["loss"]["attention_supervision"] == expected

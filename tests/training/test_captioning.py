@@ -15,7 +15,7 @@ def make_trainer(synthetic_coco, out, epochs, dropout=0.0, pipeline="auto"):
     val, _ = load_coco_split(synthetic_coco, "val")
     model_config = preset("tiny")
     model_config.decoder.dropout = dropout
-    train_config = TrainConfig(epochs=epochs, batch_size=7, learning_rate=5e-3, seed=4,
+    train_config = TrainConfig.of(epochs=epochs, batch_size=7, learning_rate=5e-3, seed=4,
                                validation_images=3, max_words=8, pipeline=pipeline,
                                length_bucket=8)  # 8 or 9 steps: two compilations on JAX
     return CaptionTrainer(TrainingData(train, val[:3], "test data"), str(out), model_config, train_config)
@@ -55,7 +55,7 @@ def test_a_frozen_encoder_trains_on_cached_features_as_on_images(synthetic_coco,
     for cached in (True, False):
         trainer = make_trainer(synthetic_coco, tmp_path / f"cached{cached}", 1)
         trainer.model_config.encoder.fine_tune = False
-        trainer.train_config.validation_images = 0
+        trainer.train_config.run.validation_images = 0
         trainer.data.val = []
         trainer.feature_cache, trainer.feature_dir = cached, str(tmp_path / "features")
         histories[cached] = trainer.run(progress=False)

@@ -54,7 +54,7 @@ def captioner(coco, out, name, attention, epochs=1, frozen=False, validate=True,
     model = preset("tiny")
     model.decoder.attention = attention
     model.encoder.fine_tune = not frozen
-    config = TrainConfig(epochs=epochs, batch_size=8, learning_rate=5e-3, seed=4, max_words=8,
+    config = TrainConfig.of(epochs=epochs, batch_size=8, learning_rate=5e-3, seed=4, max_words=8,
                          validation_images=2, **training)
     return CaptionTrainer(TrainingData(train, val, "test"), os.path.join(out, name), model,
                           config, feature_dir=os.path.join(out, name + "-features"))
@@ -89,7 +89,7 @@ def ram(out, name, **training):
     config = RamConfig(height=28, width=28, classes=10, glimpses=2, patch=6, scales=2,
                        glimpse_hidden=16, glimpse_units=32, core_units=32, seed=5)
     return RamTrainer(train, val, os.path.join(out, name), config,
-                      TrainConfig(epochs=1, batch_size=48, seed=5, **training),
+                      TrainConfig.of(epochs=1, batch_size=48, seed=5, **training),
                       [str(k) for k in range(10)], "digits")
 
 
@@ -190,7 +190,7 @@ def test_several_tensorflow_workers_are_refused_in_one_line(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:1"]},
                                                 "task": {"type": "worker", "index": 0}}))
     with pytest.raises(ConfigError, match="keras-team/keras#20329"):
-        placement(TrainConfig(distribute=True))
+        placement(TrainConfig.of(distribute=True))
 
 
 def free_port():

@@ -23,7 +23,7 @@ def make_trainer(out, epochs, **training):
     config = RamConfig(height=28, width=28, classes=10, glimpses=2, patch=6, scales=2,
                        glimpse_hidden=16, glimpse_units=32, core_units=32, seed=5)
     return RamTrainer(train, val, str(out), config,
-                      TrainConfig(epochs=epochs, batch_size=64, seed=5, **training),
+                      TrainConfig.of(epochs=epochs, batch_size=64, seed=5, **training),
                       [str(k) for k in range(10)], "sklearn digits")
 
 

@@ -128,7 +128,7 @@ def test_the_reward_is_cider_d_minus_the_penalty_per_absent_object(synthetic_coc
 def _ce_model(synthetic_coco, out):
     train, _ = load_coco_split(synthetic_coco, "train")
     val, _ = load_coco_split(synthetic_coco, "val")
-    config = TrainConfig(epochs=1, batch_size=8, learning_rate=5e-3, seed=4,
+    config = TrainConfig.of(epochs=1, batch_size=8, learning_rate=5e-3, seed=4,
                          validation_images=3, max_words=8, pipeline="python")
     CaptionTrainer(TrainingData(train, val[:3], "test data"), str(out), preset("tiny"),
                    config).run(progress=False)
@@ -142,7 +142,7 @@ def test_a_self_critical_run_resumes_exactly(synthetic_coco, tmp_path):
     init = _ce_model(synthetic_coco, tmp_path / "ce")
     train, instances = load_coco_split(synthetic_coco, "train")
     val, val_instances = load_coco_split(synthetic_coco, "val")
-    config = TrainConfig(epochs=2, batch_size=8, seed=4, validation_images=3, max_words=8,
+    config = TrainConfig.of(epochs=2, batch_size=8, seed=4, validation_images=3, max_words=8,
                          scst=True, scst_samples=2, hallucination_penalty=0.5,
                          scst_learning_rate=1e-3)
 
@@ -199,6 +199,6 @@ def test_train_py_fine_tunes_self_critically_from_a_model_folder(synthetic_coco,
     with open(tmp_path / "sc" / "config.json") as handle:
         config = json.load(handle)
     assert config["model"]["loss"]["attention_supervision"] == 1.0
-    assert config["training"]["scst"] is True
+    assert config["training"]["self_critical"]["scst"] is True
     with open(tmp_path / "sc" / "vocab.json") as a, open(os.path.join(init, "vocab.json")) as b:
         assert json.load(a) == json.load(b)
