@@ -3,9 +3,9 @@
     python benchmarks/decode_speed.py [--backend tensorflow,jax] [--repeats 5]
 
 The bundled default model captions the six sample images, repeated to batches of 1 and
-32: greedy search and beam search 3 and 5, each as the eager reference
-(``captioner.search.greedy_search`` / ``beam_search``, a host round trip per word) and
-compiled (``captioner.models.decoding.CompiledSearch``: encoder, decoder and the search
+32: greedy search and beam search 3 and 5, each as the eager NumPy reference
+(``tests/reference_search.py``, a host round trip per word) and
+compiled (``captioner.search.CompiledSearch``: encoder, decoder and the search
 loop in one ``predict_on_batch``); on TensorFlow also greedy exported to ONNX
 (``python -m captioner.commands.export --format onnx``) under ONNX Runtime on the CPU.
 Each backend runs in a fresh process; each figure is the best of ``--repeats`` warm runs
@@ -25,9 +25,10 @@ import json, os, sys, time
 import numpy as np
 import keras
 from captioner.data.images import load_resized
-from captioner.models.decoding import compiled_search
 from captioner.saving import load_model
-from captioner.search import beam_search, greedy_search
+from captioner.search import compiled_search
+sys.path.insert(0, sys.argv[2])
+from tests.reference_search import beam_search, greedy_search
 
 repeats = int(sys.argv[1])
 saved = load_model(os.path.join(sys.argv[2], "assets", "model"))

@@ -4,7 +4,7 @@ this code.
     python -m captioner.commands.export --model DIR --out DIR [--format saved_model|onnx]
 
 Run with the TensorFlow backend (both formats are written from TensorFlow graphs). Each
-holds the compiled greedy search (``captioner.models.decoding.CompiledSearch``: encoder,
+holds the compiled greedy search (``captioner.search.CompiledSearch``: encoder,
 decoder and the search loop) and returns, per image, "tokens" (batch, T) word ids (<end>
 after a caption), "lengths" (batch,) words before <end>, "probabilities" (batch, T) of
 each word, "alphas" (batch, T, H, W) attention maps and "finished" (batch,) bool.
@@ -69,7 +69,7 @@ def export(captioner, out, format="saved_model"):
     if keras.backend.backend() != "tensorflow":
         raise ConfigError("models are exported with the TensorFlow backend "
                           "(KERAS_BACKEND=tensorflow)")
-    from captioner.models.decoding import compiled_search
+    from captioner.search import compiled_search
     from captioner.saving import load_model
     saved = load_model(captioner) if isinstance(captioner, (str, os.PathLike)) else captioner
     if saved.kind != "captioner":

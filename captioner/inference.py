@@ -20,11 +20,9 @@ from keras import ops
 from captioner.data.classification import prepare_image
 from captioner.data.images import (Unreadable, load_image, load_with_input, read_batch,
                                     resize_image)
-from captioner.domain import feature_statistics
 from captioner.geometry import location_to_pixels
 from captioner.models import replicas
-from captioner.models.decoding import compiled_search
-from captioner.search import beam_search, greedy_search
+from captioner.search import compiled_search
 
 
 def decode_batch(model, vocabulary, images=None, features=None, max_length=None,
@@ -33,39 +31,25 @@ def decode_batch(model, vocabulary, images=None, features=None, max_length=None,
     features (batch, H*W, D) when the encoder's output is cached.
 
     ``beam_size`` 1 is greedy search; more is beam search with ``search_options``
-    (n_best, length_penalty, min_length). Both run compiled whole (``CompiledSearch``);
-    the eager ``greedy_search`` / ``beam_search`` decode where training laid the model out
-    across devices. The vocabulary gives the <start> and <end> ids.
+    (n_best, length_penalty, min_length). Both run as one graph (``CompiledSearch``):
+    compiled whole, or eagerly where training laid the model out across devices
+    (``predict_on_batch`` would split or repeat the batch over the replicas). The
+    vocabulary gives the <start> and <end> ids.
     Returns, per image, the search's list of hypotheses (see ``captioner.search``); with
     ``statistics`` (hypotheses, (batch, 2 D) ``captioner.domain.feature_statistics`` of
     the annotation vectors decoded from), so that the encoder runs once per batch.
     """
     max_length = max_length or model.model_config.max_length
-    if not replicas.laid_out():  # one compiled call for the whole batch
-        search = compiled_search(model, vocabulary, max_length, beam_size,
-                                 statistics=statistics, **search_options)
-        inputs = {"images": images} if features is None else {"features": features}
-        outputs = search.predict_on_batch(inputs)
-        hypotheses = search.hypotheses(outputs)
-        if not statistics:
-            return hypotheses
-        return hypotheses, np.concatenate([np.asarray(outputs["feature_mean"], np.float64),
-                                           np.asarray(outputs["feature_std"], np.float64)], -1)
-    decoder = model.decoder
-    if features is None:
-        features = model.encode(images)
-    if statistics:
-        return (decode_batch(model, vocabulary, features=features, max_length=max_length,
-                             beam_size=beam_size, **search_options),
-                feature_statistics(features))
-    memory = decoder.prepare(features)
-    state = decoder.initial_state(memory)
-    options = dict(batch_size=int(features.shape[0]), start_id=vocabulary.start_id,
-                   end_id=vocabulary.end_id, max_length=max_length)
-    if beam_size == 1 and not search_options.get("n_best", 1) > 1:
-        return greedy_search(decoder.step, state, memory, **options)
-    return beam_search(decoder.step, state, memory, beam_size=beam_size, **options,
-                       **search_options)
+    search = compiled_search(model, vocabulary, max_length, beam_size, statistics=statistics,
+                             **search_options)
+    inputs = {"images": images} if features is None else {"features": features}
+    outputs = search(inputs) if replicas.laid_out() else search.predict_on_batch(inputs)
+    outputs = {key: ops.convert_to_numpy(value) for key, value in outputs.items()}
+    hypotheses = search.hypotheses(outputs)
+    if not statistics:
+        return hypotheses
+    return hypotheses, np.concatenate([outputs["feature_mean"].astype(np.float64),
+                                       outputs["feature_std"].astype(np.float64)], -1)
 
 
 def looks_at_one_cell(model):

@@ -1,4 +1,5 @@
-"""Decoding: turn a decoder step function into captions (greedy and beam search).
+"""Decoding: turn a decoder step function into captions (greedy and beam search), each
+search one graph of ``keras.ops`` that compiles whole (``CompiledSearch``) and exports.
 
 The search functions know nothing about the model. They take
 
@@ -9,23 +10,35 @@ vectors) are nests of arrays whose first axis is N. Beam search folds the beams 
 axis (N = images x beams, image-major), tiles ``memory`` once and reorders ``state`` with
 ``keras.tree`` after each step, so all hypotheses of all images advance in one call.
 
-Both return, per image, a list of hypotheses, best first::
+``greedy_graph`` and ``beam_graph`` return fixed-size arrays; ``greedy_hypotheses`` and
+``beam_hypotheses`` turn them into, per image, a list of hypotheses, best first::
 
     {"tokens": word ids (no <start>/<end>), "log_probs": one per word,
      "alphas": (n_words, L) attention of each word, "log_prob": the total log-probability
      (the <end> word's included when produced), "score": what the ranking used,
      "finished": whether the caption ended with <end> within ``max_length`` words}
+
+A captioner's searches (the end of this module):
+
+    CompiledSearch(captioner, start_id, end_id, max_length, beam_size=1, n_best=1,
+                   length_penalty=0.0, min_length=0, statistics=False)
+        {"images": uint8 (batch, S, S, 3)} or {"features": (batch, L, D)}
+        -> ``greedy_graph``'s arrays (beam_size 1, n_best 1), else ``beam_graph``'s;
+           ``hypotheses(outputs)`` -> the hypotheses
+
+is encoder, decoder set-up and search as one Keras model, which ``predict_on_batch``
+compiles with XLA (``tf.function`` with ``jit_compile`` on TensorFlow, ``jax.jit`` on
+JAX) once per input shape; called directly it runs eagerly (where training laid the
+model out across devices). ``compiled_search(model, vocabulary, max_length, ...)`` keeps
+one per model and settings. These graphs are the only searches: ``tests/reference_search.py``
+holds the NumPy searches they are tested against, hypothesis for hypothesis.
 """
+
+import weakref
 
 import keras
 import numpy as np
 from keras import ops
-
-
-def log_softmax(logits):
-    """Numerically stable log-softmax over the last axis of a NumPy array."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def _hypothesis(tokens, log_probs, alphas, end_log_prob, length_penalty):
@@ -47,157 +60,16 @@ def normalised_score(log_prob, length, length_penalty):
     return log_prob / max(length, 1) ** length_penalty
 
 
-def _step(step, tokens, state, memory):
-    logits, state, alpha = step(ops.convert_to_tensor(np.asarray(tokens, np.int32)), state, memory)
-    scores = log_softmax(ops.convert_to_numpy(logits).astype(np.float64))  # (N, V)
-    return scores, state, ops.convert_to_numpy(alpha)
-
-
-def greedy_search(step, state, memory, batch_size, start_id, end_id, max_length):
-    """Picks the most likely word at every step, for the whole batch at once.
-
-    A caption ends at <end> or, unfinished, after ``max_length`` words.
-    """
-    tokens = np.full((batch_size,), start_id, np.int32)
-    words = np.zeros((batch_size, 0), np.int32)
-    log_probs, alphas = np.zeros((batch_size, 0)), None
-    end_log_prob = [None] * batch_size
-    running = np.ones(batch_size, bool)
-    for length in range(max_length + 1):
-        scores, state, alpha = _step(step, tokens, state, memory)
-        tokens = scores.argmax(-1).astype(np.int32)
-        chosen = scores[np.arange(batch_size), tokens]
-        for row in np.flatnonzero(running & (tokens == end_id)):
-            end_log_prob[row], running[row] = chosen[row], False
-        if not running.any() or length == max_length:
-            break
-        words = np.concatenate([words, np.where(running, tokens, end_id)[:, None]], 1)
-        log_probs = np.concatenate([log_probs, chosen[:, None]], 1)
-        alphas = alpha[:, None] if alphas is None else np.concatenate([alphas, alpha[:, None]], 1)
-    results = []
-    for row in range(batch_size):
-        length = words.shape[1] if running[row] else int(np.argmax(
-            np.append(words[row], end_id) == end_id))
-        row_alphas = alphas[row, :length] if alphas is not None else np.zeros((0, alpha.shape[-1]))
-        results.append([_hypothesis(words[row, :length], log_probs[row, :length], row_alphas,
-                                    end_log_prob[row], 0.0)])
-    return results
-
-
 def _tile(nest, times):
     return keras.tree.map_structure(lambda x: ops.repeat(x, times, axis=0), nest)
 
 
-def _reorder(nest, rows):
-    rows = ops.convert_to_tensor(rows.astype(np.int32))
-    return keras.tree.map_structure(lambda x: ops.take(x, rows, axis=0), nest)
-
-
-def beam_search(step, state, memory, batch_size, start_id, end_id, max_length, beam_size=3,
-                n_best=1, length_penalty=0.0, min_length=0):
-    """Beam search over all images at once; returns the ``n_best`` hypotheses per image.
-
-    Args:
-        beam_size: K, hypotheses kept per image. K = 1 with length_penalty 0 is greedy
-            search, exactly.
-        n_best: hypotheses returned per image (at most K), best first.
-        length_penalty: alpha of ``normalised_score``; 0 ranks by total log-probability,
-            which favours short captions, larger values favour longer ones.
-        min_length: <end> is not allowed before this many words.
-        max_length: a caption has at most this many words.
-
-    At each step every live hypothesis is extended by every word; of the best 2K
-    candidates per image, those ending in <end> that rank among the best K are finished
-    (as in fairseq), and the best K others stay live. An image is done when no live
-    hypothesis can still beat its n-th best finished one: a live hypothesis' log-probability
-    only falls, and its length is at most ``max_length`` + 1, which bounds its final score.
-    (Stopping at K finished hypotheses, as fairseq does, misses longer captions that win
-    once the length penalty is on.) If fewer than ``n_best`` finish within ``max_length``
-    words, the best unfinished ones fill the list (``finished: False``): there is always
-    an answer.
-    """
-    if beam_size < 1 or not 1 <= n_best <= beam_size:
-        raise ValueError(f"Need beam_size >= 1 and 1 <= n_best <= beam_size. "
-                         f"Received: beam_size={beam_size}, n_best={n_best}")
-    k = beam_size
-    memory, state = _tile(memory, k), _tile(state, k)
-    tokens = np.full((batch_size * k,), start_id, np.int32)
-    totals = np.full((batch_size, k), -np.inf)
-    totals[:, 0] = 0.0  # the beams start identical: only one of them may expand
-    words = np.zeros((batch_size, k, 0), np.int32)
-    log_probs = np.zeros((batch_size, k, 0))
-    alphas = None
-    finished = [[] for _ in range(batch_size)]
-    done = np.zeros(batch_size, bool)
-    best_possible = lambda total: normalised_score(total, max_length + 1, length_penalty)  # noqa: E731
-    for length in range(max_length + 1):
-        scores, state, alpha = _step(step, tokens, state, memory)
-        vocab = scores.shape[-1]
-        scores = scores.reshape(batch_size, k, vocab)
-        if length < min_length:
-            scores[:, :, end_id] = -np.inf
-        candidates = (totals[:, :, None] + scores).reshape(batch_size, k * vocab)
-        top = np.argsort(-candidates, axis=1, kind="stable")[:, :2 * k]  # (B, 2K)
-        alpha = alpha.reshape(batch_size, k, -1)
-        parents = np.zeros((batch_size, k), np.int64)
-        new_tokens = np.full((batch_size, k), end_id, np.int32)
-        new_totals = np.full((batch_size, k), -np.inf)
-        for image in range(batch_size):
-            live = 0
-            for rank, flat in enumerate(top[image]):
-                parent, token = divmod(int(flat), vocab)
-                total = candidates[image, flat]
-                if done[image] or not np.isfinite(total):
-                    break
-                if token == end_id:
-                    if rank < k:
-                        finished[image].append(_hypothesis(
-                            words[image, parent], log_probs[image, parent],
-                            _alphas_of(alphas, image, parent, alpha.shape[-1]),
-                            scores[image, parent, end_id],
-                            length_penalty))
-                elif live < k:
-                    parents[image, live], new_tokens[image, live] = parent, token
-                    new_totals[image, live] = total
-                    live += 1
-            ranked = sorted(h["score"] for h in finished[image])[::-1]
-            if len(ranked) >= n_best and best_possible(new_totals[image].max()) <= ranked[n_best - 1]:
-                done[image] = True
-        if done.all() or length == max_length:
-            break
-        word_log_probs = scores[np.arange(batch_size)[:, None], parents, new_tokens]
-        words = np.concatenate([np.take_along_axis(words, parents[:, :, None], 1),
-                                new_tokens[:, :, None]], 2)
-        log_probs = np.concatenate([np.take_along_axis(log_probs, parents[:, :, None], 1),
-                                    word_log_probs[:, :, None]], 2)
-        step_alpha = np.take_along_axis(alpha, parents[:, :, None], 1)[:, :, None]
-        alphas = step_alpha if alphas is None else np.concatenate(
-            [np.take_along_axis(alphas, parents[:, :, None, None], 1), step_alpha], 2)
-        totals, tokens = new_totals, new_tokens.reshape(-1)
-        state = _reorder(state, (np.arange(batch_size)[:, None] * k + parents).reshape(-1))
-    results = []
-    for image in range(batch_size):
-        hypotheses = sorted(finished[image], key=lambda h: -h["score"])[:n_best]
-        if len(hypotheses) < n_best:
-            unfinished = [_hypothesis(words[image, beam], log_probs[image, beam],
-                                      _alphas_of(alphas, image, beam, alpha.shape[-1]), None,
-                                      length_penalty)
-                          for beam in range(k) if np.isfinite(totals[image, beam])]
-            unfinished.sort(key=lambda h: -h["score"])
-            hypotheses += unfinished[:n_best - len(hypotheses)]
-        results.append(hypotheses)
-    return results
-
-
-def _alphas_of(alphas, image, beam, cells):
-    return np.zeros((0, cells)) if alphas is None else alphas[image, beam]
-
-
 def greedy_graph(step, state, memory, batch_size, start_id, end_id, max_length, noise=None):
     """Greedy search as one graph of ``keras.ops`` (``while_loop`` over at most
-    ``max_length`` + 1 steps, stopping when every caption has ended): what
-    ``greedy_search`` computes, without a round trip to the host per word, so that it
-    compiles whole (``captioner.models.decoding.CompiledSearch``) and exports.
+    ``max_length`` + 1 steps, stopping when every caption has ended): the most likely word
+    at every step, for the whole batch at once; a caption ends at <end> or, unfinished,
+    after ``max_length`` words. No round trip to the host per word, so that it compiles
+    whole (``CompiledSearch``) and exports.
 
     ``noise``: Gumbel noise (batch, max_length + 1, V), added to each step's
     log-probabilities before the best word is picked: the Gumbel-max trick, so each word
@@ -208,7 +80,7 @@ def greedy_graph(step, state, memory, batch_size, start_id, end_id, max_length, 
     Returns a dict of arrays: "words" (batch, max_length) (<end> after a caption's end),
     "log_probs" (batch, max_length), "alphas" (batch, max_length, L), "lengths" (batch,)
     words before <end>, "end_log_prob" (batch,) and "finished" (batch,) bool.
-    ``greedy_hypotheses`` turns them into ``greedy_search``'s hypotheses.
+    ``greedy_hypotheses`` turns them into hypotheses.
     """
     cells = ops.shape(memory["annotations"])[1]
     slots = max_length + 1  # the last step can only end a caption
@@ -248,8 +120,7 @@ def greedy_graph(step, state, memory, batch_size, start_id, end_id, max_length, 
 
 
 def greedy_hypotheses(outputs):
-    """``greedy_graph``'s arrays (NumPy) -> per image ``[hypothesis]``, as
-    ``greedy_search`` returns them."""
+    """``greedy_graph``'s arrays (NumPy) -> per image ``[hypothesis]``."""
     results = []
     for row, length in enumerate(np.asarray(outputs["lengths"])):
         end = float(outputs["end_log_prob"][row]) if outputs["finished"][row] else None
@@ -261,10 +132,27 @@ def greedy_hypotheses(outputs):
 
 def beam_graph(step, state, memory, batch_size, start_id, end_id, max_length, beam_size=3,
                n_best=1, length_penalty=0.0, min_length=0):
-    """``beam_search`` as one graph of ``keras.ops``: the same candidates, the same finished
-    hypotheses (the best ``n_best`` are kept, in the order ``beam_search`` ranks them), the
-    same stop, in a ``while_loop`` of fixed-size arrays. ``beam_hypotheses`` turns its
-    arrays into ``beam_search``'s hypotheses."""
+    """Beam search over all images at once, as one graph of ``keras.ops`` (a ``while_loop``
+    of fixed-size arrays); ``beam_hypotheses`` turns its arrays into the ``n_best``
+    hypotheses per image.
+
+    Args:
+        beam_size: K, hypotheses kept per image. K = 1 with length_penalty 0 is greedy
+            search, exactly.
+        n_best: hypotheses returned per image (at most K), best first.
+        length_penalty: alpha of ``normalised_score``; 0 ranks by total log-probability,
+            which favours short captions, larger values favour longer ones.
+        min_length: <end> is not allowed before this many words.
+        max_length: a caption has at most this many words.
+
+    At each step every live hypothesis is extended by every word; of the best 2K
+    candidates per image, those ending in <end> that rank among the best K are finished
+    (as in fairseq), and the best K others stay live. An image is done when no live
+    hypothesis can still beat its n-th best finished one: a live hypothesis'
+    log-probability only falls, and its length is at most ``max_length`` + 1, which bounds
+    its final score. If fewer than ``n_best`` finish within ``max_length`` words, the best
+    unfinished ones fill the list (``finished: False``): there is always an answer.
+    ``tests/reference_search.py`` is the same search in NumPy, step by step."""
     if beam_size < 1 or not 1 <= n_best <= beam_size:
         raise ValueError(f"Need beam_size >= 1 and 1 <= n_best <= beam_size. "
                          f"Received: beam_size={beam_size}, n_best={n_best}")
@@ -315,7 +203,7 @@ def beam_graph(step, state, memory, batch_size, start_id, end_id, max_length, be
         nth = pool_score[:, n - 1]
         done = done | (ops.isfinite(nth) & (best_possible <= nth))
         stopped = ops.all(done) | (t == words_max)
-        # extend the live hypotheses (not on the last step: beam_search stops first)
+        # extend the live hypotheses (not on the last step: the search stops first)
         here = ops.one_hot(t, words_max, dtype="float32")[None, None]  # (1, 1, T)
         word_log_probs = take(take(scores, parents), new_tokens[:, :, None], axis=2)[:, :, 0]
         extended = (
@@ -354,7 +242,7 @@ def beam_graph(step, state, memory, batch_size, start_id, end_id, max_length, be
 
 def beam_hypotheses(outputs, n_best, length_penalty=0.0):
     """``beam_graph``'s arrays (NumPy) -> per image the ``n_best`` hypotheses, best first,
-    as ``beam_search`` returns them (the unfinished fill in where too few ended)."""
+    best first (the unfinished fill in where too few ended)."""
     results = []
     live_length = int(outputs["live_length"])
     for image in range(len(outputs["totals"])):
@@ -380,3 +268,102 @@ def beam_hypotheses(outputs, n_best, length_penalty=0.0):
             hypotheses += unfinished[:n_best - len(hypotheses)]
         results.append(hypotheses)
     return results
+
+
+# --- the searches of a captioner, compiled whole ---------------------------------------
+
+_CACHE = weakref.WeakKeyDictionary()  # captioner -> {settings: CompiledSearch}
+
+
+class CompiledSearch(keras.Model):
+    """A captioner's search as one model (see the module docstring). It holds no weights
+    of its own: the captioner's."""
+
+    def __init__(self, captioner, start_id, end_id, max_length, beam_size=1, n_best=1,
+                 length_penalty=0.0, min_length=0, statistics=False, **kwargs):
+        super().__init__(**kwargs)
+        self.statistics = statistics  # also "feature_mean", "feature_std" (batch, D)
+        self.captioner = captioner
+        self.start_id, self.end_id, self.max_length = start_id, end_id, max_length
+        self.beam_size, self.n_best = beam_size, n_best
+        self.length_penalty, self.min_length = length_penalty, min_length
+        self.greedy = beam_size == 1 and n_best == 1
+        self.built = True  # its weights are the built captioner's
+        # XLA on every backend: Keras leaves it off for TensorFlow on a CPU, where the
+        # loop's small ops then run one by one (beam 5 at batch 32: 9.7 ms a caption
+        # without, 2.7 ms with, for ~0.6 s more compiling; benchmarks/decode_speed.py)
+        self.jit_compile = True
+
+    def features(self, inputs):
+        """The annotation vectors (batch, L, D) of the inputs: given, or encoded."""
+        if "features" in inputs:
+            return ops.convert_to_tensor(inputs["features"])
+        return self.captioner.encode(inputs["images"])
+
+    def start(self, features):
+        """(decoder, its initial state, memory, batch size) of the annotation vectors."""
+        decoder = self.captioner.decoder
+        memory = decoder.prepare(features)
+        return decoder, decoder.initial_state(memory), memory, ops.shape(features)[0]
+
+    def call(self, inputs):
+        features = self.features(inputs)
+        decoder, state, memory, batch = self.start(features)
+        if self.greedy:
+            outputs = greedy_graph(decoder.step, state, memory, batch, self.start_id,
+                                   self.end_id, self.max_length)
+        else:
+            outputs = beam_graph(decoder.step, state, memory, batch, self.start_id,
+                                 self.end_id, self.max_length, self.beam_size, self.n_best,
+                                 self.length_penalty, self.min_length)
+        if self.statistics:  # of what was decoded, for the out-of-domain check
+            features = ops.cast(features, "float32")
+            mean = ops.mean(features, axis=1)  # (batch, D)
+            spread = ops.sqrt(ops.mean(ops.square(features - mean[:, None]), axis=1))
+            outputs = {**outputs, "feature_mean": mean, "feature_std": spread}
+        return outputs
+
+    def hypotheses(self, outputs):
+        """This search's outputs (as ``predict_on_batch`` returns them) -> per image the
+        list of hypotheses, best first, as the eager search gives them."""
+        outputs = {key: np.asarray(value) for key, value in outputs.items()
+                   if not key.startswith("feature_")}
+        if self.greedy:
+            return greedy_hypotheses(outputs)
+        return beam_hypotheses(outputs, self.n_best, self.length_penalty)
+
+
+def compiled_search(model, vocabulary, max_length, beam_size=1, n_best=1, length_penalty=0.0,
+                    min_length=0, statistics=False):
+    """The :class:`CompiledSearch` of a captioner for these settings (made once)."""
+    key = (vocabulary.start_id, vocabulary.end_id, int(max_length), int(beam_size),
+           int(n_best), float(length_penalty), int(min_length), bool(statistics))
+    searches = _CACHE.setdefault(model, {})
+    if key not in searches:
+        searches[key] = CompiledSearch(model, *key)
+    return searches[key]
+
+
+class SelfCriticalSearch(CompiledSearch):
+    """What a step of self-critical training decodes, in one compiled call: each image's
+    greedy caption (the baseline) and ``samples`` captions drawn from the model.
+
+    {"images" or "features" (batch, ...), "noise": Gumbel noise (batch * samples,
+    max_length + 1, V)} -> {"greedy_" + key, "sampled_" + key: ``greedy_graph``'s arrays}
+    (the samples image-major: image i's are rows i * samples ... (i + 1) * samples - 1).
+    """
+
+    def __init__(self, captioner, start_id, end_id, max_length, samples, **kwargs):
+        super().__init__(captioner, start_id, end_id, max_length, **kwargs)
+        self.samples = samples
+
+    def call(self, inputs):
+        decoder, state, memory, batch = self.start(self.features(inputs))
+        options = dict(start_id=self.start_id, end_id=self.end_id, max_length=self.max_length)
+        greedy = greedy_graph(decoder.step, state, memory, batch, **options)
+        tile = lambda nest: keras.tree.map_structure(  # noqa: E731
+            lambda x: ops.repeat(x, self.samples, axis=0), nest)
+        sampled = greedy_graph(decoder.step, tile(state), tile(memory), batch * self.samples,
+                               noise=ops.convert_to_tensor(inputs["noise"]), **options)
+        return {**{f"greedy_{k}": v for k, v in greedy.items()},
+                **{f"sampled_{k}": v for k, v in sampled.items()}}

@@ -1,8 +1,35 @@
-"""Round-trip helpers shared by the model tests."""
+"""Helpers shared by the tests: round trips of layers and models (keras-hub's
+``run_layer_test`` in small), and command lines run in-process."""
 
 import numpy as np
 
 import keras
+
+
+def _numpy(outputs):
+    """A layer's outputs (a tensor, a tuple or a dict of them) as a flat list of arrays."""
+    return [keras.ops.convert_to_numpy(x) for x in keras.tree.flatten(outputs)]
+
+
+def run_layer_test(layer, *inputs, expected_shapes=None, atol=1e-6, **call_kwargs):
+    """Checks what every layer of the project must do: ``layer(*inputs)`` gives outputs of
+    ``expected_shapes`` (a list, in ``keras.tree.flatten`` order, when given); a clone
+    made from ``get_config()`` has the same config and, with the same weights, the same
+    outputs; the layer is registered (``keras.saving`` serialises and deserialises it by
+    name, as a .keras file with safe_mode does). Returns the outputs."""
+    outputs = layer(*inputs, **call_kwargs)
+    if expected_shapes is not None:
+        assert [tuple(x.shape) for x in _numpy(outputs)] == [tuple(s) for s in expected_shapes]
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    clone(*inputs, **call_kwargs)
+    clone.set_weights(layer.get_weights())
+    for a, b in zip(_numpy(clone(*inputs, **call_kwargs)), _numpy(outputs)):
+        np.testing.assert_allclose(a, b, atol=atol)
+    config = keras.saving.serialize_keras_object(layer)
+    assert config["registered_name"].startswith("captioner>"), config["registered_name"]
+    assert type(keras.saving.deserialize_keras_object(config, safe_mode=True)) is type(layer)
+    return outputs
 
 
 def assert_round_trip(model, inputs, tmp_path, name="model.keras"):

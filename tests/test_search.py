@@ -1,9 +1,12 @@
-"""Greedy and beam search on hand-built step functions with known probabilities."""
+"""The reference searches (tests/reference_search.py) on hand-built step functions with
+known probabilities: the rules the graph searches of ``captioner.search`` are held to
+(tests/models/test_decoding.py compares the two on real models)."""
 
 import numpy as np
 import pytest
 
-from captioner.search import beam_search, greedy_search, log_softmax, normalised_score
+from captioner.search import normalised_score
+from tests.reference_search import beam_search, greedy_search, log_softmax
 
 pytestmark = pytest.mark.backend  # the search tiles and reorders with keras.tree and ops
 

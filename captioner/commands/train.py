@@ -40,8 +40,8 @@ def parse_args(argv):
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--init", metavar="DIR",
                         help="start from this model folder (its weights, vocabulary and "
-                             "model options; only the decoder's loss weights may be given "
-                             "anew); --scst needs it")
+                             "model options; only the loss options may be given anew); "
+                             "--scst needs it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--feature-cache", metavar="DIR", default=None,
                         help="where a frozen encoder's feature grids are stored "

@@ -104,10 +104,11 @@ class ImageCaptioner:
 
     def evaluate(self, records=None, instances=None, coco=None, split="test", karpathy=None,
                  images=None, search=None, batch_size=32, progress=None, tokenizer="auto",
-                 limit=None):
+                 limit=None, metrics=None):
         """Captions an annotated split and scores it (``captioner.evaluation.evaluate``):
         ``records`` (and their ``instances``), or a split of a COCO folder (``coco``) or of
-        a Karpathy split file (``karpathy`` with its image folder ``images``). Returns an
+        a Karpathy split file (``karpathy`` with its image folder ``images``); ``metrics``:
+        by default all of ``captioner.metrics.captions.METRICS``. Returns an
         ``Evaluation`` (COCO results, scores, notes, every caption with its maps)."""
         from captioner.data.coco import CaptionSource
         from captioner.evaluation import evaluate
@@ -115,8 +116,9 @@ class ImageCaptioner:
             records, instances = CaptionSource(coco, karpathy, images).split(split)
         records = records[:limit] if limit else records
         search = search or SearchConfig()
+        options = {} if metrics is None else {"metrics": metrics}
         return evaluate(self.model, self.vocabulary, records, instances, batch_size,
-                        progress=progress, tokenizer=tokenizer, **search.options())
+                        progress=progress, tokenizer=tokenizer, **options, **search.options())
 
     def export(self, out, format="saved_model"):
         """Writes a folder that serves this captioner's greedy search without this code

@@ -23,7 +23,6 @@ from captioner.saving import VOCAB_FILE
 from captioner.training.loop import EpochLoop, model_card
 
 VALIDATION_METRICS = ("BLEU", "ROUGE-L", "CIDEr")  # METEOR's Java start-up is kept for tests
-# what a run started from a trained model (--init) may set anew: the decoder's loss weights
 
 
 @dataclasses.dataclass

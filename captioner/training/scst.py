@@ -2,7 +2,7 @@
 for Image Captioning"): fine-tune a cross-entropy model on the score its captions get.
 
 Each step, for a batch of training images, one compiled call
-(``captioner.models.decoding.SelfCriticalSearch``) decodes every image's greedy caption
+(``captioner.search.SelfCriticalSearch``) decodes every image's greedy caption
 and draws ``scst_samples`` captions from the model (Gumbel-max, the noise drawn from
 (seed, epoch, step), so a resumed run draws the same). Each caption's reward is its
 CIDEr-D against the image's references (``captioner.metrics.cider.CiderD``, document
@@ -35,7 +35,7 @@ from captioner.errors import ConfigError, DataError
 from captioner.metrics.cider import CiderD
 from captioner.metrics.grounding import absent_mentions
 from captioner.metrics.lexicon import ObjectLexicon
-from captioner.models.decoding import SelfCriticalSearch
+from captioner.search import SelfCriticalSearch
 from captioner.training.captioning import CaptionTrainer
 from captioner.training.loop import compile_for_training
 

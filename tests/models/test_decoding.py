@@ -1,5 +1,6 @@
-"""Greedy and beam search compiled whole (``CompiledSearch``) against the eager reference
-searches (``captioner.search.greedy_search``, ``beam_search``), word for word."""
+"""Greedy and beam search compiled whole (``CompiledSearch``), and run eagerly as on a
+model laid out across devices, against the NumPy reference searches
+(``tests/reference_search.py``), word for word."""
 
 import os
 
@@ -7,10 +8,10 @@ import numpy as np
 import pytest
 
 from captioner.data.images import load_resized
-from captioner.models.decoding import compiled_search
 from captioner.saving import load_model
-from captioner.search import beam_search, greedy_graph, greedy_hypotheses, greedy_search
+from captioner.search import compiled_search, greedy_graph, greedy_hypotheses
 from tests.conftest import ROOT
+from tests.reference_search import beam_search, greedy_search
 
 pytestmark = pytest.mark.backend
 
@@ -31,6 +32,15 @@ def eager(model, vocabulary, images, max_length, beam_size=1, **options):
 def compiled(model, vocabulary, images, max_length, **options):
     search = compiled_search(model, vocabulary, max_length, **options)
     return search.hypotheses(search.predict_on_batch({"images": images}))
+
+
+def graph_eagerly(model, vocabulary, images, max_length, **options):
+    """The same graph called directly, as decoding runs it on a model laid out across
+    devices (``captioner.inference.decode_batch``)."""
+    from keras import ops
+    search = compiled_search(model, vocabulary, max_length, **options)
+    outputs = search({"images": images})
+    return search.hypotheses({key: ops.convert_to_numpy(v) for key, v in outputs.items()})
 
 
 def assert_same(eager, graph):
@@ -57,6 +67,8 @@ def test_the_default_model_captions_the_samples_alike(options):
     assert all(h[0]["finished"] and h[0]["tokens"] for h in reference)  # real captions
     assert_same(reference, compiled(saved.model, saved.vocabulary, images, max_length,
                                     **options))
+    assert_same(reference, graph_eagerly(saved.model, saved.vocabulary, images, max_length,
+                                         **options))
 
 
 @pytest.mark.parametrize("beam_size", [1, 3])

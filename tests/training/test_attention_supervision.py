@@ -13,9 +13,7 @@ from captioner.config import TrainConfig, preset
 from captioner.data.coco import load_coco_split
 from captioner.data.dataset import CaptionBatches
 from captioner.data.regions import WordRegions
-from captioner.text import tokenize
 from captioner.errors import DataError
-from captioner.metrics.attention import box_coverage
 from captioner.models.captioner import create_captioner
 from captioner.models.losses import outside_attention
 from captioner.training.captioning import CaptionTrainer, TrainingData
@@ -45,36 +43,6 @@ def test_outside_attention_matches_numpy(rng):
 @pytest.fixture(scope="module")
 def split(synthetic_coco):
     return load_coco_split(synthetic_coco, "train")
-
-
-def test_each_named_shape_gets_its_box_at_its_step(split, vocabulary):
-    records, instances = split
-    regions = WordRegions(records, instances, GRID, max_length=12)
-    batches = CaptionBatches(records, vocabulary, 32, batch_size=4, max_length=12,
-                             shuffle=False, length_bucket=0, regions=regions)
-    x, targets, mask = batches[0]
-    assert x["regions"].shape == x["tokens"].shape + (16,)
-    shapes = {o["category"] for objects in instances.values() for o in objects}
-    for row, caption in enumerate(batches.plan.captions[0]):
-        record = records[batches.plan.images[0][row]]
-        words = tokenize(record.captions[0])[:12]
-        named = [p for p, word in enumerate(words) if word in shapes]
-        assert sorted(np.flatnonzero(x["regions"][row].sum(-1))) == named
-        for position in named:  # this caption names each object once, by colour and shape
-            colour = words[position - 1]
-            box = [o["bbox"] for o in instances[record.image_id]
-                   if o["category"] == words[position] and o["attributes"]["color"] == colour]
-            np.testing.assert_allclose(
-                x["regions"][row, position],
-                box_coverage(box, (record.width, record.height), GRID).ravel(), atol=1e-6)
-    assert regions.named == sum(len(found) for found in regions.words) > len(records)
-
-
-def test_boxes_without_image_sizes_are_refused(split):
-    records, instances = split
-    records = [type(r)(r.image_id, r.path, r.captions) for r in records]  # no width, height
-    with pytest.raises(DataError, match="width and height"):
-        WordRegions(records, instances, GRID, max_length=12)
 
 
 def attention_inside(model, batch):

@@ -13,7 +13,7 @@ from captioner.config import TrainConfig, preset
 from captioner.data.coco import load_coco_split
 from captioner.metrics.cider import CiderD
 from captioner.models.captioner import create_captioner
-from captioner.models.decoding import SelfCriticalSearch
+from captioner.search import SelfCriticalSearch
 from captioner.text import tokenize
 from captioner.training.captioning import CaptionTrainer, TrainingData
 from captioner.training.scst import Rewards, SelfCriticalTrainer, teacher_forcing
