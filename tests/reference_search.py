@@ -65,27 +65,10 @@ def _reorder(nest, rows):
 
 def beam_search(step, state, memory, batch_size, start_id, end_id, max_length, beam_size=3,
                 n_best=1, length_penalty=0.0, min_length=0):
-    """Beam search over all images at once; returns the ``n_best`` hypotheses per image.
-
-    Args:
-        beam_size: K, hypotheses kept per image. K = 1 with length_penalty 0 is greedy
-            search, exactly.
-        n_best: hypotheses returned per image (at most K), best first.
-        length_penalty: alpha of ``normalised_score``; 0 ranks by total log-probability,
-            which favours short captions, larger values favour longer ones.
-        min_length: <end> is not allowed before this many words.
-        max_length: a caption has at most this many words.
-
-    At each step every live hypothesis is extended by every word; of the best 2K
-    candidates per image, those ending in <end> that rank among the best K are finished
-    (as in fairseq), and the best K others stay live. An image is done when no live
-    hypothesis can still beat its n-th best finished one: a live hypothesis' log-probability
-    only falls, and its length is at most ``max_length`` + 1, which bounds its final score.
-    (Stopping at K finished hypotheses, as fairseq does, misses longer captions that win
-    once the length penalty is on.) If fewer than ``n_best`` finish within ``max_length``
-    words, the best unfinished ones fill the list (``finished: False``): there is always
-    an answer.
-    """
+    """Beam search over all images at once, one step per host round trip; returns the
+    ``n_best`` hypotheses per image. The rules (candidates, finishing, stopping, the
+    unfinished that fill in) are ``captioner.search.beam_graph``'s, which this spells out
+    step by step."""
     if beam_size < 1 or not 1 <= n_best <= beam_size:
         raise ValueError(f"Need beam_size >= 1 and 1 <= n_best <= beam_size. "
                          f"Received: beam_size={beam_size}, n_best={n_best}")

@@ -4,12 +4,12 @@ import os
 
 from captioner.config import SearchConfig
 from captioner.data.images import Unreadable
-from captioner.errors import ModelError
-from captioner.saving import load_model, save_model
+from captioner.saving import save_model
 from captioner.tasks.results import Caption, ImageCaptions
+from captioner.tasks.task import Task
 
 
-class ImageCaptioner:
+class ImageCaptioner(Task):
     """A trained captioner that owns its Keras model, its vocabulary and its summary of the
     training images (out-of-domain marking), and searches captions with its own compiled
     search: callers never pass a vocabulary beside it.
@@ -36,17 +36,7 @@ class ImageCaptioner:
         self.folder = os.fspath(folder)
 
     @classmethod
-    def from_folder(cls, folder):
-        """Loads a captioner's model folder (``captioner.saving``); ModelError for a folder
-        of another kind, or one that does not load."""
-        saved = load_model(folder)
-        if saved.kind != cls.kind:
-            raise ModelError(f"{folder} holds a {saved.kind} model, not a {cls.kind}")
-        return cls.from_saved(saved)
-
-    @classmethod
     def from_saved(cls, saved):
-        """From what ``captioner.saving.load_model`` read."""
         return cls(saved.model, saved.vocabulary, saved.domain, saved.config, saved.folder)
 
     def save(self, folder, card=None):

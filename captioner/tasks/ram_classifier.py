@@ -5,12 +5,12 @@ import os
 import numpy as np
 
 from captioner.data.images import Unreadable
-from captioner.errors import ModelError
-from captioner.saving import load_model, save_model
+from captioner.saving import save_model
 from captioner.tasks.results import Classification
+from captioner.tasks.task import Task
 
 
-class RAMClassifier:
+class RAMClassifier(Task):
     """A trained Recurrent Attention Model that owns its Keras model and class names.
 
         classifier = RAMClassifier.from_folder("runs/ram")
@@ -31,15 +31,7 @@ class RAMClassifier:
         self.folder = os.fspath(folder)
 
     @classmethod
-    def from_folder(cls, folder):
-        saved = load_model(folder)
-        if saved.kind != cls.kind:
-            raise ModelError(f"{folder} holds a {saved.kind} model, not a {cls.kind}")
-        return cls.from_saved(saved)
-
-    @classmethod
     def from_saved(cls, saved):
-        """From what ``captioner.saving.load_model`` read."""
         return cls(saved.model, saved.classes, saved.config, saved.folder)
 
     def save(self, folder, card=None):
