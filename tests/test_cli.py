@@ -308,3 +308,17 @@ def test_train_default_epochs_depend_on_the_task_alike_for_the_api_and_the_comma
     assert epochs("--coco", "c", "--out", "o") == TrainConfig().run.epochs
     assert epochs("--task", "ram", "--digits", "translated", "--out", "o", "--epochs", "3") == 3
     assert train_config_for("ram").run.epochs == RAM_EPOCHS != TrainConfig().run.epochs
+
+
+def test_scoring_a_split_writes_its_heat_maps_and_its_report_together(synthetic_coco,
+                                                                      model_dir, tmp_path):
+    result = run("caption.py", "--coco", synthetic_coco, "--split", "test", "--model",
+                 model_dir, "--out", tmp_path / "scores", "--tokenizer", "captioner",
+                 "--attention-dir", tmp_path / "maps", "--html", tmp_path / "report")
+    assert result.returncode == 0, result.stderr
+    images = sorted(os.listdir(os.path.join(synthetic_coco, "test2017")))
+    assert sorted(os.listdir(tmp_path / "maps")) == sorted(
+        f"{os.path.splitext(name)[0]}_attention.png" for name in images)
+    manifest = (tmp_path / "report" / "data" / "manifest.js").read_text()
+    manifest = json.loads(manifest[manifest.index("(") + 1:manifest.rindex(")")])
+    assert len(manifest["items"]) == len(images)

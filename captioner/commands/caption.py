@@ -249,16 +249,24 @@ def score_split(args, task):
                                               if v is not None},
               "scores": evaluation.scores, "notes": evaluation.notes}
     io.write_json(scores_path, report)
-    if args.attention_dir:
+
+    def images():  # each image read once, for its heat maps and the report alike
         for record, stem in zip(records, unique_stems([r.path for r in records])):
-            attention_pngs(args.attention_dir, stem, load_image(record.path),
-                           [Caption.from_hypothesis(hypothesis)
-                            for hypothesis in evaluation.captions[record.image_id]])
+            image = load_image(record.path)
+            if args.attention_dir:
+                attention_pngs(args.attention_dir, stem, image,
+                               [Caption.from_hypothesis(hypothesis)
+                                for hypothesis in evaluation.captions[record.image_id]])
+            yield image
     if args.html:
         from captioner.viewer.report import write_report
         write_report(args.html, task, records, instances, evaluation,
                      f"{args.split} split of {os.path.abspath(args.coco)}, "
-                     f"{args.search.name} search, model {os.path.abspath(args.model)}")
+                     f"{args.search.name} search, model {os.path.abspath(args.model)}",
+                     images=images())
+    elif args.attention_dir:
+        for _ in images():
+            pass
     if args.json:
         print(json.dumps(report, indent=2))
     else:

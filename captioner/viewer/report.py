@@ -47,16 +47,18 @@ def box_label(obj):
     return " ".join(attributes + [obj["category"]])
 
 
-def write_report(folder, saved, records, instances, evaluation, title):
+def write_report(folder, saved, records, instances, evaluation, title, images=None):
     """Writes the report of ``evaluation`` (``captioner.evaluation.evaluate`` of
-    ``records``) into ``folder``; ``instances`` may be None (no grounding, no boxes)."""
+    ``records``) into ``folder``; ``instances`` may be None (no grounding, no boxes).
+    ``images``: the records' RGB images in order (an iterator, so that a caller that also
+    draws them reads each file once); by default each is read here."""
+    images = iter(images) if images is not None else (load_image(r.path) for r in records)
     lexicon = ObjectLexicon.from_instances(instances, getattr(instances, "categories", ())) \
         if instances is not None else None
     cider = evaluation.notes.get("per_image", {}).get("CIDEr", {})
     with ViewerWriter(folder, "report", title, grid=saved.model.grid_shape,
                       summary=summary_rows(evaluation.scores, evaluation.notes)) as html:
-        for record in records:
-            image = load_image(record.path)
+        for record, image in zip(records, images):
             objects = instances.get(record.image_id, []) if instances is not None else []
             hypotheses = evaluation.captions[record.image_id]
             absent = set()
