@@ -50,6 +50,20 @@ def refused_writes(path):
         raise failure from None
 
 
+def check_output_folder(path, option):
+    """Raises OutputError (one line, naming ``option``) unless ``path`` is a folder or can
+    become one: an existing file there, or a file where one of its parents should be, is
+    refused before any work is done."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutputError(f"{option} {path} is a file, not a folder")
+    parent = os.path.dirname(path)
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent) if os.path.dirname(parent) != parent else ""
+    if parent and not os.path.isdir(parent):
+        raise OutputError(f"{option} {path} cannot be made: {parent} is a file, not a folder")
+
+
 def remove_partials(folder, prefix=""):
     """Removes what killed writes left in ``folder``: temporary files and folders whose name
     starts with ``.PREFIX`` and holds ``.partial-``. Call it only where no other process is

@@ -186,6 +186,15 @@ def test_caption_user_mistakes_exit_2_with_one_line(tmp_path, model_dir, synthet
     assert_one_line_error(run("caption.py", image, "--model", tmp_path / "no_model"),
                           "Model folder not found")
     assert_one_line_error(run("caption.py", image, "--model", tmp_path), "Not a model folder")
+    (tmp_path / "file").write_text("a file")  # output folders that cannot be folders
+    for option in ("--attention-dir", "--html"):
+        assert_one_line_error(run("caption.py", image, "--model", model_dir, option,
+                                  tmp_path / "file"), option, "is a file, not a folder")
+        assert_one_line_error(run("caption.py", image, "--model", model_dir, option,
+                                  tmp_path / "file" / "under"), option, "cannot be made")
+    assert_one_line_error(run("caption.py", "--coco", synthetic_coco, "--model", model_dir,
+                              "--out", tmp_path / "file"), "--out", "is a file")
+    assert (tmp_path / "file").read_text() == "a file"
 
 
 @pytest.mark.backend
@@ -229,6 +238,11 @@ def test_train_hard_attention_with_another_score_and_caption_with_it(synthetic_c
 
 
 def test_train_user_mistakes_exit_2_with_one_line(tmp_path, synthetic_coco):
+    (tmp_path / "file").write_text("a file")
+    assert_one_line_error(run("train.py", "--coco", synthetic_coco, "--out", tmp_path / "file"),
+                          "--out", "is a file, not a folder")
+    assert_one_line_error(run("train.py", "--coco", synthetic_coco, "--out",
+                              tmp_path / "file" / "run"), "--out", "cannot be made")
     assert_one_line_error(run("train.py", "--coco", synthetic_coco, "--out", tmp_path / "d",
                               "--distribute", "--devices", 3), "--devices 3: 1 device(s) visible")
     assert_one_line_error(run("train.py", "--coco", tmp_path, "--out", tmp_path / "o",

@@ -282,6 +282,11 @@ def main(argv=None):
     line on standard error, and as an "error" entry with --json), 2 none could (or a user
     mistake: an option, the model folder, an annotation file)."""
     args = parse_args(argv)
+    from captioner.io import check_output_folder
+    for option, folder in (("--attention-dir", args.attention_dir), ("--html", args.html),
+                           ("--out", args.out if args.coco else None)):
+        if folder:
+            check_output_folder(folder, option)  # one line before any work, not a traceback
     paths, missing = expand_inputs(args.inputs) if args.inputs else ([], [])  # before keras
     if args.inputs and not paths:
         for item in missing:

@@ -106,6 +106,8 @@ def main(argv=None, callbacks=()):
     """Runs the command line ``argv``; ``callbacks``: Keras callbacks added to every
     epoch's ``fit()`` (for programs that drive this command)."""
     args = parse_args(argv)
+    from captioner.io import check_output_folder
+    check_output_folder(args.out, "--out")  # one line before any work, not a traceback
     import_keras_quietly()
     from captioner.config import (DecoderConfig, EncoderConfig, LossConfig, ModelConfig,
                                   RamConfig, TrainConfig)
