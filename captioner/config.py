@@ -209,7 +209,7 @@ class LossConfig(Config):
         None,
         "lambda of the attention mass outside the box of the object a caption word names "
         "(Liu et al. 2017); by default 1.0 where the training split has an instances file "
-        "(boxes) and --pipeline is not tf.data, else 0")
+        "(boxes), else 0")
     # Hard attention: the REINFORCE term and its baseline.
     reward_weight: float = option(0.1, "lambda_r of the REINFORCE term (the paper's code)")
     entropy_weight: float = option(
@@ -367,8 +367,12 @@ class InputConfig(Config):
         "is installed) or Python threads; the batches are the same")
     bad_images: Literal["skip", "error"] = option(
         "skip",
-        "an unreadable training image: skipped (weight 0) and counted, or every image read "
-        "before the first step and the run refused if any fails")
+        "an unreadable training image: skipped (weight 0), named and counted when it is "
+        "met, or every image read before the first step and the run refused if any fails")
+    image_cache_mb: int = option(
+        2048,
+        "memory for decoded training images (uint8 at the model's size), filled as the "
+        "first epoch reads them; images beyond it are decoded every epoch")
 
 
 @dataclasses.dataclass

@@ -273,12 +273,20 @@ def test_an_unreadable_training_image_is_refused_up_front_or_skipped_and_counted
     assert skipped.returncode == 0, skipped.stderr
     assert skipped.stderr.count(f"skipping an unreadable training image: Cannot decode "
                                 f"image {broken}") == 1
-    said = skipped.stderr.index("skipping 1 of 24 training images that cannot be read")
-    assert said < skipped.stderr.index("epoch 1/1")  # before the first step, never mid-epoch
     listed = json.loads((tmp_path / "skipped" / "skipped_images.json").read_text())
     assert list(listed["training"]) == [str(broken)]
+    assert listed["training"][str(broken)]["file"][0] == broken.stat().st_size
     history = json.loads((tmp_path / "skipped" / "metrics.json").read_text())["history"]
     assert history[0]["skipped_images"] == 1
+    # resumed: named from the list before the first step, and not read again
+    resumed = run("train.py", "--coco", data, "--out", tmp_path / "skipped", "--resume",
+                  *tiny[:-3], "--epochs", 2, "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    said = resumed.stderr.index("skipping 1 of 24 training images that could not be read")
+    assert said < resumed.stderr.index("epoch 2/2")
+    assert "skipping an unreadable training image" not in resumed.stderr
+    history = json.loads((tmp_path / "skipped" / "metrics.json").read_text())["history"]
+    assert [row["skipped_images"] for row in history] == [1, 1]
 
 
 @pytest.mark.backend

@@ -6,9 +6,13 @@ annotation for an unknown image, an image file that is not there) raises
 :class:`~captioner.errors.DataError` naming the file and the fault.
 """
 
+import collections.abc
 import dataclasses
 import os
+import re
 import sys
+
+import numpy as np
 
 from captioner import io
 from captioner.errors import DataError
@@ -106,49 +110,148 @@ def load_coco_captions(captions_path, image_folder, check_files=True):
     return _drop_empty(records, captions_path)
 
 
-class Instances(dict):
-    """``{image_id: [{"bbox": [x, y, w, h], "category": name, "attributes": {...}}]}``, with
-    ``categories``, every category name the annotation file defines (used or not)."""
+class Instances(collections.abc.Mapping):
+    """The boxes of a split, as flat arrays: ``{image_id: [{"bbox": [x, y, w, h],
+    "category": name, "attributes": {...}}]}`` to read, built per image on demand.
 
-    def __init__(self, objects=(), categories=()):
-        super().__init__(objects)
+    ``categories``: every category name the annotation file defines (used or not);
+    ``attributes``: {name: its values}. COCO's 860k training instances take about 40 MB
+    here, against gigabytes as one Python dict per annotation.
+    """
+
+    def __init__(self, image_ids=(), boxes=(), category=(), categories=(), attributes=None):
+        image_ids = np.asarray(image_ids, np.int64).reshape(-1)
+        order = np.argsort(image_ids, kind="stable")
+        self.image_ids = image_ids[order]
+        self.boxes = np.asarray(boxes, np.float64).reshape(-1, 4)[order]
+        self.category = np.asarray(category, np.int32).reshape(-1)[order]
         self.categories = list(categories)
+        # {name: (values, codes)}: codes[i] indexes values, -1 where object i has none
+        self.attributes = {name: (list(values), np.asarray(codes, np.int32)[order])
+                           for name, (values, codes) in (attributes or {}).items()}
+        self._keys, self._starts = np.unique(self.image_ids, return_index=True)
+        self._ends = np.append(self._starts[1:], len(self.image_ids))
+
+    @classmethod
+    def from_objects(cls, objects, categories=()):
+        """From ``{image_id: [{"bbox", "category", "attributes"}]}`` (synthetic data, tests)."""
+        names = list(dict.fromkeys([*categories] + [o["category"] for found in
+                                                    objects.values() for o in found]))
+        flat = [(image_id, o) for image_id, found in objects.items() for o in found]
+        return cls([i for i, _ in flat], [o["bbox"] for _, o in flat],
+                   [names.index(o["category"]) for _, o in flat], names,
+                   _attribute_codes([o.get("attributes", {}) for _, o in flat]))
+
+    def __getitem__(self, image_id):
+        position = int(np.searchsorted(self._keys, image_id))
+        if position == len(self._keys) or self._keys[position] != image_id:
+            raise KeyError(image_id)
+        return [self._object(index) for index in range(self._starts[position],
+                                                       self._ends[position])]
+
+    def _object(self, index):
+        return {"bbox": self.boxes[index].tolist(),
+                "category": self.categories[self.category[index]],
+                "attributes": {name: values[codes[index]] for name, (values, codes)
+                               in self.attributes.items() if codes[index] >= 0}}
+
+    def __iter__(self):
+        return iter(self._keys.tolist())
+
+    def __len__(self):
+        return len(self._keys)
+
+    def used_categories(self):
+        """The category names some object has."""
+        return [self.categories[code] for code in np.unique(self.category)]
+
+    def attribute_values(self):
+        """{attribute: its values} (what ``ObjectLexicon.from_instances`` reads)."""
+        return {name: list(values) for name, (values, _) in self.attributes.items()}
+
+
+def _attribute_codes(attributes):
+    """{name: (values, codes)} of per-object attribute dicts (string values only)."""
+    attributes = [found if isinstance(found, dict) else {} for found in attributes]
+    names = sorted({name for found in attributes for name, value in found.items()
+                    if isinstance(value, str)})
+    coded = {}
+    for name in names:
+        column = [found.get(name) if isinstance(found.get(name), str) else None
+                  for found in attributes]
+        values = sorted({value for value in column if value is not None})
+        index = {value: code for code, value in enumerate(values)}
+        coded[name] = (values, [index.get(value, -1) for value in column])
+    return coded
+
+
+# COCO's masks: polygons ([[x, y, ...], ...]) or run-length dicts; nothing here reads them,
+# and parsing them is most of the time and memory of reading an instances file
+SEGMENTATION = re.compile(r'"segmentation"\s*:\s*(?:\[\s*(?:\[[^\[\]]*\]\s*,?\s*)*\]|\{[^{}]*\})')
+
+
+def _without_segmentation(text):
+    return SEGMENTATION.sub('"segmentation":0', text)
+
+
+class _Annotation(tuple):
+    """An instance annotation as parsed: (image_id, category_id, bbox, attributes), a
+    fraction of the memory of its dict (COCO has 860k of them)."""
+    __slots__ = ()
+
+
+def _compact_annotation(item):
+    if "bbox" in item and "image_id" in item and "category_id" in item:
+        return _Annotation((item["image_id"], item["category_id"], item["bbox"],
+                            item.get("attributes")))
+    return item
 
 
 def load_coco_instances(instances_path):
-    """Reads a COCO instances file into :class:`Instances`."""
-    data = io.read_json(instances_path, "COCO instances file")
+    """Reads a COCO instances file into :class:`Instances` (the boxes, categories and
+    attributes; the masks are skipped unread)."""
+    data = io.read_json(instances_path, "COCO instances file", prepare=_without_segmentation,
+                        object_hook=_compact_annotation)
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list) \
             or not isinstance(data.get("categories"), list):
         raise DataError(f"{instances_path}: expected 'annotations' and 'categories' lists")
     _require(data["categories"], "id", "categories", instances_path)
     _require(data["categories"], "name", "categories", instances_path)
     names = {category["id"]: category["name"] for category in data["categories"]}
-    objects = {}
-    for key in ("image_id", "bbox", "category_id"):
-        _require(data["annotations"], key, "annotations", instances_path)
-    for annotation in data["annotations"]:
-        if annotation["category_id"] not in names:
-            raise DataError(f"{instances_path}: unknown category_id {annotation['category_id']}")
-        objects.setdefault(annotation["image_id"], []).append({
-            "bbox": [float(value) for value in annotation["bbox"]],
-            "category": names[annotation["category_id"]],
-            "attributes": dict(annotation.get("attributes", {})),
-        })
-    return Instances(objects, names.values())
+    annotations = data.pop("annotations")
+    del data  # the images list: not needed
+    for position, annotation in enumerate(annotations):
+        if not isinstance(annotation, _Annotation):
+            missing = next(key for key in ("image_id", "bbox", "category_id")
+                           if not isinstance(annotation, dict) or key not in annotation)
+            raise DataError(f"{instances_path}: annotations[{position}] has no '{missing}'")
+    index = {category: position for position, category in enumerate(names)}
+    category = np.empty(len(annotations), np.int32)
+    boxes = np.empty((len(annotations), 4), np.float64)
+    for position, (_, category_id, bbox, _) in enumerate(annotations):
+        code = index.get(category_id) if isinstance(category_id, (int, str)) else None
+        if code is None:
+            raise DataError(f"{instances_path}: unknown category_id {category_id}")
+        category[position] = code
+        try:
+            boxes[position] = bbox
+        except (TypeError, ValueError):
+            raise DataError(f"{instances_path}: annotations[{position}] has a bbox that is "
+                            "not four numbers") from None
+    image_ids = [annotation[0] for annotation in annotations]
+    attributes = _attribute_codes([annotation[3] for annotation in annotations])
+    return Instances(image_ids, boxes, category, list(names.values()), attributes)
 
 
 def load_coco_split(root, split, check_files=True, instances=True):
     """Records (and instances, or None) of one split of a COCO-layout folder.
 
-    ``instances=False`` leaves the instances file unread (training does not use it; COCO's
-    train2017 one is 450 MB of JSON).
+    ``instances=False`` leaves the instances file unread (COCO's train2017 one is 450 MB
+    of JSON). It is read first: what parsing it takes is freed before the captions are.
     """
     files = find_coco_split(root, split)
-    records = load_coco_captions(files.captions, files.images, check_files)
-    if not (instances and files.instances):
-        return records, None
-    return records, load_coco_instances(files.instances)
+    boxes = load_coco_instances(files.instances) if instances and files.instances else None
+    return load_coco_captions(files.captions, files.images, check_files), boxes
 
 
 def read_karpathy(split_path):

@@ -239,7 +239,8 @@ class CaptionBatches(keras.utils.PyDataset):
         seed: with the epoch, fixes the image order and the caption drawn per image.
         shuffle: False visits the images in order with their first caption (validation).
         images: where a batch's inputs come from: an ``ImageCache`` (the default, giving
-            x["images"]) or a ``captioner.data.features.FeatureCache`` (x["features"]).
+            x["images"], every image checked when first read) or a
+            ``captioner.data.features.FeatureCache`` (x["features"]).
         length_bucket: batches are cut to their longest caption rounded up to a multiple
             of this; 0 pads all to ``max_length + 1``.
         bad_images: "skip" or "error" (see ``ImageCache``).
@@ -287,15 +288,25 @@ class CaptionBatches(keras.utils.PyDataset):
     def __len__(self):
         return len(self.plan.steps)
 
+    def words(self, captions, weights, steps):
+        """(tokens, targets, mask[, regions]) of one batch's rows: ``captions`` (indices
+        into the CaptionTable) and ``weights`` of its plan, cut to ``steps``; the regions
+        where the batches carry attention supervision's targets."""
+        tokens, targets, mask = self.table.arrays(captions, steps)
+        mask *= np.asarray(weights, np.float32)[:, None]
+        if self.regions is None:
+            return tokens, targets, mask
+        return tokens, targets, mask, self.regions.arrays(captions, steps)
+
     def __getitem__(self, index):
         plan = self.plan
         inputs, ok = self.images.batch(plan.images[index])
-        tokens, targets, mask = self.table.arrays(plan.captions[index], int(plan.steps[index]))
-        mask *= (plan.weights[index] * ok)[:, None]
+        tokens, targets, mask, *regions = self.words(plan.captions[index], plan.weights[index],
+                                                     int(plan.steps[index]))
         x = {self.images.input_key: inputs, "tokens": tokens}
-        if self.regions is not None:
-            x["regions"] = self.regions.arrays(plan.captions[index], int(plan.steps[index]))
-        return x, targets, mask
+        if regions:
+            x["regions"] = regions[0]
+        return x, targets, mask * ok[:, None]
 
     def padding_share(self):
         """(share of decoder steps on padding this epoch, the same at a fixed length)."""

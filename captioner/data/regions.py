@@ -32,47 +32,53 @@ def caption_regions(words, objects, image_size, lexicon, grid_shape, steps):
 
 
 class WordRegions:
-    """Per caption of ``records`` (in ``CaptionTable`` order) its named objects' boxes.
+    """The targets of attention supervision for the captions of ``records``, in
+    ``CaptionTable`` order, computed per batch.
 
     Args:
         records: the ImageRecords of the split, with their image sizes.
-        instances: {image_id: [{"bbox", "category", "attributes"}]} of those images.
+        instances: {image_id: [{"bbox", "category", "attributes"}]} of those images
+            (``captioner.data.coco.Instances``, flat arrays).
         grid_shape: (H, W) of the model's attention grid.
         max_length: captions are cut at this many words, as the CaptionTable cuts them.
         lexicon: an ObjectLexicon; by default the one of ``instances``.
 
-    The boxes are kept, not the coverage maps (a few bytes per named word rather than
-    H*W floats); ``arrays`` computes the maps of a batch's captions.
+    Nothing is computed for the whole split up front (on COCO that would be a pass over
+    591k captions before the first step): ``arrays`` finds a batch's named words and their
+    boxes' coverage when the batch is made, on the input pipeline's threads (about a
+    millisecond per caption that names something), for tf.data and Python threads alike.
     """
 
     def __init__(self, records, instances, grid_shape, max_length, lexicon=None):
-        self.grid_shape = tuple(grid_shape)
+        self.grid_shape, self.max_length = tuple(grid_shape), max_length
+        self.records, self.instances = records, instances
         self.lexicon = lexicon or ObjectLexicon.from_instances(instances)
-        self.words = []  # per caption: [(position, image size, boxes)]
-        for record in records:
-            objects = instances.get(record.image_id, [])
-            if objects and not (record.width and record.height):
+        counts = np.array([len(record.captions) for record in records], np.int64)
+        self.first = np.concatenate([[0], np.cumsum(counts)])  # record r: its first caption
+        for record in (r for r in records if not (r.width and r.height)):
+            if record.image_id in instances:
                 raise DataError(f"image {record.image_id} ({record.path}) has boxes but no "
                                 "width and height in the captions file: its boxes cannot "
                                 "be placed on the attention grid")
-            size = (record.width, record.height)
-            for caption in record.captions:
-                words = tokenize(caption)[:max_length]
-                self.words.append([(position, size, [o["bbox"] for o in chosen]) for
-                                   position, chosen in named_objects(words, objects,
-                                                                     self.lexicon)])
 
-    @property
-    def named(self):
-        """How many caption words name an annotated object."""
-        return sum(len(found) for found in self.words)
+    def named(self, caption):
+        """[(position, image size, boxes)] of caption ``caption``'s words that name one of
+        its image's objects."""
+        index = int(np.searchsorted(self.first, caption, side="right")) - 1
+        record = self.records[index]
+        objects = self.instances.get(record.image_id)
+        if not objects:
+            return []
+        words = tokenize(record.captions[caption - self.first[index]])[:self.max_length]
+        return [(position, (record.width, record.height), [o["bbox"] for o in chosen])
+                for position, chosen in named_objects(words, objects, self.lexicon)]
 
     def arrays(self, captions, steps):
         """float32 (len(captions), steps, H*W): each named word's box coverage at its step."""
         cells = self.grid_shape[0] * self.grid_shape[1]
         regions = np.zeros((len(captions), steps, cells), np.float32)
         for row, caption in enumerate(captions):
-            for position, size, boxes in self.words[caption]:
+            for position, size, boxes in self.named(int(caption)):
                 if position < steps - 1:  # the last step only ends the caption
                     regions[row, position] = box_coverage(boxes, size, self.grid_shape).ravel()
         return regions

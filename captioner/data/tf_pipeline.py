@@ -29,15 +29,30 @@ class TFCaptionBatches(CaptionBatches):
 
 
 def epoch_dataset(batches):
-    """The ``tf.data.Dataset`` of ``batches``' current epoch (``batches.set_epoch``)."""
+    """The ``tf.data.Dataset`` of ``batches``' current epoch (``batches.set_epoch``).
+
+    It holds the epoch's plan (a few integers per row); each batch's words, weights and
+    attention-supervision targets are made from it when the batch is (the functions the
+    Python pipeline calls), so nothing is made for the whole epoch up front."""
     plan, source = batches.plan, batches.images
     size = plan.images.shape[1]
-    longest = int(plan.steps.max())
-    tokens, targets, mask = batches.table.arrays(plan.captions.reshape(-1), longest)
-    mask *= plan.weights.reshape(-1)[:, None]
-    words = tf.data.Dataset.from_tensor_slices((
-        tokens.reshape(-1, size, longest), targets.reshape(-1, size, longest),
-        mask.reshape(-1, size, longest), plan.steps))
+    supervised = batches.regions is not None
+
+    def words(captions, weights, steps):
+        return batches.words(captions, weights, int(steps))
+
+    shapes = [(size, None)] * 3
+    if supervised:
+        shapes.append((size, None, batches.regions.grid_shape[0] * batches.regions.grid_shape[1]))
+
+    def make_words(captions, weights, steps):
+        types = (tf.int32, tf.int32, tf.float32) + ((tf.float32,) if supervised else ())
+        made = tf.numpy_function(words, [captions, weights, steps], types, stateful=False)
+        for tensor, shape in zip(made, shapes):
+            tensor.set_shape(shape)
+        return tuple(made)
+    text = tf.data.Dataset.from_tensor_slices((plan.captions, plan.weights, plan.steps)).map(
+        make_words, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if source.input_key == "images":
         def load(index):
             return source.load(int(index))
@@ -62,9 +77,10 @@ def epoch_dataset(batches):
         inputs = tf.data.Dataset.from_tensor_slices(plan.images).map(
             rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-    def assemble(loaded, words):
-        (pixels, ok), (tokens, targets, mask, steps) = loaded, words
-        mask = mask[:, :steps] * tf.cast(ok, tf.float32)[:, None]
-        return {source.input_key: pixels, "tokens": tokens[:, :steps]}, targets[:, :steps], mask
-    return tf.data.Dataset.zip(inputs, words).map(assemble).prefetch(tf.data.AUTOTUNE)
-
+    def assemble(loaded, made):
+        (pixels, ok), (tokens, targets, mask, *regions) = loaded, made
+        x = {source.input_key: pixels, "tokens": tokens}
+        if regions:
+            x["regions"] = regions[0]
+        return x, targets, mask * tf.cast(ok, tf.float32)[:, None]
+    return tf.data.Dataset.zip(inputs, text).map(assemble).prefetch(tf.data.AUTOTUNE)

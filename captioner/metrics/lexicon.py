@@ -130,6 +130,8 @@ class ObjectLexicon:
         """A lexicon for the categories and attribute values found in ``instances``
         ({image_id: [{"category", "attributes"}]}), plus any ``categories`` given."""
         names, attributes = set(categories or ()), {}
+        if hasattr(instances, "attribute_values"):  # captioner.data.coco.Instances
+            return cls(names | set(instances.used_categories()), instances.attribute_values())
         for objects in instances.values():
             for obj in objects:
                 names.add(obj["category"])

@@ -13,7 +13,7 @@ import re
 import sys
 
 from captioner.config import LOSS_FIELDS
-from captioner.data.dataset import CaptionBatches, max_caption_length
+from captioner.data.dataset import CaptionBatches, ImageCache, max_caption_length
 from captioner.data.features import FeatureCache
 from captioner.data.vocab import Vocabulary
 from captioner.errors import ConfigError, DataError
@@ -22,7 +22,8 @@ from captioner.models.captioner import create_captioner
 from captioner.saving import VOCAB_FILE
 from captioner.training.loop import EpochLoop, model_card
 
-VALIDATION_METRICS = ("BLEU", "ROUGE-L", "CIDEr")  # METEOR's Java start-up is kept for tests
+VALIDATION_METRICS = ("BLEU", "ROUGE-L", "CIDEr")
+SKIPPED_FILE = "skipped_images.json"  # the unreadable images met so far, per split  # METEOR's Java start-up is kept for tests
 
 
 @dataclasses.dataclass
@@ -152,42 +153,62 @@ class CaptionTrainer(EpochLoop):
     def datasets(self, model):
         config, encoder = self.train_config, self.model_config.encoder
         regions = self._regions(model)
-        # tf.data reads the words of a whole epoch at once; supervision's regions come
-        # with each batch, from the Python pipeline (the same batches otherwise)
-        kind = CaptionBatches if regions is not None or self.reads_batches \
-            else batches_class(config.input.pipeline)
+        kind = CaptionBatches if self.reads_batches else batches_class(config.input.pipeline)
 
         def batches(records, shuffle, regions=None):
-            extra = {} if regions is None else {"regions": regions}
+            features = self._features(model, records)
             made = kind(records, self.vocabulary, encoder.image_size, config.batch_size,
                         self.model_config.max_length, seed=config.seed, shuffle=shuffle,
-                        images=self._features(model, records),
-                        length_bucket=config.data.length_bucket, bad_images=config.input.bad_images,
-                        **extra)
-            if made.images.input_key == "images":  # every image read before the first step
-                made.images.check(progress=self.progress)  # refuses with "error"
+                        images=features if features is not None else ImageCache(
+                            [r.path for r in records], encoder.image_size,
+                            budget_bytes=config.input.image_cache_mb << 20,
+                            bad_images=config.input.bad_images),
+                        length_bucket=config.data.length_bucket, regions=regions)
+            if made.images.input_key == "images" and config.input.bad_images == "error":
+                made.images.check(progress=self.progress)  # refuses before the first step
             return made
         self.train_batches = batches(self.data.train, True, regions)
-        validation = batches(self.data.val, False) if self.data.val else None
-        self._report_skipped(validation)
-        return self.train_batches, validation
+        self.validation = batches(self.data.val, False) if self.data.val else None
+        self._known_unreadable()
+        return self.train_batches, self.validation
 
-    def _report_skipped(self, validation):
-        """Says, before the first step, how many images cannot be read and will be
-        skipped (their captions weigh nothing), and lists them in OUT/skipped_images.json."""
-        skipped = {}
-        for name, data in (("training", self.train_batches), ("validation", validation)):
-            if data is None or not data.bad:
+    def _splits(self):
+        return (("training", self.train_batches), ("validation", self.validation))
+
+    def _known_unreadable(self):
+        """Images OUT/skipped_images.json lists as unreadable (a run resumed, or another
+        into the same folder), unchanged since: named before the first step and not read
+        again. Every other image is checked when first read (``ImageCache``)."""
+        path = os.path.join(self.out, SKIPPED_FILE)
+        if not os.path.isfile(path):
+            return
+        from captioner import io
+        listed = io.read_json(path, "list of unreadable images")
+        for name, data in self._splits():
+            known = listed.get(name, {}) if isinstance(listed, dict) else {}
+            if data is None or not known or not isinstance(data.images, ImageCache):
                 continue
-            bad = {data.records[index].path: why for index, why in sorted(data.bad.items())}
-            skipped[name] = bad
-            print(f"skipping {len(bad)} of {len(data.records)} {name} images that cannot be "
-                  f"read (--bad-images error refuses them instead): "
-                  + "; ".join(list(bad.values())[:3]) + (" ..." if len(bad) > 3 else ""),
-                  file=sys.stderr)
+            for index, image in enumerate(data.images.paths):
+                entry = known.get(image)
+                if isinstance(entry, dict) and entry.get("file") == _file_state(image):
+                    data.images.bad[index] = entry.get("reason", "unreadable")
+            if data.bad:
+                print(f"skipping {len(data.bad)} of {len(data.records)} {name} images that "
+                      f"could not be read before ({path}; --bad-images error refuses them "
+                      "instead): " + "; ".join(list(data.bad.values())[:3])
+                      + (" ..." if len(data.bad) > 3 else ""), file=sys.stderr)
+
+    def _write_unreadable(self):
+        """OUT/skipped_images.json: the images found unreadable so far, per split, with the
+        size and modification time they had (a resumed run trusts an entry only while the
+        file is unchanged)."""
+        skipped = {name: {data.records[index].path: {
+                       "reason": why, "file": _file_state(data.records[index].path)}
+                       for index, why in sorted(data.bad.items())}
+                   for name, data in self._splits() if data is not None and data.bad}
         if skipped and self.placement.writes:
             from captioner import io
-            io.write_json(os.path.join(self.out, "skipped_images.json"), skipped)
+            io.write_json(os.path.join(self.out, SKIPPED_FILE), skipped)
 
     def _regions(self, model):
         """The targets of attention supervision (``WordRegions``), where it is on."""
@@ -196,15 +217,13 @@ class CaptionTrainer(EpochLoop):
         if self.data.train_instances is None:
             raise DataError("--attention-supervision needs boxes: the training split's "
                             "instances file (annotations/instances_<split>.json)")
-        if self.train_config.input.pipeline == "tf.data":
-            raise ConfigError("--attention-supervision runs with --pipeline python or auto")
         from captioner.data.regions import WordRegions
         regions = WordRegions(self.data.train, self.data.train_instances, model.grid_shape,
                               self.model_config.max_length)
         if self.progress:
             print(f"attention supervision (lambda {self.model_config.loss.attention_supervision}"
-                  f") on the {regions.named} caption words that name a boxed object "
-                  "(--attention-supervision 0 turns it off)", file=sys.stderr)
+                  ") on the caption words that name a boxed object (--attention-supervision 0 "
+                  "turns it off)", file=sys.stderr)
         return regions
 
     def start_epoch(self, model, epoch):
@@ -219,12 +238,13 @@ class CaptionTrainer(EpochLoop):
 
     def scores(self, model, logs, validation):
         row = {"nll": logs["nll"], "grid": "x".join(map(str, model.grid_shape)),
-               "padding": self.train_batches.padding_share()[0],
-               "skipped_images": len(self.train_batches.bad)}
+               "padding": self.train_batches.padding_share()[0]}
         if validation is not None:
             row.update(validation_scores(model, self.vocabulary, validation,
                                          self.train_config.run.validation_images,
                                          self.data.val_instances, self.placement))
+        row["skipped_images"] = len(self.train_batches.bad)
+        self._write_unreadable()
         return row
 
     def objective(self, row):
@@ -257,6 +277,15 @@ class CaptionTrainer(EpochLoop):
         records, instances = data
         return evaluate(saved.model, saved.vocabulary, records, instances,
                         self.train_config.batch_size).scores
+
+
+def _file_state(path):
+    """[size, modification time in ns] of a file, or None where it cannot be reached."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return [status.st_size, status.st_mtime_ns]
 
 
 def batches_class(pipeline):

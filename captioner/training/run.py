@@ -62,8 +62,7 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
     records, train_instances = source.split(train_split, instances=supervision != 0.0
                                             or train_config.self_critical.scst)
     if supervision is None and not init:  # by default, wherever there are boxes
-        boxes = train_instances is not None and train_config.input.pipeline != "tf.data"
-        loss.attention_supervision = 1.0 if boxes else 0.0
+        loss.attention_supervision = 1.0 if train_instances is not None else 0.0
     val, val_instances = source.split(val_split, required=False)
     trainer_class = SelfCriticalTrainer if train_config.self_critical.scst else CaptionTrainer
     trainer = trainer_class(TrainingData(records, val, source.description, val_instances,

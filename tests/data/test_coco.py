@@ -4,7 +4,8 @@ import os
 import pytest
 from PIL import Image
 
-from captioner.data.coco import load_coco_captions, load_coco_split, load_karpathy
+from captioner.data.coco import (Instances, load_coco_captions, load_coco_instances,
+                                 load_coco_split, load_karpathy)
 from captioner.errors import DataError
 
 
@@ -133,3 +134,38 @@ def test_synthetic_data_is_reproducible(tmp_path):
     generate(str(tmp_path / "b"), seed=5, splits={"train": 3})
     for name in ("annotations/captions_train2017.json", "train2017/000002.png"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_instances_are_flat_arrays_read_without_their_masks(tmp_path):
+    """Boxes, categories and attributes as the file says them; polygon and run-length
+    masks (skipped unparsed) change nothing; a fault is reported where it is."""
+    annotations = [
+        {"id": 1, "image_id": 7, "category_id": 3, "bbox": [1, 2, 3, 4],
+         "segmentation": [[1.5, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]],
+         "attributes": {"color": "red", "size": 2}},
+        {"id": 2, "image_id": 5, "category_id": 1, "bbox": [0.5, 0, 10, 10],
+         "segmentation": {"counts": [0, 4, 2], "size": [10, 10]}, "iscrowd": 1},
+        {"id": 3, "image_id": 7, "category_id": 1, "bbox": [4, 4, 2, 2],
+         "segmentation": [], "attributes": {"color": "blue"}},
+    ]
+    categories = [{"id": 1, "name": "dog"}, {"id": 3, "name": "cat"}, {"id": 4, "name": "cow"}]
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps({"images": [], "annotations": annotations,
+                                "categories": categories}, indent=1))
+    instances = load_coco_instances(str(path))
+    assert sorted(instances) == [5, 7] and len(instances) == 2 and 6 not in instances
+    assert instances[7] == [
+        {"bbox": [1.0, 2.0, 3.0, 4.0], "category": "cat", "attributes": {"color": "red"}},
+        {"bbox": [4.0, 4.0, 2.0, 2.0], "category": "dog", "attributes": {"color": "blue"}}]
+    assert instances.get(5) == [{"bbox": [0.5, 0.0, 10.0, 10.0], "category": "dog",
+                                 "attributes": {}}]
+    assert instances.categories == ["dog", "cat", "cow"]
+    assert sorted(instances.used_categories()) == ["cat", "dog"]
+    assert instances.attribute_values() == {"color": ["blue", "red"]}
+    assert Instances.from_objects({7: instances[7], 5: instances[5]})[7] == instances[7]
+    lines = path.read_text().splitlines()
+    broken = next(n for n, line in enumerate(lines) if '"iscrowd"' in line)
+    lines[broken] = lines[broken].replace(":", "")
+    path.write_text("\n".join(lines))
+    with pytest.raises(DataError, match=f"line {broken + 1} column"):
+        load_coco_instances(str(path))

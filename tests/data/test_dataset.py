@@ -108,11 +108,19 @@ def test_training_batches_use_the_inference_preprocessing(records, vocabulary):
     assert vocabulary.decode(y[0]) == vocabulary.decode(vocabulary.encode(text)[:12])
 
 
-def test_the_tf_data_pipeline_gives_the_python_pipelines_batches(records, vocabulary):
-    """Same plan, same decoding: images and tokens identical, epoch after epoch."""
+@pytest.mark.parametrize("supervised", [False, True], ids=["plain", "supervised"])
+def test_the_tf_data_pipeline_gives_the_python_pipelines_batches(synthetic_coco, records,
+                                                                 vocabulary, supervised):
+    """Same plan, same decoding: images, tokens and attention supervision's regions
+    identical, epoch after epoch."""
+    from captioner.data.regions import WordRegions
     from captioner.data.tf_pipeline import TFCaptionBatches
-    python = CaptionBatches(records, vocabulary, 24, batch_size=5, max_length=12, seed=2)
-    tf_data = TFCaptionBatches(records, vocabulary, 24, batch_size=5, max_length=12, seed=2)
+    regions = WordRegions(records, load_coco_split(synthetic_coco, "train")[1], (3, 3),
+                          max_length=12) if supervised else None
+    python = CaptionBatches(records, vocabulary, 24, batch_size=5, max_length=12, seed=2,
+                            regions=regions)
+    tf_data = TFCaptionBatches(records, vocabulary, 24, batch_size=5, max_length=12, seed=2,
+                               regions=regions)
     for epoch in (0, 3):
         python.set_epoch(epoch)
         tf_data.set_epoch(epoch)
@@ -120,10 +128,14 @@ def test_the_tf_data_pipeline_gives_the_python_pipelines_batches(records, vocabu
         assert len(batches) == len(python) == 5
         for index, (x, y, w) in enumerate(batches):
             expected_x, expected_y, expected_w = python[index]
-            np.testing.assert_array_equal(x["images"], expected_x["images"])
-            np.testing.assert_array_equal(x["tokens"], expected_x["tokens"])
+            assert sorted(x) == sorted(expected_x)
+            for key in x:
+                np.testing.assert_array_equal(x[key], expected_x[key])
             np.testing.assert_array_equal(y, expected_y)
             np.testing.assert_array_equal(w, expected_w)
+            if supervised:  # the shapes the captions name: about one word in three
+                assert x["regions"].shape == x["tokens"].shape + (9,)
+                assert 0.1 < (x["regions"].sum(-1) > 0).sum() / w.sum() < 0.6
 
 
 def test_an_unreadable_image_in_the_middle_is_skipped_and_counted_or_refused_up_front(
