@@ -34,8 +34,9 @@ from captioner.config import ModelConfig, TrainConfig
 from captioner.models.captioner import create_captioner
 from captioner.training.loop import compile_for_training
 
-steps, batch, root, score, recurrence = sys.argv[1:6]
+steps, batch, root, score, recurrence, policy = sys.argv[1:7]
 steps, batch = int(steps), int(batch)
+keras.config.set_dtype_policy(policy)
 with open(os.path.join(root, "assets", "model", "config.json")) as file:
     saved = json.load(file)
 saved["model"]["decoder"]["score"] = score
@@ -85,7 +86,7 @@ for kind in ("decoder", "joint"):
         times.append(time.perf_counter() - started)
     count = flops(model, (inputs, targets, mask))
     scanned = model.decoder._scanned(tokens, training=True)
-    print(json.dumps({"kind": kind, "score": score,
+    print(json.dumps({"kind": kind, "score": score, "dtype_policy": policy,
                       "recurrence": "scan" if scanned else "unrolled", "batch": batch,
                       "words": words,
                       "ms_per_step": round(1000 * float(np.median(times)), 2),
@@ -99,6 +100,9 @@ def main():
     parser.add_argument("--backend", default="jax,tensorflow")
     parser.add_argument("--score", default="additive")
     parser.add_argument("--recurrence", default="auto", choices=["auto", "scan", "unrolled"])
+    parser.add_argument("--dtype-policy", default="float32",
+                        help="comma-separated Keras dtype policies, e.g. "
+                             "float32,mixed_bfloat16")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--peak", type=float, default=157.0,
@@ -107,17 +111,19 @@ def main():
     sys.path.insert(0, ROOT)
     from benchmarks.common import machine
     counts = {}  # XLA's count, from the JAX run, for the other backends' GFLOP/s
-    for score, backend in [(score, backend) for score in args.score.split(",")
-                           for backend in args.backend.split(",")]:
+    for score, backend, policy in [(score, backend, policy)
+                                   for score in args.score.split(",")
+                                   for backend in args.backend.split(",")
+                                   for policy in args.dtype_policy.split(",")]:
         env = dict(os.environ, PYTHONPATH=ROOT, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
         result = subprocess.run([sys.executable, "-c", CHILD, str(args.steps), str(args.batch),
-                                 ROOT, score, args.recurrence],
+                                 ROOT, score, args.recurrence, policy],
                                 capture_output=True, text=True, env=env)
         if result.returncode:
             sys.exit(result.stderr[-2000:])
         for line in result.stdout.strip().splitlines():
             row = json.loads(line)
-            key = (row["kind"], score)
+            key = (row["kind"], score)  # the same arithmetic in any precision
             gflop = row.pop("gflop_per_step") or counts.get(key)
             counts.setdefault(key, gflop)
             figures = {}

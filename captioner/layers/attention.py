@@ -33,13 +33,23 @@ def masked_softmax(scores, mask=None):
     A large finite negative fills the masked scores (dtype-safe: float16's range is
     respected), and the result is multiplied by the mask so that a fully masked row gives
     zeros rather than a uniform distribution.
+
+    Computed in float32 whatever the scores' dtype (under a mixed-precision policy the
+    scores are bfloat16 or float16): the weights are float32.
     """
+    scores = ops.cast(scores, "float32")
     if mask is None:
         return ops.softmax(scores, axis=-1)
     mask = ops.cast(mask, "bool")
-    fill = -3e4 if keras.backend.standardize_dtype(scores.dtype) == "float16" else -1e9
-    weights = ops.softmax(ops.where(mask, scores, ops.cast(fill, scores.dtype)), axis=-1)
+    weights = ops.softmax(ops.where(mask, scores, -1e9), axis=-1)
     return weights * ops.cast(mask, weights.dtype)
+
+
+def weighted_sum(alpha, values):
+    """sum_l alpha_l values_l: (batch, L) x (batch, L, D) -> (batch, D), summed in float32
+    and returned in the values' dtype (the layer's compute dtype)."""
+    return ops.cast(ops.einsum("bl,bld->bd", alpha, ops.cast(values, "float32")),
+                    values.dtype)
 
 
 class GridAttention(keras.layers.Layer):
@@ -111,8 +121,7 @@ class GridAttention(keras.layers.Layer):
             prepared_keys = self.prepare_keys(keys)
         scores = self.score(query, prepared_keys)  # (batch, L)
         alpha = self.attention_weights(scores, query, mask)  # (batch, L)
-        context = ops.einsum("bl,bld->bd", alpha, values)  # (batch, value_dim)
-        return context, alpha
+        return weighted_sum(alpha, values), alpha  # (batch, value_dim), (batch, L)
 
     def get_config(self):
         config = super().get_config()
@@ -268,7 +277,9 @@ class MultiHeadGridAttention(GridAttention):
         scale = 1.0 / np.sqrt(float(self.units // self.heads))
         scores = ops.einsum("bhk,blhk->bhl", projected, prepared_keys["key"]) * scale
         heads = masked_softmax(scores, None if mask is None else mask[:, None, :])  # (batch, heads, L)
-        mixed = ops.einsum("bhl,blhk->bhk", heads, prepared_keys["value"])
+        value = prepared_keys["value"]
+        mixed = ops.cast(ops.einsum("bhl,blhk->bhk", heads, ops.cast(value, "float32")),
+                         value.dtype)
         context = attention.output_dense(mixed[:, None])[:, 0]  # (batch, value_dim)
         alpha = ops.mean(heads, axis=1)
         if return_heads:

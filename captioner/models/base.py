@@ -5,6 +5,8 @@ is built by calling it once on a tiny batch, on creation and on load, so a .kera
 restores every weight, whatever the model creates lazily on its first call.
 """
 
+import contextlib
+
 import keras
 
 
@@ -37,3 +39,33 @@ class ConfiguredModel(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "config": self.model_config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        """The model of ``config`` in the dtype policy in force where it is loaded (Keras'
+        global one), whatever policy it was trained in: a model trained in mixed
+        precision loads as float32, and the other way round."""
+        config = {key: value for key, value in config.items() if key != "dtype"}
+        return super().from_config(config)
+
+
+def resolve_dtype_policy(name):
+    """The Keras dtype policy a ``TrainConfig.dtype_policy`` names: "auto" is
+    mixed_bfloat16 where Keras sees a GPU or TPU, float32 on CPUs."""
+    if name != "auto":
+        return name
+    devices = keras.distribution.list_devices()
+    return "mixed_bfloat16" if any(not d.lower().startswith("cpu") for d in devices) \
+        else "float32"
+
+
+@contextlib.contextmanager
+def dtype_policy(name):
+    """Keras' global dtype policy set to ``name`` (``resolve_dtype_policy``) in the block:
+    the layers created or loaded in it compute in that precision."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(resolve_dtype_policy(name))
+    try:
+        yield keras.config.dtype_policy().name
+    finally:
+        keras.config.set_dtype_policy(previous)

@@ -111,7 +111,9 @@ class AttentionDecoder(keras.layers.Layer):
     def prepare(self, features, mask=None):
         """Per-image work shared by every step: the decoder's ``memory``, a dict of arrays
         whose first axis is the batch (search tiles it per beam with keras.tree)."""
-        annotations = features + self.positions[None]  # (batch, L, D)
+        # in the layer's compute dtype (16 bits under a mixed policy; features may come
+        # from a float32 or float16 feature cache)
+        annotations = ops.cast(features, self.compute_dtype) + self.positions[None]  # (batch, L, D)
         memory = {"annotations": annotations,
                   "keys": self.attention.prepare_keys(annotations)}
         if mask is not None:
@@ -141,16 +143,18 @@ class AttentionDecoder(keras.layers.Layer):
                 return context, {}
             best = ops.top_k(alpha, 1)[1][:, 0]  # argmax; exports to ONNX (see greedy_graph)
             chosen = ops.one_hot(best, cells, dtype=alpha.dtype)
-            return ops.sum(chosen[:, :, None] * annotations, 1), {}
+            return ops.cast(ops.sum(chosen[:, :, None] * annotations, 1), annotations.dtype), {}
         log_alpha = ops.where(alpha > 0, ops.log(ops.maximum(alpha, 1e-30)), -1e9)  # (batch, L)
         sample = replicas.categorical(log_alpha, self.seed_generator)
         chosen = ops.one_hot(sample, cells, dtype=alpha.dtype)  # (batch, L)
-        sampled_context = ops.sum(chosen[:, :, None] * annotations, 1)  # (batch, D)
+        sampled_context = ops.cast(ops.sum(chosen[:, :, None] * annotations, 1),
+                                   annotations.dtype)  # (batch, D)
         if use_expected is None:  # drawn per caption for this word
             use_expected = replicas.draw(keras.random.uniform, (ops.shape(alpha)[0],),
                                          self.seed_generator) < self.context_rate
         use_expected = ops.cast(ops.broadcast_to(use_expected, (ops.shape(alpha)[0],)), alpha.dtype)
-        context = use_expected[:, None] * context + (1.0 - use_expected[:, None]) * sampled_context
+        share = ops.cast(use_expected[:, None], context.dtype)
+        context = share * context + (1.0 - share) * sampled_context
         log_policy = ops.sum(chosen * log_alpha, -1) * (1.0 - use_expected)  # (batch,)
         entropy = -ops.sum(alpha * ops.where(alpha > 0, log_alpha, 0.0), -1)  # (batch,)
         return context, {"log_policy": log_policy, "entropy": entropy}
@@ -174,6 +178,7 @@ class AttentionDecoder(keras.layers.Layer):
         carry = (cell.recurrent_activation(z_f) * carry
                  + cell.recurrent_activation(z_i) * cell.activation(z_c))
         hidden = cell.recurrent_activation(z_o) * cell.activation(carry)
+        hidden, carry = ops.cast(hidden, self.compute_dtype), ops.cast(carry, self.compute_dtype)
         return hidden, [hidden, carry]
 
     def _recur(self, projected, state, memory, training=False, use_expected=None):

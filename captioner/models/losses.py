@@ -13,8 +13,10 @@ from keras import ops
 
 
 def token_losses(targets, logits, mask):
-    """-log p(word) per position, 0 on padding: (batch, T)."""
-    losses = ops.sparse_categorical_crossentropy(targets, logits, from_logits=True)
+    """-log p(word) per position, 0 on padding: (batch, T), in float32 whatever the logits'
+    dtype (mixed precision)."""
+    losses = ops.sparse_categorical_crossentropy(targets, ops.cast(logits, "float32"),
+                                                 from_logits=True)
     return losses * mask
 
 
@@ -26,6 +28,7 @@ def doubly_stochastic_penalty(alphas, mask, normaliser=None):
     sum over images by this instead of the number of rows with words (a replica divides
     by the global batch's).
     """
+    alphas = ops.cast(alphas, "float32")
     attention_per_cell = ops.sum(alphas * mask[:, :, None], axis=1)  # (batch, L)
     rows = ops.cast(ops.sum(mask, axis=1) > 0, alphas.dtype)  # (batch,)
     per_row = ops.mean(ops.square(1.0 - attention_per_cell), axis=1)
@@ -43,6 +46,7 @@ def outside_attention(alphas, regions, mask, normaliser=None):
     ``regions`` is not all zero and its mask is not 0. ``normaliser``: divide by this
     instead of the number of supervised words (a replica divides by the global batch's).
     """
+    alphas = ops.cast(alphas, "float32")
     named = ops.cast(ops.sum(regions, axis=-1) > 0, alphas.dtype) * mask  # (batch, T)
     inside = ops.sum(alphas * regions, axis=-1)
     if normaliser is None:

@@ -32,6 +32,7 @@ import numpy as np
 from captioner import io
 from captioner.config import TrainConfig
 from captioner.errors import ConfigError, OutputError
+from captioner.models.base import dtype_policy
 from captioner.render import save_curves
 from captioner.saving import (CARD_FILE, CONFIG_FILE, load_keras_file, load_model,
                               save_keras_file, save_model)
@@ -233,7 +234,8 @@ class EpochLoop:
                 raise ConfigError(f"another process is training into {self.out}") from None
         # hooks that do long work of their own show it alike (the first process only)
         self.progress = progress = progress and self.placement.writes
-        with lock, self.placement.scope:  # the model is created and laid out in it
+        # the model is created (or loaded) in the run's precision and laid out in place
+        with lock, dtype_policy(self.train_config.dtype_policy), self.placement.scope:
             if self.placement.writes:  # what killed writes left
                 io.remove_partials(self.out)
                 Checkpoints(self.checkpoint).prune()

@@ -27,9 +27,12 @@ DOMAIN_IMAGES = 2000  # training images summarised for out-of-domain marking (ca
 
 def train_config_for(task, **given):
     """The TrainConfig of ``task`` ("caption" or "ram") with the ``given`` fields: the
-    defaults the fields leave to the task (the RAM trains for ``RAM_EPOCHS`` epochs)."""
+    defaults the fields leave to the task (the RAM trains for ``RAM_EPOCHS`` epochs, in
+    float32)."""
     if task == "ram" and given.get("epochs") is None:
         given["epochs"] = RAM_EPOCHS
+    if task == "ram" and given.get("dtype_policy") is None:
+        given["dtype_policy"] = "float32"  # a small model: 16 bits would gain nothing
     return TrainConfig.of(**{key: value for key, value in given.items() if value is not None})
 
 
