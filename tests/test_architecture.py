@@ -129,3 +129,14 @@ def test_the_command_lines_never_read_a_model_folder_themselves():
                    "captioner/commands/train.py"):
         source = open(os.path.join(ROOT, script), encoding="utf-8").read()
         assert "config.json" not in source and "read_json" not in source, script
+
+
+def test_pip_install_ships_every_package():
+    """pyproject.toml lists its packages by name: a new folder of captioner/ must be there."""
+    import tomllib
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as handle:
+        listed = set(tomllib.load(handle)["tool"]["setuptools"]["packages"])
+    found = {os.path.relpath(folder, ROOT).replace(os.sep, ".")
+             for folder, _, files in os.walk(os.path.join(ROOT, "captioner"))
+             if "__init__.py" in files}
+    assert found <= listed, sorted(found - listed)

@@ -36,7 +36,7 @@ def test_the_default_pipeline_is_tf_data_exactly_when_tensorflow_is_installed():
 
 def test_the_bundled_model_captions_and_draws_its_maps(tmp_path):
     result = run_command(caption.main, SAMPLES, "--json", "--attention-dir", tmp_path)
-    assert result.code == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     answers = json.loads(result.stdout)
     assert len(answers) == len(os.listdir(SAMPLES)) and all(a["caption"] for a in answers)
     assert len(list(tmp_path.glob("*_attention.png"))) == len(answers)
@@ -46,13 +46,13 @@ def test_train_resume_and_evaluate(synthetic_coco, tmp_path):
     out = tmp_path / "run"
     first = run_command(train.main, "--coco", synthetic_coco, "--out", out, "--epochs", 1,
                         *TINY)
-    assert first.code == 0, first.stderr
+    assert first.returncode == 0, first.stderr
     resumed = run_command(train.main, "--coco", synthetic_coco, "--out", out, "--resume",
                           "--epochs", 2, *TINY)
-    assert resumed.code == 0, resumed.stderr
+    assert resumed.returncode == 0, resumed.stderr
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert [row["epoch"] for row in history] == [1, 2] and "val_cider" in history[1]
     scored = run_command(caption.main, "--model", out, "--coco", synthetic_coco,
                          "--split", "test")
-    assert scored.code == 0, scored.stderr
+    assert scored.returncode == 0, scored.stderr
     assert "CIDEr" in scored.stdout + scored.stderr

@@ -209,7 +209,7 @@ class ImageCache:
                 self.load(index)
             except ImageError as error:
                 failures[index] = str(error)
-        with ThreadPoolExecutor(workers or _threads()) as pool, \
+        with ThreadPoolExecutor(workers or reader_threads()) as pool, \
                 tqdm(total=len(self.paths), desc="checking images", unit="image",
                      file=sys.stderr, disable=not progress) as bar:
             for _ in pool.map(read, range(len(self.paths))):
@@ -222,8 +222,9 @@ class ImageCache:
         return len(self.bad)
 
 
-def _threads():
-    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+def reader_threads():
+    """Threads that read images: one per core this process may use, at most 32."""
+    return max(1, min(32, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                       else os.cpu_count() or 1))
 
 
@@ -252,7 +253,7 @@ class CaptionBatches(keras.utils.PyDataset):
     def __init__(self, records, vocabulary, image_size, batch_size, max_length, seed=0,
                  shuffle=True, images=None, length_bucket=4, bad_images="skip", workers=None,
                  regions=None, **kwargs):
-        super().__init__(workers=workers or _threads(), **kwargs)
+        super().__init__(workers=workers or reader_threads(), **kwargs)
         self.records, self.vocabulary = records, vocabulary
         self.batch_size, self.max_length = batch_size, max_length
         self.seed, self.shuffle, self.length_bucket = seed, shuffle, length_bucket

@@ -4,10 +4,16 @@
 same :class:`~captioner.data.dataset.EpochPlan` as :class:`CaptionBatches`, so both give the
 same batches for a seed and an epoch (a test checks it), and adds what Python threads
 cannot: images are decoded and resized on tf.data's thread pool
-(``num_parallel_calls=AUTOTUNE``; Pillow releases the GIL while it decodes and resizes,
-and a large JPEG is decoded at a reduced scale, see ``load_resized``), in order
-(``deterministic``), and the next batches are prepared while the step runs
-(``prefetch``). Images stay uint8 until the model.
+(one call per core; Pillow releases the GIL while it decodes and resizes, and a large
+JPEG is decoded at a reduced scale, see ``load_resized``), in order (``deterministic``),
+and the next batches are prepared while the step runs (``prefetch``). Images stay uint8
+until the model.
+
+tf.data's autotuning is off, with the parallelism and the prefetch set here: its
+optimisation thread, started with each iterator, ends only at its next wake-up (up to
+10 s later), and ``fit()`` starts a fresh iterator at the end of every epoch and drops it
+when it returns, so an epoch could end with a wait of up to 10 s (measured: 7 to 9.5 s on
+about half the epochs of a 2,000-image run, against 11 s of training).
 
 Decoding goes through ``load_resized``, the function inference uses, so EXIF rotation,
 every Pillow mode and the decompression-bomb guard are the same in both; TensorFlow's own
@@ -18,7 +24,9 @@ Where TensorFlow is not installed (a JAX-only machine), ``CaptionBatches`` serve
 
 import tensorflow as tf
 
-from captioner.data.dataset import CaptionBatches
+from captioner.data.dataset import CaptionBatches, reader_threads
+
+PREFETCH = 2  # batches made ahead of the step
 
 
 class TFCaptionBatches(CaptionBatches):
@@ -35,7 +43,7 @@ def epoch_dataset(batches):
     attention-supervision targets are made from it when the batch is (the functions the
     Python pipeline calls), so nothing is made for the whole epoch up front."""
     plan, source = batches.plan, batches.images
-    size = plan.images.shape[1]
+    size, threads = plan.images.shape[1], reader_threads()
     supervised = batches.regions is not None
 
     def words(captions, weights, steps):
@@ -52,7 +60,7 @@ def epoch_dataset(batches):
             tensor.set_shape(shape)
         return tuple(made)
     text = tf.data.Dataset.from_tensor_slices((plan.captions, plan.weights, plan.steps)).map(
-        make_words, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        make_words, num_parallel_calls=threads, deterministic=True)
     if source.input_key == "images":
         def load(index):
             return source.load(int(index))
@@ -63,7 +71,7 @@ def epoch_dataset(batches):
             ok.set_shape(())
             return image, ok
         inputs = tf.data.Dataset.from_tensor_slices(plan.images.reshape(-1)).map(
-            decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(size)
+            decode, num_parallel_calls=threads, deterministic=True).batch(size)
     else:  # a FeatureCache: one read of B rows of the memory-mapped store per batch
         def read(indices):
             return source.batch(indices)
@@ -75,7 +83,7 @@ def epoch_dataset(batches):
             ok.set_shape((size,))
             return features, ok
         inputs = tf.data.Dataset.from_tensor_slices(plan.images).map(
-            rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            rows, num_parallel_calls=threads, deterministic=True)
 
     def assemble(loaded, made):
         (pixels, ok), (tokens, targets, mask, *regions) = loaded, made
@@ -83,4 +91,7 @@ def epoch_dataset(batches):
         if regions:
             x["regions"] = regions[0]
         return x, targets, mask * tf.cast(ok, tf.float32)[:, None]
-    return tf.data.Dataset.zip(inputs, text).map(assemble).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.autotune.enabled = False  # see the module docstring
+    return tf.data.Dataset.zip(inputs, text).map(assemble).prefetch(PREFETCH).with_options(
+        options)
