@@ -78,3 +78,25 @@ def test_hard_attention_warm_up_anneals_the_expected_context_share(synthetic_coc
         trainer.start_epoch(model, epoch)
         rates.append(float(ops.convert_to_numpy(model.decoder.context_rate)))
     np.testing.assert_allclose(rates, [1.0, 0.875, 0.75, 0.625, 0.5, 0.5])
+
+
+def test_no_image_is_read_before_the_first_step(synthetic_coco, tmp_path):
+    """The default start at any scale: the images are checked as the first epoch reads
+    them (not in a pass of their own), on the tf.data pipeline where TensorFlow is here."""
+    import importlib.util
+
+    import keras
+    trainer = make_trainer(synthetic_coco, tmp_path / "run", 1)
+    seen = {}
+
+    class AtTheStart(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            if not seen:
+                seen["read"] = [len(data.images.cache) + len(data.bad) for data in
+                                (trainer.train_batches, trainer.validation)]
+                seen["pipeline"] = type(trainer.train_batches).__name__
+    trainer.run(progress=False, callbacks=[AtTheStart()])
+    assert seen["read"] == [0, 0]
+    assert len(trainer.train_batches.images.cache) == len(trainer.data.train)  # read since
+    has_tensorflow = importlib.util.find_spec("tensorflow") is not None
+    assert (seen["pipeline"] == "TFCaptionBatches") == has_tensorflow
