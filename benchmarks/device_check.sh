@@ -5,12 +5,12 @@
 # About 5 minutes on one H200. Try it on a CPU with: benchmarks/device_check.sh --quick
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if compgen -G ".whl/*.whl" > /dev/null; then
+export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
+if ! python3 -c "import keras" 2>/dev/null && compgen -G ".whl/*.whl" > /dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
-export KERAS_BACKEND=jax PYTHONUNBUFFERED=1
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 python3 -c "import jax; print('devices:', jax.devices())"
 python3 benchmarks/device_check.py "$@"

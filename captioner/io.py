@@ -194,20 +194,21 @@ def write_json(path, data, indent=2):
 def read_json(path, what="JSON file", prepare=None, object_hook=None):
     """Reads a JSON file, raising :class:`DataError` that names the file and the fault.
 
-    ``prepare``: a function of the file's text that returns the text to parse (to drop
-    what the caller will not read, say); a fault is still reported where it is in the
-    file. ``object_hook``: as ``json.loads`` takes it (each object as it is parsed)."""
+    ``prepare``: a function of the open file (text) that returns the text to parse, to
+    drop what the caller will not read, say, without holding the whole file; a fault is
+    still reported where it is in the file. ``object_hook``: as ``json.loads`` takes it
+    (each object as it is parsed)."""
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-        if prepare is not None:
-            text = prepare(text)  # the file's text is freed: a large file is read once more
-            with contextlib.suppress(json.JSONDecodeError):  # only to say where a fault is
-                return json.loads(text, object_hook=object_hook)
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        return json.loads(text, object_hook=object_hook)
+            text = prepare(handle) if prepare is not None else handle.read()
+        try:
+            return json.loads(text, object_hook=object_hook)
+        except json.JSONDecodeError:
+            if prepare is None:
+                raise
+        with open(path, encoding="utf-8") as handle:  # where the fault is, in the file
+            return json.loads(handle.read(), object_hook=object_hook)
     except FileNotFoundError:
         raise DataError(f"{what} not found: {path}") from None
     except IsADirectoryError:

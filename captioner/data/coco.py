@@ -190,8 +190,21 @@ def _attribute_codes(attributes):
 SEGMENTATION = re.compile(r'"segmentation"\s*:\s*(?:\[\s*(?:\[[^\[\]]*\]\s*,?\s*)*\]|\{[^{}]*\})')
 
 
-def _without_segmentation(text):
-    return SEGMENTATION.sub('"segmentation":0', text)
+def _without_segmentation(handle, chunk=1 << 24):
+    """The text of an open instances file with every mask replaced by 0, read in chunks:
+    each is cut before its last "segmentation" key, so no mask straddles a cut."""
+    kept, tail = [], ""
+    while True:
+        block = handle.read(chunk)
+        text = tail + block
+        cut = text.rfind('"segmentation"') if block else len(text)
+        if cut <= 0:
+            tail = text
+        else:
+            kept.append(SEGMENTATION.sub('"segmentation":0', text[:cut]))
+            tail = text[cut:]
+        if not block:
+            return "".join(kept) + tail
 
 
 class _Annotation(tuple):

@@ -169,3 +169,18 @@ def test_instances_are_flat_arrays_read_without_their_masks(tmp_path):
     path.write_text("\n".join(lines))
     with pytest.raises(DataError, match=f"line {broken + 1} column"):
         load_coco_instances(str(path))
+
+
+def test_masks_are_dropped_alike_however_the_file_is_cut(tmp_path):
+    """The instances file is read in chunks; a mask never straddles a cut."""
+    import io as text_io
+
+    from captioner.data.coco import SEGMENTATION, _without_segmentation
+    annotations = [{"id": i, "image_id": i % 3, "bbox": [i, 1, 2, 3],
+                    "segmentation": [[float(v) for v in range(i % 9 + 2)]] if i % 4 else
+                    {"counts": "abc" * i, "size": [4, 4]}} for i in range(40)]
+    text = json.dumps({"annotations": annotations, "categories": []})
+    whole = SEGMENTATION.sub('"segmentation":0', text)
+    assert whole.count('"segmentation":0') == 40
+    for chunk in (5, 17, 64, 1000, 10**6):
+        assert _without_segmentation(text_io.StringIO(text), chunk) == whole
