@@ -433,8 +433,8 @@ class TrainConfig(Config):
         "auto",
         "Keras dtype policy of training: mixed_* compute in 16 bits with float32 weights "
         "(softmaxes, losses and attention sums in float32; float16 with loss scaling); auto: "
-        "mixed_bfloat16 on a GPU or TPU, float32 on CPUs (where bfloat16 measured no faster, "
-        "README); a saved model loads into any policy")
+        "mixed_bfloat16 on a GPU or TPU, float32 on CPUs (where bfloat16's gain depends on "
+        "the processor and the backend: README); a saved model loads into any policy")
     run: RunConfig = dataclasses.field(default_factory=RunConfig, metadata={
         "help": "how long, and how much validated"})
     data: DataConfig = dataclasses.field(default_factory=DataConfig, metadata={
