@@ -10,7 +10,8 @@ The public API::
 
 ``load_model`` returns the task object of the folder (``captioner.tasks``): a captioner
 with its vocabulary, domain summary and compiled search, or a RAM with its class names.
-The names are imported on first use, so ``import captioner`` does not start Keras.
+The names are imported on first use, so ``import captioner`` does not start Keras. Where
+TensorFlow is not installed and no backend is named, Keras is pointed at JAX.
 """
 
 __all__ = ["load_model", "caption", "train", "train_ram", "ImageCaptioner", "RAMClassifier",
@@ -24,6 +25,19 @@ _HOMES = {"load_model": "captioner.tasks", "caption": "captioner.tasks",
           **{name: "captioner.config" for name in ("ModelConfig", "EncoderConfig",
                                                     "DecoderConfig", "TrainConfig",
                                                     "RamConfig", "SearchConfig")}}
+
+
+def _default_backend():
+    """Keras' backend where none is named (KERAS_BACKEND): its own default, TensorFlow, when
+    installed, else JAX (``pip install .[jax]`` installs no TensorFlow)."""
+    import importlib.util
+    import os
+    if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec("tensorflow") is None \
+            and importlib.util.find_spec("jax") is not None:
+        os.environ["KERAS_BACKEND"] = "jax"
+
+
+_default_backend()
 
 
 def __getattr__(name):

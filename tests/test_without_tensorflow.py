@@ -56,3 +56,17 @@ def test_train_resume_and_evaluate(synthetic_coco, tmp_path):
                          "--split", "test")
     assert scored.returncode == 0, scored.stderr
     assert "CIDEr" in scored.stdout + scored.stderr
+
+
+@pytest.mark.skipif(HAS_TENSORFLOW, reason="TensorFlow is installed: Keras' default stands")
+def test_keras_runs_on_jax_without_being_told(tmp_path):
+    """``pip install .[jax]`` then ``caption ...``: no KERAS_BACKEND needed."""
+    import subprocess
+    import sys
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "caption.py"),
+                             os.path.join(SAMPLES, sorted(os.listdir(SAMPLES))[0])],
+                            capture_output=True, text=True, env={**env, "PYTHONPATH": ROOT},
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
