@@ -1,7 +1,12 @@
-"""What the benchmarks share: naming the machine a figure came from."""
+"""What the benchmarks share: naming the machine a figure came from, printing a figure,
+and checking out an older revision to measure beside this one."""
 
+import json
 import os
 import platform
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def machine():
@@ -14,3 +19,21 @@ def machine():
     except Exception:  # no JAX, or no usable device: the CPU is the machine
         pass
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def emit(**figure):
+    """Prints one figure as a JSON line, with the machine it came from."""
+    print(json.dumps({**figure, "machine": machine()}), flush=True)
+
+
+def checkouts(work, old_commit=None):
+    """[(name, folder)]: this checkout, and ``old_commit`` checked out as a git worktree
+    under ``work`` (made once) where it is given."""
+    found = [("this checkout", ROOT)]
+    if old_commit:
+        old = os.path.join(work, f"old-{old_commit}")
+        if not os.path.isdir(old):
+            subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", old,
+                            old_commit], check=True, stdout=subprocess.DEVNULL)
+        found.append((f"commit {old_commit}", old))
+    return found

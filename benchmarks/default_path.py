@@ -34,6 +34,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.common import checkouts, emit  # noqa: E402
+
 CHILD = r"""
 import json, os, resource, runpy, sys, time
 started, report, steps = float(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -85,22 +87,6 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def emit(**figure):
-    from benchmarks.common import machine
-    print(json.dumps({**figure, "machine": machine()}), flush=True)
-
-
-def checkouts(args):
-    found = [("this checkout", ROOT)]
-    if args.old_commit:
-        old = os.path.join(args.work, f"old-{args.old_commit}")
-        if not os.path.isdir(old):
-            subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", old,
-                            args.old_commit], check=True, stdout=subprocess.DEVNULL)
-        found.append((f"commit {args.old_commit}", old))
-    return found
-
-
 def padding(coco):
     """The padding share of the default plan (length_bucket 4, batch 32) of the set."""
     from captioner.config import TrainConfig
@@ -124,7 +110,7 @@ def start(args):
     coco = coco_sized(args.work, photo_data(args.work, 300))
     share = padding(coco)
     for backend in args.backend.split(","):
-        for name, checkout in checkouts(args):
+        for name, checkout in checkouts(args.work, args.old_commit):
             with tempfile.TemporaryDirectory(dir=args.work) as out:
                 report = os.path.join(out, "report.json")
                 command = [sys.executable, "-c", CHILD, str(time.time()), report,

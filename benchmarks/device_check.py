@@ -20,7 +20,6 @@ part small, to try the script on a CPU.
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -29,10 +28,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-
-def emit(**figure):
-    from benchmarks.common import machine
-    print(json.dumps({**figure, "machine": machine()}), flush=True)
+from benchmarks.common import emit  # noqa: E402
 
 
 def step_flops(model, batch):
@@ -68,7 +64,6 @@ def timed_steps(model, batches, repeats):
 
 def captioner_part(args, work):
     import keras
-    import numpy as np
 
     from captioner.config import ModelConfig, TrainConfig
     from captioner.data.coco import load_coco_split

@@ -40,12 +40,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks.common import checkouts, emit  # noqa: E402
+
 COCO_TRAIN, COCO_CAPTIONS, COCO_INSTANCES, COCO_VAL = 118_287, 591_435, 860_001, 5_000
-
-
-def emit(**figure):
-    from benchmarks.common import machine
-    print(json.dumps({**figure, "machine": machine()}), flush=True)
 
 
 # --- data ------------------------------------------------------------------------------
@@ -146,14 +143,7 @@ def first_step(checkout, coco, work):
 
 
 def startup(args, coco):
-    checkouts = [("this checkout", ROOT)]
-    if args.old_commit:
-        old = os.path.join(args.work, f"old-{args.old_commit}")
-        if not os.path.isdir(old):
-            subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", old,
-                            args.old_commit], check=True, stdout=subprocess.DEVNULL)
-        checkouts.append((f"commit {args.old_commit}", old))
-    for name, checkout in checkouts:
+    for name, checkout in checkouts(args.work, args.old_commit):
         seconds, rss = first_step(checkout, coco, args.work)
         emit(figure="train.py start to the end of the first step, COCO-sized annotations",
              code=name, images=COCO_TRAIN, captions=COCO_CAPTIONS, instances=COCO_INSTANCES,

@@ -110,7 +110,7 @@ def main(argv=None, callbacks=()):
     check_output_folder(args.out, "--out")  # one line before any work, not a traceback
     import_keras_quietly()
     from captioner.config import (DecoderConfig, EncoderConfig, LossConfig, ModelConfig,
-                                  RamConfig, TrainConfig)
+                                  RamConfig)
     from captioner.training.run import train, train_config_for, train_ram
     command = "python train.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     train_config = train_config_for(args.task, **train_options(args))

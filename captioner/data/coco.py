@@ -207,16 +207,12 @@ def _without_segmentation(handle, chunk=1 << 24):
             return "".join(kept) + tail
 
 
-class _Annotation(tuple):
-    """An instance annotation as parsed: (image_id, category_id, bbox, attributes), a
-    fraction of the memory of its dict (COCO has 860k of them)."""
-    __slots__ = ()
-
-
 def _compact_annotation(item):
+    """An instance annotation as parsed: the tuple (image_id, category_id, bbox,
+    attributes), a fraction of the memory of its dict (COCO has 860k of them); JSON itself
+    gives no tuples."""
     if "bbox" in item and "image_id" in item and "category_id" in item:
-        return _Annotation((item["image_id"], item["category_id"], item["bbox"],
-                            item.get("attributes")))
+        return item["image_id"], item["category_id"], item["bbox"], item.get("attributes")
     return item
 
 
@@ -233,15 +229,15 @@ def load_coco_instances(instances_path):
     names = {category["id"]: category["name"] for category in data["categories"]}
     annotations = data.pop("annotations")
     del data  # the images list: not needed
-    for position, annotation in enumerate(annotations):
-        if not isinstance(annotation, _Annotation):
-            missing = next(key for key in ("image_id", "bbox", "category_id")
-                           if not isinstance(annotation, dict) or key not in annotation)
-            raise DataError(f"{instances_path}: annotations[{position}] has no '{missing}'")
     index = {category: position for position, category in enumerate(names)}
     category = np.empty(len(annotations), np.int32)
     boxes = np.empty((len(annotations), 4), np.float64)
-    for position, (_, category_id, bbox, _) in enumerate(annotations):
+    for position, annotation in enumerate(annotations):
+        if not isinstance(annotation, tuple):
+            missing = next(key for key in ("image_id", "bbox", "category_id")
+                           if not isinstance(annotation, dict) or key not in annotation)
+            raise DataError(f"{instances_path}: annotations[{position}] has no '{missing}'")
+        _, category_id, bbox, _ = annotation
         code = index.get(category_id) if isinstance(category_id, (int, str)) else None
         if code is None:
             raise DataError(f"{instances_path}: unknown category_id {category_id}")

@@ -6,7 +6,6 @@ import os
 import numpy as np
 import pytest
 
-import keras
 from keras import ops
 
 from captioner.config import TrainConfig, preset
