@@ -83,6 +83,59 @@ def add_config_options(parser, config_class, title=None):
     return group
 
 
+def add_decoder_options(parser, title):
+    """The options of every decoder kind's section (``captioner.config.DECODERS``) in one
+    group: ``--decoder KIND`` and each kind's fields; a field that several kinds have
+    (``--heads``, ``--dropout``) is one option whose help gives each kind's default.
+    ``decoder_from_args`` makes the chosen kind's section of them."""
+    import dataclasses
+
+    from captioner.config import DECODERS
+    group = parser.add_argument_group(title)
+    seen = {}
+    for kind, section in DECODERS.items():
+        for field in dataclasses.fields(section):
+            if is_option(field):
+                seen.setdefault(field.name, []).append((kind, section, field))
+    for name, owners in seen.items():
+        kind, section, field = owners[0]
+        scratch = argparse.ArgumentParser(add_help=False)
+        add_config_options(scratch, section)
+        action = next(a for a in scratch._actions if a.dest == name)
+        if name == "kind":
+            action.choices = list(DECODERS)
+            action.help = "; ".join(f.metadata["help"] for _, _, f in owners) + \
+                f" (default: {field.default})"
+        elif len(owners) > 1:
+            action.help = "; ".join(
+                f"{k}: {f.metadata['help']} (default: {f.default})" for k, _, f in owners)
+        elif len(DECODERS) > 1:
+            action.help = f"{kind}: {action.help}"
+        group._add_action(action)
+    return group
+
+
+def decoder_from_args(args):
+    """The decoder section of the ``--decoder`` kind (lstm by default) from the options
+    ``add_decoder_options`` added; an option of another kind is a ConfigError."""
+    import dataclasses
+
+    from captioner.config import DECODERS
+    from captioner.errors import ConfigError
+    kind = getattr(args, "kind", None) or "lstm"
+    section = DECODERS[kind]
+    own = {field.name for field in dataclasses.fields(section)}
+    given = {}
+    for other in DECODERS.values():
+        given.update(given_options(other, args))
+    foreign = sorted(option_flag(other, name) for other in DECODERS.values()
+                     for name in given_options(other, args) if name not in own)
+    if foreign:
+        raise ConfigError(f"{', '.join(sorted(set(foreign)))} not an option of --decoder "
+                          f"{kind}")
+    return section(**{**given, "kind": kind})
+
+
 def is_option(field):
     """Whether a config field is a command-line option: not ``derived``, not a section
     (a section's own fields are options of their own group)."""

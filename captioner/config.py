@@ -195,6 +195,61 @@ class DecoderConfig(Config):
             raise ConfigError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
         _check_range(self, 0.0, 1.0, "expected_context_rate")
 
+    @property
+    def hard(self):
+        """Whether the decoder samples one cell per word (hard attention)."""
+        return self.attention == "hard"
+
+    def summary(self):
+        """The decoder in a few words (model cards)."""
+        return f"LSTM decoder with {self.attention} {self.score} attention"
+
+
+@dataclasses.dataclass
+class TransformerConfig(Config):
+    """The Transformer decoder's architecture (``captioner.models.transformer``): the
+    decoder of ``kind`` "transformer" (Vaswani et al. 2017). Each layer: causal multi-head
+    self-attention over the words, multi-head cross-attention over the grid, a
+    feed-forward net; the grid cells carry a 2-D position encoding."""
+    kind: Literal["transformer"] = option(
+        "transformer", "transformer: words attend to the earlier words and to the grid",
+        flag="--decoder")
+    layers: int = option(2, "decoder layers (README: 1, 2 and 3 compared at equal time)")
+    heads: int = option(4, "attention heads per layer, of model_width / heads each")
+    model_width: int = option(256, "d_model: the width of the word vectors and every layer")
+    ff_width: int = option(1024, "the feed-forward nets' hidden width (4 d_model, as Vaswani)")
+    dropout: float = option(0.1, "after every sub-layer and on the embeddings (Vaswani)")
+    norm: Literal["pre", "post"] = option(
+        "pre",
+        "layer norm before each sub-layer (pre: trains without warm-up) or after the "
+        "residual sum (post: Vaswani's)")
+    encoder_layers: int = option(
+        0,
+        "self-attention layers over the grid before the decoder (0: the CNN's grid as it is)")
+    attention_map: Literal["last_layer", "all_layers", "first_layer"] = option(
+        "last_layer",
+        "the per-word map (heat maps, supervision, attention correctness): the mean over "
+        "heads of the last layer's cross-attention, of every layer's, or of the first's "
+        "(README: the measured choice)")
+
+    hard = False  # its attention is soft: the expected value over the grid
+
+    def summary(self):
+        """The decoder in a few words (model cards)."""
+        grid = f", {self.encoder_layers} grid encoder layers" if self.encoder_layers else ""
+        return (f"Transformer decoder, {self.layers} layers of {self.heads} heads, d_model "
+                f"{self.model_width}, {self.norm}-norm{grid}; maps: {self.attention_map}")
+
+    def check(self):
+        _check_positive(self, "layers", "heads", "model_width", "ff_width")
+        if self.model_width % self.heads:
+            raise ConfigError(f"heads must divide model_width ({self.model_width}). "
+                              f"Received: heads={self.heads}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
+        if self.encoder_layers < 0:
+            raise ConfigError(f"encoder_layers must be >= 0. Received: {self.encoder_layers}")
+
 
 @dataclasses.dataclass
 class LossConfig(Config):
@@ -231,14 +286,16 @@ class LossConfig(Config):
             _check_range(self, 0.0, float("inf"), "attention_supervision")
 
 
-DECODERS = {"lstm": DecoderConfig}  # decoder kind -> its architecture section
+DECODERS = {"lstm": DecoderConfig,  # decoder kind -> its architecture section
+            "transformer": TransformerConfig}
 LOSS_FIELDS = tuple(field.name for field in dataclasses.fields(LossConfig))
 
 
 @dataclasses.dataclass
 class ModelConfig(Config):
     encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
-    decoder: DecoderConfig = dataclasses.field(default_factory=DecoderConfig)
+    decoder: typing.Union[DecoderConfig, TransformerConfig] = dataclasses.field(
+        default_factory=DecoderConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     vocab_size: int = derived(0, "set from the vocabulary the model is trained with")
     vocab_hash: str = derived("", "lets a mismatched vocab.json be refused before decoding")

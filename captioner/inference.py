@@ -55,7 +55,7 @@ def decode_batch(model, vocabulary, images=None, features=None, max_length=None,
 def looks_at_one_cell(model):
     """Whether decoding reads one grid cell per word (hard attention, argmax inference)."""
     decoder = model.model_config.decoder
-    return decoder.attention == "hard" and decoder.hard_inference == "argmax"
+    return decoder.hard and decoder.hard_inference == "argmax"
 
 
 def describe(hypothesis, vocabulary, model):

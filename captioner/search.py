@@ -304,7 +304,8 @@ class CompiledSearch(keras.Model):
         """(decoder, its initial state, memory, batch size) of the annotation vectors."""
         decoder = self.captioner.decoder
         memory = decoder.prepare(features)
-        return decoder, decoder.initial_state(memory), memory, ops.shape(features)[0]
+        state = decoder.initial_state(memory, steps=self.max_length + 1)
+        return decoder, state, memory, ops.shape(features)[0]
 
     def call(self, inputs):
         features = self.features(inputs)

@@ -15,13 +15,14 @@ import os
 import shlex
 import sys
 
-from captioner.cli import (ArgumentParser, add_config_options, config_from_args,
-                           given_options, import_keras_quietly, option_flag, run)
+from captioner.cli import (ArgumentParser, add_config_options, add_decoder_options,
+                           config_from_args, decoder_from_args, given_options,
+                           import_keras_quietly, option_flag, run)
 
 
 def parse_args(argv):
-    from captioner.config import (RAM_EPOCHS, DecoderConfig, EncoderConfig, LossConfig,
-                                  RamConfig, TrainConfig)
+    from captioner.config import (DECODERS, RAM_EPOCHS, EncoderConfig, LossConfig, RamConfig,
+                                  TrainConfig)
     parser = ArgumentParser(prog="train.py", description=__doc__.split("\n\n")[0])
     data = parser.add_argument_group("data")
     data.add_argument("--coco", metavar="DIR",
@@ -55,7 +56,8 @@ def parse_args(argv):
     encoder = add_config_options(parser, EncoderConfig, "encoder")
     encoder.add_argument("--freeze", dest="fine_tune", action="store_const", const=False,
                          help="the same as --no-fine-tune")
-    add_config_options(parser, DecoderConfig, "decoder (hard attention: --attention hard)")
+    add_decoder_options(parser, "decoder (--decoder lstm: hard attention with --attention hard; "
+                                "--decoder transformer: --layers, --encoder-layers ...)")
     add_config_options(parser, LossConfig, "loss (what --init may set anew)")
     ram = add_config_options(parser, RamConfig, "recurrent attention model (--task ram)")
     ram.add_argument("--digits", choices=("translated", "cluttered"), default="translated",
@@ -86,10 +88,10 @@ def parse_args(argv):
     if args.karpathy and not args.images:
         parser.error("--karpathy needs --images DIR")
     if args.init:  # its model fixes the architecture; the loss section may be set anew
-        fixed = [option_flag(config, name) for config in (EncoderConfig, DecoderConfig)
-                 for name in given_options(config, args)]
+        fixed = {option_flag(config, name) for config in (EncoderConfig, *DECODERS.values())
+                 for name in given_options(config, args)}
         if fixed:
-            parser.error(f"the model of --init fixes {', '.join(fixed)}; drop them")
+            parser.error(f"the model of --init fixes {', '.join(sorted(fixed))}; drop them")
     return args
 
 
@@ -109,8 +111,7 @@ def main(argv=None, callbacks=()):
     from captioner.io import check_output_folder
     check_output_folder(args.out, "--out")  # one line before any work, not a traceback
     import_keras_quietly()
-    from captioner.config import (DecoderConfig, EncoderConfig, LossConfig, ModelConfig,
-                                  RamConfig)
+    from captioner.config import EncoderConfig, LossConfig, ModelConfig, RamConfig
     from captioner.training.run import train, train_config_for, train_ram
     command = "python train.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     train_config = train_config_for(args.task, **train_options(args))
@@ -124,7 +125,7 @@ def main(argv=None, callbacks=()):
                         image_size=args.ram_image_size, **common)
     else:
         model_config = ModelConfig(encoder=config_from_args(EncoderConfig, args),
-                                   decoder=config_from_args(DecoderConfig, args),
+                                   decoder=decoder_from_args(args),
                                    loss=config_from_args(LossConfig, args))
         out = train(args.out, coco=args.coco, karpathy=args.karpathy, images=args.images,
                     model_config=model_config, train_config=train_config,

@@ -13,8 +13,12 @@ from captioner.models import replicas
 from captioner.models.base import ConfiguredModel
 from captioner.models.decoder import AttentionDecoder
 from captioner.models.encoder import Encoder, build_backbone
+from captioner.models.transformer import TransformerDecoder
 from captioner.models.losses import (cost_to_go, doubly_stochastic_penalty,
                                      outside_attention, reinforce_surrogate, token_losses)
+
+
+DECODER_LAYERS = {"lstm": AttentionDecoder, "transformer": TransformerDecoder}  # by kind
 
 
 @keras.saving.register_keras_serializable(package="captioner")
@@ -53,10 +57,10 @@ class Captioner(ConfiguredModel):
             raise ModelError(f"vocab_size must be at least 5. Received: {self.model_config.vocab_size}")
         self.encoder = Encoder(encoder.backbone, encoder.image_size, encoder.width,
                                encoder.fine_tune, name="encoder")
-        self.decoder = AttentionDecoder(self.model_config.vocab_size, self.encoder.grid_shape,
-                                        decoder, name="decoder")
+        self.decoder = DECODER_LAYERS[decoder.kind](
+            self.model_config.vocab_size, self.encoder.grid_shape, decoder, name="decoder")
         self.nll_tracker = keras.metrics.Mean(name="nll")
-        if decoder.attention == "hard":
+        if decoder.hard:
             # b of the REINFORCE term: a moving average of the cost (see _reinforce_terms);
             # saved with the model, so a resumed run continues with it.
             # Replicas assign it the same value; "mean" lets them assign in a step.

@@ -120,8 +120,9 @@ class AttentionDecoder(keras.layers.Layer):
             memory["mask"] = ops.cast(mask, annotations.dtype)
         return memory
 
-    def initial_state(self, memory):
-        """[h_0, c_0], each (batch, lstm_units), from the mean annotation vector."""
+    def initial_state(self, memory, steps=None):
+        """[h_0, c_0], each (batch, lstm_units), from the mean annotation vector (for any
+        number of ``steps``)."""
         annotations = memory["annotations"]
         if "mask" in memory:
             weights = memory["mask"][:, :, None]

@@ -230,7 +230,7 @@ class CaptionTrainer(EpochLoop):
         """Hard attention: the share of expected contexts falls linearly from 1 at epoch 0
         to ``expected_context_rate`` at ``hard_warmup_epochs`` (no warm-up: constant)."""
         decoder = self.model_config.decoder
-        if decoder.attention != "hard":
+        if not decoder.hard:
             return
         warmup = self.train_config.hard_warmup_epochs
         progress = min(epoch / warmup, 1.0) if warmup else 1.0
@@ -258,8 +258,7 @@ class CaptionTrainer(EpochLoop):
         best = next(row for row in state["history"] if row["epoch"] == state["best_epoch"])
         return model_card(
             "captioner model card",
-            "Show, Attend and Tell captioner (CNN encoder, LSTM decoder with "
-            f"{model.decoder.attention} {model.decoder.score} attention).", self.command,
+            f"Attention captioner (CNN encoder, {model.decoder.summary()}).", self.command,
             [f"data: {self.source} ({len(self.data.train)} training images, "
              f"{len(self.data.val)} validation)",
              f"backbone: {model.encoder.backbone} at {model.encoder.image_size} px, feature "
