@@ -52,6 +52,27 @@ def decode_batch(model, vocabulary, images=None, features=None, max_length=None,
                                        outputs["feature_std"].astype(np.float64)], -1)
 
 
+def has_heads(model):
+    """Whether the model's maps come from layers and heads (a Transformer decoder)."""
+    return hasattr(model.decoder, "attention_shape")
+
+
+def head_maps(model, vocabulary, images, captions):
+    """A Transformer's cross-attention of every layer and head for given captions: images
+    uint8 (batch, S, S, 3), ``captions`` one list of word ids per image -> per caption
+    (n_words, layers, heads, H, W). One teacher-forced pass of <start> and the words: the
+    weights the search computed word by word (its "alphas" are their reduction)."""
+    longest = max([len(words) for words in captions] + [1])
+    tokens = np.zeros((len(captions), longest + 1), "int32")
+    tokens[:, 0] = vocabulary.start_id
+    for row, words in enumerate(captions):
+        tokens[row, 1:len(words) + 1] = words
+    maps = ops.convert_to_numpy(model({"images": images, "tokens": tokens})["attention"])
+    layers, heads = model.decoder.attention_shape
+    return [maps[row, :len(words)].reshape((len(words), layers, heads) + tuple(model.grid_shape))
+            for row, words in enumerate(captions)]
+
+
 def looks_at_one_cell(model):
     """Whether decoding reads one grid cell per word (hard attention, argmax inference)."""
     decoder = model.model_config.decoder
@@ -99,13 +120,14 @@ def _in_order(read, answers):
 
 
 def caption_files(model, vocabulary, paths, batch_size=16, progress=None, domain=None,
-                  unreadable="raise", **search_options):
+                  unreadable="raise", heads=False, **search_options):
     """Captions images (files or RGB arrays); yields (path, rgb image, [described
     hypotheses], place) in order: ``place`` is None, or with a ``domain`` (a
     ``captioner.domain.Domain``) {"distance", "out_of_domain"}. An unreadable file raises
     its ImageError before anything is decoded for its batch, or with
     ``unreadable="report"`` is yielded as an :class:`Unreadable` in its place while every
-    readable image is captioned."""
+    readable image is captioned. ``heads``: a Transformer's hypotheses also get "heads",
+    every layer's and head's maps (``head_maps``: one more pass of the model)."""
     config = model.model_config.encoder
     for start in range(0, len(paths), batch_size):
         batch_paths = paths[start:start + batch_size]
@@ -120,8 +142,17 @@ def caption_files(model, vocabulary, paths, batch_size=16, progress=None, domain
             found, statistics = decode_batch(model, vocabulary, images, statistics=True,
                                              **search_options)
             places = domain.flags(statistics) if domain is not None else [None] * len(images)
-            answers = [(path, image, [describe(h, vocabulary, model) for h in hypotheses], place)
-                       for (path, image, _), hypotheses, place in zip(good, found, places)]
+            described = [[describe(h, vocabulary, model) for h in hypotheses]
+                         for hypotheses in found]
+            if heads and has_heads(model):
+                rows = [(image, h) for image, hypotheses in enumerate(found) for h in hypotheses]
+                maps = iter(head_maps(model, vocabulary, images[[image for image, _ in rows]],
+                                      [h["tokens"] for _, h in rows]))
+                for hypotheses in described:
+                    for hypothesis in hypotheses:
+                        hypothesis["heads"] = next(maps)
+            answers = [(path, image, hypotheses, place) for (path, image, _), hypotheses, place
+                       in zip(good, described, places)]
         yield from _in_order(read, answers)
         if progress is not None:
             progress.update(len(batch_paths))

@@ -151,7 +151,7 @@ def caption_images(args, task, paths, missing=()):
     still captioned."""
     results = []
     answers = task.answers(paths, args.search, batch_size=args.batch_size,
-                           unreadable="report")
+                           unreadable="report", heads=bool(args.html))
     title = f"captions of {len(paths)} image(s) by {os.path.abspath(args.model)}"
     with progress_bar(len(paths), "captioning") as progress, \
             viewer(args, "captions", title, grid=task.grid_shape) as html:

@@ -60,16 +60,18 @@ class ImageCaptioner(Task):
     def labels(self):
         return self.vocabulary
 
-    def answers(self, images, search=None, batch_size=16, unreadable="raise", progress=None):
+    def answers(self, images, search=None, batch_size=16, unreadable="raise", progress=None,
+                heads=False):
         """Yields per image, in order, its :class:`ImageCaptions` (or, with
         ``unreadable="report"``, an ``Unreadable`` where it could not be read): each batch
         is read once, encoded once and decoded in one compiled call, its features feeding
-        the search and the domain check alike."""
+        the search and the domain check alike. ``heads``: with a Transformer decoder each
+        caption also gets every layer's and head's maps (``Caption.heads``)."""
         from captioner.inference import caption_files
         search = search or SearchConfig()
         for item in caption_files(self.model, self.vocabulary, list(images), batch_size,
                                   progress=progress, domain=self.domain,
-                                  unreadable=unreadable, **search.options()):
+                                  unreadable=unreadable, heads=heads, **search.options()):
             if isinstance(item, Unreadable):
                 yield item
                 continue
@@ -79,18 +81,20 @@ class ImageCaptioner(Task):
                 [Caption.from_hypothesis(h) for h in hypotheses],
                 place["out_of_domain"] if place else None, place["distance"] if place else None)
 
-    def caption(self, images, search=None, batch_size=16, unreadable="raise"):
+    def caption(self, images, search=None, batch_size=16, unreadable="raise", heads=False):
         """Captions images (file paths and/or (H, W, 3) uint8 RGB arrays).
 
         Args:
             search: a ``SearchConfig`` (greedy by default).
             unreadable: "raise" (the first unreadable file raises ImageError) or "report"
                 (an ``Unreadable`` in its place; every other image is answered).
+            heads: a Transformer's captions also get every layer's and head's maps
+                (``Caption.heads``, (n_words, layers, heads, H, W)).
 
         Returns:
             A list of :class:`ImageCaptions` (and ``Unreadable``), one per image, in order.
         """
-        return list(self.answers(images, search, batch_size, unreadable))
+        return list(self.answers(images, search, batch_size, unreadable, heads=heads))
 
     def evaluate(self, records=None, instances=None, coco=None, split="test", karpathy=None,
                  images=None, search=None, batch_size=32, progress=None, tokenizer="auto",

@@ -22,13 +22,15 @@ class Caption:
     finished: bool               # whether it ended with <end> within the maximum length
     alphas: np.ndarray           # (n_words, H, W): each word's attention map over the grid
     cells: Optional[np.ndarray] = None  # hard attention: the flat grid cell each word read
+    heads: Optional[np.ndarray] = None  # Transformer, on request: (n_words, layers, heads,
+                                        # H, W), every layer's and head's cross-attention
 
     @classmethod
     def from_hypothesis(cls, described):
         """A ``captioner.inference.describe``d search hypothesis -> a Caption."""
         return cls(described["caption"], described["words"], described["probabilities"],
                    described["log_prob"], described["score"], described["finished"],
-                   described["alphas"], described["cells"])
+                   described["alphas"], described["cells"], described.get("heads"))
 
     def to_json(self):
         return {"caption": self.caption,

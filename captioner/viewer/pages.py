@@ -38,8 +38,10 @@ def encode_map(alpha_grid):
 def hypothesis_item(hypothesis, absent=()):
     """A described hypothesis (``captioner.inference.describe``) -> the page's form:
     {"caption", "score", "log_prob", "words": [{"w", "p", "map", "peak", "cell",
-    "absent"}]}; ``absent``: indices of words that name an object the image lacks."""
-    cells = hypothesis.get("cells")
+    "absent", "heads"}]}; ``absent``: indices of words that name an object the image
+    lacks; "heads" (a Transformer's, where the hypothesis has them): per layer, per head
+    {"map", "peak"}."""
+    cells, heads = hypothesis.get("cells"), hypothesis.get("heads")
     words = []
     for index, (word, probability, alphas) in enumerate(zip(
             hypothesis["words"], hypothesis["probabilities"], hypothesis["alphas"])):
@@ -48,6 +50,8 @@ def hypothesis_item(hypothesis, absent=()):
             entry["cell"] = int(cells[index])
         if index in absent:
             entry["absent"] = True
+        if heads is not None:
+            entry["heads"] = [[encode_map(grid) for grid in layer] for layer in heads[index]]
         words.append(entry)
     return {"caption": hypothesis["caption"], "score": round(float(hypothesis["score"]), 4),
             "log_prob": round(float(hypothesis["log_prob"]), 4), "words": words}
@@ -57,7 +61,8 @@ def caption_item(caption):
     """A ``captioner.tasks.Caption`` -> the page's form (as ``hypothesis_item``)."""
     return hypothesis_item({"caption": caption.caption, "words": caption.words,
                             "probabilities": caption.probabilities, "alphas": caption.alphas,
-                            "cells": caption.cells, "score": caption.score,
+                            "cells": caption.cells, "heads": caption.heads,
+                            "score": caption.score,
                             "log_prob": caption.log_probability})
 
 

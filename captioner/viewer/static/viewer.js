@@ -6,7 +6,8 @@
 //            items: [{i, page, name, cider?, absent?}]}   (what sorting and filtering need)
 // page(n, items): items of data page n, each {i, name, image, width, height, warning?,
 //   hypotheses: [{caption, score, log_prob, words: [{w, p, map (base64 uint8 H*W), peak,
-//                 cell?, absent?}]}],               (captions, report)
+//                 cell?, absent?, heads?: [per layer [per head {map, peak}]]}]}],
+//                                                   (captions, report; heads: a Transformer)
 //   references?, boxes?: [{label, bbox: [x, y, w, h]}], size?: [w, h], cider?   (report)
 //   label, probability, glimpses: [{x, y, squares, patches}], input: [h, w]      (glimpses)}
 "use strict";
@@ -83,10 +84,12 @@ const captionerViewer = (() => {
     const index = card.hover ?? card.selected;
     canvas.dataset.word = index ?? "";
     canvas.dataset.hypothesis = card.hypothesis;
+    canvas.dataset.map = card.head ? card.head.join(",") : "";
     if (index !== null && index !== undefined) {
       const word = hypothesis.words[index];
       const [rows, columns] = manifest.grid;
-      context.drawImage(overlay(mapOf(word), rows, columns), 0, 0, canvas.width, canvas.height);
+      const shown = card.head && word.heads ? word.heads[card.head[0]][card.head[1]] : word;
+      context.drawImage(overlay(mapOf(shown), rows, columns), 0, 0, canvas.width, canvas.height);
       if (word.cell !== undefined) {  // hard attention: the cell it read
         const w = canvas.width / columns, h = canvas.height / rows;
         context.strokeStyle = "#00e5ff";
@@ -94,6 +97,7 @@ const captionerViewer = (() => {
         context.strokeRect((word.cell % columns) * w, Math.floor(word.cell / columns) * h, w, h);
       }
       card.info.textContent = `“${word.w}”  p = ${word.p.toFixed(3)}` +
+        (card.head ? `  (layer ${card.head[0] + 1}, head ${card.head[1] + 1})` : "") +
         (word.cell !== undefined ? `  (cell ${word.cell})` : "") +
         (word.absent ? "  — names an object the image does not hold" : "");
     } else {
@@ -142,7 +146,7 @@ const captionerViewer = (() => {
   function captionCard(item) {
     const canvas = canvasFor(item);
     const picture = new Image();
-    const card = {item, canvas, picture, hypothesis: 0, selected: null, hover: null};
+    const card = {item, canvas, picture, hypothesis: 0, selected: null, hover: null, head: null};
     card.words = element("div", {class: "caption"});
     card.info = element("div", {class: "info"});
     const side = element("div", {class: "side"}, [element("div", {class: "name", text: item.name})]);
@@ -162,6 +166,17 @@ const captionerViewer = (() => {
       side.append(element("div", {class: "hyps"}, ["captions: ", ...buttons]));
     }
     side.append(card.words, card.info);
+    const first = item.hypotheses[0].words[0];
+    if (first && first.heads) {  // a Transformer: any layer's and head's map, or the map
+      const options = [element("option", {value: "", text: "the map (its reduction)"})];
+      first.heads.forEach((layer, l) => layer.forEach((_, h) => options.push(
+        element("option", {value: `${l},${h}`, text: `layer ${l + 1}, head ${h + 1}`}))));
+      side.append(element("label", {}, ["attention: ", element("select", {
+        class: "head", onchange: event => {
+          card.head = event.target.value ? event.target.value.split(",").map(Number) : null;
+          drawCaption(card);
+        }}, options)]));
+    }
     if (item.cider !== undefined) {
       side.append(element("div", {class: "score", text: `CIDEr-D ${item.cider.toFixed(3)}`}));
     }
