@@ -225,6 +225,43 @@ def test_a_ram_glimpse_path_steps_glimpse_by_glimpse(browser, tmp_path):
     page.clean()
 
 
+def test_a_transformers_layers_and_heads_each_show_their_own_map(browser, tmp_path):
+    """A word's map, then layer 2 head 1's, then back: each lights up its own cell."""
+    from captioner.viewer.pages import ViewerWriter, hypothesis_item
+    grid = (4, 4)
+    alphas = np.zeros((2,) + grid)
+    alphas[:, 0, 0] = 1.0  # the reduced map: the top left cell
+    heads = np.zeros((2, 2, 3) + grid)  # (words, layers, heads, H, W)
+    for layer in range(2):
+        for head in range(3):
+            heads[:, layer, head, 3 - layer, 3 - head] = 1.0  # each its own cell
+    hypothesis = {"caption": "a b", "words": ["a", "b"], "probabilities": [0.5, 0.5],
+                  "alphas": alphas, "heads": heads, "score": 0.0, "log_prob": 0.0}
+    with ViewerWriter(tmp_path / "html", "captions", "heads", grid=grid) as html:
+        html.add(np.full((64, 64, 3), 40, np.uint8),
+                 {"name": "x", "hypotheses": [hypothesis_item(hypothesis)]})
+    page = Page(browser, tmp_path / "html")
+    plain = page.pixels(0)
+    page.card(0).locator(".word").nth(1).click()
+
+    def lit():
+        changed = np.abs(page.pixels(0) - plain).sum(-1)
+        return {cell for cell in np.ndindex(grid)
+                if changed[cell_centre(np.ravel_multi_index(cell, grid), grid, plain.shape)] > 60}
+    assert lit() == {(0, 0)}
+    select = page.card(0).locator("select.head")
+    assert select.locator("option").count() == 1 + 2 * 3
+    select.select_option("1,0")
+    assert page.card(0).locator("canvas").get_attribute("data-map") == "1,0"
+    assert lit() == {(2, 3)}
+    assert "layer 2, head 1" in page.card(0).locator(".info").inner_text()
+    select.select_option("0,2")
+    assert lit() == {(3, 1)}
+    select.select_option("")
+    assert lit() == {(0, 0)}
+    page.clean()
+
+
 def test_data_pages_load_only_when_shown(browser, tmp_path):
     from captioner.viewer.pages import ViewerWriter, hypothesis_item
     rng = np.random.default_rng(1)

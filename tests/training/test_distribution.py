@@ -1,6 +1,6 @@
 """Data-parallel training on 4 virtual CPU devices ends with the weights of one device
 trained on the same global batches: soft attention, hard attention (REINFORCE, its moving
-baseline, sampled cells) and the RAM, on JAX (``keras.distribution.DataParallel`` over
+baseline, sampled cells), the Transformer decoder (with dropout) and the RAM, on JAX (``keras.distribution.DataParallel`` over
 ``--xla_force_host_platform_device_count=4``) and on TensorFlow (``MirroredStrategy`` over
 4 logical CPU devices). A checkpoint of a 4-device run resumes on one device. Two JAX
 processes on localhost, 2 devices each, train as one process on 4, and only the first
@@ -10,8 +10,8 @@ The runs happen in child processes: the device count must be set before JAX or T
 starts. Each run trains one epoch (2 or 3 steps of Adam, learning rate 5e-3).
 
 Tolerances on every weight, absolute:
-- JAX, and TensorFlow for the models without batch normalisation (hard attention on a
-  frozen encoder's features, the RAM): 2e-5. N devices sum the batch in another order
+- JAX, and TensorFlow for the models without batch normalisation (hard attention and
+  the Transformer on a frozen encoder's features, the RAM): 2e-5. N devices sum the batch in another order
   (per-device partial sums, then across devices), so float32 results differ in the last
   bits, and Adam's first steps (update ~ lr * g / |g|) let a difference of 1e-7 in a small
   gradient move a weight by up to about 1e-6 per step.
@@ -40,7 +40,7 @@ COMMON = r"""
 import json, os, sys
 import keras
 import numpy as np
-from captioner.config import RamConfig, TrainConfig, preset
+from captioner.config import RamConfig, TrainConfig, TransformerConfig, preset
 from captioner.data.classification import digit_splits, load_digits
 from captioner.data.coco import load_coco_split
 from captioner.saving import load_keras_file, load_model
@@ -52,7 +52,11 @@ def captioner(coco, out, name, attention, epochs=1, frozen=False, validate=True,
     train = load_coco_split(coco, "train", instances=False)[0][:16]
     val = load_coco_split(coco, "val", instances=False)[0][:8] if validate else []
     model = preset("tiny")
-    model.decoder.attention = attention
+    if attention == "transformer":  # with dropout: each device drops its own units
+        model.decoder = TransformerConfig(layers=2, heads=2, model_width=16, ff_width=32,
+                                          dropout=0.2)
+    else:
+        model.decoder.attention = attention
     model.encoder.fine_tune = not frozen
     config = TrainConfig.of(epochs=epochs, batch_size=8, learning_rate=5e-3, seed=4, max_words=8,
                          validation_images=2, **training)
@@ -112,6 +116,8 @@ runs = (("soft", lambda n, **t: captioner(coco, out, n, "soft", epochs=2, valida
          ("loss", "nll")),
         ("hard", lambda n, **t: captioner(coco, out, n, "hard", frozen=True, **t),
          ("loss", "nll", "val_loss")),
+        ("transformer", lambda n, **t: captioner(coco, out, n, "transformer", frozen=True, **t),
+         ("loss", "nll", "val_loss")),
         ("ram", lambda n, **t: ram(out, n, **t), ("loss", "train_error", "val_error")))
 for kind, make, keys in runs:
     histories = [make(kind + "1").run(progress=False, stop_after=1)[0]]
@@ -166,7 +172,7 @@ def test_four_devices_train_as_one_device(backend, synthetic_coco, tmp_path):
     # one child per backend does every run (each pays the start of JAX or TensorFlow once)
     report = parse(run_child(DEVICES, [synthetic_coco, str(tmp_path)], backend, devices=4),
                    "REPORT")
-    for kind in ("soft", "hard", "ram"):  # the same weights and losses as one device
+    for kind in ("soft", "hard", "transformer", "ram"):  # the weights and losses of one device
         result = report[kind]
         tolerance = 1e-3 if (backend, kind) == ("tensorflow", "soft") else 2e-5
         assert result["moved"] > 0.01, (kind, result)  # the weights trained
