@@ -41,7 +41,8 @@ samples = np.stack([load_resized(os.path.join(folder, name), size)
 
 def eager(images, beam):
     memory = model.decoder.prepare(model.encode(images))
-    arguments = (model.decoder.step, model.decoder.initial_state(memory), memory, len(images),
+    arguments = (model.decoder.step, model.decoder.initial_state(memory, longest + 1), memory,
+                 len(images),
                  vocabulary.start_id, vocabulary.end_id, longest)
     return greedy_search(*arguments) if beam == 1 else beam_search(*arguments, beam_size=beam)
 

@@ -1,10 +1,11 @@
 """Training speed at the arithmetic: FLOPs per training step and the GFLOP/s achieved.
 
     python benchmarks/train_speed.py [--backend jax,tensorflow] [--score additive,general]
-                                     [--steps 20] [--batch 32]
+                                     [--steps 20] [--batch 32] [--model DIR]
 
 The default model's configuration (``assets/model/config.json``; ``--score`` swaps its
-attention score, additive by default), one training step of
+attention score, additive by default; ``--model`` takes another model folder's, e.g. a
+Transformer's, as it is), one training step of
 ``fit()`` (``train_on_batch``: forward, loss, gradients, Adam with clipping) on a batch of
 ``--batch`` captions padded to ``max_length + 1`` words, in two kinds:
 - "decoder": on cached features (the encoder frozen, as ``train.py`` runs with
@@ -34,12 +35,13 @@ from captioner.config import ModelConfig, TrainConfig
 from captioner.models.captioner import create_captioner
 from captioner.training.loop import compile_for_training
 
-steps, batch, root, score, recurrence, policy = sys.argv[1:7]
+steps, batch, root, score, recurrence, policy, folder = sys.argv[1:8]
 steps, batch = int(steps), int(batch)
 keras.config.set_dtype_policy(policy)
-with open(os.path.join(root, "assets", "model", "config.json")) as file:
+with open(os.path.join(folder or os.path.join(root, "assets", "model"), "config.json")) as file:
     saved = json.load(file)
-saved["model"]["decoder"]["score"] = score
+if not folder:
+    saved["model"]["decoder"]["score"] = score
 config = ModelConfig.from_dict(saved["model"])
 rng = np.random.default_rng(0)
 words = config.max_length + 1
@@ -85,8 +87,9 @@ for kind in ("decoder", "joint"):
         loss = model.train_on_batch(inputs, targets, sample_weight=mask, return_dict=True)
         times.append(time.perf_counter() - started)
     count = flops(model, (inputs, targets, mask))
-    scanned = model.decoder._scanned(tokens, training=True)
-    print(json.dumps({"kind": kind, "score": score, "dtype_policy": policy,
+    scanned = hasattr(model.decoder, "_scanned") and model.decoder._scanned(tokens, training=True)
+    print(json.dumps({"kind": kind, "decoder": config.decoder.kind,
+                      "score": getattr(config.decoder, "score", None), "dtype_policy": policy,
                       "recurrence": "scan" if scanned else "unrolled", "batch": batch,
                       "words": words,
                       "ms_per_step": round(1000 * float(np.median(times)), 2),
@@ -105,6 +108,8 @@ def main():
                              "float32,mixed_bfloat16")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--model", default="", help="a model folder whose configuration to "
+                        "time (default: assets/model's, with --score)")
     parser.add_argument("--peak", type=float, default=157.0,
                         help="the machine's fp32 peak in GFLOP/s")
     args = parser.parse_args()
@@ -117,13 +122,13 @@ def main():
                                    for policy in args.dtype_policy.split(",")]:
         env = dict(os.environ, PYTHONPATH=ROOT, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
         result = subprocess.run([sys.executable, "-c", CHILD, str(args.steps), str(args.batch),
-                                 ROOT, score, args.recurrence, policy],
+                                 ROOT, score, args.recurrence, policy, args.model],
                                 capture_output=True, text=True, env=env)
         if result.returncode:
             sys.exit(result.stderr[-2000:])
         for line in result.stdout.strip().splitlines():
             row = json.loads(line)
-            key = (row["kind"], score)  # the same arithmetic in any precision
+            key = (row["kind"], score, args.model)  # the same arithmetic in any precision
             gflop = row.pop("gflop_per_step") or counts.get(key)
             counts.setdefault(key, gflop)
             figures = {}

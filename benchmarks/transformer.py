@@ -12,14 +12,16 @@ each measures its epoch, and the real run gets the epochs that fill ``--minutes`
 not there).
 
 Phases (each writes OUT/NAME/bench_*.json; the table is printed from what OUT holds):
-- train: the pilot and the run; the test split's scores (greedy) from metrics.json:
-  BLEU-4, CIDEr-D, object precision, CHAIR_s, attention correctness (uniform beside it),
-  and training captions/s (the epochs after the first, input pipeline included).
+- pilot: every member's pilot epoch, one after the other (nothing else should run then:
+  they set the budgets).
+- train: the runs; the test split's scores (greedy) from metrics.json: BLEU-4, CIDEr-D,
+  object precision, CHAIR_s, attention correctness (uniform beside it).
 - maps: for a Transformer, attention correctness of the test captions' maps under each
   reduction of its cross-attention (the mean over heads of the last layer, of all layers,
   of the first) and of the best single head: which map to show and supervise.
 - speed: one training step at batch 32 (``benchmarks/train_speed.py``'s child with this
-  decoder: ms per step, XLA's FLOP count, share of the CPU's fp32 peak), one-image greedy
+  decoder: ms per step, so captions/s, XLA's FLOP count, share of the CPU's fp32 peak;
+  the CNN trained with the decoder, as train.py does by default), one-image greedy
   latency, beam-5 ms per caption at batch 32, and greedy at the maximum length (no <end>)
   with the cache and recomputing the prefix, batch 32.
 """
@@ -60,31 +62,33 @@ def write(path, value):
     os.replace(path + ".tmp", path)
 
 
+def command(name, args):
+    return [sys.executable, os.path.join(ROOT, "train.py"), "--coco", args.data,
+            "--no-progress", *MEMBERS[name], *args.extra]
+
+
+def pilot(name, args, env):
+    """One epoch, to measure the member's epoch (training and validation)."""
+    folder = os.path.join(args.out, name, "pilot")
+    if not os.path.exists(os.path.join(folder, "metrics.json")):
+        subprocess.run(command(name, args) + ["--out", folder, "--epochs", "1",
+                                              "--test-split", "none"], check=True, env=env)
+
+
 def train(name, args, env):
-    """The pilot epoch, then the run with the epochs that fill the budget."""
+    """The run with the epochs that fill the budget at the pilot's epoch time."""
     out = os.path.join(args.out, name)
     result = os.path.join(out, "bench_train.json")
     if os.path.exists(result):
         return
-    command = [sys.executable, os.path.join(ROOT, "train.py"), "--coco", args.data,
-               "--no-progress", *MEMBERS[name], *args.extra]
-    pilot = os.path.join(out, "pilot")
-    if not os.path.exists(os.path.join(pilot, "metrics.json")):
-        subprocess.run(command + ["--out", pilot, "--epochs", "1", "--test-split", "none"],
-                       check=True, env=env)
-    epoch = read(os.path.join(pilot, "metrics.json"))["history"][0]["seconds"]
+    pilot(name, args, env)
+    epoch = read(os.path.join(out, "pilot", "metrics.json"))["history"][0]["seconds"]
     epochs = max(1, round(args.minutes * 60 / epoch))
-    started = time.time()
-    subprocess.run(command + ["--out", os.path.join(out, "model"), "--epochs", str(epochs)],
-                   check=True, env=env)
+    subprocess.run(command(name, args) + ["--out", os.path.join(out, "model"),
+                                          "--epochs", str(epochs)], check=True, env=env)
     metrics = read(os.path.join(out, "model", "metrics.json"))
-    history = metrics["history"]
-    images = read(os.path.join(args.data, "annotations", "captions_train2017.json"))["images"]
-    later = [row["train_seconds"] for row in history[1:]] or [history[0]["train_seconds"]]
     write(result, {"epochs": epochs, "pilot_epoch_seconds": epoch,
-                   "minutes": sum(row["seconds"] for row in history) / 60,
-                   "process_minutes": (time.time() - started) / 60,
-                   "captions_per_s": len(images) / (sum(later) / len(later)),
+                   "minutes": sum(row["seconds"] for row in metrics["history"]) / 60,
                    "best_epoch": metrics["best_epoch"], "test": metrics["test"]})
 
 
@@ -204,7 +208,7 @@ def speed(name, args, env):
 
 
 def table(args):
-    rows = ["| decoder | minutes (epochs) | BLEU-4 | CIDEr-D | object precision | CHAIR_s | "
+    rows = ["| decoder | epochs (pilot s / epoch), minutes | BLEU-4 | CIDEr-D | object precision | CHAIR_s | "
             "attention correctness (uniform) | captions/s | step: ms, share of fp32 peak | "
             "greedy, 1 image: ms | beam 5 at batch 32: ms / caption |",
             "|---" * 11 + "|"]
@@ -216,15 +220,20 @@ def table(args):
         test = trained["test"]
         speed_path = os.path.join(folder, "bench_speed.json")
         fast = read(speed_path) if os.path.exists(speed_path) else {}
-        step = (f"{fast['ms_per_step']:.0f}, {fast['share_of_peak']:.0%}"
-                if fast.get("share_of_peak") else "")
-        rows.append(
-            f"| {name} | {trained['minutes']:.1f} ({trained['epochs']}) | {test['bleu4']:.3f} | "
-            f"{test['cider']:.3f} | {test['object_precision']:.3f} | {test['chair_s']:.3f} | "
-            f"{test['attention_correctness']:.3f} ({test['uniform_baseline']:.3f}) | "
-            f"{trained['captions_per_s']:.0f} | {step} | "
-            + (f"{fast['greedy_ms_one_image']:.1f} | {fast['beam5_ms_per_caption_32']:.2f} |"
-               if fast else " | |"))
+        speed_cells = ["", "", "", ""]
+        if fast:
+            speed_cells = [f"{32000 / fast['ms_per_step']:.0f}",
+                           f"{fast['ms_per_step']:.0f}, {fast['share_of_peak']:.0%}"
+                           if fast.get("share_of_peak") else f"{fast['ms_per_step']:.0f}",
+                           f"{fast['greedy_ms_one_image']:.1f}",
+                           f"{fast['beam5_ms_per_caption_32']:.2f}"]
+        cells = [name, f"{trained['epochs']} ({trained['pilot_epoch_seconds']:.0f}), "
+                       f"{trained['minutes']:.1f}",
+                 f"{test['BLEU-4']:.3f}", f"{test['CIDEr']:.3f}",
+                 f"{test['object_precision']:.3f}", f"{test['chair_s']:.3f}",
+                 f"{test['attention_correctness']:.3f} ({test['uniform_baseline']:.3f})",
+                 *speed_cells]
+        rows.append("| " + " | ".join(cells) + " |")
     print("\n".join(rows))
     for name in MEMBERS:
         folder = os.path.join(args.out, name)
@@ -240,7 +249,7 @@ def main():
     parser.add_argument("--out", default=os.path.join(ROOT, "runs", "transformer"))
     parser.add_argument("--minutes", type=float, default=4.5)
     parser.add_argument("--only", default=",".join(MEMBERS))
-    parser.add_argument("--phase", default="train,maps,speed")
+    parser.add_argument("--phase", default="pilot,train,maps,speed")
     parser.add_argument("--backend", default="tensorflow")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="train.py options added to every run")
@@ -251,7 +260,7 @@ def main():
     if not os.path.exists(os.path.join(args.data, "annotations")):
         subprocess.run([sys.executable, "-m", "captioner.commands.synth", "--style", "hard",
                         "--seed", "1", "--out", args.data], check=True, env=env)
-    phases = {"train": train, "maps": maps, "speed": speed}
+    phases = {"pilot": pilot, "train": train, "maps": maps, "speed": speed}
     for phase in args.phase.split(","):
         for name in args.only.split(","):
             phases[phase](name, args, env)

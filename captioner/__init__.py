@@ -7,6 +7,9 @@ The public API::
     results = model.caption(["photo.jpg"], search=captioner.SearchConfig(beam=3, n_best=2))
     results[0].caption, results[0].best.alphas            # words, attention (n, H, W)
     captioner.train("runs/mine", coco="data/coco")        # configs + data -> model folder
+    captioner.train("runs/tf", coco="data/coco", model_config=captioner.ModelConfig(
+        decoder=captioner.TransformerConfig(layers=3)))   # a Transformer decoder
+    model.caption(["photo.jpg"], heads=True)[0].best.heads  # its maps (n, layers, heads, H, W)
 
 ``load_model`` returns the task object of the folder (``captioner.tasks``): a captioner
 with its vocabulary, domain summary and compiled search, or a RAM with its class names.
@@ -15,15 +18,16 @@ TensorFlow is not installed and no backend is named, Keras is pointed at JAX.
 """
 
 __all__ = ["load_model", "caption", "train", "train_ram", "ImageCaptioner", "RAMClassifier",
-           "ModelConfig", "EncoderConfig", "DecoderConfig", "TrainConfig", "RamConfig",
-           "SearchConfig"]
+           "ModelConfig", "EncoderConfig", "DecoderConfig", "TransformerConfig", "TrainConfig",
+           "RamConfig", "SearchConfig"]
 
 _NAMES = {"load_model": "load"}  # the public name -> the name in its home
 _HOMES = {"load_model": "captioner.tasks", "caption": "captioner.tasks",
           "ImageCaptioner": "captioner.tasks", "RAMClassifier": "captioner.tasks",
           "train": "captioner.training.run", "train_ram": "captioner.training.run",
           **{name: "captioner.config" for name in ("ModelConfig", "EncoderConfig",
-                                                    "DecoderConfig", "TrainConfig",
+                                                    "DecoderConfig", "TransformerConfig",
+                                                    "TrainConfig",
                                                     "RamConfig", "SearchConfig")}}
 
 

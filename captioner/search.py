@@ -10,6 +10,10 @@ vectors) are nests of arrays whose first axis is N. Beam search folds the beams 
 axis (N = images x beams, image-major), tiles ``memory`` once and reorders ``state`` with
 ``keras.tree`` after each step, so all hypotheses of all images advance in one call.
 
+A captioner's decoder gives the three: ``memory = decoder.prepare(features)``, ``state =
+decoder.initial_state(memory, steps)`` (``steps``: the most steps a search runs, which a
+Transformer's key/value cache is sized by) and ``decoder.step``.
+
 ``greedy_graph`` and ``beam_graph`` return fixed-size arrays; ``greedy_hypotheses`` and
 ``beam_hypotheses`` turn them into, per image, a list of hypotheses, best first::
 

@@ -72,10 +72,11 @@ def fit_input(batches):
 
 def compile_for_training(model, config, steps_per_epoch):
     """Adam with gradient clipping and a cosine decay of the learning rate over the run
-    (``config``: a TrainConfig)."""
+    (``config``: a TrainConfig; its rate, or the model's decoder's default)."""
+    rate = config.learning_rate_of(model.model_config)
     schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=config.run.epochs * steps_per_epoch,
-        alpha=config.min_learning_rate / config.learning_rate)
+        rate, decay_steps=config.run.epochs * steps_per_epoch,
+        alpha=min(config.min_learning_rate / rate, 1.0))
     model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=config.clipnorm))
 
 

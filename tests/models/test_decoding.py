@@ -22,7 +22,8 @@ BEAMS = [dict(beam_size=1), dict(beam_size=3), dict(beam_size=3, n_best=3, lengt
 
 def eager(model, vocabulary, images, max_length, beam_size=1, **options):
     memory = model.decoder.prepare(model.encode(images))
-    arguments = (model.decoder.step, model.decoder.initial_state(memory), memory, len(images),
+    arguments = (model.decoder.step, model.decoder.initial_state(memory, max_length + 1), memory,
+                 len(images),
                  vocabulary.start_id, vocabulary.end_id, max_length)
     if beam_size == 1:
         return greedy_search(*arguments)
