@@ -121,7 +121,7 @@ def bundled_size(vocabulary):
     """A Transformer captioner of the default sizes (d_model 256, 2 layers of 4 heads,
     the small CNN at 96 px: the bundled model's encoder), with a grid encoder layer."""
     from captioner.models.captioner import create_captioner
-    config = ModelConfig(decoder=TransformerConfig(encoder_layers=1),
+    config = ModelConfig(decoder=TransformerConfig(layers=2, encoder_layers=1),
                          vocab_size=len(vocabulary), vocab_hash=vocabulary.hash, max_length=16)
     return create_captioner(config, seed=3)
 
