@@ -99,10 +99,11 @@ def test_the_maps_reduce_as_documented(how, rng):
     from keras import ops
 
     from captioner.models.transformer import reduce_maps
-    maps = rng.random((3, 4, 2, 5, 6))
+    maps = rng.random((3, 4, 2, 5, 6)).astype("float32")
     expected = {"last_layer": maps[..., -1, :, :].mean(-2), "first_layer": maps[..., 0, :, :]
                 .mean(-2), "all_layers": maps.mean((-3, -2))}[how]
-    np.testing.assert_allclose(ops.convert_to_numpy(reduce_maps(maps, how)), expected)
+    np.testing.assert_allclose(ops.convert_to_numpy(reduce_maps(maps, how)), expected,
+                               rtol=1e-6)
 
 
 def hypotheses(model, vocabulary, images, cache, **options):
