@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from captioner.config import ModelConfig, TransformerConfig
+from tests.models.test_decoding import assert_same
 
 pytestmark = pytest.mark.backend
 
@@ -135,12 +136,7 @@ def test_the_cache_decodes_as_recomputing_the_prefix(bundled_size, vocabulary, o
     cached = hypotheses(bundled_size, vocabulary, images, True, **options)
     recomputed = hypotheses(bundled_size, vocabulary, images, False, **options)
     assert sum(len(h["tokens"]) for found in cached for h in found) > 0
-    for ours, theirs in zip(cached, recomputed):
-        assert len(ours) == len(theirs)
-        for a, b in zip(ours, theirs):
-            assert a["tokens"] == b["tokens"] and a["finished"] == b["finished"]
-            np.testing.assert_allclose(a["log_probs"], b["log_probs"], atol=1e-4)
-            np.testing.assert_allclose(a["alphas"], b["alphas"], atol=1e-5)
+    assert_same(recomputed, cached)
 
 
 def test_the_search_matches_the_numpy_reference_search(bundled_size, vocabulary, rng):
