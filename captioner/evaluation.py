@@ -150,6 +150,8 @@ SUMMARY = (("BLEU-1", "BLEU-1"), ("BLEU-4", "BLEU-4"), ("BLEU-4 (nltk)", "BLEU-4
            ("METEOR", "METEOR"),
            ("ROUGE-L", "ROUGE-L"), ("CIDEr", "CIDEr-D"), ("object_precision", "obj. precision"),
            ("object_recall", "obj. recall"), ("chair_s", "CHAIR_s"),
+           ("absent_mispaired", "  mis-paired"), ("absent_wrong_attribute", "  wrong attribute"),
+           ("absent_wrong_category", "  wrong category"), ("absent_invented", "  invented"),
            ("attention_correctness", "att. correctness"), ("uniform_baseline", "uniform base"),
            ("ms_per_image", "ms/image"))
 

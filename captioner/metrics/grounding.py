@@ -11,9 +11,24 @@ instance annotations of each image:
 A mention matches an object when the categories agree and every attribute the caption
 states agrees with the object's annotation ("red circle" needs a red circle; "circle"
 takes any circle). Mentions are found by ``ObjectLexicon`` (plurals, synonyms).
+
+Each absent mention (one that matches no object) is also given one of four kinds
+(``error_kind``), which say what went wrong:
+
+- ``mispaired``: its category and each attribute it states are in the image, on different
+  objects ("a white star" for a black star beside a white circle): a binding error.
+- ``wrong_attribute``: its category is in the image, but some attribute it states is on
+  no object there ("a red star" where the only star is black and nothing is red).
+- ``wrong_category``: its category is not in the image, but one object has every
+  attribute it states ("a black star" for a black circle): the right colour, the wrong
+  shape. A mention stating no attribute cannot be this kind.
+- ``invented``: neither (a category absent from the image, with no object carrying its
+  attributes): nothing in the image stands behind it.
 """
 
 from captioner.metrics.lexicon import as_words
+
+ERROR_KINDS = ("mispaired", "wrong_attribute", "wrong_category", "invented")
 
 
 def object_grounding(captions, instances, lexicon):
@@ -26,9 +41,12 @@ def object_grounding(captions, instances, lexicon):
 
     Returns:
         {"object_precision", "object_recall", "chair_i", "chair_s", "mentions", "objects",
-        "captions"}; precision is 1 and CHAIR 0 when nothing is mentioned.
+        "captions"}, and per kind of absent mention (``ERROR_KINDS``) "absent_" + kind:
+        its share of all mentions (so the four add up to CHAIR_i); precision is 1 and
+        CHAIR 0 when nothing is mentioned.
     """
     mentions = correct = objects = named = hallucinating = 0
+    kinds = dict.fromkeys(ERROR_KINDS, 0)
     for image_id, caption in captions.items():
         present = instances.get(image_id, [])
         found, good = grounded_mentions(caption, present, lexicon)
@@ -37,12 +55,34 @@ def object_grounding(captions, instances, lexicon):
         hallucinating += len(good) < len(found)
         objects += len(present)
         named += sum(any(m.matches(obj) for m in good) for obj in present)
+        for mention in found.values():
+            if mention not in good:
+                kinds[error_kind(mention, present)] += 1
     precision = correct / mentions if mentions else 1.0
     return {"object_precision": precision,
             "object_recall": named / objects if objects else 1.0,
             "chair_i": 1.0 - precision,
             "chair_s": hallucinating / len(captions) if captions else 0.0,
+            **{f"absent_{kind}": count / mentions if mentions else 0.0
+               for kind, count in kinds.items()},
             "mentions": mentions, "objects": objects, "captions": len(captions)}
+
+
+def error_kind(mention, objects):
+    """Which of ``ERROR_KINDS`` an absent ``mention`` (one matching none of ``objects``,
+    the image's instances) is; see the module docstring."""
+    def carries(obj, name, value):
+        return str(obj.get("attributes", {}).get(name, "")).lower() == value
+    if any(obj["category"] == mention.category for obj in objects):
+        if all(any(carries(obj, name, value) for obj in objects)
+               for name, value in mention.attributes):
+            return "mispaired"
+        return "wrong_attribute"
+    if mention.attributes and any(all(carries(obj, name, value)
+                                      for name, value in mention.attributes)
+                                  for obj in objects):
+        return "wrong_category"
+    return "invented"
 
 
 def grounded_mentions(caption, objects, lexicon):

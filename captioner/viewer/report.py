@@ -1,7 +1,7 @@
 """The evaluation report: ``caption.py --coco DIR --split S --html OUT``.
 
 Above the images, the split's scores (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, object
-precision and recall, CHAIR, attention correctness beside uniform attention); then every
+precision and recall, CHAIR and its breakdown by kind of absent mention, attention correctness beside uniform attention); then every
 image with its caption (n-best where asked), the words that name an object the image does
 not hold marked, its references, its annotated boxes (drawn on request), its CIDEr-D, and
 each word's map. The page sorts by CIDEr-D and filters to the captions that name an
@@ -19,7 +19,18 @@ SUMMARY = (("BLEU-1", "BLEU-1"), ("BLEU-2", "BLEU-2"), ("BLEU-3", "BLEU-3"),
            ("BLEU-4", "BLEU-4"), ("METEOR", "METEOR"), ("ROUGE-L", "ROUGE-L"),
            ("CIDEr", "CIDEr-D"), ("object_precision", "object precision"),
            ("object_recall", "object recall"), ("chair_i", "CHAIR_i"), ("chair_s", "CHAIR_s"),
+           ("absent_mispaired", "mis-paired mentions"),
+           ("absent_wrong_attribute", "wrong-attribute mentions"),
+           ("absent_wrong_category", "wrong-category mentions"),
+           ("absent_invented", "invented mentions"),
            ("attention_correctness", "attention correctness"))
+NOTES = {"chair_s": "captions naming an object the image does not hold",
+         "absent_mispaired": "share of mentions: category and attribute present, on "
+                             "different objects",
+         "absent_wrong_attribute": "share of mentions: category present, attribute on no object",
+         "absent_wrong_category": "share of mentions: an object has the attributes, not the "
+                                  "category",
+         "absent_invented": "share of mentions: nothing in the image behind it"}
 
 
 def summary_rows(scores, notes):
@@ -31,8 +42,7 @@ def summary_rows(scores, notes):
         note = ""
         if key == "attention_correctness" and "uniform_baseline" in scores:
             note = f"uniform attention: {scores['uniform_baseline']:.3f}"
-        if key == "chair_s":
-            note = "captions naming an object the image does not hold"
+        note = NOTES.get(key, note)
         rows.append([name, f"{scores[key]:.3f}", note])
     rows.append(["images", str(scores.get("images", "")), ""])
     for what, why in notes.get("skipped", {}).items():
