@@ -10,6 +10,21 @@ import pytest  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """After each test module, JAX drops what it compiled. Every eager op and traced
+    function keeps a compiled executable, each holding memory maps of its own; one
+    process running every backend test (``.ci/run``'s JAX pass) otherwise reaches the
+    kernel's limit of maps (vm.max_map_count, 65,530) and XLA's compiler crashes."""
+    yield
+    import gc
+    import sys
+    if "jax" in sys.modules:
+        gc.collect()  # the module's models, and the functions they compiled
+        sys.modules["jax"].clear_caches()
+        gc.collect()
+
+
 @pytest.fixture(scope="session")
 def synthetic_coco(tmp_path_factory):
     """A small synthetic data set in the COCO layout (generated, never downloaded)."""
