@@ -273,6 +273,11 @@ class LossConfig(Config):
         "lambda of the attention mass outside the box of the object a caption word names "
         "(Liu et al. 2017); by default 1.0 where the training split has an instances file "
         "(boxes), else 0")
+    grounding: Optional[float] = option(
+        None,
+        "weight of the grounding head's loss: from what each object word's attention read, "
+        "the category and attributes of the object it names; by default 1.0 where the "
+        "training split has an instances file (boxes), else 0 (no head)")
     # Hard attention: the REINFORCE term and its baseline.
     reward_weight: float = option(0.1, "lambda_r of the REINFORCE term (the paper's code)")
     entropy_weight: float = option(
@@ -290,8 +295,41 @@ class LossConfig(Config):
         _check_range(self, 0.0, 1.0, "baseline_decay")
         _check_range(self, 0.0, float("inf"), "reward_weight", "entropy_weight",
                      "doubly_stochastic")
-        if self.attention_supervision is not None:
-            _check_range(self, 0.0, float("inf"), "attention_supervision")
+        for name in ("attention_supervision", "grounding"):
+            if getattr(self, name) is not None:
+                _check_range(self, 0.0, float("inf"), name)
+
+
+@dataclasses.dataclass
+class GroundingConfig(Config):
+    """The label space of the grounding head (``captioner.models.grounding``), which
+    reads each word's attended place and says what object is there: set from the
+    training split's instances and the vocabulary; empty (no head) without boxes."""
+    categories: list = dataclasses.field(default_factory=list, metadata={
+        "option": False, "help": "the object categories the head tells apart"})
+    attributes: dict = dataclasses.field(default_factory=dict, metadata={
+        "option": False, "help": "{attribute: [values]} the head reads, e.g. colours"})
+    words: list = dataclasses.field(default_factory=list, metadata={
+        "option": False, "help": "[[word id, label column], ...]: the vocabulary's words "
+                                 "that name a category or an attribute value"})
+    units: int = derived(256, "hidden units of the head")
+
+    @property
+    def enabled(self):
+        return bool(self.categories)
+
+    def groups(self):
+        """[(name, labels)]: "category" first, then each attribute by name; the head's
+        output columns are the groups' labels in this order."""
+        return [("category", list(self.categories))] + \
+            [(name, list(self.attributes[name])) for name in sorted(self.attributes)]
+
+    def check(self):
+        columns = sum(len(labels) for _, labels in self.groups())
+        if any(not (isinstance(pair, (list, tuple)) and len(pair) == 2
+                    and 0 <= pair[1] < columns) for pair in self.words):
+            raise ConfigError("grounding words must be [word id, label column] pairs with a "
+                              f"column below {columns}")
 
 
 DECODERS = {"lstm": DecoderConfig,  # decoder kind -> its architecture section
@@ -305,6 +343,7 @@ class ModelConfig(Config):
     decoder: typing.Union[DecoderConfig, TransformerConfig] = dataclasses.field(
         default_factory=DecoderConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    grounding: GroundingConfig = dataclasses.field(default_factory=GroundingConfig)
     vocab_size: int = derived(0, "set from the vocabulary the model is trained with")
     vocab_hash: str = derived("", "lets a mismatched vocab.json be refused before decoding")
     max_length: int = derived(
@@ -324,6 +363,8 @@ class ModelConfig(Config):
             self.decoder = DECODERS[kind].from_dict(decoder, "decoder config")
         if isinstance(self.loss, dict):
             self.loss = LossConfig.from_dict(self.loss, "loss config")
+        if isinstance(self.grounding, dict):
+            self.grounding = GroundingConfig.from_dict(self.grounding, "grounding config")
         super().__post_init__()
 
     @classmethod
@@ -596,9 +637,15 @@ class SearchConfig(Config):
     max_length: Optional[int] = option(
         None,
         "most words per caption (default: the model's)")
+    grounded: float = option(
+        0.0,
+        "grounded decoding: an object word loses W x how much less likely the grounding "
+        "head finds what it names than what the head reads at the place the model looked "
+        "for it (log-probabilities; models with a grounding head; 0: off)")
 
     def check(self):
         _check_positive(self, "beam")
+        _check_range(self, 0.0, float("inf"), "grounded")
         if not 1 <= self.n_best <= self.beam:
             raise ConfigError(f"need 1 <= n_best <= beam (--n-best, --beam). Received: "
                               f"beam={self.beam}, n_best={self.n_best}")
@@ -616,6 +663,8 @@ class SearchConfig(Config):
         """The search's keyword arguments (``captioner.inference.decode_batch``): greedy
         search takes none of beam search's."""
         options = {"beam_size": self.beam, "max_length": self.max_length}
+        if self.grounded:
+            options["grounded"] = self.grounded
         if self.beam > 1 or self.n_best > 1:
             options.update(n_best=self.n_best, length_penalty=self.length_penalty,
                            min_length=self.min_length)

@@ -25,6 +25,7 @@ from captioner.errors import DataError
 from captioner.inference import decode_batch, describe
 from captioner.metrics import (ObjectLexicon, attention_correctness, caption_scores,
                                object_grounding)
+from captioner.metrics.grounding import head_agreement
 from captioner.metrics.captions import METRICS
 
 
@@ -93,13 +94,16 @@ def _image_size(record):
 
 
 def score_captions(records, captions, instances=None, grid_shape=None, metrics=METRICS,
-                   tokenizer="auto"):
+                   tokenizer="auto", categories=None):
     """Scores the best caption of each record (see the module docstring).
 
     Args:
         captions: {image_id: [described hypotheses]} from ``caption_records``.
         instances: {image_id: [objects]} (``load_coco_instances``) or None: no grounding.
         grid_shape: (H, W) of the model's attention grid, for attention correctness.
+        categories: the grounding head's categories, where the captions carry its
+            readings (greedy search of a model with a head): then also how often it
+            agrees with the words (``head_agreement``).
 
     Returns:
         (scores, notes): see ``captioner.metrics.caption_scores``.
@@ -116,6 +120,10 @@ def score_captions(records, captions, instances=None, grid_shape=None, metrics=M
             ((best[r.image_id]["words"], best[r.image_id]["alphas"],
               instances.get(r.image_id, []), _image_size(r)) for r in records),
             lexicon, grid_shape))
+        if categories is not None and all("readings" in best[r.image_id] for r in records):
+            scores.update(head_agreement(
+                ((best[r.image_id]["words"], best[r.image_id]["readings"][:, 0],
+                  instances.get(r.image_id, [])) for r in records), lexicon, categories))
     return scores, notes
 
 
@@ -135,8 +143,9 @@ def evaluate(model, vocabulary, records, instances=None, batch_size=32, batches=
         if not records:
             raise DataError(f"None of the {len(unreadable)} images can be read, the first: "
                             f"{next(iter(unreadable.values()))}")
+    head = getattr(model, "grounding", None)
     scores, notes = score_captions(records, captions, instances, model.grid_shape, metrics,
-                                   tokenizer)
+                                   tokenizer, head and model.model_config.grounding.categories)
     notes["unreadable"] = unreadable
     scores.update(images=len(records), ms_per_image=1000.0 * seconds / max(len(records), 1))
     results = [{"image_id": r.image_id, "caption": captions[r.image_id][0]["caption"]}
@@ -152,6 +161,7 @@ SUMMARY = (("BLEU-1", "BLEU-1"), ("BLEU-4", "BLEU-4"), ("BLEU-4 (nltk)", "BLEU-4
            ("object_recall", "obj. recall"), ("chair_s", "CHAIR_s"),
            ("absent_mispaired", "  mis-paired"), ("absent_wrong_attribute", "  wrong attribute"),
            ("absent_wrong_category", "  wrong category"), ("absent_invented", "  invented"),
+           ("head_agreement", "head agrees"), ("head_agreement_absent", "  on absent"),
            ("attention_correctness", "att. correctness"), ("uniform_baseline", "uniform base"),
            ("ms_per_image", "ms/image"))
 

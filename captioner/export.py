@@ -2,12 +2,15 @@
 this code.
 
     python -m captioner.commands.export --model DIR --out DIR [--format saved_model|onnx]
+        [--grounded W]
 
 Run with the TensorFlow backend (both formats are written from TensorFlow graphs). Each
 holds the compiled greedy search (``captioner.search.CompiledSearch``: encoder,
 decoder and the search loop) and returns, per image, "tokens" (batch, T) word ids (<end>
 after a caption), "lengths" (batch,) words before <end>, "probabilities" (batch, T) of
 each word, "alphas" (batch, T, H, W) attention maps and "finished" (batch,) bool.
+``grounded`` > 0 exports grounded decoding (a model with a grounding head: its object
+words re-scored by what the head reads where they looked, ``captioner.models.grounding``).
 
 saved_model: two endpoints, which also return "captions" (batch,) strings:
 
@@ -59,9 +62,10 @@ def serving_model(search, grid_shape):
     return ServedSearch(name="served_search")
 
 
-def export(captioner, out, format="saved_model"):
+def export(captioner, out, format="saved_model", grounded=0.0):
     """Writes the export folder ``out`` (``format``: one of FORMATS) for a captioner: a
-    model folder, or a loaded one (``captioner.tasks.ImageCaptioner``); returns ``out``."""
+    model folder, or a loaded one (``captioner.tasks.ImageCaptioner``), searching with
+    grounded decoding at weight ``grounded`` (0: off); returns ``out``."""
     import keras
     from captioner.errors import ConfigError, ModelError
     if format not in FORMATS:
@@ -74,11 +78,13 @@ def export(captioner, out, format="saved_model"):
     saved = load_model(captioner) if isinstance(captioner, (str, os.PathLike)) else captioner
     if saved.kind != "captioner":
         raise ModelError(f"{saved.folder} holds a {saved.kind}; only captioners are exported")
+    if not grounded >= 0.0:
+        raise ConfigError(f"--grounded must be >= 0. Received: {grounded}")
     if os.path.exists(out) and os.listdir(out):
         raise ConfigError(f"{out} exists and is not empty; choose another --out")
     model = saved.model
-    served = serving_model(compiled_search(model, saved.vocabulary, model.model_config.max_length),
-                           model.grid_shape)
+    served = serving_model(compiled_search(model, saved.vocabulary, model.model_config.max_length,
+                                           grounded=grounded), model.grid_shape)
     write = _write_saved_model if format == "saved_model" else _write_onnx
     with atomic_folder(out) as temporary:
         description = write(served, saved, temporary)

@@ -82,14 +82,18 @@ def looks_at_one_cell(model):
 def describe(hypothesis, vocabulary, model):
     """A hypothesis -> {"caption", "words", "probabilities", "score", "log_prob",
     "finished", "alphas" (n_words, H, W), "cells"}: "cells" is the flat grid cell each
-    word read when the model looks at one cell (hard attention), else None."""
+    word read when the model looks at one cell (hard attention), else None; and where the
+    search gave them, "readings" (n_words, groups), the grounding head's labels."""
     words = [vocabulary.words[token] for token in hypothesis["tokens"]]
     alphas = np.reshape(hypothesis["alphas"], (len(words),) + tuple(model.grid_shape))
     cells = alphas.reshape(len(words), -1).argmax(-1) if looks_at_one_cell(model) else None
-    return {"caption": " ".join(words), "words": words,
-            "probabilities": [float(np.exp(value)) for value in hypothesis["log_probs"]],
-            "score": hypothesis["score"], "log_prob": hypothesis["log_prob"],
-            "finished": hypothesis["finished"], "alphas": alphas, "cells": cells}
+    described = {"caption": " ".join(words), "words": words,
+                 "probabilities": [float(np.exp(value)) for value in hypothesis["log_probs"]],
+                 "score": hypothesis["score"], "log_prob": hypothesis["log_prob"],
+                 "finished": hypothesis["finished"], "alphas": alphas, "cells": cells}
+    if "readings" in hypothesis:  # the grounding head's labels of each word's place
+        described["readings"] = hypothesis["readings"]
+    return described
 
 
 def _read(image):

@@ -25,10 +25,14 @@ Transformer's key/value cache is sized by) and ``decoder.step``.
 A captioner's searches (the end of this module):
 
     CompiledSearch(captioner, start_id, end_id, max_length, beam_size=1, n_best=1,
-                   length_penalty=0.0, min_length=0, statistics=False)
+                   length_penalty=0.0, min_length=0, statistics=False, grounded=0.0)
         {"images": uint8 (batch, S, S, 3)} or {"features": (batch, L, D)}
         -> ``greedy_graph``'s arrays (beam_size 1, n_best 1), else ``beam_graph``'s;
-           ``hypotheses(outputs)`` -> the hypotheses
+           ``hypotheses(outputs)`` -> the hypotheses. With a grounding head, greedy
+           search also gives "readings" (batch, max_length + 1, groups), the head's
+           labels of each word's attended place (hypotheses: "readings" (n_words,
+           groups)), and ``grounded`` > 0 re-scores the object words by them
+           (``captioner.models.grounding``).
 
 is encoder, decoder set-up and search as one Keras model, which ``predict_on_batch``
 compiles with XLA (``tf.function`` with ``jit_compile`` on TensorFlow, ``jax.jit`` on
@@ -43,6 +47,8 @@ import weakref
 import keras
 import numpy as np
 from keras import ops
+
+from captioner.errors import ModelError
 
 
 def _hypothesis(tokens, log_probs, alphas, end_log_prob, length_penalty):
@@ -284,8 +290,12 @@ class CompiledSearch(keras.Model):
     of its own: the captioner's."""
 
     def __init__(self, captioner, start_id, end_id, max_length, beam_size=1, n_best=1,
-                 length_penalty=0.0, min_length=0, statistics=False, **kwargs):
+                 length_penalty=0.0, min_length=0, statistics=False, grounded=0.0, **kwargs):
         super().__init__(**kwargs)
+        if grounded and getattr(captioner, "grounding", None) is None:
+            raise ModelError("grounded decoding needs a model with a grounding head "
+                             "(trained where the data has boxes; --grounding)")
+        self.grounded = float(grounded)  # the weight of the grounding head's agreement
         self.statistics = statistics  # also "feature_mean", "feature_std" (batch, D)
         self.captioner = captioner
         self.start_id, self.end_id, self.max_length = start_id, end_id, max_length
@@ -305,22 +315,40 @@ class CompiledSearch(keras.Model):
         return self.captioner.encode(inputs["images"])
 
     def start(self, features):
-        """(decoder, its initial state, memory, batch size) of the annotation vectors."""
+        """(the step function, its initial state, memory, batch size) of the annotation
+        vectors: the decoder's step, or under grounded decoding that step re-scored."""
         decoder = self.captioner.decoder
         memory = decoder.prepare(features)
         state = decoder.initial_state(memory, steps=self.max_length + 1)
-        return decoder, state, memory, ops.shape(features)[0]
+        step = decoder.step
+        if self.grounded:
+            memory = {**memory, "grounded_features": features}
+            step = self.grounded_step
+        return step, state, memory, ops.shape(features)[0]
+
+    def grounded_step(self, tokens, state, memory):
+        """The decoder's step with every object word re-scored by what is where it looked:
+        log p(w) + weight * (log p_head(w's labels | the attended place) - log p_head(its
+        reading there)) (``GroundingHead.word_scores``); the search renormalises it."""
+        logits, state, alpha = self.captioner.decoder.step(tokens, state, memory)
+        scores = ops.log_softmax(ops.cast(logits, "float32"), axis=-1) + self.grounded * \
+            self.captioner.grounding.word_scores(alpha, memory["grounded_features"])
+        return scores, state, alpha
 
     def call(self, inputs):
         features = self.features(inputs)
-        decoder, state, memory, batch = self.start(features)
+        step, state, memory, batch = self.start(features)
         if self.greedy:
-            outputs = greedy_graph(decoder.step, state, memory, batch, self.start_id,
+            outputs = greedy_graph(step, state, memory, batch, self.start_id,
                                    self.end_id, self.max_length)
         else:
-            outputs = beam_graph(decoder.step, state, memory, batch, self.start_id,
+            outputs = beam_graph(step, state, memory, batch, self.start_id,
                                  self.end_id, self.max_length, self.beam_size, self.n_best,
                                  self.length_penalty, self.min_length)
+        head = getattr(self.captioner, "grounding", None)
+        if head is not None and self.greedy:  # what the head reads where each word looked
+            outputs = {**outputs, "readings": ops.cast(head.predictions(
+                head(outputs["alphas"], features)), "int32")}  # (batch, slots, groups)
         if self.statistics:  # of what was decoded, for the out-of-domain check
             features = ops.cast(features, "float32")
             mean = ops.mean(features, axis=1)  # (batch, D)
@@ -334,15 +362,20 @@ class CompiledSearch(keras.Model):
         outputs = {key: np.asarray(value) for key, value in outputs.items()
                    if not key.startswith("feature_")}
         if self.greedy:
-            return greedy_hypotheses(outputs)
+            hypotheses = greedy_hypotheses(outputs)
+            if "readings" in outputs:  # the grounding head's label per word and group
+                for row, (hypothesis,) in enumerate(hypotheses):
+                    hypothesis["readings"] = outputs["readings"][row, :len(hypothesis["tokens"])]
+            return hypotheses
         return beam_hypotheses(outputs, self.n_best, self.length_penalty)
 
 
 def compiled_search(model, vocabulary, max_length, beam_size=1, n_best=1, length_penalty=0.0,
-                    min_length=0, statistics=False):
+                    min_length=0, statistics=False, grounded=0.0):
     """The :class:`CompiledSearch` of a captioner for these settings (made once)."""
     key = (vocabulary.start_id, vocabulary.end_id, int(max_length), int(beam_size),
-           int(n_best), float(length_penalty), int(min_length), bool(statistics))
+           int(n_best), float(length_penalty), int(min_length), bool(statistics),
+           float(grounded))
     searches = _CACHE.setdefault(model, {})
     if key not in searches:
         searches[key] = CompiledSearch(model, *key)
@@ -363,12 +396,12 @@ class SelfCriticalSearch(CompiledSearch):
         self.samples = samples
 
     def call(self, inputs):
-        decoder, state, memory, batch = self.start(self.features(inputs))
+        step, state, memory, batch = self.start(self.features(inputs))
         options = dict(start_id=self.start_id, end_id=self.end_id, max_length=self.max_length)
-        greedy = greedy_graph(decoder.step, state, memory, batch, **options)
+        greedy = greedy_graph(step, state, memory, batch, **options)
         tile = lambda nest: keras.tree.map_structure(  # noqa: E731
             lambda x: ops.repeat(x, self.samples, axis=0), nest)
-        sampled = greedy_graph(decoder.step, tile(state), tile(memory), batch * self.samples,
+        sampled = greedy_graph(step, tile(state), tile(memory), batch * self.samples,
                                noise=ops.convert_to_tensor(inputs["noise"]), **options)
         return {**{f"greedy_{k}": v for k, v in greedy.items()},
                 **{f"sampled_{k}": v for k, v in sampled.items()}}

@@ -295,6 +295,11 @@ def main(argv=None):
     import_keras_quietly()
     from captioner import tasks
     task = tasks.load(args.model)
+    if getattr(args, "search", None) is not None and args.search.grounded \
+            and getattr(task.model, "grounding", None) is None:
+        from captioner.errors import ModelError
+        raise ModelError(f"--grounded needs a model with a grounding head; {args.model} has "
+                         "none (train it where the data has boxes, with --grounding)")
     if not args.inputs:
         return score_split(args, task)
     results = (classify_images if task.kind == "ram" else caption_images)(

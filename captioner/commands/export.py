@@ -1,6 +1,7 @@
 """Export a captioner as a TensorFlow SavedModel or an ONNX model that serves without this code.
 
     python -m captioner.commands.export --model DIR --out DIR [--format saved_model|onnx]
+        [--grounded W]
 
 Runs with the TensorFlow backend; ``captioner.export`` says what the folder holds.
 """
@@ -20,10 +21,13 @@ def main(argv=None):
     parser.add_argument("--format", choices=FORMATS, default="saved_model",
                         help="saved_model (TensorFlow Serving; the default) or onnx "
                              "(onnxruntime)")
+    parser.add_argument("--grounded", type=float, default=0.0, metavar="W",
+                        help="export grounded decoding at weight W (a model with a grounding "
+                             "head; see caption.py --grounded); 0, the default: plain")
     args = parser.parse_args(argv)
     import_keras_quietly()
     from captioner.export import export
-    export(args.model, args.out, args.format)
+    export(args.model, args.out, args.format, args.grounded)
     print(f"wrote {args.out}", file=sys.stderr)
 
 

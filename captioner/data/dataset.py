@@ -290,23 +290,27 @@ class CaptionBatches(keras.utils.PyDataset):
         return len(self.plan.steps)
 
     def words(self, captions, weights, steps):
-        """(tokens, targets, mask[, regions]) of one batch's rows: ``captions`` (indices
-        into the CaptionTable) and ``weights`` of its plan, cut to ``steps``; the regions
-        where the batches carry attention supervision's targets."""
+        """(tokens, targets, mask, *per-word targets) of one batch's rows: ``captions``
+        (indices into the CaptionTable) and ``weights`` of its plan, cut to ``steps``; the
+        per-word targets (``WordRegions.specs``' order) where the batches carry attention
+        supervision's."""
         tokens, targets, mask = self.table.arrays(captions, steps)
         mask *= np.asarray(weights, np.float32)[:, None]
         if self.regions is None:
             return tokens, targets, mask
-        return tokens, targets, mask, self.regions.arrays(captions, steps)
+        arrays = self.regions.arrays(captions, steps)
+        return (tokens, targets, mask, *(arrays[key] for key, *_ in self.regions.specs()))
+
+    def word_keys(self):
+        """The keys of x that ``words``' per-word targets go to."""
+        return [] if self.regions is None else [key for key, *_ in self.regions.specs()]
 
     def __getitem__(self, index):
         plan = self.plan
         inputs, ok = self.images.batch(plan.images[index])
-        tokens, targets, mask, *regions = self.words(plan.captions[index], plan.weights[index],
-                                                     int(plan.steps[index]))
-        x = {self.images.input_key: inputs, "tokens": tokens}
-        if regions:
-            x["regions"] = regions[0]
+        tokens, targets, mask, *extra = self.words(plan.captions[index], plan.weights[index],
+                                                   int(plan.steps[index]))
+        x = {self.images.input_key: inputs, "tokens": tokens, **dict(zip(self.word_keys(), extra))}
         return x, targets, mask * ok[:, None]
 
     def padding_share(self):

@@ -9,10 +9,16 @@ by the ``ObjectLexicon`` the grounding metrics use; ``captioner.metrics.attentio
 (the step whose attention produces the word), zeros elsewhere. The captioner's loss adds
 lambda times the attention mass outside the box on those words
 (``captioner.models.losses.outside_attention``).
+
+With a grounding head (``captioner.models.grounding``) the batch also carries x["objects"]
+int32 (B, T, groups): at those words the named object's category and attribute values as
+label indices (``object_labels``), -1 elsewhere and where the objects a word fits
+disagree on an attribute.
 """
 
 import numpy as np
 
+from captioner.config import GroundingConfig
 from captioner.text import tokenize
 from captioner.errors import DataError
 from captioner.metrics.attention import box_coverage, named_objects
@@ -31,6 +37,54 @@ def caption_regions(words, objects, image_size, lexicon, grid_shape, steps):
     return regions
 
 
+def grounding_config(instances, vocabulary, lexicon=None):
+    """The ``GroundingConfig`` of a training split: the categories and attribute values its
+    ``instances`` hold, and which words of ``vocabulary`` name them (a category's words
+    and plurals, ``ObjectLexicon``'s; a multi-word name such as "stop sign" by its last
+    word where no other category claims it). Empty without objects."""
+    lexicon = lexicon or ObjectLexicon.from_instances(instances)
+    if not lexicon.categories:
+        return GroundingConfig()
+    attributes = {}
+    for name, value in lexicon.attribute_words.values():
+        attributes.setdefault(name, set()).add(value)
+    config = GroundingConfig(categories=list(lexicon.categories),
+                             attributes={n: sorted(v) for n, v in sorted(attributes.items())})
+    columns, start = {}, 0
+    for name, labels in config.groups():
+        columns.update({(name, label): start + i for i, label in enumerate(labels)})
+        start += len(labels)
+    names = {phrase[0]: category for phrase, category in lexicon.phrases.items()
+             if len(phrase) == 1}
+    last = {}
+    for phrase, category in lexicon.phrases.items():
+        if len(phrase) > 1 and phrase[-1] not in names:
+            last.setdefault(phrase[-1], set()).add(category)
+    names.update({word: found.pop() for word, found in last.items() if len(found) == 1})
+    words = []
+    for word, index in sorted(vocabulary.index.items(), key=lambda item: item[1]):
+        if word in names:
+            words.append([index, columns[("category", names[word])]])
+        if word in lexicon.attribute_words:
+            words.append([index, columns[lexicon.attribute_words[word]]])
+    config.words = words
+    return config
+
+
+def object_labels(chosen, grounding):
+    """int32 (groups,): the labels (``GroundingConfig.groups``) of the objects ``chosen``
+    for one word: each group's index where they all agree on a known label, else -1."""
+    labels = np.full(len(grounding.groups()), -1, np.int32)
+    for group, (name, known) in enumerate(grounding.groups()):
+        if name == "category":
+            values = {o["category"] for o in chosen}
+        else:
+            values = {str(o.get("attributes", {}).get(name, "")).lower() for o in chosen}
+        if len(values) == 1 and (value := values.pop()) in known:
+            labels[group] = known.index(value)
+    return labels
+
+
 class WordRegions:
     """The targets of attention supervision for the captions of ``records``, in
     ``CaptionTable`` order, computed per batch.
@@ -42,6 +96,8 @@ class WordRegions:
         grid_shape: (H, W) of the model's attention grid.
         max_length: captions are cut at this many words, as the CaptionTable cuts them.
         lexicon: an ObjectLexicon; by default the one of ``instances``.
+        grounding: a ``GroundingConfig`` with categories: batches then also carry the
+            labels of the grounding head (x["objects"]).
 
     Nothing is computed for the whole split up front (on COCO that would be a pass over
     591k captions before the first step): ``arrays`` finds a batch's named words and their
@@ -49,8 +105,10 @@ class WordRegions:
     millisecond per caption that names something), for tf.data and Python threads alike.
     """
 
-    def __init__(self, records, instances, grid_shape, max_length, lexicon=None):
+    def __init__(self, records, instances, grid_shape, max_length, lexicon=None,
+                 grounding=None):
         self.grid_shape, self.max_length = tuple(grid_shape), max_length
+        self.grounding = grounding if grounding is not None and grounding.enabled else None
         self.records, self.instances = records, instances
         self.lexicon = lexicon or ObjectLexicon.from_instances(instances)
         counts = np.array([len(record.captions) for record in records], np.int64)
@@ -61,24 +119,38 @@ class WordRegions:
                                 "width and height in the captions file: its boxes cannot "
                                 "be placed on the attention grid")
 
+    def specs(self):
+        """[(key, dtype, shape of a word's entry)] of the arrays ``arrays`` makes."""
+        specs = [("regions", np.float32, (self.grid_shape[0] * self.grid_shape[1],))]
+        if self.grounding is not None:
+            specs.append(("objects", np.int32, (len(self.grounding.groups()),)))
+        return specs
+
     def named(self, caption):
-        """[(position, image size, boxes)] of caption ``caption``'s words that name one of
-        its image's objects."""
+        """[(position, image size, the objects it fits)] of caption ``caption``'s words
+        that name one of its image's objects."""
         index = int(np.searchsorted(self.first, caption, side="right")) - 1
         record = self.records[index]
         objects = self.instances.get(record.image_id)
         if not objects:
             return []
         words = tokenize(record.captions[caption - self.first[index]])[:self.max_length]
-        return [(position, (record.width, record.height), [o["bbox"] for o in chosen])
+        return [(position, (record.width, record.height), chosen)
                 for position, chosen in named_objects(words, objects, self.lexicon)]
 
     def arrays(self, captions, steps):
-        """float32 (len(captions), steps, H*W): each named word's box coverage at its step."""
-        cells = self.grid_shape[0] * self.grid_shape[1]
-        regions = np.zeros((len(captions), steps, cells), np.float32)
+        """{key: array (len(captions), steps, ...)} (see ``specs``): "regions", each named
+        word's box coverage at its step, and with a grounding head "objects"."""
+        arrays = {key: np.zeros((len(captions), steps) + shape, dtype)
+                  for key, dtype, shape in self.specs()}
+        if "objects" in arrays:
+            arrays["objects"] -= 1
         for row, caption in enumerate(captions):
-            for position, size, boxes in self.named(int(caption)):
+            for position, size, chosen in self.named(int(caption)):
                 if position < steps - 1:  # the last step only ends the caption
-                    regions[row, position] = box_coverage(boxes, size, self.grid_shape).ravel()
-        return regions
+                    arrays["regions"][row, position] = box_coverage(
+                        [o["bbox"] for o in chosen], size, self.grid_shape).ravel()
+                    if "objects" in arrays:
+                        arrays["objects"][row, position] = object_labels(chosen,
+                                                                         self.grounding)
+        return arrays

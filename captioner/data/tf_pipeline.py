@@ -44,17 +44,16 @@ def epoch_dataset(batches):
     Python pipeline calls), so nothing is made for the whole epoch up front."""
     plan, source = batches.plan, batches.images
     size, threads = plan.images.shape[1], reader_threads()
-    supervised = batches.regions is not None
+    specs = batches.regions.specs() if batches.regions is not None else []
+    keys = [key for key, *_ in specs]
 
     def words(captions, weights, steps):
         return batches.words(captions, weights, int(steps))
 
-    shapes = [(size, None)] * 3
-    if supervised:
-        shapes.append((size, None, batches.regions.grid_shape[0] * batches.regions.grid_shape[1]))
+    shapes = [(size, None)] * 3 + [(size, None) + shape for _, _, shape in specs]
+    types = (tf.int32, tf.int32, tf.float32) + tuple(tf.as_dtype(dtype) for _, dtype, _ in specs)
 
     def make_words(captions, weights, steps):
-        types = (tf.int32, tf.int32, tf.float32) + ((tf.float32,) if supervised else ())
         made = tf.numpy_function(words, [captions, weights, steps], types, stateful=False)
         for tensor, shape in zip(made, shapes):
             tensor.set_shape(shape)
@@ -86,10 +85,8 @@ def epoch_dataset(batches):
             rows, num_parallel_calls=threads, deterministic=True)
 
     def assemble(loaded, made):
-        (pixels, ok), (tokens, targets, mask, *regions) = loaded, made
-        x = {source.input_key: pixels, "tokens": tokens}
-        if regions:
-            x["regions"] = regions[0]
+        (pixels, ok), (tokens, targets, mask, *extra) = loaded, made
+        x = {source.input_key: pixels, "tokens": tokens, **dict(zip(keys, extra))}
         return x, targets, mask * tf.cast(ok, tf.float32)[:, None]
     options = tf.data.Options()
     options.autotune.enabled = False  # see the module docstring

@@ -105,3 +105,29 @@ def absent_words(caption, objects, lexicon):
         if not any(mention.matches(obj) for obj in objects):
             positions.extend(range(mention.start, mention.end))
     return positions
+
+
+def head_agreement(samples, lexicon, categories):
+    """How often the grounding head's reading of the place a category word looked at is
+    the category the word names (``captioner.models.grounding``).
+
+    Args:
+        samples: iterable of (words or caption, readings: the head's category label per
+            word, objects: the image's instances).
+        categories: the head's category names (``GroundingConfig.categories``).
+
+    Returns:
+        {"head_agreement": over every mention's head noun, "head_agreement_absent": over
+        the mentions of objects the image does not hold (how often the head went along
+        with a wrong word), "head_words"}; NaN where there are none.
+    """
+    agree, absent = [], []
+    for words, readings, objects in samples:
+        for mention in lexicon.mentions(as_words(words)):
+            same = categories[int(readings[mention.end - 1])] == mention.category
+            agree.append(same)
+            if not any(mention.matches(obj) for obj in objects):
+                absent.append(same)
+    mean = lambda values: float(sum(values) / len(values)) if values else float("nan")  # noqa: E731
+    return {"head_agreement": mean(agree), "head_agreement_absent": mean(absent),
+            "head_words": len(agree)}

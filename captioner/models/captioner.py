@@ -13,6 +13,7 @@ from captioner.models import replicas
 from captioner.models.base import ConfiguredModel
 from captioner.models.decoder import AttentionDecoder
 from captioner.models.encoder import Encoder, build_backbone
+from captioner.models.grounding import GroundingHead, grounding_loss, labelled_pairs
 from captioner.models.transformer import TransformerDecoder
 from captioner.models.losses import (cost_to_go, doubly_stochastic_penalty,
                                      outside_attention, reinforce_surrogate, token_losses)
@@ -35,8 +36,10 @@ class Captioner(ConfiguredModel):
                  (batch, H*W, D), the encoder's output, may replace "images".
 
     Returns:
-        {"logits": (batch, T, V), "alphas": (batch, T, H*W)}, and with hard attention in
-        training "log_policy" and "entropy" (batch, T) (see ``AttentionDecoder``).
+        {"logits": (batch, T, V), "alphas": (batch, T, H*W)}, with hard attention in
+        training "log_policy" and "entropy" (batch, T) (see ``AttentionDecoder``), and
+        with a grounding head (``ModelConfig.grounding``) "grounding" (batch, T, C), its
+        logits of what is at each word's attended place (``GroundingHead``).
 
     Training minimises the masked cross-entropy plus lambda times the doubly stochastic
     penalty (``compute_loss``); ``fit()`` drives it on every backend.
@@ -60,6 +63,10 @@ class Captioner(ConfiguredModel):
         self.decoder = DECODER_LAYERS[decoder.kind](
             self.model_config.vocab_size, self.encoder.grid_shape, decoder, name="decoder")
         self.nll_tracker = keras.metrics.Mean(name="nll")
+        self.grounding = None
+        if self.model_config.grounding.enabled:
+            self.grounding = GroundingHead(self.model_config.vocab_size,
+                                           self.model_config.grounding, name="grounding")
         if decoder.hard:
             # b of the REINFORCE term: a moving average of the cost (see _reinforce_terms);
             # saved with the model, so a resumed run continues with it.
@@ -88,12 +95,17 @@ class Captioner(ConfiguredModel):
         if self_critical:  # K captions per image
             features = ops.repeat(features, ops.shape(tokens)[0] // ops.shape(features)[0],
                                   axis=0)
-        return self.decoder(tokens, features, training=training)
+        outputs = self.decoder(tokens, features, training=training)
+        if self.grounding is not None:
+            outputs = {**outputs, "grounding": self.grounding(outputs["alphas"], features)}
+        return outputs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Cross-entropy + lambda * doubly stochastic penalty; where the batch carries
         x["regions"] (``captioner.data.regions``) also lambda_s * the attention mass outside
-        the named objects' boxes (``attention_supervision``); with hard attention in
+        the named objects' boxes (``attention_supervision``); where it carries x["objects"]
+        and the model has a grounding head, lambda_g * the head's cross-entropy at the
+        named words (``grounding``); with hard attention in
         training also lambda_r * REINFORCE surrogate - lambda_e * entropy (Section 4.1),
         each normalised per word like the cross-entropy, and the baseline update. A
         self-critical batch (x["advantage"]) replaces cross-entropy and penalty by the
@@ -126,6 +138,12 @@ class Captioner(ConfiguredModel):
             loss = loss + config.attention_supervision * outside_attention(
                 y_pred["alphas"], regions, mask,
                 normaliser=ops.maximum(replicas.global_sum(ops.sum(named)), 1.0))
+        if "grounding" in y_pred and isinstance(x, dict) and "objects" in x \
+                and config.grounding:
+            labels = ops.cast(x["objects"], "int32")
+            loss = loss + config.grounding * grounding_loss(
+                y_pred["grounding"], labels, mask, self.grounding.sizes,
+                normaliser=ops.maximum(replicas.global_sum(labelled_pairs(labels, mask)), 1.0))
         if "log_policy" in y_pred:
             loss = loss + self._reinforce_terms(losses, mask, rows, captions, words, y_pred,
                                                 training)

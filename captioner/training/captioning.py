@@ -102,6 +102,10 @@ class CaptionTrainer(EpochLoop):
         self.model_config.vocab_hash = self.vocabulary.hash
         self.model_config.max_length = max_caption_length(self.data.train,
                                                           self.train_config.data.max_words)
+        if self.model_config.loss.grounding and self.data.train_instances is not None:
+            from captioner.data.regions import grounding_config
+            self.model_config.grounding = grounding_config(self.data.train_instances,
+                                                           self.vocabulary)
         if self.placement.writes:
             self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
         return create_captioner(self.model_config, self.weights, seed=self.train_config.seed)
@@ -116,6 +120,9 @@ class CaptionTrainer(EpochLoop):
         for name, value in self.overrides.items():
             setattr(model.model_config.loss, name, value)
         model.model_config.loss.check()
+        if self.overrides.get("grounding") and model.grounding is None:
+            raise ConfigError(f"the model of --init {self.init} has no grounding head (it was "
+                              "trained without boxes or with --grounding 0); drop --grounding")
         self.model_config = model.model_config
         if self.placement.writes:
             self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
@@ -211,19 +218,26 @@ class CaptionTrainer(EpochLoop):
             io.write_json(os.path.join(self.out, SKIPPED_FILE), skipped)
 
     def _regions(self, model):
-        """The targets of attention supervision (``WordRegions``), where it is on."""
-        if not self.model_config.loss.attention_supervision:
+        """The per-word targets of attention supervision and of the grounding head
+        (``WordRegions``), where either is on."""
+        loss = self.model_config.loss
+        grounded = bool(loss.grounding) and model.grounding is not None
+        if not (loss.attention_supervision or grounded):
             return None
         if self.data.train_instances is None:
-            raise DataError("--attention-supervision needs boxes: the training split's "
-                            "instances file (annotations/instances_<split>.json)")
+            raise DataError("--attention-supervision and --grounding need boxes: the "
+                            "training split's instances file "
+                            "(annotations/instances_<split>.json)")
         from captioner.data.regions import WordRegions
         regions = WordRegions(self.data.train, self.data.train_instances, model.grid_shape,
-                              self.model_config.max_length)
+                              self.model_config.max_length,
+                              grounding=model.model_config.grounding if grounded else None)
         if self.progress:
-            print(f"attention supervision (lambda {self.model_config.loss.attention_supervision}"
-                  ") on the caption words that name a boxed object (--attention-supervision 0 "
-                  "turns it off)", file=sys.stderr)
+            on = [f"{what} (lambda {weight})" for what, weight in
+                  (("attention supervision", loss.attention_supervision),
+                   ("the grounding head", loss.grounding if grounded else 0)) if weight]
+            print(f"{' and '.join(on)} on the caption words that name a boxed object "
+                  "(--attention-supervision 0, --grounding 0 turn them off)", file=sys.stderr)
         return regions
 
     def start_epoch(self, model, epoch):
@@ -265,6 +279,9 @@ class CaptionTrainer(EpochLoop):
              f"grid {best.get('grid', '')}",
              f"training: {training.run.epochs} epochs, batch {training.batch_size}, seed "
              f"{training.seed}"]
+            + ([f"grounding head: {len(model.grounding.categories)} categories, "
+                f"{', '.join(model.grounding.attributes) or 'no attributes'}; caption.py "
+                "--grounded W re-scores object words by it"] if model.grounding.enabled else [])
             + ([f"started from the model in {self.init}"] if self.init else [])
             + ([f"self-critical sequence training: {training.self_critical.scst_samples} samples per "
                 f"image, reward CIDEr-D - {training.self_critical.hallucination_penalty} x absent "

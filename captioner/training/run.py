@@ -60,12 +60,15 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
         raise ConfigError("--hallucination-penalty is a term of the --scst reward")
     loss = model_config.loss
     overrides = dict(overrides or {})
-    supervision = overrides.get("attention_supervision") if init else \
-        loss.attention_supervision
-    records, train_instances = source.split(train_split, instances=supervision != 0.0
-                                            or train_config.self_critical.scst)
-    if supervision is None and not init:  # by default, wherever there are boxes
-        loss.attention_supervision = 1.0 if train_instances is not None else 0.0
+    boxed = [overrides.get(name) if init else getattr(loss, name)
+             for name in ("attention_supervision", "grounding")]  # the terms that need boxes
+    records, train_instances = source.split(
+        train_split, instances=any(weight != 0.0 for weight in boxed)
+        or train_config.self_critical.scst)
+    if not init:  # by default on, wherever there are boxes
+        for name, weight in zip(("attention_supervision", "grounding"), boxed):
+            if weight is None:
+                setattr(loss, name, 1.0 if train_instances is not None else 0.0)
     val, val_instances = source.split(val_split, required=False)
     trainer_class = SelfCriticalTrainer if train_config.self_critical.scst else CaptionTrainer
     trainer = trainer_class(TrainingData(records, val, source.description, val_instances,

@@ -61,13 +61,16 @@ def synchronize_batch_statistics(model):
             layer.synchronized = True
 
 
+WORD_KEYS = ("tokens", "regions", "objects")  # x's arrays with a time axis
+
+
 def as_dataset(data):
     """``data`` (a ``tf.data.Dataset`` or a PyDataset) as a ``tf.data.Dataset`` whose
     batches have a known size and count.
 
     A PyDataset's batches are taken apart and batched again, shaped like the first one but
-    for the time axis (axis 1) of the targets, the weights and x's "tokens" and "regions"
-    (caption batches are cut to their own length): a strategy hands a whole batch of
+    for the time axis (axis 1) of the targets, the weights and x's per-word arrays ("tokens",
+    "regions", "objects") (caption batches are cut to their own length): a strategy hands a whole batch of
     unknown size to every replica, with an unknown count an epoch's logged loss comes out
     wrong, and Keras' own adapter fixes the time axis at the first batches' length.
     """
@@ -85,7 +88,7 @@ def as_dataset(data):
     def signature(batch):
         x, *rest = batch
         if isinstance(x, dict):
-            x = {key: spec(value, key in ("tokens", "regions")) for key, value in x.items()}
+            x = {key: spec(value, key in WORD_KEYS) for key, value in x.items()}
         else:
             x = spec(x, False)
         return (x, *(spec(value, True) for value in rest))

@@ -108,15 +108,18 @@ def test_training_batches_use_the_inference_preprocessing(records, vocabulary):
     assert vocabulary.decode(y[0]) == vocabulary.decode(vocabulary.encode(text)[:12])
 
 
-@pytest.mark.parametrize("supervised", [False, True], ids=["plain", "supervised"])
+@pytest.mark.parametrize("supervised", [False, True, "grounded"],
+                         ids=["plain", "supervised", "grounded"])
 def test_the_tf_data_pipeline_gives_the_python_pipelines_batches(synthetic_coco, records,
                                                                  vocabulary, supervised):
-    """Same plan, same decoding: images, tokens and attention supervision's regions
-    identical, epoch after epoch."""
-    from captioner.data.regions import WordRegions
+    """Same plan, same decoding: images, tokens, attention supervision's regions and the
+    grounding head's labels identical, epoch after epoch."""
+    from captioner.data.regions import WordRegions, grounding_config
     from captioner.data.tf_pipeline import TFCaptionBatches
-    regions = WordRegions(records, load_coco_split(synthetic_coco, "train")[1], (3, 3),
-                          max_length=12) if supervised else None
+    instances = load_coco_split(synthetic_coco, "train")[1]
+    grounding = grounding_config(instances, vocabulary) if supervised == "grounded" else None
+    regions = WordRegions(records, instances, (3, 3), max_length=12,
+                          grounding=grounding) if supervised else None
     python = CaptionBatches(records, vocabulary, 24, batch_size=5, max_length=12, seed=2,
                             regions=regions)
     tf_data = TFCaptionBatches(records, vocabulary, 24, batch_size=5, max_length=12, seed=2,
@@ -136,6 +139,10 @@ def test_the_tf_data_pipeline_gives_the_python_pipelines_batches(synthetic_coco,
             if supervised:  # the shapes the captions name: about one word in three
                 assert x["regions"].shape == x["tokens"].shape + (9,)
                 assert 0.1 < (x["regions"].sum(-1) > 0).sum() / w.sum() < 0.6
+            if grounding is not None:  # labelled where the regions are
+                assert x["objects"].dtype == np.int32
+                np.testing.assert_array_equal(x["objects"][..., 0] >= 0,
+                                              x["regions"].sum(-1) > 0)
 
 
 def test_an_unreadable_image_in_the_middle_is_skipped_and_counted_or_refused_up_front(

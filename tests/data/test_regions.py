@@ -6,7 +6,7 @@ import pytest
 
 from captioner.data.coco import load_coco_split
 from captioner.data.dataset import CaptionBatches
-from captioner.data.regions import WordRegions
+from captioner.data.regions import WordRegions, grounding_config, object_labels
 from captioner.errors import DataError
 from captioner.metrics.attention import box_coverage
 from captioner.text import tokenize
@@ -48,3 +48,50 @@ def test_boxes_without_image_sizes_are_refused(split):
     records = [type(r)(r.image_id, r.path, r.captions) for r in records]  # no width, height
     with pytest.raises(DataError, match="width and height"):
         WordRegions(records, instances, GRID, max_length=12)
+
+
+def test_the_grounding_labels_are_the_named_objects_category_and_attributes(split, vocabulary):
+    records, instances = split
+    grounding = grounding_config(instances, vocabulary)
+    groups = dict(grounding.groups())
+    assert sorted(groups) == ["category", "color", "size"]
+    regions = WordRegions(records, instances, GRID, max_length=12, grounding=grounding)
+    batches = CaptionBatches(records, vocabulary, 32, batch_size=4, max_length=12,
+                             shuffle=False, length_bucket=0, regions=regions)
+    x, _, _ = batches[0]
+    names = [name for name, _ in grounding.groups()]
+    for row, caption in enumerate(batches.plan.captions[0]):
+        record = records[batches.plan.images[0][row]]
+        words = tokenize(record.captions[0])[:12]
+        for position in range(x["tokens"].shape[1]):
+            labels = x["objects"][row, position]
+            if not x["regions"][row, position].any():
+                assert (labels == -1).all()
+                continue
+            # the caption states the colour just before the shape; the size is the box's
+            (obj,) = [o for o in instances[record.image_id]
+                      if o["category"] == words[position]
+                      and o["attributes"]["color"] == words[position - 1]]
+            assert [groups[name][label] for name, label in zip(names, labels)] == \
+                [obj["category"], obj["attributes"]["color"], obj["attributes"]["size"]]
+
+
+def test_objects_that_disagree_leave_that_label_out(split, vocabulary):
+    grounding = grounding_config(split[1], vocabulary)
+    groups = dict(grounding.groups())
+    red_small = {"category": "circle", "attributes": {"color": "red", "size": "small"}}
+    red_large = {"category": "circle", "attributes": {"color": "red", "size": "large"}}
+    labels = object_labels([red_small, red_large], grounding)
+    assert list(labels) == [groups["category"].index("circle"), groups["color"].index("red"), -1]
+
+
+def test_the_words_that_name_labels_and_only_those(split, vocabulary):
+    grounding = grounding_config(split[1], vocabulary)
+    columns = [f"{name}:{label}" for name, labels in grounding.groups() for label in labels]
+    named = {vocabulary.words[word]: columns[column] for word, column in grounding.words}
+    for word, label in named.items():
+        assert label.split(":")[1] in (word, word.rstrip("s")) or \
+            (word, label) in {("little", "size:small"), ("big", "size:large")}, (word, label)
+    for word in ("a", "and", "on", "the"):
+        assert word not in named
+    assert {"circle", "red"} <= set(named)

@@ -96,8 +96,8 @@ def test_train_with_supervision_reads_the_boxes_or_says_why_not(synthetic_coco, 
 @pytest.mark.slow
 def test_train_supervises_attention_by_default_wherever_there_are_boxes(synthetic_coco,
                                                                         tmp_path):
-    """train() with the default attention_supervision (None): 1.0 on a COCO folder with an
-    instances file, 0 on the same folder without one."""
+    """train() with the default attention_supervision and grounding (None): 1.0 on a COCO
+    folder with an instances file, 0 on the same folder without one (and no head)."""
     import json
     import shutil
 
@@ -115,4 +115,7 @@ def test_train_supervises_attention_by_default_wherever_there_are_boxes(syntheti
               train_config=TrainConfig.of(epochs=1, batch_size=8, validation_images=2,
                                        max_words=8), splits=("train", "val", "none"))
         with open(out / "config.json") as handle:
-            assert json.load(handle)["model"]["loss"]["attention_supervision"] == expected
+            saved = json.load(handle)["model"]
+        assert saved["loss"]["attention_supervision"] == expected
+        assert saved["loss"]["grounding"] == expected  # and the grounding head, alike
+        assert bool(saved["grounding"]["categories"]) == bool(expected)
