@@ -273,6 +273,11 @@ class LossConfig(Config):
         "lambda of the attention mass outside the box of the object a caption word names "
         "(Liu et al. 2017); by default 1.0 where the training split has an instances file "
         "(boxes), else 0")
+    supervised_words: Literal["nouns", "mentions"] = option(
+        "nouns",
+        "the words that attention supervision and the grounding head train at: the head "
+        "noun of each mention of a boxed object; \"mentions\": its attribute words too "
+        "(\"white\" of \"white star\" looks at that star's box)")
     grounding: Optional[float] = option(
         None,
         "weight of the grounding head's loss: from what each object word's attention read, "

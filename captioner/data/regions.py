@@ -98,6 +98,9 @@ class WordRegions:
         lexicon: an ObjectLexicon; by default the one of ``instances``.
         grounding: a ``GroundingConfig`` with categories: batches then also carry the
             labels of the grounding head (x["objects"]).
+        words: "nouns", the head noun of each mention; "mentions", its attribute words
+            too ("white" of "white star" looks at the white star's box, and is labelled
+            with it).
 
     Nothing is computed for the whole split up front (on COCO that would be a pass over
     591k captions before the first step): ``arrays`` finds a batch's named words and their
@@ -106,8 +109,9 @@ class WordRegions:
     """
 
     def __init__(self, records, instances, grid_shape, max_length, lexicon=None,
-                 grounding=None):
+                 grounding=None, words="nouns"):
         self.grid_shape, self.max_length = tuple(grid_shape), max_length
+        self.attribute_words = words == "mentions"  # also "white" of "white star"
         self.grounding = grounding if grounding is not None and grounding.enabled else None
         self.records, self.instances = records, instances
         self.lexicon = lexicon or ObjectLexicon.from_instances(instances)
@@ -136,7 +140,8 @@ class WordRegions:
             return []
         words = tokenize(record.captions[caption - self.first[index]])[:self.max_length]
         return [(position, (record.width, record.height), chosen)
-                for position, chosen in named_objects(words, objects, self.lexicon)]
+                for position, chosen in named_objects(words, objects, self.lexicon,
+                                                      self.attribute_words)]
 
     def arrays(self, captions, steps):
         """{key: array (len(captions), steps, ...)} (see ``specs``): "regions", each named

@@ -44,9 +44,10 @@ def box_coverage(boxes, image_size, grid_shape):
     return covered / ((width / columns) * (height / rows))
 
 
-def named_objects(words, objects, lexicon):
+def named_objects(words, objects, lexicon, attribute_words=False):
     """The words that name an object present in the image: [(position of the mention's
-    head noun in ``words``, the objects it fits)].
+    head noun in ``words``, the objects it fits)]; with ``attribute_words`` also each of
+    the mention's attribute words ("white" of "white star"), with the same objects.
 
     A mention fits the objects of its category whose attributes it matches (any of its
     category where none does). Mentions of absent objects are left out
@@ -57,6 +58,9 @@ def named_objects(words, objects, lexicon):
         chosen = [o for o in objects if mention.matches(o)] or \
                  [o for o in objects if o["category"] == mention.category]
         if chosen:
+            if attribute_words:
+                found.extend((position, chosen)
+                             for position in range(mention.start - mention.lead, mention.start))
             found.append((mention.end - 1, chosen))
     return found
 

@@ -87,6 +87,8 @@ class Mention:
     end: int            # one past its last word; end - 1 is the head noun
     category: str
     attributes: tuple   # ((attribute, value), ...) from the words just before the phrase
+    lead: int = dataclasses.field(default=0, compare=False)  # how many attribute words
+                                                              # precede ``start``
 
     def matches(self, obj):
         """Whether ``obj`` ({"category", "attributes"}) is what this mention names."""
@@ -157,6 +159,6 @@ class ObjectLexicon:
                 attributes.setdefault(name, value)  # the word nearest the noun wins
                 before -= 1
             found.append(Mention(position, position + length, category,
-                                 tuple(sorted(attributes.items()))))
+                                 tuple(sorted(attributes.items())), position - before - 1))
             position = taken = position + length
         return found

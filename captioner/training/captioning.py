@@ -231,7 +231,8 @@ class CaptionTrainer(EpochLoop):
         from captioner.data.regions import WordRegions
         regions = WordRegions(self.data.train, self.data.train_instances, model.grid_shape,
                               self.model_config.max_length,
-                              grounding=model.model_config.grounding if grounded else None)
+                              grounding=model.model_config.grounding if grounded else None,
+                              words=loss.supervised_words)
         if self.progress:
             on = [f"{what} (lambda {weight})" for what, weight in
                   (("attention supervision", loss.attention_supervision),

@@ -95,3 +95,17 @@ def test_the_words_that_name_labels_and_only_those(split, vocabulary):
     for word in ("a", "and", "on", "the"):
         assert word not in named
     assert {"circle", "red"} <= set(named)
+
+
+def test_with_mentions_the_attribute_words_look_at_their_nouns_box(split, vocabulary):
+    records, instances = split
+    nouns = WordRegions(records, instances, GRID, max_length=12)
+    mentions = WordRegions(records, instances, GRID, max_length=12, words="mentions")
+    captions = np.arange(8)
+    plain, both = nouns.arrays(captions, 13)["regions"], mentions.arrays(captions, 13)["regions"]
+    supervised = plain.sum(-1) > 0
+    np.testing.assert_array_equal(both[supervised], plain[supervised])
+    rows, positions = np.nonzero(supervised)
+    for row, position in zip(rows, positions):  # "a red circle": "red" gets the circle's box
+        np.testing.assert_array_equal(both[row, position - 1], plain[row, position])
+    assert (both.sum(-1) > 0).sum() == 2 * supervised.sum()  # one colour word per shape
