@@ -514,14 +514,21 @@ class SelfCriticalConfig(Config):
         "--scst: taken from a sampled caption's reward for each object it names that the "
         "image does not hold (needs the instances file)")
 
+    mispairing_penalty: float = option(
+        0.0,
+        "--scst: taken from a sampled caption's reward, on top of the hallucination "
+        "penalty, for each mis-paired mention (its category and attribute both in the "
+        "image, on different objects: \"a white star\" for a black star and a white "
+        "circle); needs the instances file")
+
     def check(self):
         _check_positive(self, "scst_samples")
         if self.scst_learning_rate <= 0:
             raise ConfigError(f"scst_learning_rate must be > 0. "
                               f"Received: {self.scst_learning_rate}")
-        if self.hallucination_penalty < 0:
-            raise ConfigError("hallucination_penalty must be >= 0. "
-                              f"Received: {self.hallucination_penalty}")
+        for name in ("hallucination_penalty", "mispairing_penalty"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0. Received: {getattr(self, name)}")
 
 
 @dataclasses.dataclass

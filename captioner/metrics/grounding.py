@@ -55,9 +55,8 @@ def object_grounding(captions, instances, lexicon):
         hallucinating += len(good) < len(found)
         objects += len(present)
         named += sum(any(m.matches(obj) for m in good) for obj in present)
-        for mention in found.values():
-            if mention not in good:
-                kinds[error_kind(mention, present)] += 1
+        for kind, count in absent_kinds(caption, present, lexicon).items():
+            kinds[kind] += count
     precision = correct / mentions if mentions else 1.0
     return {"object_precision": precision,
             "object_recall": named / objects if objects else 1.0,
@@ -95,6 +94,17 @@ def absent_mentions(caption, objects, lexicon):
     """How many distinct objects ``caption`` names that none of ``objects`` is."""
     found, good = grounded_mentions(caption, objects, lexicon)
     return len(found) - len(good)
+
+
+def absent_kinds(caption, objects, lexicon):
+    """{kind: how many distinct mentions of ``caption`` match none of ``objects``} for
+    each of ``ERROR_KINDS``."""
+    found, good = grounded_mentions(caption, objects, lexicon)
+    kinds = dict.fromkeys(ERROR_KINDS, 0)
+    for mention in found.values():
+        if mention not in good:
+            kinds[error_kind(mention, objects)] += 1
+    return kinds
 
 
 def absent_words(caption, objects, lexicon):

@@ -56,8 +56,9 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
     train_split, val_split, test_split = splits
-    if train_config.self_critical.hallucination_penalty and not train_config.self_critical.scst:
-        raise ConfigError("--hallucination-penalty is a term of the --scst reward")
+    for name in ("hallucination_penalty", "mispairing_penalty"):
+        if getattr(train_config.self_critical, name) and not train_config.self_critical.scst:
+            raise ConfigError(f"--{name.replace('_', '-')} is a term of the --scst reward")
     loss = model_config.loss
     overrides = dict(overrides or {})
     boxed = [overrides.get(name) if init else getattr(loss, name)

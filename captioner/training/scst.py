@@ -33,7 +33,7 @@ from captioner.data.regions import caption_regions
 from captioner.text import tokenize
 from captioner.errors import ConfigError, DataError
 from captioner.metrics.cider import CiderD
-from captioner.metrics.grounding import absent_mentions
+from captioner.metrics.grounding import absent_kinds
 from captioner.metrics.lexicon import ObjectLexicon
 from captioner.search import SelfCriticalSearch
 from captioner.training.captioning import CaptionTrainer
@@ -42,7 +42,7 @@ from captioner.training.loop import compile_for_training
 
 @dataclasses.dataclass
 class Scored:
-    reward: np.ndarray  # CIDEr-D - penalty * absent
+    reward: np.ndarray  # CIDEr-D - penalty * absent - mispairing * mis-paired
     cider: np.ndarray
     absent: np.ndarray  # objects named that the image does not hold
 
@@ -52,25 +52,29 @@ class Rewards:
 
     ``instances`` ({image_id: objects}) is needed for ``penalty`` > 0."""
 
-    def __init__(self, records, instances=None, penalty=0.0):
+    def __init__(self, records, instances=None, penalty=0.0, mispairing=0.0):
         self.cider = CiderD([[tokenize(c) for c in r.captions] for r in records])
-        self.penalty = penalty
+        self.penalty, self.mispairing = penalty, mispairing
         self.objects = self.lexicon = None
         if instances is not None:
             self.objects = [instances.get(r.image_id, []) for r in records]
             self.lexicon = ObjectLexicon.from_instances(instances)
-        elif penalty:
-            raise DataError("--hallucination-penalty needs the training split's instances "
-                            "file (annotations/instances_<split>.json)")
+        elif penalty or mispairing:
+            raise DataError("--hallucination-penalty and --mispairing-penalty need the "
+                            "training split's instances file "
+                            "(annotations/instances_<split>.json)")
 
     def __call__(self, images, captions):
         """``Scored`` of ``captions`` (lists of words) of the records at ``images``."""
         cider = np.array(self.cider.scores(images, captions))
-        absent = np.zeros(len(captions))
+        absent, mispaired = np.zeros(len(captions)), np.zeros(len(captions))
         if self.objects is not None:
-            absent = np.array([absent_mentions(words, self.objects[int(image)], self.lexicon)
-                               for image, words in zip(images, captions)], float)
-        return Scored(cider - self.penalty * absent, cider, absent)
+            kinds = [absent_kinds(words, self.objects[int(image)], self.lexicon)
+                     for image, words in zip(images, captions)]
+            absent = np.array([sum(k.values()) for k in kinds], float)
+            mispaired = np.array([k["mispaired"] for k in kinds], float)
+        return Scored(cider - self.penalty * absent - self.mispairing * mispaired, cider,
+                      absent)
 
 
 def decoded_words(outputs, prefix, vocabulary):
@@ -132,7 +136,7 @@ class SelfCriticalTrainer(CaptionTrainer):
         config, vocabulary = self.train_config.self_critical, self.vocabulary
         if self.rewards is None:
             self.rewards = Rewards(self.data.train, self.data.train_instances,
-                                   config.hallucination_penalty)
+                                   config.hallucination_penalty, config.mispairing_penalty)
             self.search = SelfCriticalSearch(model, vocabulary.start_id, vocabulary.end_id,
                                              self.model_config.max_length, config.scst_samples)
         samples, key = config.scst_samples, train.images.input_key

@@ -125,6 +125,26 @@ def test_the_reward_is_cider_d_minus_the_penalty_per_absent_object(synthetic_coc
     assert scored.cider[2] > scored.cider[0]  # a reference scores best
 
 
+def test_a_mispaired_mention_costs_the_mispairing_penalty_too(synthetic_coco):
+    records, instances = load_coco_split(synthetic_coco, "train")
+    index = next(i for i, r in enumerate(records)
+                 if len({o["category"] for o in instances[r.image_id]}) > 1
+                 and len({o["attributes"]["color"] for o in instances[r.image_id]}) > 1)
+    objects = instances[records[index].image_id]
+    first = objects[0]
+    other = next(o for o in objects if o["category"] != first["category"]
+                 and o["attributes"]["color"] != first["attributes"]["color"]
+                 and not any(p["category"] == first["category"]
+                             and p["attributes"]["color"] == o["attributes"]["color"]
+                             for p in objects))
+    swapped = f"a {other['attributes']['color']} {first['category']}".split()  # both there
+    right = f"a {first['attributes']['color']} {first['category']}".split()
+    scored = Rewards(records, instances, penalty=0.5, mispairing=2.0)([index, index],
+                                                                     [swapped, right])
+    np.testing.assert_array_equal(scored.absent, [1, 0])
+    np.testing.assert_allclose(scored.reward, scored.cider - np.array([0.5 + 2.0, 0.0]))
+
+
 def _ce_model(synthetic_coco, out):
     train, _ = load_coco_split(synthetic_coco, "train")
     val, _ = load_coco_split(synthetic_coco, "val")
