@@ -22,10 +22,13 @@ milliseconds per image and the training minutes. One JSON line per row, then a t
 Recipes: "cross_entropy" (without boxes: ``--attention-supervision 0 --grounding 0``),
 "supervision" (``--attention-supervision 1 --grounding 0``, Liu et al. 2017 with the
 instances' boxes: the default before the grounding head), "head" (supervision and the
-grounding head, ``--grounding 1``: the default where boxes exist), and self-critical
+grounding head, ``--grounding 1``: the default where boxes exist), "head_mentions" (head,
+and ``--supervised-words mentions``: the colour word looks at its shape's box too), and
+self-critical
 fine-tuning (``--scst``, Rennie et al. 2017) of those models for ``--scst-epochs``: "scst"
 (of cross_entropy, without boxes), "both" (of supervision, supervised), "penalty" (both,
-and ``--hallucination-penalty 1``). A fine-tuning row's minutes count its cross-entropy
+and ``--hallucination-penalty 1``), "head_scst_mispairing" (of head, with
+``--mispairing-penalty 1``). A fine-tuning row's minutes count its cross-entropy
 run's too. ``--extra`` adds train.py options to every run. A run whose folder already
 holds its test scores is not run again, nor a scoring already written.
 """
@@ -41,10 +44,14 @@ RECIPES = {  # name: (train.py options, the recipe whose model it starts from)
     "cross_entropy": (["--attention-supervision", "0", "--grounding", "0"], None),
     "supervision": (["--attention-supervision", "1.0", "--grounding", "0"], None),
     "head": (["--attention-supervision", "1.0", "--grounding", "1.0"], None),
+    "head_mentions": (["--attention-supervision", "1.0", "--grounding", "1.0",
+                       "--supervised-words", "mentions"], None),
     "scst": (["--scst", "--attention-supervision", "0"], "cross_entropy"),
     "both": (["--scst", "--attention-supervision", "1.0"], "supervision"),
     "penalty": (["--scst", "--attention-supervision", "1.0", "--hallucination-penalty", "1.0"],
                 "supervision"),
+    "head_scst_mispairing": (["--scst", "--attention-supervision", "1.0",
+                              "--mispairing-penalty", "1.0"], "head"),
 }
 
 

@@ -45,10 +45,17 @@ print(json.dumps({"captions": [" ".join(words[t] for t in row[:length]) for row,
 """
 
 
-@pytest.fixture(scope="module", params=["lstm", "transformer"])
+SHAPES = {1: [{"category": shape, "attributes": {"color": colour}}
+              for shape in ("circle", "square", "triangle", "diamond")
+              for colour in ("red", "green", "blue", "yellow", "purple")]}
+
+
+@pytest.fixture(scope="module", params=["lstm", "transformer", "grounded"])
 def bundled(request, tmp_path_factory):
-    """(model folder, the loaded model, sample paths, .npy of their model inputs): the
-    bundled model, and a Transformer captioner of its vocabulary and encoder."""
+    """(model folder, the loaded model, sample paths, .npy of their model inputs, the
+    grounded decoding weight): the bundled model, a Transformer captioner of its
+    vocabulary and encoder, and the bundled model with a grounding head searching
+    grounded."""
     import keras
     if keras.backend.backend() != "tensorflow":
         pytest.skip("models are exported with the TensorFlow backend")
@@ -65,13 +72,26 @@ def bundled(request, tmp_path_factory):
         assert isinstance(config.decoder, TransformerConfig)
         model_folder = str(tmp_path_factory.mktemp("transformer") / "model")
         save_model(model_folder, create_captioner(config, seed=5), bundled.vocabulary)
+    if request.param == "grounded":
+        from captioner.data.regions import grounding_config
+        from captioner.models.captioner import create_captioner
+        bundled = load_model(model_folder)
+        config = bundled.model.model_config
+        config.grounding = grounding_config(SHAPES, bundled.vocabulary)
+        model = create_captioner(config, seed=5)
+        for part in ("encoder", "decoder"):
+            getattr(model, part).set_weights(getattr(bundled.model, part).get_weights())
+        kernel = model.grounding.classes.kernel  # a head sure enough to change words
+        kernel.assign(20.0 * np.asarray(kernel))
+        model_folder = str(tmp_path_factory.mktemp("grounded") / "model")
+        save_model(model_folder, model, bundled.vocabulary)
     saved = load_model(model_folder)
     folder = os.path.join(ROOT, "assets", "samples")
     paths = [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
     size = saved.model.model_config.encoder.image_size
     images = tmp_path_factory.mktemp("inputs") / "images.npy"
     np.save(images, np.stack([load_resized(path, size) for path in paths]))
-    return model_folder, saved, paths, str(images)
+    return model_folder, saved, paths, str(images), 3.0 if request.param == "grounded" else 0.0
 
 
 def serve(script, *args, cwd):
@@ -82,9 +102,10 @@ def serve(script, *args, cwd):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def assert_captions_of_caption_py(served, saved, paths):
+def assert_captions_of_caption_py(served, saved, paths, grounded):
+    from captioner.config import SearchConfig
     from captioner.tasks import caption
-    expected = caption(saved.folder, paths)
+    expected = caption(saved.folder, paths, search=SearchConfig(grounded=grounded))
     assert served["captions"] == [item.caption for item in expected]
     for row, item in enumerate(expected):
         length = served["lengths"][row]
@@ -95,12 +116,15 @@ def assert_captions_of_caption_py(served, saved, paths):
 
 def test_the_saved_model_serves_the_captions_of_caption_py(bundled, tmp_path):
     from captioner.export import export
-    model_folder, saved, paths, images = bundled
-    out = export(model_folder, str(tmp_path / "served"), "saved_model")
+    model_folder, saved, paths, images, grounded = bundled
+    out = export(model_folder, str(tmp_path / "served"), "saved_model", grounded)
     assert {"MODEL_CARD.md", "saved_model.pb", "vocab.json"} <= set(os.listdir(out))
     served = serve(SAVED_MODEL, out, images, *paths, cwd=tmp_path)
-    assert_captions_of_caption_py(served, saved, paths)
-    if saved.model.model_config.decoder.kind == "lstm":  # resized in the graph, same words
+    assert_captions_of_caption_py(served, saved, paths, grounded)
+    if grounded:  # and the re-scoring changed some words
+        from captioner.tasks import caption
+        assert served["captions"] != [item.caption for item in caption(saved.folder, paths)]
+    if saved.model.model_config.decoder.kind == "lstm" and not grounded:  # resized in the graph, same words
         assert served["from_files"] == served["captions"]
     else:  # untrained weights: a caption per file (not robust to the resize's rounding)
         assert len(served["from_files"]) == len(paths)
@@ -108,11 +132,12 @@ def test_the_saved_model_serves_the_captions_of_caption_py(bundled, tmp_path):
 
 def test_the_onnx_model_serves_the_captions_of_caption_py(bundled, tmp_path):
     from captioner.export import export
-    model_folder, saved, paths, images = bundled
-    out = export(model_folder, str(tmp_path / "onnx"), "onnx")
+    model_folder, saved, paths, images, grounded = bundled
+    out = export(model_folder, str(tmp_path / "onnx"), "onnx", grounded)
     assert set(os.listdir(out)) == {"MODEL_CARD.md", "model.onnx", "vocab.json"}
     assert "ONNX" in open(os.path.join(out, "MODEL_CARD.md")).read()
-    assert_captions_of_caption_py(serve(ONNX, out, images, cwd=tmp_path), saved, paths)
+    assert_captions_of_caption_py(serve(ONNX, out, images, cwd=tmp_path), saved, paths,
+                                  grounded)
 
 
 def test_an_export_never_overwrites_a_folder_in_use(bundled, tmp_path):
