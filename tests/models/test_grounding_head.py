@@ -62,9 +62,15 @@ def test_the_loss_is_the_cross_entropy_of_the_labelled_words_and_groups():
     np.testing.assert_allclose(ops.convert_to_numpy(loss), expected, rtol=1e-5)
 
 
-def test_a_captioner_with_a_head_saves_and_loads_it(tmp_path, synthetic_coco, vocabulary):
+@pytest.mark.parametrize("decoder", ["lstm", "transformer"])
+def test_a_captioner_with_a_head_saves_and_loads_it_and_searches_grounded(
+        tmp_path, synthetic_coco, vocabulary, decoder):
+    from captioner.config import ModelConfig
     from captioner.saving import load_keras_file
     config = tiny_config(vocabulary)
+    if decoder == "transformer":
+        config = ModelConfig.from_dict({**config.to_dict(), "decoder": {
+            "kind": "transformer", "layers": 1, "heads": 2, "model_width": 16, "ff_width": 32}})
     config.grounding = grounding_config(load_coco_split(synthetic_coco, "train")[1], vocabulary)
     model = create_captioner(config, seed=1)
     inputs = {"images": np.random.default_rng(2).integers(0, 255, (2, 32, 32, 3), "uint8"),
@@ -77,6 +83,11 @@ def test_a_captioner_with_a_head_saves_and_loads_it(tmp_path, synthetic_coco, vo
     for key in before:
         np.testing.assert_allclose(after[key], before[key], rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(loaded.grounding.table, model.grounding.table)
+    for beam in (1, 3):  # grounded search compiles and runs for either decoder
+        search = CompiledSearch(loaded, vocabulary.start_id, vocabulary.end_id, 6,
+                                beam_size=beam, grounded=1.0)
+        hypotheses = search.hypotheses(search.predict_on_batch({"images": inputs["images"]}))
+        assert len(hypotheses) == 2 and all(len(h[0]["tokens"]) <= 6 for h in hypotheses)
 
 
 @pytest.fixture
