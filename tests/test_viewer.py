@@ -185,8 +185,13 @@ def test_the_report_filters_to_exactly_the_captions_naming_absent_objects(browse
     page.page.check("#only-absent")
     page.ready()
     assert names() == expected
+    kinds = ("mispaired", "wrong attribute", "wrong category", "invented")
     for card in range(len(expected)):  # each shows the absent object's words marked
         assert page.card(card).locator(".word.absent").count() >= 1
+        page.card(card).locator(".word.absent").first.click()  # and says the kind of error
+        info = page.card(card).locator(".info").inner_text()
+        assert "does not hold (" in info and any(f"({kind})" in info for kind in kinds), info
+        page.card(card).locator(".word.absent").first.click()
     page.page.uncheck("#only-absent")
     page.page.select_option("#order", "cider-ascending")
     page.ready()

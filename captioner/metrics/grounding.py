@@ -108,12 +108,13 @@ def absent_kinds(caption, objects, lexicon):
 
 
 def absent_words(caption, objects, lexicon):
-    """Positions of the words of ``caption`` that name an object none of ``objects`` is:
-    each such mention's phrase ("circle", "traffic light")."""
-    positions = []
+    """{position: kind (``ERROR_KINDS``)} of the words of ``caption`` that name an object
+    none of ``objects`` is: each such mention's phrase ("circle", "traffic light")."""
+    positions = {}
     for mention in lexicon.mentions(as_words(caption)):
         if not any(mention.matches(obj) for obj in objects):
-            positions.extend(range(mention.start, mention.end))
+            kind = error_kind(mention, objects)
+            positions.update(dict.fromkeys(range(mention.start, mention.end), kind))
     return positions
 
 

@@ -39,7 +39,7 @@ def hypothesis_item(hypothesis, absent=()):
     """A described hypothesis (``captioner.inference.describe``) -> the page's form:
     {"caption", "score", "log_prob", "words": [{"w", "p", "map", "peak", "cell",
     "absent", "heads"}]}; ``absent``: indices of words that name an object the image
-    lacks; "heads" (a Transformer's, where the hypothesis has them): per layer, per head
+    lacks, or {index: the kind of error} (``captioner.metrics.grounding.absent_words``); "heads" (a Transformer's, where the hypothesis has them): per layer, per head
     {"map", "peak"}."""
     cells, heads = hypothesis.get("cells"), hypothesis.get("heads")
     words = []
@@ -48,8 +48,8 @@ def hypothesis_item(hypothesis, absent=()):
         entry = {"w": word, "p": round(float(probability), 4), **encode_map(alphas)}
         if cells is not None:
             entry["cell"] = int(cells[index])
-        if index in absent:
-            entry["absent"] = True
+        if index in absent:  # the kind of error where known (a dict), else true
+            entry["absent"] = absent[index] if isinstance(absent, dict) else True
         if heads is not None:
             entry["heads"] = [[encode_map(grid) for grid in layer] for layer in heads[index]]
         words.append(entry)

@@ -81,8 +81,8 @@ def write_report(folder, saved, records, instances, evaluation, title, images=No
                 item["size"] = [int(image.shape[1]), int(image.shape[0])]
             items = []
             for hypothesis in hypotheses:
-                absent = set(absent_words(hypothesis["words"], objects, lexicon)) \
-                    if lexicon is not None else set()
+                absent = absent_words(hypothesis["words"], objects, lexicon) \
+                    if lexicon is not None else {}
                 items.append(hypothesis_item(hypothesis, absent))
             html.add(image, {**item, "hypotheses": items, "cider": fields["cider"]}, fields)
     return folder

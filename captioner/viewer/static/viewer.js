@@ -99,7 +99,8 @@ const captionerViewer = (() => {
       card.info.textContent = `“${word.w}”  p = ${word.p.toFixed(3)}` +
         (card.head ? `  (layer ${card.head[0] + 1}, head ${card.head[1] + 1})` : "") +
         (word.cell !== undefined ? `  (cell ${word.cell})` : "") +
-        (word.absent ? "  — names an object the image does not hold" : "");
+        (word.absent ? "  — names an object the image does not hold" +
+          (typeof word.absent === "string" ? ` (${word.absent.replace("_", " ")})` : "") : "");
     } else {
       card.info.textContent = `log p ${hypothesis.log_prob.toFixed(2)}, score ${hypothesis.score.toFixed(3)}`;
     }
