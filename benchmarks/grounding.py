@@ -81,7 +81,7 @@ COLUMNS = (("BLEU-4", "BLEU-4"), ("CIDEr", "CIDEr-D"), ("object_precision", "obj
 def has_head(folder):
     with open(os.path.join(folder, "config.json")) as handle:
         config = json.load(handle)
-    return bool(config.get("grounding", {}).get("categories"))
+    return bool(config["model"].get("grounding", {}).get("categories"))
 
 
 def score(folder, data, weight, env):

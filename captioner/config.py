@@ -649,15 +649,18 @@ class SearchConfig(Config):
     max_length: Optional[int] = option(
         None,
         "most words per caption (default: the model's)")
-    grounded: float = option(
-        0.0,
+    grounded: Optional[float] = option(
+        None,
         "grounded decoding: an object word loses W x how much less likely the grounding "
         "head finds what it names than what the head reads at the place the model looked "
-        "for it (log-probabilities; models with a grounding head; 0: off)")
+        "for it (log-probabilities; 0: off); by default 1 for a model with a grounding "
+        "head, which raised object precision, recall and CIDEr-D on unseen data (README), "
+        "else 0")
 
     def check(self):
         _check_positive(self, "beam")
-        _check_range(self, 0.0, float("inf"), "grounded")
+        if self.grounded is not None:
+            _check_range(self, 0.0, float("inf"), "grounded")
         if not 1 <= self.n_best <= self.beam:
             raise ConfigError(f"need 1 <= n_best <= beam (--n-best, --beam). Received: "
                               f"beam={self.beam}, n_best={self.n_best}")
@@ -675,7 +678,7 @@ class SearchConfig(Config):
         """The search's keyword arguments (``captioner.inference.decode_batch``): greedy
         search takes none of beam search's."""
         options = {"beam_size": self.beam, "max_length": self.max_length}
-        if self.grounded:
+        if self.grounded is not None:
             options["grounded"] = self.grounded
         if self.beam > 1 or self.n_best > 1:
             options.update(n_best=self.n_best, length_penalty=self.length_penalty,

@@ -9,7 +9,8 @@ holds the compiled greedy search (``captioner.search.CompiledSearch``: encoder,
 decoder and the search loop) and returns, per image, "tokens" (batch, T) word ids (<end>
 after a caption), "lengths" (batch,) words before <end>, "probabilities" (batch, T) of
 each word, "alphas" (batch, T, H, W) attention maps and "finished" (batch,) bool.
-``grounded`` > 0 exports grounded decoding (a model with a grounding head: its object
+``grounded`` > 0 (by default, as caption.py, 1 for a model with a grounding head) exports
+grounded decoding (a model with a grounding head: its object
 words re-scored by what the head reads where they looked, ``captioner.models.grounding``).
 
 saved_model: two endpoints, which also return "captions" (batch,) strings:
@@ -62,10 +63,11 @@ def serving_model(search, grid_shape):
     return ServedSearch(name="served_search")
 
 
-def export(captioner, out, format="saved_model", grounded=0.0):
+def export(captioner, out, format="saved_model", grounded=None):
     """Writes the export folder ``out`` (``format``: one of FORMATS) for a captioner: a
     model folder, or a loaded one (``captioner.tasks.ImageCaptioner``), searching with
-    grounded decoding at weight ``grounded`` (0: off); returns ``out``."""
+    grounded decoding at weight ``grounded`` (0: off; None: caption.py's default, on for
+    a model with a grounding head); returns ``out``."""
     import keras
     from captioner.errors import ConfigError, ModelError
     if format not in FORMATS:
@@ -78,7 +80,7 @@ def export(captioner, out, format="saved_model", grounded=0.0):
     saved = load_model(captioner) if isinstance(captioner, (str, os.PathLike)) else captioner
     if saved.kind != "captioner":
         raise ModelError(f"{saved.folder} holds a {saved.kind}; only captioners are exported")
-    if not grounded >= 0.0:
+    if grounded is not None and not grounded >= 0.0:
         raise ConfigError(f"--grounded must be >= 0. Received: {grounded}")
     if os.path.exists(out) and os.listdir(out):
         raise ConfigError(f"{out} exists and is not empty; choose another --out")

@@ -370,9 +370,15 @@ class CompiledSearch(keras.Model):
         return beam_hypotheses(outputs, self.n_best, self.length_penalty)
 
 
+GROUNDED = 1.0  # grounded decoding's weight where a model has a grounding head
+
+
 def compiled_search(model, vocabulary, max_length, beam_size=1, n_best=1, length_penalty=0.0,
-                    min_length=0, statistics=False, grounded=0.0):
-    """The :class:`CompiledSearch` of a captioner for these settings (made once)."""
+                    min_length=0, statistics=False, grounded=None):
+    """The :class:`CompiledSearch` of a captioner for these settings (made once).
+    ``grounded`` None: ``GROUNDED`` for a model with a grounding head, else 0."""
+    if grounded is None:
+        grounded = GROUNDED if getattr(model, "grounding", None) is not None else 0.0
     key = (vocabulary.start_id, vocabulary.end_id, int(max_length), int(beam_size),
            int(n_best), float(length_penalty), int(min_length), bool(statistics),
            float(grounded))

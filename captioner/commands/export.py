@@ -21,9 +21,10 @@ def main(argv=None):
     parser.add_argument("--format", choices=FORMATS, default="saved_model",
                         help="saved_model (TensorFlow Serving; the default) or onnx "
                              "(onnxruntime)")
-    parser.add_argument("--grounded", type=float, default=0.0, metavar="W",
+    parser.add_argument("--grounded", type=float, default=None, metavar="W",
                         help="export grounded decoding at weight W (a model with a grounding "
-                             "head; see caption.py --grounded); 0, the default: plain")
+                             "head; see caption.py --grounded; 0: plain); by default as "
+                             "caption.py searches")
     args = parser.parse_args(argv)
     import_keras_quietly()
     from captioner.export import export

@@ -114,9 +114,9 @@ class ImageCaptioner(Task):
         return evaluate(self.model, self.vocabulary, records, instances, batch_size,
                         progress=progress, tokenizer=tokenizer, **options, **search.options())
 
-    def export(self, out, format="saved_model", grounded=0.0):
+    def export(self, out, format="saved_model", grounded=None):
         """Writes a folder that serves this captioner's greedy search (grounded at weight
-        ``grounded``, 0: plain) without this code (``captioner.export``: a TensorFlow
+        ``grounded``, 0: plain, None: as ``caption`` searches by default) without this code (``captioner.export``: a TensorFlow
         SavedModel or ONNX); returns ``out``."""
         from captioner.export import export
         return export(self, out, format, grounded)
