@@ -18,6 +18,8 @@ mentions: mis-paired, wrong attribute, wrong category, invented; ``captioner.met
 .grounding``), how often the head's reading agrees with the object word written (over all
 of them, and over the absent ones), attention correctness against uniform attention,
 milliseconds per image and the training minutes. One JSON line per row, then a table.
+``--speed`` also times plain and grounded decoding of each model with a head (one image
+greedy; per caption at batch 32, greedy and beam 5).
 
 Recipes: "cross_entropy" (without boxes: ``--attention-supervision 0 --grounding 0``),
 "supervision" (``--attention-supervision 1 --grounding 0``, Liu et al. 2017 with the
@@ -103,6 +105,58 @@ def score(folder, data, weight, env):
         return json.load(handle)
 
 
+SPEED = r"""
+import json, sys, time
+import numpy as np
+from captioner.saving import load_model
+from captioner.search import CompiledSearch
+
+saved = load_model(sys.argv[1])
+model, vocabulary = saved.model, saved.vocabulary
+size, longest = model.model_config.encoder.image_size, model.model_config.max_length
+images = np.random.default_rng(0).integers(0, 256, (32, size, size, 3)).astype("uint8")
+
+
+def best(search, inputs, repeats=5):
+    search.predict_on_batch(inputs)  # compiles
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        search.predict_on_batch(inputs)
+        times.append(time.perf_counter() - started)
+    return 1000 * min(times)
+
+
+figures = {}
+for weight in (0.0, 1.0):
+    def search(beam=1):
+        return CompiledSearch(model, vocabulary.start_id, vocabulary.end_id, longest,
+                              beam_size=beam, grounded=weight)
+    figures[f"{weight:g}"] = {
+        "greedy_ms_one_image": best(search(), {"images": images[:1]}),
+        "greedy_ms_per_caption_32": best(search(), {"images": images}) / 32,
+        "beam5_ms_per_caption_32": best(search(5), {"images": images}) / 32}
+print(json.dumps(figures))
+"""
+
+
+def speed(folder, env):
+    """Milliseconds of plain and grounded decoding (weight 1) of the model in ``folder``:
+    one image greedy, and per caption at batch 32 greedy and beam 5 (compiled, warm,
+    best of 5); nothing else should run meanwhile."""
+    path = os.path.join(folder, "bench_speed.json")
+    if not os.path.exists(path):
+        result = subprocess.run([sys.executable, "-c", SPEED, folder], capture_output=True,
+                                text=True, env=env)
+        if result.returncode:
+            sys.exit(result.stderr[-2000:])
+        with open(path + ".tmp", "w") as handle:
+            handle.write(result.stdout.strip().splitlines()[-1])
+        os.replace(path + ".tmp", path)
+    with open(path) as handle:
+        return json.load(handle)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=",".join(os.path.join(ROOT, "data", name)
@@ -116,6 +170,8 @@ def main():
     parser.add_argument("--grounded", default="0,1,3",
                         help="grounded decoding weights to score a model with a head at")
     parser.add_argument("--extra", default="", help="more train.py options, for every run")
+    parser.add_argument("--speed", action="store_true",
+                        help="also time plain and grounded decoding of each model with a head")
     args = parser.parse_args()
     sys.path.insert(0, ROOT)
     from benchmarks.common import machine
@@ -158,6 +214,10 @@ def run(args, env, data, name, attention, recipe, machine):
         subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
     minutes = training_minutes(out) + (training_minutes(init) if start else 0.0)
     weights = [float(w) for w in args.grounded.split(",")] if has_head(out) else [0.0]
+    if args.speed and has_head(out):
+        print(json.dumps({"figure": f"decoding ms of {name} {attention} {recipe}, plain (0) "
+                          "and grounded (1)", **speed(out, env), "machine": machine}),
+              flush=True)
     rows = []
     for weight in weights:
         test = score(out, data, weight, env)
