@@ -71,17 +71,26 @@ def grounding_config(instances, vocabulary, lexicon=None):
     return config
 
 
-def object_labels(chosen, grounding):
+def label_indices(grounding):
+    """[(group name, {label: index})] of ``grounding.groups()``: what ``object_labels``
+    looks labels up in (made once, not per word)."""
+    return [(name, {label: index for index, label in enumerate(labels)})
+            for name, labels in grounding.groups()]
+
+
+def object_labels(chosen, grounding, indices=None):
     """int32 (groups,): the labels (``GroundingConfig.groups``) of the objects ``chosen``
-    for one word: each group's index where they all agree on a known label, else -1."""
-    labels = np.full(len(grounding.groups()), -1, np.int32)
-    for group, (name, known) in enumerate(grounding.groups()):
+    for one word: each group's index where they all agree on a known label, else -1.
+    ``indices``: ``label_indices(grounding)``, where the caller has it."""
+    indices = indices or label_indices(grounding)
+    labels = np.full(len(indices), -1, np.int32)
+    for group, (name, known) in enumerate(indices):
         if name == "category":
             values = {o["category"] for o in chosen}
         else:
             values = {str(o.get("attributes", {}).get(name, "")).lower() for o in chosen}
-        if len(values) == 1 and (value := values.pop()) in known:
-            labels[group] = known.index(value)
+        if len(values) == 1:
+            labels[group] = known.get(values.pop(), -1)
     return labels
 
 
@@ -113,6 +122,7 @@ class WordRegions:
         self.grid_shape, self.max_length = tuple(grid_shape), max_length
         self.attribute_words = words == "mentions"  # also "white" of "white star"
         self.grounding = grounding if grounding is not None and grounding.enabled else None
+        self.indices = label_indices(self.grounding) if self.grounding is not None else None
         self.records, self.instances = records, instances
         self.lexicon = lexicon or ObjectLexicon.from_instances(instances)
         counts = np.array([len(record.captions) for record in records], np.int64)
@@ -127,7 +137,7 @@ class WordRegions:
         """[(key, dtype, shape of a word's entry)] of the arrays ``arrays`` makes."""
         specs = [("regions", np.float32, (self.grid_shape[0] * self.grid_shape[1],))]
         if self.grounding is not None:
-            specs.append(("objects", np.int32, (len(self.grounding.groups()),)))
+            specs.append(("objects", np.int32, (len(self.indices),)))
         return specs
 
     def named(self, caption):
@@ -156,6 +166,6 @@ class WordRegions:
                     arrays["regions"][row, position] = box_coverage(
                         [o["bbox"] for o in chosen], size, self.grid_shape).ravel()
                     if "objects" in arrays:
-                        arrays["objects"][row, position] = object_labels(chosen,
-                                                                         self.grounding)
+                        arrays["objects"][row, position] = object_labels(
+                            chosen, self.grounding, self.indices)
         return arrays
