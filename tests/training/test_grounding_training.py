@@ -65,7 +65,9 @@ def test_train_py_gives_a_head_its_agreement_and_grounded_decoding(synthetic_coc
     assert "grounding head (lambda 1.0)" in result.stderr
     with open(out / "metrics.json") as handle:
         test = json.load(handle)["test"]
-    assert 0.0 <= test["head_agreement"] <= 1.0 and test["head_words"] >= 0
+    # a share of the category words written (none, NaN, for a model this young)
+    assert 0.0 <= test["head_agreement"] <= 1.0 if test["head_words"] else \
+        np.isnan(test["head_agreement"])
     card = (out / "MODEL_CARD.md").read_text()
     assert "grounding head: 4 categories" in card
     scores = {}
@@ -75,8 +77,8 @@ def test_train_py_gives_a_head_its_agreement_and_grounded_decoding(synthetic_coc
                              "--out", tmp_path / f"evaluation{weight}")
         assert result.returncode == 0, result.stderr
         scores[weight] = json.loads(result.stdout)["scores"]
-    assert scores[5]["head_agreement"] >= scores[0]["head_agreement"] or \
-        scores[5]["head_words"] == 0
+    if scores[0]["head_words"] and scores[5]["head_words"]:  # grounded: agrees more
+        assert scores[5]["head_agreement"] >= scores[0]["head_agreement"]
     refused = run_command(caption, "--coco", synthetic_coco, "--split", "test",
                           "--grounded", 1, "--out", tmp_path / "bundled")
     assert refused.returncode == 2 and "grounding head" in refused.stderr.strip()
