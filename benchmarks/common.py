@@ -5,6 +5,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -19,6 +20,18 @@ def machine():
     except Exception:  # no JAX, or no usable device: the CPU is the machine
         pass
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def best_ms(search, inputs, repeats=5):
+    """Milliseconds of one warm ``search.predict_on_batch(inputs)`` (a compiled search):
+    the best of ``repeats`` calls after one that compiles."""
+    search.predict_on_batch(inputs)  # compiles
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        search.predict_on_batch(inputs)
+        times.append(time.perf_counter() - started)
+    return 1000 * min(times)
 
 
 def emit(**figure):

@@ -130,6 +130,7 @@ SPEED = r"""
 import json, sys, time
 import numpy as np
 from captioner.saving import load_model
+from benchmarks.common import best_ms as best
 from captioner.search import CompiledSearch
 
 folder = sys.argv[1]
@@ -138,16 +139,6 @@ model, vocabulary = saved.model, saved.vocabulary
 size, longest = model.model_config.encoder.image_size, model.model_config.max_length
 rng = np.random.default_rng(0)
 images = rng.integers(0, 256, (32, size, size, 3)).astype("uint8")
-
-
-def best(search, inputs, repeats=5):
-    search.predict_on_batch(inputs)  # compiles
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        search.predict_on_batch(inputs)
-        times.append(time.perf_counter() - started)
-    return 1000 * min(times)
 
 
 start, end = vocabulary.start_id, vocabulary.end_id
