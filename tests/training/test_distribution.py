@@ -48,10 +48,14 @@ from captioner.training.checkpoint import latest_model_path
 from captioner.training.captioning import CaptionTrainer, TrainingData
 
 
-def captioner(coco, out, name, attention, epochs=1, frozen=False, validate=True, **training):
-    train = load_coco_split(coco, "train", instances=False)[0][:16]
+def captioner(coco, out, name, attention, epochs=1, frozen=False, validate=True,
+              grounded=False, **training):
+    train, boxes = load_coco_split(coco, "train", instances=grounded)
+    train = train[:16]
     val = load_coco_split(coco, "val", instances=False)[0][:8] if validate else []
     model = preset("tiny")
+    if grounded:  # attention supervision and the grounding head, from the boxes
+        model.loss.attention_supervision, model.loss.grounding = 1.0, 1.0
     if attention == "transformer":  # with dropout: each device drops its own units
         model.decoder = TransformerConfig(layers=2, heads=2, model_width=16, ff_width=32,
                                           dropout=0.2)
@@ -60,7 +64,8 @@ def captioner(coco, out, name, attention, epochs=1, frozen=False, validate=True,
     model.encoder.fine_tune = not frozen
     config = TrainConfig.of(epochs=epochs, batch_size=8, learning_rate=5e-3, seed=4, max_words=8,
                          validation_images=2, **training)
-    return CaptionTrainer(TrainingData(train, val, "test"), os.path.join(out, name), model,
+    return CaptionTrainer(TrainingData(train, val, "test", None, boxes if grounded else None),
+                          os.path.join(out, name), model,
                           config, feature_dir=os.path.join(out, name + "-features"))
 
 
@@ -116,7 +121,8 @@ runs = (("soft", lambda n, **t: captioner(coco, out, n, "soft", epochs=2, valida
          ("loss", "nll")),
         ("hard", lambda n, **t: captioner(coco, out, n, "hard", frozen=True, **t),
          ("loss", "nll", "val_loss")),
-        ("transformer", lambda n, **t: captioner(coco, out, n, "transformer", frozen=True, **t),
+        ("transformer", lambda n, **t: captioner(coco, out, n, "transformer", frozen=True,
+                                                 grounded=True, **t),
          ("loss", "nll", "val_loss")),
         ("ram", lambda n, **t: ram(out, n, **t), ("loss", "train_error", "val_error")))
 for kind, make, keys in runs:
@@ -125,6 +131,8 @@ for kind, make, keys in runs:
     histories.append(make(kind + "4", distribute=True).run(
         progress=False, stop_after=1, callbacks=[probe] if kind == "hard" else [])[0])
     report[kind] = compare(out, kind + "1", kind + "4", histories, keys)
+    if kind == "transformer":  # trained with the grounding head
+        report[kind]["head"] = weights(out, kind + "4")[0].grounding is not None
     if kind == "hard":
         report[kind].update(baselines=[float(np.asarray(weights(out, n)[0].baseline))
                                        for n in ("hard1", "hard4")],
@@ -179,6 +187,7 @@ def test_four_devices_train_as_one_device(backend, synthetic_coco, tmp_path):
         assert result["max_difference"] < tolerance, (kind, result)
         one, four = result["losses"]
         assert four == pytest.approx(one, rel=1e-5), (kind, result)
+    assert report["transformer"]["head"]  # the grounding head and its labels, too
     hard = report["hard"]  # the REINFORCE baseline is one value on every device
     assert len(hard["baseline_devices"]) == 4 and len(hard["baseline_copies"]) == 1
     assert hard["baselines"][0] == pytest.approx(hard["baselines"][1], abs=1e-5)
