@@ -1,17 +1,14 @@
 #!/usr/bin/env python3
-"""Caption images with a trained captioner and show where it looked, or score a split.
+"""Caption images and show where the model looked: ``captioner caption``.
 
     python caption.py IMAGE_OR_FOLDER... [--model DIR] [--beam K] [--n-best N] [--json]
-                      [--attention-dir DIR]
-    python caption.py --coco DIR --split test [--model DIR] [--beam K] [--out DIR]
-    python caption.py IMAGE_OR_FOLDER... --model RAM_DIR [--json] [--attention-dir DIR]
-                      # a Recurrent Attention Model classifies, and draws its glimpse path
+                      [--attention-dir DIR] [--html DIR]
+    python caption.py --coco DIR --split val [--model DIR] [--out DIR]   # captioner evaluate
 
-The front end lives in ``captioner.commands.caption`` (also the ``caption`` command of
-``pip install .``).
+The front end lives in ``captioner.commands.caption``.
 """
 
 from captioner.commands.caption import entry, main, parse_args  # noqa: F401
 
 if __name__ == "__main__":
-    entry()
+    entry(prog="caption.py")

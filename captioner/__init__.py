@@ -17,6 +17,8 @@ The names are imported on first use, so ``import captioner`` does not start Kera
 TensorFlow is not installed and no backend is named, Keras is pointed at JAX.
 """
 
+from captioner.version import __version__  # noqa: F401  (imports nothing else)
+
 __all__ = ["load_model", "caption", "train", "train_ram", "ImageCaptioner", "RAMClassifier",
            "ModelConfig", "EncoderConfig", "DecoderConfig", "TransformerConfig", "TrainConfig",
            "RamConfig", "SearchConfig"]

@@ -53,19 +53,31 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-def add_config_options(parser, config_class, title=None):
+def option_group(parser, title):
+    """The argument group of ``parser`` titled ``title``, made on first use (so that
+    options of several config sections can share one group)."""
+    for group in parser._action_groups:
+        if group.title == title:
+            return group
+    return parser.add_argument_group(title)
+
+
+def add_config_options(parser, config_class, title=None, placement=None):
     """Adds one option per field of ``config_class`` (a ``captioner.config`` dataclass) to
-    ``parser``, in a group titled ``title``: ``--field-name``, typed by the field, with its
-    choices, and its ``help`` metadata (``captioner.config.option``). Fields marked
-    ``derived`` are left out; a bool field is a ``--name/--no-name`` switch. Every option defaults to None, "not given", so that
-    ``config_from_args`` keeps the dataclass's own default."""
+    ``parser``, in the group titled ``title`` (``placement``: {field name: another group's
+    title}): ``--field-name``, typed by the field, with its choices, and its ``help``
+    metadata (``captioner.config.option``). Fields marked ``derived`` are left out; a bool
+    field is a ``--name/--no-name`` switch. Every option defaults to None, "not given", so
+    that ``config_from_args`` keeps the dataclass's own default."""
     import dataclasses
 
     from captioner.config import field_choices, field_type
-    group = parser.add_argument_group(title) if title else parser
+    placement = placement or {}
     for field in dataclasses.fields(config_class):
         if not is_option(field):
             continue
+        where = placement.get(field.name, title)
+        group = option_group(parser, where) if where else parser
         flag = option_flag(config_class, field.name)
         default = field.default if field.default is not dataclasses.MISSING else None
         help_text = field.metadata.get("help", "")
@@ -79,19 +91,21 @@ def add_config_options(parser, config_class, title=None):
         else:
             group.add_argument(flag, dest=field.name, type=kind, default=None,
                                choices=field_choices(field), help=help_text,
-                               metavar=None if field_choices(field) else field.name.upper())
-    return group
+                               metavar=None if field_choices(field)
+                               else field.metadata.get("metavar", field.name.upper()))
+    return option_group(parser, title) if title else parser
 
 
-def add_decoder_options(parser, title):
-    """The options of every decoder kind's section (``captioner.config.DECODERS``) in one
-    group: ``--decoder KIND`` and each kind's fields; a field that several kinds have
-    (``--heads``, ``--dropout``) is one option whose help gives each kind's default.
+def add_decoder_options(parser, title, placement=None):
+    """The options of every decoder kind's section (``captioner.config.DECODERS``) in the
+    group ``title`` (``placement``: {field name: another group's title}): ``--decoder
+    KIND`` and each kind's fields; a field that several kinds have (``--heads``,
+    ``--dropout``) is one option whose help gives each kind's default.
     ``decoder_from_args`` makes the chosen kind's section of them."""
     import dataclasses
 
     from captioner.config import DECODERS
-    group = parser.add_argument_group(title)
+    placement = placement or {}
     seen = {}
     for kind, section in DECODERS.items():
         for field in dataclasses.fields(section):
@@ -111,8 +125,7 @@ def add_decoder_options(parser, title):
                 f"{k}: {f.metadata['help']} (default: {f.default})" for k, _, f in owners)
         elif len(DECODERS) > 1:
             action.help = f"{kind}: {action.help}"
-        group._add_action(action)
-    return group
+        option_group(parser, placement.get(name, title))._add_action(action)
 
 
 def decoder_from_args(args):

@@ -22,13 +22,15 @@ Score = Literal["additive", "dot", "general", "concat", "scaled_dot", "multihead
 BACKBONE_IMAGE_SIZES = {"small": 96, "inception_v3": 299}  # others: 224, keras.applications'
 
 
-def option(default, help, flag=None):
+def option(default, help, flag=None, metavar=None):
     """A field that is a command-line option (``captioner.cli.add_config_options``):
     ``help`` is its help text (the reason for its default), ``flag`` its name where it is
-    not ``--field-name``."""
+    not ``--field-name``, ``metavar`` what --help calls its value (the field's name)."""
     metadata = {"help": help}
     if flag:
         metadata["flag"] = flag
+    if metavar:
+        metadata["metavar"] = metavar
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -167,12 +169,12 @@ class DecoderConfig(Config):
         "additive",
         "the attention score (soft and hard alike); additive: Bahdanau's v^T tanh(W h + U "
         "a), the paper's")
-    heads: int = option(4, "multihead: heads of attention_units / heads each")
+    heads: int = option(4, "multihead: heads, each of --attention-units / --heads units")
     window: float = option(3.0, "local: D, cells each side of the predicted centre")
     window_truncate: bool = option(
         False,
         "local: attend only within D of the centre (Luong); on a grid the Gaussian alone "
-        "trains far better (README)")
+        "trains far better (docs: the attention family)")
     # Hard attention (Section 4.1): one sampled cell per word, trained with REINFORCE.
     expected_context_rate: float = option(
         0.5,
@@ -218,11 +220,11 @@ class TransformerConfig(Config):
         flag="--decoder")
     layers: int = option(
         1,
-        "decoder layers: at equal time on the hard synthetic set one layer captions best "
-        "(README: 1, 2 and 3 compared)")
-    heads: int = option(4, "attention heads per layer, of model_width / heads each")
-    model_width: int = option(256, "d_model: the width of the word vectors and every layer")
-    ff_width: int = option(1024, "the feed-forward nets' hidden width (4 d_model, as Vaswani)")
+        "decoder layers: at equal training time on the hard synthetic set one layer captions "
+        "best (docs: self-attention)")
+    heads: int = option(4, "attention heads per layer, each of --model-width / --heads units")
+    model_width: int = option(256, "the width of the word vectors and of every layer (Vaswani's d_model)")
+    ff_width: int = option(1024, "the feed-forward nets' hidden width (4 x --model-width, as Vaswani)")
     dropout: float = option(0.1, "after every sub-layer and on the embeddings (Vaswani)")
     norm: Literal["pre", "post"] = option(
         "pre",
@@ -235,7 +237,7 @@ class TransformerConfig(Config):
         "last_layer",
         "the per-word map (heat maps, supervision, attention correctness): the mean over "
         "heads of the last layer's cross-attention, of every layer's, or of the first's "
-        "(README: the measured choice)")
+        "(docs: self-attention)")
 
     hard = False  # its attention is soft: the expected value over the grid
     # Adam's starting rate unless --learning-rate is given: on the hard synthetic set,
@@ -267,7 +269,7 @@ class LossConfig(Config):
     doubly_stochastic: float = option(
         0.1,
         "lambda of the penalty (1 - sum_t alpha_ti)^2 (eq. 14); the paper's 1.0 pushes a "
-        "noun's attention off the object its colour word looked at (README)")
+        "noun's attention off the object its colour word looked at (docs: supervision)")
     attention_supervision: Optional[float] = option(
         None,
         "lambda of the attention mass outside the box of the object a caption word names "
@@ -438,8 +440,7 @@ class RunConfig(Config):
     """How long a run is and how much it checks each epoch: a resume may change it."""
     epochs: int = option(
         40,
-        "on the hard synthetic data (README) a 20-epoch run ends at object precision 0.26, "
-        "a 40-epoch one at 0.81 (--task ram: RAM_EPOCHS)")
+        "passes over the training images (--task ram: 200 by default)")
     validation_images: int = option(
         200, "captions generated per epoch for the validation scores")
 
@@ -459,7 +460,7 @@ class DataConfig(Config):
     length_bucket: int = option(
         4,
         "a batch runs as many decoder steps as its longest caption, rounded up to a "
-        "multiple of this (0: always max_words + 1)")
+        "multiple of this (0: always --max-words + 1)")
 
     def check(self):
         _check_positive(self, "max_words")
@@ -493,7 +494,7 @@ class DistributionConfig(Config):
     distribute: bool = option(
         False,
         "data-parallel over every visible device (JAX: keras.distribution.DataParallel; "
-        "TensorFlow: MirroredStrategy); the global batch is batch_size, split among them")
+        "TensorFlow: MirroredStrategy); the global batch is --batch-size, split among them")
     devices: Optional[int] = option(None, "with --distribute: only the first N devices")
 
 
@@ -542,7 +543,7 @@ class TrainConfig(Config):
     learning_rate: Optional[float] = option(
         None,
         "Adam's, at the start of the cosine decay; by default the decoder's: 2e-3 for the "
-        "LSTM, 1e-3 for the Transformer (README)")
+        "LSTM, 1e-3 for the Transformer")
     min_learning_rate: float = option(1e-4, "where the cosine decay ends")
     clipnorm: float = option(5.0, "LSTMs like their gradients clipped")
     seed: int = option(0, "weights, data order and dropout all follow from it")
@@ -555,7 +556,7 @@ class TrainConfig(Config):
         "Keras dtype policy of training: mixed_* compute in 16 bits with float32 weights "
         "(softmaxes, losses and attention sums in float32; float16 with loss scaling); auto: "
         "mixed_bfloat16 on a GPU or TPU, float32 on CPUs (where bfloat16's gain depends on "
-        "the processor and the backend: README); a saved model loads into any policy")
+        "the processor and the backend); a saved model loads into any policy")
     run: RunConfig = dataclasses.field(default_factory=RunConfig, metadata={
         "help": "how long, and how much validated"})
     data: DataConfig = dataclasses.field(default_factory=DataConfig, metadata={
@@ -604,6 +605,13 @@ class TrainConfig(Config):
                 return cls.of(**flat)
         return super().from_dict(data, where)
 
+    def flat(self):
+        """{field name: value} of every field, the sections' included (``of``'s inverse)."""
+        values = {}
+        for name, value in self.to_dict().items():
+            values.update(value if name in self.sections() else {name: value})
+        return values
+
     def changed_on_resume(self, before):
         """The names of the fields outside the ``RESUMABLE`` sections where ``before`` (the
         TrainConfig of the run being resumed) differs."""
@@ -639,12 +647,13 @@ class TrainConfig(Config):
 @dataclasses.dataclass
 class SearchConfig(Config):
     """How captions are searched for (``captioner.search``): greedy, or beam search."""
-    beam: int = option(1, "beam size K; 1 is greedy search (one caption per image)")
-    n_best: int = option(1, "captions per image, best first (at most --beam)")
+    beam: int = option(1, "beam size K; 1 is greedy search (one caption per image)",
+                       metavar="K")
+    n_best: int = option(1, "captions per image, best first (at most --beam)", metavar="N")
     length_penalty: float = option(
         0.0,
         "beam search ranks by log-probability / length ** ALPHA (0: the total, which "
-        "favours short captions; 1: the mean per word)")
+        "favours short captions; 1: the mean per word)", metavar="ALPHA")
     min_length: int = option(0, "beam search: <end> is not allowed before this many words")
     max_length: Optional[int] = option(
         None,
@@ -654,8 +663,8 @@ class SearchConfig(Config):
         "grounded decoding: an object word loses W x how much less likely the grounding "
         "head finds what it names than what the head reads at the place the model looked "
         "for it (log-probabilities; 0: off); by default 1 for a model with a grounding "
-        "head, which raised object precision, recall and CIDEr-D on unseen data (README), "
-        "else 0")
+        "head, which raised object precision, recall and CIDEr-D on unseen data, "
+        "else 0", metavar="W")
 
     def check(self):
         _check_positive(self, "beam")

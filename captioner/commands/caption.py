@@ -1,10 +1,11 @@
-"""Caption images with a trained captioner and show where it looked, or score a split.
+"""Caption images and show where the model looked for every word.
 
-    caption IMAGE_OR_FOLDER... [--model DIR] [--beam K] [--n-best N] [--json]
-            [--attention-dir DIR] [--html DIR]
-    caption --coco DIR --split test [--model DIR] [--beam K] [--out DIR] [--html DIR]
-    caption IMAGE_OR_FOLDER... --model RAM_DIR [--json] [--attention-dir DIR] [--html DIR]
-            # a Recurrent Attention Model classifies, and draws its glimpse path
+    captioner caption IMAGE_OR_FOLDER... [--model DIR] [--beam K] [--n-best N] [--json]
+                      [--attention-dir DIR] [--html DIR]
+    captioner caption IMAGE_OR_FOLDER... --model RAM_DIR [--json] [--attention-dir DIR]
+                      # a Recurrent Attention Model classifies, and draws its glimpse path
+
+(``--coco DIR --split S`` scores a split, as ``captioner evaluate`` does.)
 
 ``--html DIR`` writes the browser viewer (``captioner.viewer``): DIR/index.html.
 """
@@ -13,52 +14,36 @@ import json
 import os
 import sys
 
-from captioner.cli import (ArgumentParser, add_config_options, config_from_args,
-                           import_keras_quietly, run)
-from captioner.commands import default_model_dir
+from captioner.cli import ArgumentParser, run
+from captioner.commands.common import (add_model_options, add_output_options,
+                                       attention_pngs, check_outputs, load_task,
+                                       progress_bar, unique_stems)
+
+PROG = "captioner caption"
 
 
-def parse_args(argv):
-    from captioner.config import SearchConfig
-    from captioner.errors import ConfigError
-    parser = ArgumentParser(prog="caption.py", description=__doc__.split("\n\n")[0])
+def build_parser(prog=PROG):
+    from captioner.commands.evaluate import add_scoring_options
+    parser = ArgumentParser(
+        prog=prog, description=__doc__.split("\n\n")[0],
+        usage="%(prog)s IMAGE_OR_FOLDER... [--model DIR] [--beam K] [--json] "
+              "[--attention-dir DIR] [--html DIR]")
     parser.add_argument("inputs", nargs="*", metavar="IMAGE_OR_FOLDER",
                         help="image files, or folders whose images are all captioned")
-    parser.add_argument("--model", default=default_model_dir(),
-                        help="model folder (default: the bundled model in assets/model)")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON document and nothing else on standard output")
-    parser.add_argument("--attention-dir", metavar="DIR",
-                        help="write one PNG per image and hypothesis: a panel per word with "
-                             "its attention map (a RAM: the glimpse path and its patches)")
-    parser.add_argument("--html", metavar="DIR",
-                        help="write a viewer to open in a browser (DIR/index.html, no network "
-                             "needed): each word's attention over the image, the n-best "
-                             "captions; with --coco a report of the split's scores and "
-                             "captions; a RAM's glimpses step by step")
-    parser.add_argument("--batch-size", type=int, default=16, help="images decoded together")
-    add_config_options(parser, SearchConfig, "search")
-    scoring = parser.add_argument_group("scoring an annotated split")
-    scoring.add_argument("--coco", metavar="DIR", help="a COCO-layout folder to caption and score")
-    scoring.add_argument("--split", default="test", help="the split of --coco (default: test)")
-    scoring.add_argument("--out", default="evaluation", metavar="DIR",
-                         help="where the captions (COCO results format) and scores are written")
-    scoring.add_argument("--limit", type=int, default=None, metavar="N",
-                         help="score only the first N images of the split")
-    scoring.add_argument("--tokenizer", choices=("auto", "ptb", "treebank", "captioner"),
-                         default="auto",
-                         help="PTB (Java, as coco-caption), NLTK's Treebank tokenizer (no "
-                              "Java), or captioner's own; auto: PTB where Java is installed, "
-                              "else Treebank")
+    add_model_options(parser)
+    add_output_options(parser)
+    add_scoring_options(parser, "scoring an annotated split (as captioner evaluate)")
+    return parser
+
+
+def parse_args(argv, prog=PROG):
+    from captioner.commands.evaluate import check_args
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
-    if bool(args.inputs) == bool(args.coco):
-        parser.error("give images or folders to caption, or --coco DIR to score a split")
-    try:
-        args.search = config_from_args(SearchConfig, args)
-    except ConfigError as error:
-        parser.error(str(error))
-    args.n_best = args.search.n_best
-    return args
+    if bool(args.inputs) == bool(args.coco or args.karpathy):
+        parser.error("give images or folders to caption, or --coco DIR (or --karpathy FILE "
+                     "--images DIR) to score a split")
+    return check_args(parser, args)
 
 
 def expand_inputs(inputs):
@@ -104,36 +89,6 @@ def readable(answers, paths, missing, results, progress, html):
             report_unreadable(item, results, progress, html)
         else:
             yield item, stem
-
-
-def unique_stems(paths):
-    """A distinct file-name stem per path: photo, photo_2, ... for same-named files."""
-    seen, stems = {}, []
-    for path in paths:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
-    return stems
-
-
-def attention_pngs(folder, stem, image, captions, warning=None):
-    """Writes one attention figure per caption (``captioner.tasks.Caption``); returns
-    their paths."""
-    from captioner.render import save_attention_figure
-    paths = []
-    for rank, caption in enumerate(captions, start=1):
-        path = os.path.join(folder, f"{stem}_attention{'' if rank == 1 else f'_{rank}'}.png")
-        save_attention_figure(path, image, caption.words, caption.alphas,
-                              caption.probabilities, chosen_cells=caption.cells,
-                              warning=warning)
-        paths.append(path)
-    return paths
-
-
-def progress_bar(total, description):
-    from tqdm import tqdm
-    return tqdm(total=total, desc=description, unit="image", file=sys.stderr,
-                disable=total < 4)
 
 
 def viewer(args, kind, title, **options):
@@ -212,94 +167,19 @@ def classify_images(args, task, paths, missing=()):
     return results
 
 
-def score_split(args, task):
-    """Captions and scores the split ``--coco DIR --split S`` with ``task`` (an
-    ImageCaptioner); writes the captions and scores, the heat maps and the report asked
-    for."""
-    from captioner import io
-    from captioner.data.coco import load_coco_split
-    from captioner.data.images import load_image
-    from captioner.errors import ConfigError
-    from captioner.evaluation import format_scores
-    from captioner.tasks import Caption
-    if task.kind != "captioner":
-        raise ConfigError(f"{args.model} is a Recurrent Attention Model: it classifies images; "
-                          "--coco scores captioners")
-    # a file the annotations name that is missing or broken is skipped, and said
-    records, instances = load_coco_split(args.coco, args.split, check_files=False)
-    records = records[:args.limit] if args.limit else records
-    with progress_bar(len(records), f"captioning {args.split}") as progress:
-        evaluation = task.evaluate(records, instances, search=args.search,
-                                   batch_size=args.batch_size, progress=progress,
-                                   tokenizer=args.tokenizer)
-    unreadable = evaluation.notes["unreadable"]
-    for why in unreadable.values():
-        print(f"error: {why}", file=sys.stderr)
-    if unreadable:
-        print(f"skipped {len(unreadable)} of {len(records)} images of the split that cannot "
-              "be read (above); the scores are of the other "
-              f"{len(records) - len(unreadable)}", file=sys.stderr)
-        records = [record for record in records if record.path not in unreadable]
-    name = f"{args.split}_{args.search.name}"
-    captions_path = os.path.join(args.out, f"captions_{name}.json")
-    scores_path = os.path.join(args.out, f"scores_{name}.json")
-    io.write_json(captions_path, evaluation.results)
-    report = {"model": os.path.abspath(args.model), "data": os.path.abspath(args.coco),
-              "split": args.split, "search": {k: v for k, v in args.search.options().items()
-                                              if v is not None},
-              "scores": evaluation.scores, "notes": evaluation.notes}
-    io.write_json(scores_path, report)
-
-    def images():  # each image read once, for its heat maps and the report alike
-        for record, stem in zip(records, unique_stems([r.path for r in records])):
-            image = load_image(record.path)
-            if args.attention_dir:
-                attention_pngs(args.attention_dir, stem, image,
-                               [Caption.from_hypothesis(hypothesis)
-                                for hypothesis in evaluation.captions[record.image_id]])
-            yield image
-    if args.html:
-        from captioner.viewer.report import write_report
-        write_report(args.html, task, records, instances, evaluation,
-                     f"{args.split} split of {os.path.abspath(args.coco)}, "
-                     f"{args.search.name} search, model {os.path.abspath(args.model)}",
-                     images=images())
-    elif args.attention_dir:
-        for _ in images():
-            pass
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(f"{args.split}: {len(records)} images, {args.search.name} search, "
-              f"tokenizer {evaluation.notes['tokenizer']}")
-        print(format_scores(evaluation.scores))
-        print(f"captions: {captions_path}\nscores:   {scores_path}")
-    return 1 if unreadable else 0
-
-
-def main(argv=None):
+def main(argv=None, prog=PROG):
     """Exit status: 0 every input answered, 1 some could not be read (each said on its own
     line on standard error, and as an "error" entry with --json), 2 none could (or a user
     mistake: an option, the model folder, an annotation file)."""
-    args = parse_args(argv)
-    from captioner.io import check_output_folder
-    for option, folder in (("--attention-dir", args.attention_dir), ("--html", args.html),
-                           ("--out", args.out if args.coco else None)):
-        if folder:
-            check_output_folder(folder, option)  # one line before any work, not a traceback
+    from captioner.commands.evaluate import score_split
+    args = parse_args(argv, prog)
+    check_outputs(args, scoring=not args.inputs)
     paths, missing = expand_inputs(args.inputs) if args.inputs else ([], [])  # before keras
     if args.inputs and not paths:
         for item in missing:
             print(f"error: {item.reason}", file=sys.stderr)
         return 2
-    import_keras_quietly()
-    from captioner import tasks
-    task = tasks.load(args.model)
-    if getattr(args, "search", None) is not None and args.search.grounded \
-            and getattr(task.model, "grounding", None) is None:
-        from captioner.errors import ModelError
-        raise ModelError(f"--grounded needs a model with a grounding head; {args.model} has "
-                         "none (train it where the data has boxes, with --grounding)")
+    task = load_task(args)
     if not args.inputs:
         return score_split(args, task)
     results = (classify_images if task.kind == "ram" else caption_images)(
@@ -313,6 +193,6 @@ def main(argv=None):
     return 0 if not failed else 1 if failed < len(results) else 2
 
 
-def entry():
-    """The ``caption`` console command."""
-    sys.exit(run(main))
+def entry(prog=PROG):
+    """The ``captioner caption`` command (and ``caption``, ``caption.py``)."""
+    sys.exit(run(lambda argv: main(argv, prog=prog)))

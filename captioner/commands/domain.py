@@ -1,8 +1,8 @@
 """Write the out-of-domain summary (``domain.json``) of a captioner trained before it existed.
 
-    python -m captioner.commands.domain --model DIR --coco DATA [--split train] [--held-out val]
+    captioner domain --model DIR --coco DATA [--split train] [--held-out val]
 
-``train.py`` writes it at the end of training; see ``captioner.domain`` for what it holds.
+``captioner train`` writes it at the end of training; see ``captioner.domain`` for what it holds.
 """
 
 import os
@@ -11,15 +11,26 @@ import sys
 from captioner.cli import ArgumentParser, import_keras_quietly, run
 
 
-def main(argv=None):
-    parser = ArgumentParser(prog="python -m captioner.commands.domain",
-                            description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="the captioner's model folder")
-    parser.add_argument("--coco", required=True, help="the COCO-layout data it was trained on")
-    parser.add_argument("--split", default="train", help="the training split (default: train)")
-    parser.add_argument("--held-out", default="val",
+PROG = "captioner domain"
+
+
+def build_parser(prog=PROG):
+    parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, metavar="DIR",
+                        help="the captioner's model folder (domain.json is written into it)")
+    parser.add_argument("--coco", required=True, metavar="DIR",
+                        help="the COCO-layout data it was trained on")
+    parser.add_argument("--split", default="train", metavar="NAME",
+                        help="the training split (default: train)")
+    parser.add_argument("--held-out", default="val", metavar="NAME",
                         help="the split that sets the threshold with it (default: val)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None, prog=PROG):
+    args = build_parser(prog).parse_args(argv)
+    from captioner.io import check_output_folder
+    check_output_folder(args.model, "--model")
     import_keras_quietly()
     from captioner.data.coco import load_coco_split
     from captioner.domain import summarise
@@ -39,8 +50,9 @@ def main(argv=None):
           f"threshold {domain.threshold:.2f}", file=sys.stderr)
 
 
-def entry():
-    sys.exit(run(main))
+def entry(prog=PROG):
+    """The ``captioner domain`` command."""
+    sys.exit(run(lambda argv: main(argv, prog=prog)))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,11 @@ def find_coco_split(root, split):
             return SplitFiles(captions, images, instances if os.path.isfile(instances) else None)
     if not os.path.isdir(root):
         raise DataError(f"COCO folder not found: {root}")
+    for year in YEARS:  # COCO's test images come with image_info_test*.json, no captions
+        if os.path.isfile(os.path.join(root, "annotations", f"image_info_{split}{year}.json")):
+            raise DataError(f"the {split}{year} split of {root} has no captions (COCO "
+                            f"publishes none for its test images): score val{year}, or the "
+                            "test split of a Karpathy split file (--karpathy FILE --split test)")
     raise DataError(f"No captions_{split}2017.json or captions_{split}2014.json in "
                     f"{os.path.join(root, 'annotations')}")
 
@@ -298,7 +303,12 @@ def load_karpathy(split_path, image_root, split, check_files=True, data=None):
         path = os.path.join(image_root, image.get("filepath", ""), image["filename"])
         records.append(ImageRecord(image_id=image_id, path=path, captions=captions))
     if not records:
-        raise DataError(f"{split_path}: no images in split '{split}'")
+        splits = sorted({str(image["split"]) for image in data["images"]})
+        raise DataError(f"{split_path}: no images in split '{split}' (its splits: "
+                        f"{', '.join(splits)})")
+    if not any(record.captions for record in records):
+        raise DataError(f"{split_path}: the {len(records)} images of split '{split}' have no "
+                        "captions to score or train on")
     if check_files:
         _check_files(records, split_path)
     return _drop_empty(records, split_path)
@@ -315,15 +325,17 @@ class CaptionSource:
         self.description = f"COCO layout {coco}" if coco else f"Karpathy split {karpathy}"
         self._parsed = None
 
-    def split(self, name, instances=True, required=True):
+    def split(self, name, instances=True, required=True, check_files=True):
         """(records, instances or None) of split ``name``; ([], None) for a missing split
-        that is not ``required``. ``instances=False`` leaves the instances file unread."""
+        that is not ``required``. ``instances=False`` leaves the instances file unread;
+        ``check_files=False`` does not check that every image file is there."""
         try:
             if self.coco:
-                return load_coco_split(self.coco, name, instances=instances)
+                return load_coco_split(self.coco, name, check_files, instances=instances)
             if self._parsed is None:
                 self._parsed = read_karpathy(self.karpathy)
-            return load_karpathy(self.karpathy, self.images, name, data=self._parsed), None
+            return load_karpathy(self.karpathy, self.images, name, check_files,
+                                 data=self._parsed), None
         except DataError:
             if required:
                 raise

@@ -40,6 +40,7 @@ from captioner import io
 from captioner.errors import ModelError
 
 POINTER, STATE, MODEL, BEST = "latest.json", "state.json", "training.keras", "best"
+CHECKPOINT_DIR = "checkpoint"  # OUT/checkpoint
 FOLDER = re.compile(r"^epoch-(\d{4,})$")
 PAUSE_VARIABLE = "CAPTIONER_CHECKPOINT_PAUSE"
 
@@ -208,3 +209,17 @@ def latest_model_path(out):
     if found is None:
         raise CheckpointError(f"No checkpoint in {out}")
     return checkpoints.model_path(found[0])
+
+
+def saved_invocation(out):
+    """What the command line of the run in ``out`` was (``{"cwd", "argv"}``, recorded in
+    each checkpoint's state), or None: no complete checkpoint, or one written before
+    checkpoints recorded it. Read without verifying the checkpoint (the resumed run does)."""
+    checkpoints = Checkpoints(os.path.join(os.fspath(out), CHECKPOINT_DIR))
+    pointer = checkpoints._read_pointer()
+    if pointer is None:
+        return None
+    path = os.path.join(checkpoints.folder, pointer["folder"], STATE)
+    if not os.path.isfile(path):
+        return None
+    return io.read_json(path, "checkpoint state").get("invocation")

@@ -36,11 +36,10 @@ from captioner.models.base import dtype_policy
 from captioner.render import save_curves
 from captioner.saving import (CARD_FILE, CONFIG_FILE, load_keras_file, load_model,
                               save_keras_file, save_model)
-from captioner.training.checkpoint import Checkpoints, CheckpointError
+from captioner.training.checkpoint import CHECKPOINT_DIR, Checkpoints, CheckpointError
 from captioner.training.distribution import Placement, placement
 from captioner.training.progress import ProgressBar
 
-CHECKPOINT_DIR = "checkpoint"
 
 
 def _seed_generators(model):
@@ -104,6 +103,9 @@ class EpochLoop:
     def __init__(self, out, train_config, command="", source=""):
         self.out, self.train_config = os.fspath(out), train_config
         self.command, self.source = command, source
+        # the command line that started the run ({"cwd", "argv"}), kept in each checkpoint
+        # so that `captioner train --resume OUT` needs nothing else
+        self.invocation = None
         self.checkpoint = os.path.join(self.out, CHECKPOINT_DIR)
         self.progress = True
         self.placement = Placement()  # set by run()
@@ -171,8 +173,13 @@ class EpochLoop:
         changed = self.train_config.changed_on_resume(
             TrainConfig.from_dict(state["train_config"], f"{self.out}'s training config"))
         if changed:
-            raise ConfigError(f"--resume with different training settings ({', '.join(changed)}) "
-                              f"than the run in {self.out}; drop those options to continue it")
+            before = TrainConfig.from_dict(state["train_config"]).flat()
+            now = self.train_config.flat()
+            raise ConfigError(
+                f"--resume cannot change {', '.join(f'{name} ({before[name]} -> {now[name]})' for name in changed)} "
+                f"of the run in {self.out}: `captioner train --resume {self.out}` continues it "
+                "with its own settings (a resume may change only the run's length, the input "
+                "and the devices)")
         model = load_keras_file(checkpoints.model_path(folder), compile=True)
         self.restore(model)
         checked = self._verify(model, state, folder)
@@ -273,6 +280,8 @@ class EpochLoop:
                 state["best_epoch"], state["best_objective"] = epoch + 1, objective
             state.update(epoch=epoch + 1, train_config=config.to_dict(),
                          model_config=model.model_config.to_dict())
+            if self.invocation is not None:
+                state["invocation"] = self.invocation
             if not self.placement.writes:
                 continue
             with self.placement.alone():

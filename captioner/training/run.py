@@ -39,7 +39,7 @@ def train_config_for(task, **given):
 def train(out, coco=None, karpathy=None, images=None, model_config=None, train_config=None,
           splits=("train", "val", "test"), resume=False, progress=True, command="",
           feature_cache=True, feature_dir=None, feature_dtype="float32", callbacks=(),
-          init=None, overrides=None):
+          init=None, overrides=None, invocation=None):
     """Trains a captioner on a COCO-layout folder (``coco``) or a Karpathy split file
     (``karpathy`` with its image folder ``images``) into the model folder ``out``.
 
@@ -50,7 +50,8 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
     to start from, and the loss weights (``LossConfig`` fields) set anew (``CaptionTrainer``; ``model_config`` is
     then not used); ``train_config.self_critical.scst`` fine-tunes it self-critically
     (``captioner.training.scst``). Returns the path of the model folder
-    (``captioner.load_model`` reads it).
+    (``captioner.load_model`` reads it). ``invocation``: the command line that started
+    the run (``{"cwd", "argv"}``), recorded in its checkpoints for ``--resume DIR``.
     """
     source = CaptionSource(coco, karpathy, images)
     model_config = model_config or ModelConfig()
@@ -78,6 +79,7 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
                             weights=model_config.encoder.weights, command=command,
                             feature_cache=feature_cache, feature_dir=feature_dir,
                             feature_dtype=feature_dtype, init=init, overrides=overrides)
+    trainer.invocation = invocation
     trainer.run(resume=resume, progress=progress, callbacks=callbacks)
     if trainer.placement.writes:  # where its images lie, so caption.py can tell strangers
         summary = summarise(load_model(out).model, [r.path for r in records],
@@ -114,7 +116,7 @@ def ram_data(train_config, digits="translated", digit_source="mnist", canvas=60,
 
 
 def train_ram(out, data=None, model_config=None, train_config=None, resume=False,
-              progress=True, command="", callbacks=(), **data_options):
+              progress=True, command="", callbacks=(), invocation=None, **data_options):
     """Trains a RAM into the model folder ``out`` and scores it on the test split.
 
     ``data``: (train, validation, test batches, class names, description), e.g. of
@@ -123,7 +125,7 @@ def train_ram(out, data=None, model_config=None, train_config=None, resume=False
     image_size). ``train_config``: by default ``RAM_EPOCHS`` epochs. ``model_config``'s
     input size and classes are set from the data, its seed (if unset) from
     ``train_config``. ``callbacks``: Keras callbacks added to every epoch's ``fit()``.
-    Returns the folder.
+    ``invocation``: as ``train``'s. Returns the folder.
     """
     model_config = model_config or RamConfig()
     train_config = train_config or train_config_for("ram")
@@ -133,6 +135,7 @@ def train_ram(out, data=None, model_config=None, train_config=None, resume=False
     if model_config.seed is None:
         model_config.seed = train_config.seed
     trainer = RamTrainer(train, val, out, model_config, train_config, classes, source, command)
+    trainer.invocation = invocation
     trainer.run(resume=resume, progress=progress, callbacks=callbacks)
     if not trainer.placement.writes:
         return os.fspath(out)

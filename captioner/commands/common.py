@@ -1,0 +1,86 @@
+"""What ``captioner caption`` and ``captioner evaluate`` share: the model and output
+options, checking the outputs, loading the model, and writing heat maps."""
+
+import os
+import sys
+
+from captioner.cli import add_config_options, import_keras_quietly, option_group
+from captioner.commands import default_model_dir
+
+
+def add_model_options(parser):
+    """--model, --batch-size and the search options (captioning and scoring alike)."""
+    from captioner.config import SearchConfig
+    model = option_group(parser, "model")
+    model.add_argument("--model", default=default_model_dir(), metavar="DIR",
+                       help="model folder (default: the bundled model, which knows only "
+                            "synthetic shapes)")
+    model.add_argument("--batch-size", type=int, default=16, metavar="N",
+                       help="images decoded together (default: 16)")
+    add_config_options(parser, SearchConfig, "search")
+
+
+def add_output_options(parser):
+    """--json, --attention-dir and --html."""
+    output = option_group(parser, "output")
+    output.add_argument("--json", action="store_true",
+                        help="print one JSON document and nothing else on standard output")
+    output.add_argument("--attention-dir", metavar="DIR",
+                        help="write one PNG per image and hypothesis: a panel per word with "
+                             "its attention map (a RAM: the glimpse path and its patches)")
+    output.add_argument("--html", metavar="DIR",
+                        help="write a page to open in a browser (DIR/index.html, no network "
+                             "needed): each word's attention over the image; scoring a split, "
+                             "its scores and every image's captions and objects")
+    return output
+
+
+def check_outputs(args, scoring):
+    """Every output folder named is checked before any work: one line, not a traceback."""
+    from captioner.io import check_output_folder
+    for option, folder in (("--attention-dir", args.attention_dir), ("--html", args.html),
+                           ("--out", args.out if scoring else None)):
+        if folder:
+            check_output_folder(folder, option)
+
+
+def load_task(args):
+    """The model folder's task object (``captioner.tasks``), its search options checked."""
+    import_keras_quietly()
+    from captioner import tasks
+    task = tasks.load(args.model)
+    if args.search.grounded and getattr(task.model, "grounding", None) is None:
+        from captioner.errors import ModelError
+        raise ModelError(f"--grounded needs a model with a grounding head; {args.model} has "
+                         "none (train it where the data has boxes, with --grounding)")
+    return task
+
+
+def unique_stems(paths):
+    """A distinct file-name stem per path: photo, photo_2, ... for same-named files."""
+    seen, stems = {}, []
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    return stems
+
+
+def attention_pngs(folder, stem, image, captions, warning=None):
+    """Writes one attention figure per caption (``captioner.tasks.Caption``); returns
+    their paths."""
+    from captioner.render import save_attention_figure
+    paths = []
+    for rank, caption in enumerate(captions, start=1):
+        path = os.path.join(folder, f"{stem}_attention{'' if rank == 1 else f'_{rank}'}.png")
+        save_attention_figure(path, image, caption.words, caption.alphas,
+                              caption.probabilities, chosen_cells=caption.cells,
+                              warning=warning)
+        paths.append(path)
+    return paths
+
+
+def progress_bar(total, description):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=description, unit="image", file=sys.stderr,
+                disable=total < 4)

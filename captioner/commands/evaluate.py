@@ -1,0 +1,172 @@
+"""Caption a split that has reference captions and score it (BLEU, METEOR, ROUGE-L, CIDEr-D,
+SPICE where Java runs; object precision, recall and CHAIR where it has boxes).
+
+    captioner evaluate --coco DIR [--split val] [--model DIR] [--beam K] [--out DIR]
+    captioner evaluate --karpathy FILE --images DIR [--split test] ...
+    captioner evaluate ... --html report/ --attention-dir maps/   # browse the captions
+
+Writes OUT/captions_SPLIT_SEARCH.json (COCO results format) and OUT/scores_SPLIT_SEARCH.json.
+"""
+
+import json
+import os
+import sys
+
+from captioner.cli import ArgumentParser, config_from_args, option_group, run
+from captioner.commands.common import (add_model_options, add_output_options,
+                                       attention_pngs, check_outputs, load_task,
+                                       progress_bar, unique_stems)
+
+PROG = "captioner evaluate"
+
+
+def add_scoring_options(parser, title="data"):
+    """The split to score: --coco DIR or --karpathy FILE --images DIR, --split, and where
+    the captions and scores go."""
+    scoring = option_group(parser, title)
+    scoring.add_argument("--coco", metavar="DIR",
+                         help="a COCO folder (annotations/captions_{split}{2017|2014}.json, "
+                              "images in {split}{year}/)")
+    scoring.add_argument("--karpathy", metavar="FILE",
+                         help="a Karpathy split file (dataset_coco.json, dataset_flickr8k.json, "
+                              "dataset_flickr30k.json)")
+    scoring.add_argument("--images", metavar="DIR",
+                         help="with --karpathy: the folder its file names are relative to")
+    scoring.add_argument("--split", default="test", metavar="NAME",
+                         help="the split to score (default: test; COCO 2017 publishes no "
+                              "test captions: use val there)")
+    scoring.add_argument("--out", default="evaluation", metavar="DIR",
+                         help="where the captions (COCO results format) and scores are "
+                              "written (default: evaluation)")
+    scoring.add_argument("--limit", type=int, default=None, metavar="N",
+                         help="score only the first N images of the split")
+    scoring.add_argument("--tokenizer", choices=("auto", "ptb", "treebank", "captioner"),
+                         default="auto",
+                         help="PTB (Java, as coco-caption), NLTK's Treebank tokenizer (no "
+                              "Java), or captioner's own; auto: PTB where Java is installed, "
+                              "else Treebank")
+    return scoring
+
+
+def build_parser(prog=PROG):
+    parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+                            usage="%(prog)s (--coco DIR | --karpathy FILE --images DIR) "
+                                  "[--split NAME] [--model DIR] [--out DIR] [options]")
+    add_scoring_options(parser)
+    add_model_options(parser)
+    add_output_options(parser)
+    return parser
+
+
+def check_args(parser, args):
+    """The search config from its options, and the data options' combinations."""
+    from captioner.config import SearchConfig
+    from captioner.errors import ConfigError
+    if args.coco and args.karpathy:
+        parser.error("give --coco DIR or --karpathy FILE, not both")
+    if args.karpathy and not args.images:
+        parser.error("--karpathy needs --images DIR")
+    try:
+        args.search = config_from_args(SearchConfig, args)
+    except ConfigError as error:
+        parser.error(str(error))
+    args.n_best = args.search.n_best
+    return args
+
+
+def parse_args(argv, prog=PROG):
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if not (args.coco or args.karpathy):
+        parser.error("give the split to score: --coco DIR, or --karpathy FILE --images DIR")
+    return check_args(parser, args)
+
+
+def score_split(args, task):
+    """Captions and scores the split ``--split`` of ``--coco DIR`` (or of ``--karpathy
+    FILE``) with ``task`` (an ImageCaptioner); writes the captions and scores, the heat maps
+    and the report asked for. Exit status: 0, or 1 when images of the split could not be
+    read (each named)."""
+    from captioner import io
+    from captioner.data.coco import CaptionSource
+    from captioner.data.images import load_image
+    from captioner.errors import ConfigError, DataError
+    from captioner.evaluation import format_scores
+    from captioner.tasks import Caption
+    if task.kind != "captioner":
+        raise ConfigError(f"{args.model} is a Recurrent Attention Model: it classifies images; "
+                          "evaluate scores captioners")
+    source = CaptionSource(args.coco, args.karpathy, args.images)
+    # a file the annotations name that is missing or broken is skipped, and said
+    records, instances = source.split(args.split, check_files=False)
+    if not records:
+        raise DataError(f"the {args.split} split of {args.coco or args.karpathy} has no images "
+                        "with captions to score")
+    records = records[:args.limit] if args.limit else records
+    with progress_bar(len(records), f"captioning {args.split}") as progress:
+        evaluation = task.evaluate(records, instances, search=args.search,
+                                   batch_size=args.batch_size, progress=progress,
+                                   tokenizer=args.tokenizer)
+    unreadable = evaluation.notes["unreadable"]
+    for why in unreadable.values():
+        print(f"error: {why}", file=sys.stderr)
+    if unreadable:
+        print(f"skipped {len(unreadable)} of {len(records)} images of the split that cannot "
+              "be read (above); the scores are of the other "
+              f"{len(records) - len(unreadable)}", file=sys.stderr)
+        records = [record for record in records if record.path not in unreadable]
+    name = f"{args.split}_{args.search.name}"
+    captions_path = os.path.join(args.out, f"captions_{name}.json")
+    scores_path = os.path.join(args.out, f"scores_{name}.json")
+    io.write_json(captions_path, evaluation.results)
+    data = os.path.abspath(args.coco or args.karpathy)
+    report = {"model": os.path.abspath(args.model), "data": data,
+              "split": args.split, "search": {k: v for k, v in args.search.options().items()
+                                              if v is not None},
+              "scores": evaluation.scores, "notes": evaluation.notes}
+    io.write_json(scores_path, report)
+
+    def images():  # each image read once, for its heat maps and the report alike
+        for record, stem in zip(records, unique_stems([r.path for r in records])):
+            image = load_image(record.path)
+            if args.attention_dir:
+                attention_pngs(args.attention_dir, stem, image,
+                               [Caption.from_hypothesis(hypothesis)
+                                for hypothesis in evaluation.captions[record.image_id]])
+            yield image
+    if args.html:
+        from captioner.viewer.report import write_report
+        write_report(args.html, task, records, instances, evaluation,
+                     f"{args.split} split of {data}, {args.search.name} search, model "
+                     f"{os.path.abspath(args.model)}", images=images())
+    elif args.attention_dir:
+        for _ in images():
+            pass
+    written = [("captions", captions_path), ("scores", scores_path)]
+    if args.attention_dir:
+        written.append(("heat maps", args.attention_dir))
+    if args.html:
+        written.append(("report", os.path.join(args.html, "index.html")))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{args.split}: {len(records)} images, {args.search.name} search, "
+              f"tokenizer {evaluation.notes['tokenizer']}")
+        print(format_scores(evaluation.scores))
+        width = max(len(what) for what, _ in written) + 1
+        for what, path in written:
+            print(f"{what + ':':<{width}} {path}")
+    return 1 if unreadable else 0
+
+
+def main(argv=None, prog=PROG):
+    """Exit status: 0 scored, 1 scored without some images that could not be read (each
+    named), 2 a user mistake (an option, the model folder, the data)."""
+    args = parse_args(argv, prog)
+    check_outputs(args, scoring=True)
+    return score_split(args, load_task(args))
+
+
+def entry(prog=PROG):
+    """The ``captioner evaluate`` command."""
+    sys.exit(run(lambda argv: main(argv, prog=prog)))
