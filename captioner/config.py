@@ -223,7 +223,7 @@ class TransformerConfig(Config):
         "decoder layers: at equal training time on the hard synthetic set one layer captions "
         "best (docs: self-attention)")
     heads: int = option(4, "attention heads per layer, each of --model-width / --heads units")
-    model_width: int = option(256, "the width of the word vectors and of every layer (Vaswani's d_model)")
+    model_width: int = option(256, "the width of the word vectors and of every layer (Vaswani's d-model)")
     ff_width: int = option(1024, "the feed-forward nets' hidden width (4 x --model-width, as Vaswani)")
     dropout: float = option(0.1, "after every sub-layer and on the embeddings (Vaswani)")
     norm: Literal["pre", "post"] = option(

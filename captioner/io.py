@@ -51,17 +51,29 @@ def refused_writes(path):
 
 
 def check_output_folder(path, option):
-    """Raises OutputError (one line, naming ``option``) unless ``path`` is a folder or can
-    become one: an existing file there, or a file where one of its parents should be, is
-    refused before any work is done."""
+    """Raises OutputError (one line, naming ``option``) unless ``path`` is a folder that
+    can be written or can become one: an existing file there, a file where one of its
+    parents should be, or a folder this process may not write in (no permission, a
+    read-only file system: tried with a file made and removed at once) is refused before
+    any work is done."""
+    import tempfile
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and not os.path.isdir(path):
         raise OutputError(f"{option} {path} is a file, not a folder")
-    parent = os.path.dirname(path)
+    parent = path
     while parent and not os.path.exists(parent):
         parent = os.path.dirname(parent) if os.path.dirname(parent) != parent else ""
     if parent and not os.path.isdir(parent):
         raise OutputError(f"{option} {path} cannot be made: {parent} is a file, not a folder")
+    if parent:
+        try:
+            handle, probe = tempfile.mkstemp(dir=parent, prefix=".captioner-probe-")
+        except OSError as error:
+            where = "" if parent == path else f" in {parent}"
+            raise OutputError(f"{option} {path} cannot be written{where}: "
+                              f"{error.strerror or error}") from None
+        os.close(handle)
+        os.remove(probe)
 
 
 def remove_partials(folder, prefix=""):

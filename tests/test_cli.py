@@ -214,6 +214,32 @@ def test_train_writes_a_model_that_caption_loads(synthetic_coco, tmp_path):
     image = os.path.join(synthetic_coco, "val2017", sorted(os.listdir(
         os.path.join(synthetic_coco, "val2017")))[0])
     assert run("caption.py", image, "--model", out).returncode == 0
+    # --resume DIR alone continues the run from its own command line (from another
+    # folder: the recorded paths are absolute); only a resumable option may be given
+    assert_one_line_error(run("train.py", "--resume", out, "--lstm-units", 8, "--seed", 3),
+                          "keeps the run's own --lstm-units, --seed", "drop them")
+    assert_one_line_error(run("train.py", "--resume", tmp_path / "nowhere"), "no such folder")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run("train.py", "--resume", tmp_path / "empty"),
+                          "holds no checkpoint", "--resume")
+    elsewhere = os.getcwd()
+    try:
+        os.chdir(tmp_path / "empty")
+        resumed = run("train.py", "--resume", out, "--epochs", 2, "--no-progress")
+    finally:
+        os.chdir(elsewhere)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stderr and "from epoch 1 of 2" in resumed.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [row["epoch"] for row in metrics["history"]] == [1, 2]
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["decoder"]["lstm_units"] == 32  # the run's own options
+    # the old way, every option again with --out and --resume, still works, and one left
+    # out is named with its values and the way to resume
+    refused = run("train.py", "--coco", synthetic_coco, "--out", out, "--resume",
+                  "--epochs", 3, *tiny[:-2])
+    assert_one_line_error(refused, "cannot change max_words (8 -> 40)",
+                          f"captioner train --resume {out}")
 
 
 @pytest.mark.slow

@@ -127,6 +127,11 @@ def caption_images(args, task, paths, missing=()):
                 html.add(answer.image, {"name": answer.path, "warning": warning,
                                         "hypotheses": [caption_item(c) for c in answer.n_best]})
             results.append(result)
+            if warning:  # said before the caption, where a reader of the caption sees it
+                trained_on = f" ({task.trained_on})" if task.trained_on else ""
+                progress.write(f"note: {answer.path} is unlike the images this model was "
+                               f"trained on{trained_on}: its caption is likely wrong",
+                               file=sys.stderr)
             if not args.json:
                 marked = f"  [{warning}]" if warning else ""
                 progress.write(f"{answer.path}: {answer.caption}{marked}", file=sys.stdout)

@@ -206,8 +206,9 @@ def resumed_args(parser, args, argv):
             "written yet, or the run is older): give its options again with --resume, e.g. "
             f"`captioner train --coco DIR ... --out {out} --resume`")
     defaults = parser.parse_args([])
-    changed = sorted(option_string(parser, dest) for dest, value in vars(args).items()
-                     if dest not in parser.resumable and value != getattr(defaults, dest))
+    dests = {action.dest for action in parser._actions if action.option_strings} - {"help"}
+    changed = sorted({option_string(parser, dest) for dest in dests - parser.resumable
+                      if getattr(args, dest) != getattr(defaults, dest)})
     if changed:
         raise ConfigError(
             f"--resume {out} keeps the run's own {', '.join(changed)}: drop "
@@ -215,7 +216,7 @@ def resumed_args(parser, args, argv):
             "--validation-images, the input and distribution options and --no-progress), "
             "or train anew into another --out")
     old = parser.parse_args(absolute_paths(parser, saved))
-    for dest in parser.resumable:
+    for dest in parser.resumable & dests:
         value = getattr(args, dest)
         if value != getattr(defaults, dest):
             setattr(old, dest, value)

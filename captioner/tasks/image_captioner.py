@@ -52,6 +52,11 @@ class ImageCaptioner(Task):
         return os.fspath(folder)
 
     @property
+    def trained_on(self):
+        """What its training images were, in a few words (config.json's "data"), or None."""
+        return self.config.get("data")
+
+    @property
     def grid_shape(self):
         """(H, W) of the attention maps."""
         return self.model.grid_shape

@@ -288,12 +288,39 @@ class CaptionTrainer(EpochLoop):
                 f"image, reward CIDEr-D - {training.self_critical.hallucination_penalty} x absent "
                 f"objects named, learning rate {training.self_critical.scst_learning_rate}"]
                if training.self_critical.scst else []),
-            state, "validation CIDEr-D" if "val_cider" in best else "training loss")
+            state, "validation CIDEr-D" if "val_cider" in best else "training loss",
+            usage_sections(self.source, len(self.data.train), len(self.vocabulary),
+                           model.grounding.categories if model.grounding.enabled else ()))
 
     def test_scores(self, saved, data):
         records, instances = data
         return evaluate(saved.model, saved.vocabulary, records, instances,
                         self.train_config.batch_size).scores
+
+
+def usage_sections(source, images, words, categories=()):
+    """The model card's "Intended use" and "Limitations": what a model trained on
+    ``source`` (``images`` training images, a vocabulary of ``words`` words, naming the
+    object ``categories``) is for, and what it cannot do."""
+    named = f"; the objects it names: {', '.join(categories)}" if categories else ""
+    return [
+        ("Intended use", [
+            f"Captioning images like its training images ({source}, {images} images), and "
+            "showing where it looked for every word: a model to study and demonstrate "
+            f"visual attention. It writes captions from a vocabulary of {words} words"
+            f"{named}."]),
+        ("Limitations", [
+            "- It knows only what its training images show. An image unlike them still gets "
+            "a caption in that vocabulary, which is then a guess: `captioner caption` says "
+            "so on standard error before such a caption (its domain summary, domain.json, "
+            "decides which images are unlike them), and `--json` marks it `out_of_domain`.",
+            "- Its scores below are on validation images of the same data, not on other "
+            "data.",
+            "- To caption photographs, train on COCO or Flickr images with a pretrained "
+            "backbone (the documentation's \"Train on COCO\" recipe).",
+            "- Captions can name objects that are not in the image (CHAIR in the scores); "
+            "do not use them where a wrong caption causes harm."]),
+    ]
 
 
 def _file_state(path):

@@ -362,11 +362,15 @@ def score_table(row):
     return "\n".join(lines)
 
 
-def model_card(title, summary, command, details, state, selection):
-    """A model card: ``title``, a ``summary`` paragraph, the command that made it, the
+def model_card(title, summary, command, details, state, selection, sections=()):
+    """A model card: ``title``, a ``summary`` paragraph, ``sections`` ((heading, its
+    lines) each: what it is for, its limitations), the command that made it, the
     ``details`` lines, and the best epoch's scores (chosen by ``selection``)."""
     best = next(row for row in state["history"] if row["epoch"] == state["best_epoch"])
-    lines = [f"# {title}", "", summary, "", "## How it was made", "", "```", command, "```", ""]
+    lines = [f"# {title}", "", summary, ""]
+    for heading, body in sections:
+        lines += [f"## {heading}", "", *body, ""]
+    lines += ["## How it was made", "", "```", command, "```", ""]
     lines += [f"- {line}" for line in details] + [f"- trained on: {training_machine()}"]
     lines += [f"- this is epoch {state['best_epoch']}, the best by "
               f"{selection}",
