@@ -4,11 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-$PY -m captioner.data.synthetic --out data/synthetic --seed 0
+$PY -m captioner synth --out data/synthetic --seed 0
 # The defaults (doubly stochastic lambda 0.1, attention supervision from the instances'
-# boxes); 22 epochs: this simple set converges by then (README, "The default model").
+# boxes); 22 epochs: this simple set converges by then (docs/research/default-model.md).
 rm -rf runs/default
-$PY train.py --coco data/synthetic --out runs/default --epochs 22 --seed 0
+$PY -m captioner train --coco data/synthetic --out runs/default --epochs 22 --seed 0
 mkdir -p assets/model assets/samples
 cp runs/default/{model.keras,vocab.json,config.json,domain.json,MODEL_CARD.md,metrics.json,training_curves.png} assets/model/
 # Six test-split images (never seen in training) as samples.

@@ -1,7 +1,7 @@
 """How big a report is, and how fast it opens: a 1,000-image split in headless Chromium.
 
     python benchmarks/viewer_report.py [--images 1000] [--model assets/model]
-                                       [--out runs/viewer] [--screenshots assets/figures]
+                                       [--out runs/viewer] [--screenshots docs/figures]
 
 Makes a synthetic COCO-layout test split of ``--images`` images (``--style hard``, so the
 captions name absent objects), writes ``caption.py --coco ... --html`` with the model,

@@ -11,7 +11,7 @@ times the larger of the training images' 99.9th percentile and the held-out (val
 images' largest distance: the data's own test split passes, and an image past it is
 marked out of domain (``caption.py`` text, JSON and heat-map title).
 
-    python -m captioner.commands.domain --model DIR --coco DATA [--split train] [--held-out val]
+    captioner domain --model DIR --coco DATA [--split train] [--held-out val]
 
 writes ``domain.json`` for a model folder trained before it existed; ``train.py`` writes
 it at the end of training. The model folder's module (``captioner.saving``) reads and

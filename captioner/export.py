@@ -1,7 +1,7 @@
 """Export a captioner as a TensorFlow SavedModel or an ONNX model that serves without
 this code.
 
-    python -m captioner.commands.export --model DIR --out DIR [--format saved_model|onnx]
+    captioner export --model DIR --out DIR [--format saved_model|onnx]
         [--grounded W]
 
 Run with the TensorFlow backend (both formats are written from TensorFlow graphs). Each

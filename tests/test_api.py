@@ -1,4 +1,5 @@
-"""The public API: the README's example runs as written, and caption() takes arrays."""
+"""The public API: the README's and the Python guide's examples run as written, and
+caption() takes arrays."""
 
 import os
 import re
@@ -11,19 +12,33 @@ import pytest
 from tests.conftest import ROOT
 
 
-def readme_example():
-    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
-    section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
+def python_example(path, heading):
+    """The first Python block under ``heading`` of the Markdown file ``path``."""
+    text = open(os.path.join(ROOT, path), encoding="utf-8").read()
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-@pytest.mark.slow
+def run_example(code, folder):
+    os.symlink(os.path.join(ROOT, "assets"), folder / "assets")
+    return subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True,
+                          text=True, timeout=600, env=dict(os.environ, PYTHONPATH=ROOT))
+
+
 def test_the_readme_example_runs(tmp_path):
+    result = run_example(python_example("README.md", "## In Python"), tmp_path)
+    assert result.returncode == 0, result.stderr
+    caption, shape = result.stdout.strip().splitlines()[-2:]
+    assert len(caption.split()) >= 3  # words
+    words, height, width = eval(shape)
+    assert words == len(caption.split()) and (height, width) == (12, 12)  # a map per word
+
+
+@pytest.mark.slow
+def test_the_python_guide_example_runs(tmp_path):
     """(On the default backend only: the API adds no backend-specific code.)"""
-    os.symlink(os.path.join(ROOT, "assets"), tmp_path / "assets")
-    result = subprocess.run([sys.executable, "-c", readme_example()], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600,
-                            env=dict(os.environ, PYTHONPATH=ROOT))
+    result = run_example(python_example("docs/guides/python-api.md", "# Python API"),
+                         tmp_path)
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.strip().splitlines()[-2:]
     assert "(" in first and first.split(" (")[0].split()  # a caption, then alpha's shape

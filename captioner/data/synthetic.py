@@ -20,9 +20,9 @@ The output is the standard COCO layout, so whatever trains on it trains on COCO:
     OUT/{train,val,test}2017/*.png
     OUT/dataset_synthetic.json                            (Karpathy-style split file)
 
-    python -m captioner.commands.synth --out data/synthetic --seed 0
-    python -m captioner.commands.synth --out data/hard --seed 1 --style hard
-    python -m captioner.commands.synth --out data/photo-sized --size 640 480 --format jpg
+    captioner synth --out data/synthetic --seed 0
+    captioner synth --out data/hard --seed 1 --style hard
+    captioner synth --out data/photo-sized --size 640 480 --format jpg
 
 ``--size W H`` draws each scene at 128 px and resizes it to W x H, with fine noise added
 at full resolution (so a JPEG costs about what a photograph of that size does to decode),

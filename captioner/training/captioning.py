@@ -281,7 +281,7 @@ class CaptionTrainer(EpochLoop):
              f"training: {training.run.epochs} epochs, batch {training.batch_size}, seed "
              f"{training.seed}"]
             + ([f"grounding head: {len(model.grounding.categories)} categories, "
-                f"{', '.join(model.grounding.attributes) or 'no attributes'}; caption.py "
+                f"{', '.join(model.grounding.attributes) or 'no attributes'}; captioner caption "
                 "--grounded W re-scores object words by it"] if model.grounding.enabled else [])
             + ([f"started from the model in {self.init}"] if self.init else [])
             + ([f"self-critical sequence training: {training.self_critical.scst_samples} samples per "
