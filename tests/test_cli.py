@@ -61,6 +61,7 @@ def test_caption_folder_as_json_with_attention_pngs(synthetic_coco, model_dir, t
         assert all(0 < w["probability"] <= 1 for w in item["words"])
         with Image.open(item["attention_png"]) as png:
             assert png.format == "PNG" and png.width > 100
+    assert f"heat maps: {tmp_path / 'maps'}" in result.stderr.splitlines()  # where they went
 
 
 def test_caption_prints_one_line_per_image(synthetic_coco, model_dir):

@@ -192,6 +192,11 @@ def main(argv=None, prog=PROG):
     if args.json:
         print(json.dumps(results, indent=2))
     failed = sum("error" in result for result in results)
+    if failed < len(results):  # where the files went
+        for what, path in (("heat maps", args.attention_dir),
+                           ("viewer", args.html and os.path.join(args.html, "index.html"))):
+            if path:
+                print(f"{what}: {os.path.abspath(path)}", file=sys.stderr)
     if failed and failed < len(results):
         print(f"answered {len(results) - failed} of {len(results)} inputs; {failed} could not "
               "be read (above)", file=sys.stderr)
