@@ -230,12 +230,22 @@ def resumed_args(parser, args, argv):
 def absolute_paths(parser, saved):
     """The recorded argv with its path options made absolute (from the recorded cwd)."""
     flags = {option_string(parser, dest) for dest in PATHS}
-    argv, cwd = list(saved["argv"]), saved["cwd"]
-    for index, item in enumerate(argv[:-1]):
-        if item in flags and not os.path.isabs(argv[index + 1]):
-            candidate = os.path.join(cwd, argv[index + 1])
-            if item != "--weights" or os.path.exists(candidate):
-                argv[index + 1] = candidate
+    cwd = saved["cwd"]
+
+    def absolute(flag, value):
+        candidate = os.path.join(cwd, value)
+        if os.path.isabs(value) or (flag == "--weights" and not os.path.exists(candidate)):
+            return value  # --weights imagenet, none
+        return candidate
+    argv = []
+    for item in saved["argv"]:
+        flag, equals, value = item.partition("=")
+        if equals and flag in flags:  # --coco=data/coco
+            argv.append(f"{flag}={absolute(flag, value)}")
+        elif argv and argv[-1] in flags:
+            argv.append(absolute(argv[-1], item))
+        else:
+            argv.append(item)
     return argv
 
 
