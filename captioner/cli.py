@@ -62,6 +62,20 @@ def option_group(parser, title):
     return parser.add_argument_group(title)
 
 
+def add_source_options(group):
+    """--coco DIR, or --karpathy FILE with --images DIR: where a data set's captions and
+    images are (``captioner.data.coco.CaptionSource``)."""
+    group.add_argument("--coco", metavar="DIR",
+                       help="a COCO folder: DIR/annotations/captions_{split}{2017|2014}.json "
+                            "(and instances_*.json: boxes, optional), images in "
+                            "DIR/{split}{year}/")
+    group.add_argument("--karpathy", metavar="FILE",
+                       help="a Karpathy split file (dataset_coco.json, dataset_flickr8k.json, "
+                            "dataset_flickr30k.json)")
+    group.add_argument("--images", metavar="DIR",
+                       help="with --karpathy: the folder its file names are relative to")
+
+
 def add_config_options(parser, config_class, title=None, placement=None):
     """Adds one option per field of ``config_class`` (a ``captioner.config`` dataclass) to
     ``parser``, in the group titled ``title`` (``placement``: {field name: another group's

@@ -12,7 +12,8 @@ import json
 import os
 import sys
 
-from captioner.cli import ArgumentParser, config_from_args, option_group, run
+from captioner.cli import (ArgumentParser, add_source_options, config_from_args,
+                           option_group, run)
 from captioner.commands.common import (add_model_options, add_output_options,
                                        attention_pngs, check_outputs, load_task,
                                        progress_bar, unique_stems)
@@ -24,14 +25,7 @@ def add_scoring_options(parser, title="data"):
     """The split to score: --coco DIR or --karpathy FILE --images DIR, --split, and where
     the captions and scores go."""
     scoring = option_group(parser, title)
-    scoring.add_argument("--coco", metavar="DIR",
-                         help="a COCO folder (annotations/captions_{split}{2017|2014}.json, "
-                              "images in {split}{year}/)")
-    scoring.add_argument("--karpathy", metavar="FILE",
-                         help="a Karpathy split file (dataset_coco.json, dataset_flickr8k.json, "
-                              "dataset_flickr30k.json)")
-    scoring.add_argument("--images", metavar="DIR",
-                         help="with --karpathy: the folder its file names are relative to")
+    add_source_options(scoring)
     scoring.add_argument("--split", default="test", metavar="NAME",
                          help="the split to score (default: test; COCO 2017 publishes no "
                               "test captions: use val there)")

@@ -17,7 +17,7 @@ import shlex
 import sys
 
 from captioner.cli import (ArgumentParser, add_config_options, add_decoder_options,
-                           config_from_args, decoder_from_args, given_options,
+                           add_source_options, config_from_args, decoder_from_args, given_options,
                            import_keras_quietly, option_flag, option_group, run)
 
 PROG = "captioner train"
@@ -57,15 +57,7 @@ def build_parser(prog=PROG):
                "--model OUT` loads, with its MODEL_CARD.md), with metrics.json, "
                "training_curves.png and checkpoint/ (what --resume continues from).")
     data = option_group(parser, DATA)
-    data.add_argument("--coco", metavar="DIR",
-                      help="a COCO folder: DIR/annotations/captions_{split}{2017|2014}.json "
-                           "(and instances_*.json: boxes, optional), images in "
-                           "DIR/{split}{year}/")
-    data.add_argument("--karpathy", metavar="FILE",
-                      help="a Karpathy split file (dataset_coco.json, dataset_flickr8k.json, "
-                           "dataset_flickr30k.json)")
-    data.add_argument("--images", metavar="DIR",
-                      help="with --karpathy: the folder its file names are relative to")
+    add_source_options(data)
     data.add_argument("--train-split", default="train", metavar="NAME",
                       help="the split trained on (default: train)")
     data.add_argument("--val-split", default="val", metavar="NAME",
