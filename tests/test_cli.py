@@ -199,6 +199,7 @@ def test_caption_user_mistakes_exit_2_with_one_line(tmp_path, model_dir, synthet
 
 
 @pytest.mark.backend
+@pytest.mark.slow  # two training runs end to end (train, resume)
 def test_train_writes_a_model_that_caption_loads(synthetic_coco, tmp_path):
     out = tmp_path / "run"
     tiny = ["--image-size", 32, "--width", 8, "--lstm-units", 32, "--embedding-dim", 16,

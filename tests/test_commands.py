@@ -160,6 +160,7 @@ def karpathy_split(synthetic_coco, path, captions=True):
     return path
 
 
+@pytest.mark.slow  # two evaluations end to end
 def test_evaluate_scores_a_karpathy_split_as_it_scores_the_coco_split(tmp_path, synthetic_coco,
                                                                      model_dir):
     split = karpathy_split(synthetic_coco, tmp_path / "dataset_synthetic.json")

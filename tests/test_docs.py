@@ -107,6 +107,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs "
                     "Debian's chromium package)")
+@pytest.mark.slow  # a browser: .ci/run's slow pass
 def test_a_browser_opens_the_home_page(site):
     playwright = pytest.importorskip("playwright.sync_api")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))

@@ -105,6 +105,7 @@ def caption_viewer(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow  # a browser: .ci/run's slow pass
 def test_a_clicked_word_lights_up_its_own_map(browser, caption_viewer):
     page = Page(browser, caption_viewer)
     items = read_pages(caption_viewer)
@@ -133,6 +134,7 @@ def test_a_clicked_word_lights_up_its_own_map(browser, caption_viewer):
     page.clean()
 
 
+@pytest.mark.slow  # a browser: .ci/run's slow pass
 def test_the_n_best_switcher_shows_each_captions_words(browser, caption_viewer):
     page = Page(browser, caption_viewer)
     items = read_pages(caption_viewer)
@@ -170,6 +172,7 @@ def report(tmp_path_factory, synthetic_coco):
     return folder, records, instances, evaluation
 
 
+@pytest.mark.slow  # a browser: .ci/run's slow pass
 def test_the_report_filters_to_exactly_the_captions_naming_absent_objects(browser, report):
     from captioner.metrics.grounding import absent_mentions
     from captioner.metrics.lexicon import ObjectLexicon
@@ -202,6 +205,7 @@ def test_the_report_filters_to_exactly_the_captions_naming_absent_objects(browse
     page.clean()
 
 
+@pytest.mark.slow  # a browser: .ci/run's slow pass
 def test_a_ram_glimpse_path_steps_glimpse_by_glimpse(browser, tmp_path):
     from captioner.commands.caption import main
     from captioner.config import RamConfig
@@ -230,6 +234,7 @@ def test_a_ram_glimpse_path_steps_glimpse_by_glimpse(browser, tmp_path):
     page.clean()
 
 
+@pytest.mark.slow  # a browser: .ci/run's slow pass
 def test_a_transformers_layers_and_heads_each_show_their_own_map(browser, tmp_path):
     """A word's map, then layer 2 head 1's, then back: each lights up its own cell."""
     from captioner.viewer.pages import ViewerWriter, hypothesis_item
@@ -267,6 +272,7 @@ def test_a_transformers_layers_and_heads_each_show_their_own_map(browser, tmp_pa
     page.clean()
 
 
+@pytest.mark.slow  # a browser: .ci/run's slow pass
 def test_data_pages_load_only_when_shown(browser, tmp_path):
     from captioner.viewer.pages import ViewerWriter, hypothesis_item
     rng = np.random.default_rng(1)

@@ -42,6 +42,7 @@ def test_the_bundled_model_captions_and_draws_its_maps(tmp_path):
     assert len(list(tmp_path.glob("*_attention.png"))) == len(answers)
 
 
+@pytest.mark.slow  # end to end; .ci/run runs it in the JAX-only venv and the slow pass
 def test_train_resume_and_evaluate(synthetic_coco, tmp_path):
     out = tmp_path / "run"
     first = run_command(train.main, "--coco", synthetic_coco, "--out", out, "--epochs", 1,

@@ -97,7 +97,7 @@ def grounded_model(synthetic_coco, vocabulary):
     return create_captioner(config, seed=3)
 
 
-@pytest.mark.parametrize("beam", [1, 3])
+@pytest.mark.parametrize("beam", [1, pytest.param(3, marks=pytest.mark.slow)])
 def test_under_grounded_decoding_each_object_word_agrees_with_what_the_head_reads(
         grounded_model, vocabulary, beam):
     """The decoder made to write a shape at every step (a large bias on the shape words),

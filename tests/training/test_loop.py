@@ -27,6 +27,7 @@ def make_trainer(out, epochs, **training):
                       [str(k) for k in range(10)], "sklearn digits")
 
 
+@pytest.mark.slow  # exact resume: .ci/run's slow pass (and the JAX pass)
 def test_a_ram_run_resumes_exactly_and_keeps_its_best_epoch(tmp_path):
     straight = make_trainer(tmp_path / "straight", 2).run(progress=False)
     make_trainer(tmp_path / "split", 2).run(progress=False, stop_after=1)

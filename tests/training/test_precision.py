@@ -24,6 +24,7 @@ def run(synthetic_coco, out, policy):
     return [row["loss"] for row in trainer.run(progress=False)]
 
 
+@pytest.mark.slow  # two several-epoch runs
 def test_a_bfloat16_run_follows_the_float32_loss_curve_and_loads_as_float32(
         synthetic_coco, tmp_path):
     full = run(synthetic_coco, tmp_path / "float32", "float32")
@@ -46,6 +47,7 @@ def test_a_bfloat16_run_follows_the_float32_loss_curve_and_loads_as_float32(
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow  # a training run and its reload
 def test_float16_trains_with_loss_scaling(synthetic_coco, tmp_path):
     trainer = make_trainer(synthetic_coco, tmp_path / "float16", 1)
     trainer.train_config.dtype_policy = "mixed_float16"

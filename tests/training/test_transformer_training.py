@@ -63,6 +63,7 @@ def test_another_decoders_options_are_refused_in_one_line(synthetic_coco, tmp_pa
 
 
 @pytest.mark.backend
+@pytest.mark.slow  # the LSTM's twin runs in the default pass
 def test_supervision_moves_the_transformers_map_onto_the_named_objects(synthetic_coco,
                                                                        vocabulary):
     records, instances = load_coco_split(synthetic_coco, "train")
