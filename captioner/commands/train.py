@@ -207,7 +207,8 @@ def resumed_args(parser, args, argv):
             f"{'it' if len(changed) == 1 else 'them'} (a resume may change only --epochs, "
             "--validation-images, the input and distribution options and --no-progress), "
             "or train anew into another --out")
-    old = parser.parse_args(absolute_paths(parser, saved))
+    recorded = absolute_paths(parser, saved)
+    old = parser.parse_args(recorded)
     for dest in parser.resumable & dests:
         value = getattr(args, dest)
         if value != getattr(defaults, dest):
@@ -215,7 +216,7 @@ def resumed_args(parser, args, argv):
     old.out, old.resume = out, True
     # the record stays the original command line, with the options changed since
     old.invocation = {"cwd": os.getcwd(),
-                      "argv": absolute_paths(parser, saved) + invocation(argv, out)["argv"]}
+                      "argv": recorded + invocation(argv, out)["argv"]}
     return old
 
 
