@@ -90,7 +90,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 def padding(coco):
     """The padding share of the default plan (length_bucket 4, batch 32) of the set."""
     from captioner.config import TrainConfig
-    from captioner.data.coco import load_coco_captions, find_coco_split
+    from captioner.data.coco import find_coco_split, load_coco_captions
     from captioner.data.dataset import CaptionTable, max_caption_length, plan_epoch
     from captioner.data.vocab import Vocabulary
     config = TrainConfig()
@@ -105,8 +105,13 @@ def padding(coco):
 
 
 def start(args):
-    from benchmarks.input_pipeline import (COCO_CAPTIONS, COCO_INSTANCES, COCO_TRAIN,
-                                           coco_sized, photo_data)
+    from benchmarks.input_pipeline import (
+        COCO_CAPTIONS,
+        COCO_INSTANCES,
+        COCO_TRAIN,
+        coco_sized,
+        photo_data,
+    )
     coco = coco_sized(args.work, photo_data(args.work, 300))
     share = padding(coco)
     for backend in args.backend.split(","):

@@ -176,7 +176,7 @@ def previous_batches(records, vocabulary, image_size, backbone, batch_size, max_
     import numpy as np
 
     from captioner.data.dataset import CaptionTable, plan_epoch
-    from captioner.data.images import load_image, preprocess_image
+    from captioner.data.images import load_image, resize_image, scale_pixels
 
     class Previous(keras.utils.PyDataset):
         def __init__(self):
@@ -188,8 +188,10 @@ def previous_batches(records, vocabulary, image_size, backbone, batch_size, max_
             return len(self.plan.steps)
 
         def __getitem__(self, index):
-            images = np.stack([preprocess_image(load_image(records[i].path), image_size,
-                                                backbone) for i in self.plan.images[index]])
+            # the earlier pipeline: each image read, resized and scaled in NumPy
+            images = np.stack([np.asarray(scale_pixels(resize_image(
+                load_image(records[i].path), image_size).astype(np.float32), backbone),
+                np.float32) for i in self.plan.images[index]])
             tokens, targets, mask = self.table.arrays(self.plan.captions[index],
                                                       max_length + 1)
             return {"images": images, "tokens": tokens}, targets, mask * \

@@ -29,8 +29,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import machine  # noqa: E402
-from captioner.config import RAM_EPOCHS, RamConfig, field_choices  # noqa: E402
 from captioner.cli import import_keras_quietly  # noqa: E402
+from captioner.config import RAM_EPOCHS, RamConfig, field_choices  # noqa: E402
 
 REWARDS = next(field_choices(f) for f in dataclasses.fields(RamConfig) if f.name == "reward")
 

@@ -70,8 +70,7 @@ def main():
     import keras
     import numpy as np
 
-    from captioner.config import (DecoderConfig, EncoderConfig, LossConfig, ModelConfig,
-                                  TrainConfig)
+    from captioner.config import DecoderConfig, EncoderConfig, LossConfig, ModelConfig, TrainConfig
     from captioner.data.coco import load_coco_split
     from captioner.data.dataset import CaptionBatches
     from captioner.evaluation import evaluate

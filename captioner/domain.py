@@ -131,6 +131,7 @@ def summarise(model, paths, held_out_paths=(), limit=5000, seed=0, batch_size=64
 
 def _statistics_of(model, paths, batch_size, progress, description):
     from tqdm import tqdm
+
     from captioner.data.images import Unreadable, load_resized, read_batch
     size = model.model_config.encoder.image_size
     rows = []

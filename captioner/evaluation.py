@@ -23,10 +23,9 @@ from PIL import Image
 from captioner.data.images import Unreadable, load_resized, read_batch
 from captioner.errors import DataError
 from captioner.inference import decode_batch, describe
-from captioner.metrics import (ObjectLexicon, attention_correctness, caption_scores,
-                               object_grounding)
-from captioner.metrics.grounding import head_agreement
+from captioner.metrics import ObjectLexicon, attention_correctness, caption_scores, object_grounding
 from captioner.metrics.captions import METRICS
+from captioner.metrics.grounding import head_agreement
 
 
 @dataclasses.dataclass

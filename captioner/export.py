@@ -69,14 +69,15 @@ def export(captioner, out, format="saved_model", grounded=None):
     grounded decoding at weight ``grounded`` (0: off; None: caption.py's default, on for
     a model with a grounding head); returns ``out``."""
     import keras
+
     from captioner.errors import ConfigError, ModelError
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; known: {', '.join(FORMATS)}")
     if keras.backend.backend() != "tensorflow":
         raise ConfigError("models are exported with the TensorFlow backend "
                           "(KERAS_BACKEND=tensorflow)")
-    from captioner.search import compiled_search
     from captioner.saving import load_model
+    from captioner.search import compiled_search
     saved = load_model(captioner) if isinstance(captioner, (str, os.PathLike)) else captioner
     if saved.kind != "captioner":
         raise ModelError(f"{saved.folder} holds a {saved.kind}; only captioners are exported")

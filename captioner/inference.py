@@ -18,8 +18,7 @@ import numpy as np
 from keras import ops
 
 from captioner.data.classification import prepare_image
-from captioner.data.images import (Unreadable, load_image, load_with_input, read_batch,
-                                    resize_image)
+from captioner.data.images import Unreadable, load_image, load_with_input, read_batch, resize_image
 from captioner.geometry import location_to_pixels
 from captioner.models import replicas
 from captioner.search import compiled_search
@@ -86,7 +85,7 @@ def describe(hypothesis, vocabulary, model):
     search gave them, "readings" (n_words, groups), the grounding head's labels."""
     words = [vocabulary.words[token] for token in hypothesis["tokens"]]
     alphas = np.reshape(hypothesis["alphas"], (len(words),) + tuple(model.grid_shape))
-    cells = alphas.reshape(len(words), -1).argmax(-1) if looks_at_one_cell(model) else None
+    cells = alphas.reshape(len(words), alphas[0].size if len(words) else 1).argmax(-1) if looks_at_one_cell(model) else None
     described = {"caption": " ".join(words), "words": words,
                  "probabilities": [float(np.exp(value)) for value in hypothesis["log_probs"]],
                  "score": hypothesis["score"], "log_prob": hypothesis["log_prob"],

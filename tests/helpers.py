@@ -1,9 +1,8 @@
 """Helpers shared by the tests: round trips of layers and models (keras-hub's
 ``run_layer_test`` in small), and command lines run in-process."""
 
-import numpy as np
-
 import keras
+import numpy as np
 
 
 def _numpy(outputs):
@@ -66,3 +65,11 @@ def run_command(main, *args):
         except SystemExit as leaving:
             code = leaving.code if isinstance(leaving.code, int) else 0 if leaving.code is None else 2
     return CommandResult(code, stdout.getvalue(), stderr.getvalue())
+
+
+def preprocess_image(rgb, image_size, backbone="small"):
+    """The reference preprocessing: an (H, W, 3) uint8 image resized to a square and scaled
+    for ``backbone`` (float32 (image_size, image_size, 3)), one image at a time in NumPy."""
+    from captioner.data.images import resize_image, scale_pixels
+    pixels = resize_image(rgb, image_size).astype(np.float32)
+    return np.asarray(scale_pixels(pixels, backbone), dtype=np.float32)

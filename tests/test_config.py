@@ -6,8 +6,18 @@ from typing import Literal, Optional
 import pytest
 
 from captioner.cli import ArgumentParser, add_config_options, config_from_args
-from captioner.config import (Config, DecoderConfig, EncoderConfig, LossConfig, ModelConfig,
-                              RamConfig, SearchConfig, TrainConfig, derived, option)
+from captioner.config import (
+    Config,
+    DecoderConfig,
+    EncoderConfig,
+    LossConfig,
+    ModelConfig,
+    RamConfig,
+    SearchConfig,
+    TrainConfig,
+    derived,
+    option,
+)
 from captioner.errors import ConfigError
 
 

@@ -15,9 +15,15 @@ import os
 import sys
 
 from captioner.cli import ArgumentParser, run
-from captioner.commands.common import (add_model_options, add_output_options,
-                                       attention_pngs, check_outputs, load_task,
-                                       progress_bar, unique_stems)
+from captioner.commands.common import (
+    add_model_options,
+    add_output_options,
+    attention_pngs,
+    check_outputs,
+    load_task,
+    progress_bar,
+    unique_stems,
+)
 
 PROG = "captioner caption"
 

@@ -10,7 +10,6 @@ import sys
 
 from captioner.cli import ArgumentParser, import_keras_quietly, run
 
-
 PROG = "captioner domain"
 
 

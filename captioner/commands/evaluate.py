@@ -12,11 +12,16 @@ import json
 import os
 import sys
 
-from captioner.cli import (ArgumentParser, add_source_options, config_from_args,
-                           option_group, run)
-from captioner.commands.common import (add_model_options, add_output_options,
-                                       attention_pngs, check_outputs, load_task,
-                                       progress_bar, unique_stems)
+from captioner.cli import ArgumentParser, add_source_options, config_from_args, option_group, run
+from captioner.commands.common import (
+    add_model_options,
+    add_output_options,
+    attention_pngs,
+    check_outputs,
+    load_task,
+    progress_bar,
+    unique_stems,
+)
 
 PROG = "captioner evaluate"
 

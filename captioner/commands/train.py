@@ -16,9 +16,19 @@ import os
 import shlex
 import sys
 
-from captioner.cli import (ArgumentParser, add_config_options, add_decoder_options,
-                           add_source_options, config_from_args, decoder_from_args, given_options,
-                           import_keras_quietly, option_flag, option_group, run)
+from captioner.cli import (
+    ArgumentParser,
+    add_config_options,
+    add_decoder_options,
+    add_source_options,
+    config_from_args,
+    decoder_from_args,
+    given_options,
+    import_keras_quietly,
+    option_flag,
+    option_group,
+    run,
+)
 
 PROG = "captioner train"
 

@@ -29,13 +29,12 @@ import os
 import sys
 import threading
 
+import keras
 import numpy as np
 
-import keras
-
 from captioner.data.images import load_resized
-from captioner.text import tokenize
 from captioner.errors import DataError, ImageError
+from captioner.text import tokenize
 
 POOL = 64  # batches sorted by caption length together: the wider, the less padding
 BAD_IMAGES = ("skip", "error")
@@ -201,6 +200,7 @@ class ImageCache:
         "skip" they are counted in ``bad``. Returns the number of unreadable images.
         """
         from concurrent.futures import ThreadPoolExecutor
+
         from tqdm import tqdm
         failures = {}
 

@@ -175,16 +175,3 @@ def load_with_input(path, image_size):
 def _is_jpeg(path):
     with open(path, "rb") as handle:
         return handle.read(3) == b"\xff\xd8\xff"
-
-
-def preprocess_files(paths, image_size, backbone="small"):
-    """Reads and preprocesses image files: float32 (len(paths), image_size, image_size, 3)."""
-    pixels = np.stack([load_resized(path, image_size) for path in paths]).astype(np.float32)
-    return np.asarray(scale_pixels(pixels, backbone), dtype=np.float32)
-
-
-def preprocess_image(rgb, image_size, backbone="small"):
-    """Resizes an (H, W, 3) uint8 image to a square and scales it for ``backbone``:
-    float32 (image_size, image_size, 3)."""
-    pixels = resize_image(rgb, image_size).astype(np.float32)
-    return np.asarray(scale_pixels(pixels, backbone), dtype=np.float32)

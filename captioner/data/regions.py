@@ -19,10 +19,10 @@ disagree on an attribute.
 import numpy as np
 
 from captioner.config import GroundingConfig
-from captioner.text import tokenize
 from captioner.errors import DataError
 from captioner.metrics.attention import box_coverage, named_objects
 from captioner.metrics.lexicon import ObjectLexicon
+from captioner.text import tokenize
 
 
 def caption_regions(words, objects, image_size, lexicon, grid_shape, steps):

@@ -21,9 +21,8 @@ local          general, times a 2-D Gaussian window around a    Luong et al. 201
 =============  ===============================================  ==========================
 """
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import ops
 
 

@@ -21,8 +21,8 @@ import shutil
 import sys
 import warnings
 
-from captioner.text import tokenize
 from captioner.io import silenced_stderr
+from captioner.text import tokenize
 
 METRICS = ("BLEU", "METEOR", "ROUGE-L", "CIDEr")
 

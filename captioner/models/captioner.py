@@ -14,10 +14,14 @@ from captioner.models.base import ConfiguredModel
 from captioner.models.decoder import AttentionDecoder
 from captioner.models.encoder import Encoder, build_backbone
 from captioner.models.grounding import GroundingHead, grounding_loss, labelled_pairs
+from captioner.models.losses import (
+    cost_to_go,
+    doubly_stochastic_penalty,
+    outside_attention,
+    reinforce_surrogate,
+    token_losses,
+)
 from captioner.models.transformer import TransformerDecoder
-from captioner.models.losses import (cost_to_go, doubly_stochastic_penalty,
-                                     outside_attention, reinforce_surrogate, token_losses)
-
 
 DECODER_LAYERS = {"lstm": AttentionDecoder, "transformer": TransformerDecoder}  # by kind
 

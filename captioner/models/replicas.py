@@ -18,7 +18,6 @@ it (``use``) how to ask the strategy.
 
 import keras
 
-
 _strategy = None  # how a tf.distribute strategy is asked (captioner.training.tf_distribution)
 
 

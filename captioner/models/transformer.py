@@ -23,9 +23,8 @@ weights computed here, in float32 (``masked_softmax``), so that
 learned column vector); ``sinusoid`` is the words' position encoding, for any length.
 """
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import ops
 
 from captioner.config import TransformerConfig

@@ -86,8 +86,3 @@ class Classification:
                 "probability": _round(self.probability),
                 "glimpses": [{"row": _round(row, 2), "column": _round(column, 2)}
                              for row, column in self.glimpses]}
-
-
-def unreadable_json(item):
-    """``caption.py --json``'s entry for an input that could not be read."""
-    return {"path": item.path, "error": item.reason}

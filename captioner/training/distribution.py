@@ -33,6 +33,7 @@ import keras
 
 from captioner.errors import ConfigError
 
+
 @dataclasses.dataclass
 class Placement:
     """Where a run trains: ``replicas`` devices in all, this ``process`` of ``processes``,

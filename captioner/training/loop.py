@@ -34,12 +34,17 @@ from captioner.config import TrainConfig
 from captioner.errors import ConfigError, OutputError
 from captioner.models.base import dtype_policy
 from captioner.render import save_curves
-from captioner.saving import (CARD_FILE, CONFIG_FILE, load_keras_file, load_model,
-                              save_keras_file, save_model)
-from captioner.training.checkpoint import CHECKPOINT_DIR, Checkpoints, CheckpointError
+from captioner.saving import (
+    CARD_FILE,
+    CONFIG_FILE,
+    load_keras_file,
+    load_model,
+    save_keras_file,
+    save_model,
+)
+from captioner.training.checkpoint import CHECKPOINT_DIR, CheckpointError, Checkpoints
 from captioner.training.distribution import Placement, placement
 from captioner.training.progress import ProgressBar
-
 
 
 def _seed_generators(model):

@@ -30,12 +30,12 @@ import keras
 import numpy as np
 
 from captioner.data.regions import caption_regions
-from captioner.text import tokenize
 from captioner.errors import ConfigError, DataError
 from captioner.metrics.cider import CiderD
 from captioner.metrics.grounding import absent_kinds
 from captioner.metrics.lexicon import ObjectLexicon
 from captioner.search import SelfCriticalSearch
+from captioner.text import tokenize
 from captioner.training.captioning import CaptionTrainer
 from captioner.training.loop import compile_for_training
 

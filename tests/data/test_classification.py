@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from captioner.data.classification import (DigitBatches, FolderBatches, cluttered,
-                                           image_folder, ink_boxes, load_digits, translated)
+from captioner.data.classification import (
+    DigitBatches,
+    FolderBatches,
+    cluttered,
+    image_folder,
+    ink_boxes,
+    load_digits,
+    translated,
+)
 from captioner.errors import DataError
 
 

@@ -4,8 +4,13 @@ import os
 import pytest
 from PIL import Image
 
-from captioner.data.coco import (Instances, load_coco_captions, load_coco_instances,
-                                 load_coco_split, load_karpathy)
+from captioner.data.coco import (
+    Instances,
+    load_coco_captions,
+    load_coco_instances,
+    load_coco_split,
+    load_karpathy,
+)
 from captioner.errors import DataError
 
 

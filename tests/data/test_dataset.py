@@ -6,7 +6,8 @@ import pytest
 
 from captioner.data.coco import load_coco_split
 from captioner.data.dataset import CaptionBatches, CaptionTable, ImageCache, plan_epoch
-from captioner.data.images import load_image, load_resized, preprocess_image
+from captioner.data.images import load_image, load_resized
+from tests.helpers import preprocess_image
 from captioner.data.vocab import Vocabulary
 from captioner.errors import DataError
 
@@ -83,6 +84,7 @@ def test_the_processes_of_a_run_share_every_batch_without_overlap(records, vocab
     second.shard = (1, 2)
     (x, targets, mask), (x1, targets1, mask1) = whole[1], second[1]
     assert np.array_equal(x1["images"], x["images"][2:]) and np.array_equal(mask1, mask[2:])
+    assert np.array_equal(targets1, targets[2:])
     assert second.padding_share() == whole.padding_share()  # the global batch's
 
 

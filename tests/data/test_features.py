@@ -7,9 +7,9 @@ import pytest
 from keras import ops
 
 from captioner.data.features import FeatureCache
-from captioner.data.images import load_image, preprocess_image
+from captioner.data.images import load_image
+from tests.helpers import preprocess_image
 from captioner.models.encoder import Encoder
-
 
 pytestmark = pytest.mark.backend
 

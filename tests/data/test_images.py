@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from captioner.data.images import load_image, load_resized, preprocess_image, resize_image
+from captioner.data.images import load_image, load_resized, resize_image
+from tests.helpers import preprocess_image
 from captioner.errors import ImageError
 
 

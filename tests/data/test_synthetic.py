@@ -5,15 +5,13 @@ truly how they lie)."""
 import collections
 import hashlib
 import json
-import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from captioner.data.coco import load_coco_split
-from captioner.data.synthetic import (BACKGROUNDS, HARD_COLOURS, HARD_SHAPES, HARD_SIZES,
-                                      generate)
+from captioner.data.synthetic import BACKGROUNDS, HARD_COLOURS, HARD_SHAPES, HARD_SIZES, generate
 from captioner.data.vocab import tokenize
 from captioner.metrics.lexicon import ObjectLexicon
 

@@ -1,15 +1,21 @@
 """The attention family: each member against a NumPy implementation of its formula, masks,
 gradients, and the limits that relate members to each other."""
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import ops
 
-from captioner.layers.attention import (ATTENTION_LAYERS, AdditiveAttention, GeneralAttention,
-                                        LocalAttention, MultiHeadGridAttention,
-                                        ScaledDotAttention, get_attention, masked_softmax)
+from captioner.layers.attention import (
+    ATTENTION_LAYERS,
+    AdditiveAttention,
+    GeneralAttention,
+    LocalAttention,
+    MultiHeadGridAttention,
+    ScaledDotAttention,
+    get_attention,
+    masked_softmax,
+)
 from tests.helpers import run_layer_test
 
 pytestmark = pytest.mark.backend

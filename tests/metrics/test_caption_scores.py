@@ -13,10 +13,10 @@ CANDIDATES = {1: "a red circle", 2: "a blue square and a red triangle", 3: "a ye
 
 
 def direct_scores(gts, res, meteor=False):
+    from nltk.translate.bleu_score import corpus_bleu
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
-    from nltk.translate.bleu_score import corpus_bleu
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     scores = {f"BLEU-{n}": value for n, value in enumerate(bleu, start=1)}
     scores["BLEU-4 (nltk)"] = corpus_bleu([[r.split() for r in gts[k]] for k in sorted(res)],

@@ -1,7 +1,6 @@
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import ops
 
 from captioner.config import attention_scores
@@ -11,8 +10,8 @@ from captioner.data.vocab import Vocabulary
 from captioner.errors import ModelError
 from captioner.inference import decode_batch
 from captioner.models.captioner import create_captioner
-from captioner.saving import load_model, save_model
 from captioner.models.losses import doubly_stochastic_penalty
+from captioner.saving import load_model, save_model
 from tests.conftest import tiny_config
 from tests.helpers import assert_round_trip
 

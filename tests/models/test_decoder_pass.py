@@ -7,10 +7,9 @@ formulation it replaces, written out step by step: ``keras.layers.LSTMCell`` cal
 [E y; z] at every word, the deep output per word.
 """
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import ops
 
 from captioner.models.captioner import create_captioner

@@ -1,10 +1,9 @@
 """Hard attention: it learns to look at the one cell that holds the answer, saves, loads,
 and draws the same samples from the same seed."""
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import ops
 
 from captioner.config import ModelConfig

@@ -1,9 +1,8 @@
 """The REINFORCE surrogate on a tiny categorical policy with a known expected cost."""
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import ops
 
 from captioner.models.losses import cost_to_go, reinforce_surrogate

@@ -1,16 +1,15 @@
 """The Recurrent Attention Model: the retina against NumPy slices, where the gradients go,
 that REINFORCE moves the policy toward reward, overfitting, and save/load."""
 
+import keras
 import numpy as np
 import pytest
-
-import keras
 from keras import ops
 
 from captioner.config import RamConfig
 from captioner.layers.glimpse import glimpse_patches
-from captioner.models.ram import create_ram
 from captioner.models.losses import reinforce_surrogate
+from captioner.models.ram import create_ram
 from captioner.saving import load_model, save_model
 from captioner.training.loop import reseed_layers
 

@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 import pytest
-
 from keras import ops
 
 from captioner.config import TrainConfig, preset

@@ -14,8 +14,12 @@ import pytest
 from captioner.errors import OutputError
 from captioner.io import PARTIAL
 from captioner.saving import load_keras_file, load_model
-from captioner.training.checkpoint import (CheckpointError, Checkpoints, folder_name,
-                                           latest_model_path)
+from captioner.training.checkpoint import (
+    CheckpointError,
+    Checkpoints,
+    folder_name,
+    latest_model_path,
+)
 
 
 def write(checkpoints, epoch, best, payload=b"weights"):

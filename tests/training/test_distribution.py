@@ -234,6 +234,7 @@ def test_two_jax_processes_train_as_one_and_only_the_first_writes(synthetic_coco
     assert outputs[0]["loss"] == pytest.approx(one["loss"], rel=1e-5)
     assert outputs[1]["loss"] == pytest.approx(one["loss"], rel=1e-5)  # the global loss
     import numpy as np
+
     from captioner.saving import load_keras_file
     from captioner.training.checkpoint import latest_model_path
     a, b = (load_keras_file(latest_model_path(tmp_path / name)).get_weights()

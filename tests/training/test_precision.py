@@ -37,8 +37,9 @@ def test_a_bfloat16_run_follows_the_float32_loss_curve_and_loads_as_float32(
     with dtype_policy("mixed_bfloat16"):  # and the other way round
         again = load_model(tmp_path / "float32")
         assert again.model.decoder.compute_dtype == "bfloat16"
-    from captioner.tasks import load
     import os
+
+    from captioner.tasks import load
     test = os.path.join(synthetic_coco, "test2017")
     captions = load(tmp_path / "bfloat16").caption(
         [os.path.join(test, name) for name in sorted(os.listdir(test))[:3]])
