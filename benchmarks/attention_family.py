@@ -36,10 +36,9 @@ def scores():
 
 
 def train_and_score(name, args, data, test, test_instances):
+    from captioner import load_model
     from captioner.config import DecoderConfig, LossConfig, ModelConfig, TrainConfig
-    from captioner.evaluation import evaluate
     from captioner.io import write_json
-    from captioner.saving import load_model
     from captioner.training.captioning import CaptionTrainer
 
     out = os.path.join(args.out, name)
@@ -50,10 +49,8 @@ def train_and_score(name, args, data, test, test_instances):
     from captioner.training.checkpoint import Checkpoints
     resume = Checkpoints(os.path.join(out, "checkpoint")).exists()
     history = trainer.run(resume=resume, progress=False)
-    saved = load_model(out)
-    model, vocabulary = saved.model, saved.vocabulary
-    scores = evaluate(model, vocabulary, test, test_instances, 32,
-                      metrics=("BLEU", "CIDEr")).scores
+    scores = load_model(out).evaluate(test, test_instances, batch_size=32,
+                                      metrics=("BLEU", "CIDEr")).scores
     write_json(os.path.join(out, "bench_scores.json"),
                dict(scores, epochs=args.epochs, seed=args.seed, window=args.window,
                     window_truncate=args.window_truncate,
@@ -83,13 +80,13 @@ def wait_for_the_others(out, seconds=900):
 def time_member(name, args, train, test):
     import keras
 
+    from captioner import load_model
     from captioner.data.dataset import CaptionBatches
-    from captioner.inference import decode_batch
     from captioner.io import write_json
-    from captioner.saving import load_model
 
     out = os.path.join(args.out, name)
     saved = load_model(out)
+    decode = lambda images: saved.decode({"images": images})  # noqa: E731
     model, vocabulary = saved.model, saved.vocabulary
     size = model.model_config.encoder.image_size
     x, y, w = CaptionBatches(train[:32], vocabulary, size, 32,
@@ -98,7 +95,7 @@ def time_member(name, args, train, test):
                             model.model_config.max_length, shuffle=False)[0][0]["images"]
     model.compile(optimizer=keras.optimizers.Adam(1e-4))
     model.train_on_batch(x, y, sample_weight=w)  # compiles
-    decode_batch(model, vocabulary, images)
+    decode(images)
     lock = None
     if args.measure_alone:
         import fcntl
@@ -107,7 +104,7 @@ def time_member(name, args, train, test):
         lock = open(os.path.join(args.out, ".timing.lock"), "w")
         fcntl.flock(lock, fcntl.LOCK_EX)  # one process measures at a time
     step_ms = median_ms(lambda: model.train_on_batch(x, y, sample_weight=w), 20)
-    caption_ms = median_ms(lambda: decode_batch(model, vocabulary, images), 5) / 32
+    caption_ms = median_ms(lambda: decode(images), 5) / 32
     if lock is not None:
         lock.close()
     attention = model.decoder.attention.count_params()

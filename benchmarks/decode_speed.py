@@ -5,7 +5,7 @@
 The bundled default model captions the six sample images, repeated to batches of 1 and
 32: greedy search and beam search 3 and 5, each as the eager NumPy reference
 (``tests/reference_search.py``, a host round trip per word) and
-compiled (``captioner.search.CompiledSearch``: encoder, decoder and the search
+compiled (``ImageCaptioner.search``: encoder, decoder and the search
 loop in one ``predict_on_batch``); on TensorFlow also greedy exported to ONNX
 (``python -m captioner.commands.export --format onnx``) under ONNX Runtime on the CPU.
 Each backend runs in a fresh process; each figure is the best of ``--repeats`` warm runs
@@ -25,8 +25,7 @@ import json, os, sys, time
 import numpy as np
 import keras
 from captioner.data.images import load_resized
-from captioner.saving import load_model
-from captioner.search import compiled_search
+from captioner import SearchConfig, load_model
 sys.path.insert(0, sys.argv[2])
 from tests.reference_search import beam_search, greedy_search
 
@@ -48,16 +47,13 @@ def eager(images, beam):
 
 
 def compiled(images, beam):
-    return compiled_search(model, vocabulary, longest, beam).predict_on_batch(
-        {"images": images})
+    return saved.search(SearchConfig(beam=beam)).predict_on_batch({"images": images})
 
 
 def exported_onnx():
     import tempfile
     import onnxruntime
-    from captioner.export import export
-    folder = export(os.path.join(sys.argv[2], "assets", "model"),
-                    os.path.join(tempfile.mkdtemp(), "onnx"), "onnx")
+    folder = saved.export(os.path.join(tempfile.mkdtemp(), "onnx"), "onnx")
     session = onnxruntime.InferenceSession(os.path.join(folder, "model.onnx"))
     return lambda images: session.run(None, {"images": images})
 

@@ -138,13 +138,15 @@ def resnet_part(args):
 def decode_part(args, records, vocabulary, config):
     import numpy as np
 
+    from captioner.config import SearchConfig
     from captioner.data.images import load_resized
     from captioner.models.captioner import create_captioner
-    from captioner.search import compiled_search
+    from captioner.tasks import ImageCaptioner
     model = create_captioner(config, seed=0)  # untrained: the loop runs to max_length
+    task = ImageCaptioner(model, vocabulary)
     pixels = np.stack([load_resized(r.path, config.encoder.image_size) for r in records[:32]])
     for beam in (1, 5):
-        search = compiled_search(model, vocabulary, config.max_length, beam)
+        search = task.search(SearchConfig(beam=beam))
         for batch in (1, 32):
             images = pixels[:batch]
             search.predict_on_batch({"images": images})  # compiles

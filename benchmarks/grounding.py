@@ -107,9 +107,8 @@ def score(folder, data, weight, env):
 SPEED = r"""
 import json, sys, time
 import numpy as np
-from captioner.saving import load_model
+from captioner import SearchConfig, load_model
 from benchmarks.common import best_ms as best
-from captioner.search import CompiledSearch
 
 saved = load_model(sys.argv[1])
 model, vocabulary = saved.model, saved.vocabulary
@@ -120,8 +119,7 @@ images = np.random.default_rng(0).integers(0, 256, (32, size, size, 3)).astype("
 figures = {}
 for weight in (0.0, 1.0):
     def search(beam=1):
-        return CompiledSearch(model, vocabulary.start_id, vocabulary.end_id, longest,
-                              beam_size=beam, grounded=weight)
+        return saved.search(SearchConfig(beam=beam, grounded=weight))
     figures[f"{weight:g}"] = {
         "greedy_ms_one_image": best(search(), {"images": images[:1]}),
         "greedy_ms_per_caption_32": best(search(), {"images": images}) / 32,

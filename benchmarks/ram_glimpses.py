@@ -81,10 +81,10 @@ def glimpse_montage(out, run, count=4):
     import keras
     from PIL import Image
 
+    from captioner import load_model
     from captioner.data.classification import digit_splits, load_digits
     from captioner.io import atomic_path
     from captioner.render import save_glimpse_figure
-    from captioner.saving import load_model
     folder = os.path.join(out, run)
     with open(os.path.join(folder, "bench.json")) as f:
         row = json.load(f)
@@ -119,12 +119,12 @@ def run_one(variant, model_name, args, digits, labels):
     import keras
     import numpy as np
 
+    from captioner import load_model
     from captioner.config import RamConfig, TrainConfig
     from captioner.data.classification import digit_splits
     from captioner.io import write_json
     from captioner.metrics.glimpses import glimpses_on_target
     from captioner.models.ram import conv_baseline
-    from captioner.saving import load_model
     from captioner.training.ram import RamTrainer, classification_error
 
     out = os.path.join(args.out, f"{variant}_{model_name}")

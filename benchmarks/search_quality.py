@@ -37,12 +37,10 @@ def main():
     import_keras_quietly()
     import keras
 
+    from captioner import SearchConfig, load_model
     from captioner.data.coco import load_coco_split
-    from captioner.evaluation import evaluate
-    from captioner.saving import load_model
 
     saved = load_model(args.model)
-    model, vocabulary = saved.model, saved.vocabulary
     records, instances = load_coco_split(args.coco, args.split)
     print(f"{args.model} on {args.coco} {args.split} ({len(records)} images); Keras "
           f"{keras.__version__} on {keras.backend.backend()}, "
@@ -50,13 +48,13 @@ def main():
     print("| search | " + " | ".join(label for _, label in COLUMNS) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")
     for beam in args.beams:
-        options = {"beam_size": beam}
-        if beam > 1:
-            options["length_penalty"] = args.length_penalty
-        evaluate(model, vocabulary, records[:args.batch_size], instances,  # warm-up: tracing
-                 args.batch_size, metrics=("BLEU",), tokenizer="captioner", **options)
-        scores = evaluate(model, vocabulary, records, instances, args.batch_size,
-                          **options).scores
+        search = SearchConfig(beam=beam, length_penalty=args.length_penalty if beam > 1
+                              else 0.0)
+        saved.evaluate(records[:args.batch_size], instances,  # warm-up: tracing
+                       search=search, batch_size=args.batch_size, metrics=("BLEU",),
+                       tokenizer="captioner")
+        scores = saved.evaluate(records, instances, search=search,
+                                batch_size=args.batch_size).scores
         cells = []
         for key, _ in COLUMNS:
             if key == "attention_correctness":

@@ -70,11 +70,11 @@ def main():
     import keras
     import numpy as np
 
+    from captioner import load_model
     from captioner.config import DecoderConfig, EncoderConfig, LossConfig, ModelConfig, TrainConfig
     from captioner.data.coco import load_coco_split
     from captioner.data.dataset import CaptionBatches
-    from captioner.evaluation import evaluate
-    from captioner.saving import load_keras_file, load_model
+    from captioner.saving import load_keras_file
     from captioner.training.captioning import CaptionTrainer, TrainingData
 
     train = load_coco_split(args.coco, "train")[0][:args.train_images]
@@ -96,8 +96,8 @@ def main():
         history = trainer.run(resume=resume, progress=False)
         saved = load_model(out)
         model, vocabulary = saved.model, saved.vocabulary
-        scores = evaluate(model, vocabulary, test, test_instances, 32,
-                          metrics=("BLEU", "CIDEr")).scores
+        scores = saved.evaluate(test, test_instances, batch_size=32,
+                                metrics=("BLEU", "CIDEr")).scores
         rows[kind] = dict(scores, epoch_seconds=np.median([r["train_seconds"] for r in history]))
         if kind == "hard":
             last = load_keras_file(latest_model_path(out))

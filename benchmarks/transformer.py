@@ -98,11 +98,10 @@ from keras import ops
 from captioner.data.coco import CaptionSource
 from captioner.metrics import ObjectLexicon, attention_correctness
 from captioner.models.transformer import reduce_maps
-from captioner.saving import load_model
 from captioner.tasks import ImageCaptioner
 
 folder, data = sys.argv[1:3]
-task = ImageCaptioner.from_saved(load_model(folder))
+task = ImageCaptioner.from_folder(folder)
 records, instances = CaptionSource(data, None, None).split("test")
 lexicon = ObjectLexicon.from_instances(instances)
 results = task.caption([r.path for r in records], batch_size=32, heads=True)
@@ -128,9 +127,9 @@ print(json.dumps({how: {"attention_correctness": v["attention_correctness"],
 SPEED = r"""
 import json, sys, time
 import numpy as np
-from captioner.saving import load_model
+from captioner import SearchConfig, load_model
 from benchmarks.common import best_ms as best
-from captioner.search import CompiledSearch
+from captioner.search import CompiledSearch, GreedySampler
 
 folder = sys.argv[1]
 saved = load_model(folder)
@@ -140,12 +139,11 @@ rng = np.random.default_rng(0)
 images = rng.integers(0, 256, (32, size, size, 3)).astype("uint8")
 
 
-start, end = vocabulary.start_id, vocabulary.end_id
+start = vocabulary.start_id
 figures = {
-    "greedy_ms_one_image": best(CompiledSearch(model, start, end, longest), {"images": images[:1]}),
-    "greedy_ms_per_caption_32": best(CompiledSearch(model, start, end, longest),
-                                     {"images": images}) / 32,
-    "beam5_ms_per_caption_32": best(CompiledSearch(model, start, end, longest, beam_size=5),
+    "greedy_ms_one_image": best(saved.search(), {"images": images[:1]}),
+    "greedy_ms_per_caption_32": best(saved.search(), {"images": images}) / 32,
+    "beam5_ms_per_caption_32": best(saved.search(SearchConfig(beam=5)),
                                     {"images": images}) / 32,
 }
 # at the maximum length: an <end> id no word has, so every caption runs all the steps
@@ -154,11 +152,11 @@ if hasattr(model.decoder, "kv_cache"):
     for cache in (True, False):
         model.decoder.kv_cache = cache
         figures["full_length_ms_per_caption_32_" + ("cached" if cache else "recomputed")] = \
-            best(CompiledSearch(model, start, -1, longest), features, 3) / 32
+            best(CompiledSearch(model, GreedySampler(), start, -1, longest), features, 3) / 32
     model.decoder.kv_cache = True
 else:
     figures["full_length_ms_per_caption_32_cached"] = best(
-        CompiledSearch(model, start, -1, longest), features, 3) / 32
+        CompiledSearch(model, GreedySampler(), start, -1, longest), features, 3) / 32
 print(json.dumps(figures))
 """
 

@@ -75,7 +75,7 @@ class Config:
                 continue
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
-                setattr(self, field.name, value)
+                object.__setattr__(self, field.name, value)  # frozen sections too
             if kind in (int, float, str, bool) and (not isinstance(value, kind)
                                                     or (kind is int and isinstance(value, bool))):
                 raise ConfigError(f"{field.name} must be {kind.__name__}. "
@@ -644,9 +644,11 @@ class TrainConfig(Config):
         return getattr(decoder, "default_learning_rate", DecoderConfig.default_learning_rate)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class SearchConfig(Config):
-    """How captions are searched for (``captioner.search``): greedy, or beam search."""
+    """How captions are searched for (``captioner.search``): greedy, or beam search.
+    Frozen: a captioner keeps one compiled search per config
+    (``ImageCaptioner.search``)."""
     beam: int = option(1, "beam size K; 1 is greedy search (one caption per image)",
                        metavar="K")
     n_best: int = option(1, "captions per image, best first (at most --beam)", metavar="N")
@@ -682,17 +684,6 @@ class SearchConfig(Config):
     def name(self):
         """"greedy" or "beamK", for file names and reports."""
         return "greedy" if self.beam == 1 else f"beam{self.beam}"
-
-    def options(self):
-        """The search's keyword arguments (``captioner.inference.decode_batch``): greedy
-        search takes none of beam search's."""
-        options = {"beam_size": self.beam, "max_length": self.max_length}
-        if self.grounded is not None:
-            options["grounded"] = self.grounded
-        if self.beam > 1 or self.n_best > 1:
-            options.update(n_best=self.n_best, length_penalty=self.length_penalty,
-                           min_length=self.min_length)
-        return options
 
 
 PRESETS = {

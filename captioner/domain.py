@@ -14,30 +14,34 @@ marked out of domain (``caption.py`` text, JSON and heat-map title).
     captioner domain --model DIR --coco DATA [--split train] [--held-out val]
 
 writes ``domain.json`` for a model folder trained before it existed; ``train.py`` writes
-it at the end of training. The model folder's module (``captioner.saving``) reads and
-writes the file.
+it at the end of training (``Domain.save`` / ``Domain.read``).
 """
 
 import dataclasses
+import os
 import sys
 
 import numpy as np
 
 FORMAT = "captioner-domain/1"
+FILE = "domain.json"  # in a model folder
 
 
 def image_statistics(model, images):
     """(N, 2 D) float64: per image, the mean and the standard deviation over the grid of
-    the captioner's annotation vectors. ``images``: uint8 (N, S, S, 3) model inputs."""
-    return feature_statistics(model.encode(images))
-
-
-def feature_statistics(features):
-    """``image_statistics`` of annotation vectors the encoder already gave: (N, L, D) ->
-    (N, 2 D) float64 (so that captioning encodes each batch once)."""
+    the captioner's annotation vectors (``captioner.search.feature_statistics``, which the
+    compiled search also returns). ``images``: uint8 (N, S, S, 3) model inputs."""
     from keras import ops
-    features = ops.convert_to_numpy(features).astype(np.float64)  # (N, L, D)
-    return np.concatenate([features.mean(1), features.std(1)], axis=-1)
+
+    from captioner.search import feature_statistics
+    return joined_statistics(*(ops.convert_to_numpy(value)
+                               for value in feature_statistics(model.encode(images))))
+
+
+def joined_statistics(mean, spread):
+    """The statistic of each image: its mean and standard deviation (N, D) each, joined
+    (N, 2 D) float64."""
+    return np.concatenate([np.asarray(mean, np.float64), np.asarray(spread, np.float64)], -1)
 
 
 @dataclasses.dataclass
@@ -91,6 +95,20 @@ class Domain:
                 "mean": short(self.mean), "components": short(self.components),
                 "variances": short(self.variances),
                 "residual_variance": self.residual_variance}
+
+    def save(self, folder):
+        """Writes this summary into a model folder (atomically)."""
+        from captioner import io
+        io.write_json(os.path.join(folder, FILE), self.to_dict(), indent=None)
+
+    @classmethod
+    def read(cls, folder):
+        """The summary of a model folder, or None where it has none."""
+        from captioner import io
+        path = os.path.join(folder, FILE)
+        if not os.path.isfile(path):
+            return None
+        return cls.from_dict(io.read_json(path, "domain summary"), path)
 
     @classmethod
     def from_dict(cls, data, where="domain.json"):

@@ -1,11 +1,11 @@
-"""Caption an annotated split and score it: the field's metrics, grounding, attention.
+"""Score an annotated split's captions: the field's metrics, grounding, attention.
 
-One code path serves ``caption.py --coco DIR --split test``, the per-epoch validation of
-``train.py`` and the test-split scores written after training:
+One code path serves ``captioner evaluate``, the per-epoch validation of training and the
+test-split scores written after training: ``ImageCaptioner.evaluate`` captions the records
+(``ImageLoader`` reads their images), then
 
-    caption_records(model, vocabulary, records)  -> {image_id: [described hypotheses]}
     score_captions(records, captions, instances)  -> scores, notes
-    evaluate(...)                                 -> both, plus timing, as an Evaluation
+    scored(records, captions, seconds, ...)       -> an Evaluation
 
 The scores: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D (pycocoevalcap); with instances
 annotations also object precision and recall, CHAIR_i and CHAIR_s
@@ -15,14 +15,12 @@ annotations also object precision and recall, CHAIR_i and CHAIR_s
 
 import dataclasses
 import sys
-import time
 
 import numpy as np
 from PIL import Image
 
 from captioner.data.images import Unreadable, load_resized, read_batch
 from captioner.errors import DataError
-from captioner.inference import decode_batch, describe
 from captioner.metrics import ObjectLexicon, attention_correctness, caption_scores, object_grounding
 from captioner.metrics.captions import METRICS
 from captioner.metrics.grounding import head_agreement
@@ -33,11 +31,11 @@ class Evaluation:
     results: list     # the COCO results format: [{"image_id", "caption"}], best hypotheses
     scores: dict      # metric -> value, and "images", "ms_per_image", "search"
     notes: dict       # {"tokenizer", "skipped": {what: why}}
-    captions: dict    # {image_id: [described hypotheses]} (n-best, with words and alphas)
+    captions: dict    # {image_id: [Caption]} (n-best, with words and maps)
 
 
 class ImageLoader:
-    """The default batch source of ``caption_records``: indices -> {"images": uint8 (B, S,
+    """The default batch source of ``ImageCaptioner.caption_records``: indices -> {"images": uint8 (B, S,
     S, 3)}, read with ``load_resized``. An image that cannot be read is given as zeros and
     listed in ``unreadable`` ({index: why}); its record is then left out."""
 
@@ -56,35 +54,6 @@ class ImageLoader:
         return {"images": images}
 
 
-def caption_records(model, vocabulary, records, batch_size=32, batches=None, progress=None,
-                    **search_options):
-    """Captions ``records``; returns ({image_id: [described hypotheses]}, decoding seconds).
-
-    ``batches(indices)`` gives {"images": ...} or {"features": ...} for those records (by
-    default the images are read and preprocessed); ``search_options`` go to
-    ``decode_batch`` (beam_size, n_best, length_penalty, min_length, max_length).
-    Decoding time counts the encoder and the search, not reading the files. Records whose
-    image the batch source lists in its ``unreadable`` ({index: why}) get no captions.
-    """
-    encoder = model.model_config.encoder
-    batches = batches or ImageLoader(records, encoder.image_size)
-    unreadable = getattr(batches, "unreadable", {})
-    captions, seconds = {}, 0.0
-    for start in range(0, len(records), batch_size):
-        indices = np.arange(start, min(start + batch_size, len(records)))
-        inputs = batches(indices)
-        started = time.perf_counter()
-        hypotheses = decode_batch(model, vocabulary, **inputs, **search_options)
-        seconds += time.perf_counter() - started
-        for index, found in zip(indices, hypotheses):
-            if int(index) not in unreadable:
-                captions[records[index].image_id] = [describe(h, vocabulary, model)
-                                                     for h in found]
-        if progress is not None:
-            progress.update(len(indices))
-    return captions, seconds
-
-
 def _image_size(record):
     if record.width and record.height:
         return record.width, record.height
@@ -97,7 +66,7 @@ def score_captions(records, captions, instances=None, grid_shape=None, metrics=M
     """Scores the best caption of each record (see the module docstring).
 
     Args:
-        captions: {image_id: [described hypotheses]} from ``caption_records``.
+        captions: {image_id: [Caption]} (``ImageCaptioner.caption_records``).
         instances: {image_id: [objects]} (``load_coco_instances``) or None: no grounding.
         grid_shape: (H, W) of the model's attention grid, for attention correctness.
         categories: the grounding head's categories, where the captions carry its
@@ -109,45 +78,41 @@ def score_captions(records, captions, instances=None, grid_shape=None, metrics=M
     """
     best = {record.image_id: captions[record.image_id][0] for record in records}
     references = {record.image_id: record.captions for record in records}
-    scores, notes = caption_scores(references, {key: c["caption"] for key, c in best.items()},
+    scores, notes = caption_scores(references, {key: c.caption for key, c in best.items()},
                                    metrics, tokenizer)
     if instances is not None:
         lexicon = ObjectLexicon.from_instances(instances, getattr(instances, "categories", ()))
-        scores.update(object_grounding({key: c["words"] for key, c in best.items()},
+        scores.update(object_grounding({key: c.words for key, c in best.items()},
                                        instances, lexicon))
         scores.update(attention_correctness(
-            ((best[r.image_id]["words"], best[r.image_id]["alphas"],
+            ((best[r.image_id].words, best[r.image_id].alphas,
               instances.get(r.image_id, []), _image_size(r)) for r in records),
             lexicon, grid_shape))
-        if categories is not None and all("readings" in best[r.image_id] for r in records):
+        if categories is not None and all(best[r.image_id].readings is not None
+                                          for r in records):
             scores.update(head_agreement(
-                ((best[r.image_id]["words"], best[r.image_id]["readings"][:, 0],
+                ((best[r.image_id].words, best[r.image_id].readings[:, 0],
                   instances.get(r.image_id, [])) for r in records), lexicon, categories))
     return scores, notes
 
 
-def evaluate(model, vocabulary, records, instances=None, batch_size=32, batches=None,
-             progress=None, metrics=METRICS, tokenizer="auto", **search_options):
-    """Captions ``records`` and scores them; returns an :class:`Evaluation`. Images that
-    cannot be read are left out of the scores and listed in notes["unreadable"] ({path:
-    why}); DataError if none can be read."""
-    encoder = model.model_config.encoder
-    batches = batches or ImageLoader(records, encoder.image_size)
-    captions, seconds = caption_records(model, vocabulary, records, batch_size, batches,
-                                        progress, **search_options)
-    unreadable = {records[index].path: why for index, why in
-                  sorted(getattr(batches, "unreadable", {}).items())}
+def scored(records, captions, seconds, instances=None, grid_shape=None, unreadable=None,
+           metrics=None, tokenizer="auto", categories=None):
+    """The :class:`Evaluation` of ``records``' ``captions`` ({image_id: [Caption]}, made in
+    ``seconds``): images listed in ``unreadable`` ({record index: why}) are left out of
+    the scores and named in notes["unreadable"] ({path: why}); DataError if none could be
+    read. The rest as ``score_captions``."""
+    unreadable = {records[index].path: why for index, why in sorted((unreadable or {}).items())}
     if unreadable:
         records = [record for record in records if record.image_id in captions]
         if not records:
             raise DataError(f"None of the {len(unreadable)} images can be read, the first: "
                             f"{next(iter(unreadable.values()))}")
-    head = getattr(model, "grounding", None)
-    scores, notes = score_captions(records, captions, instances, model.grid_shape, metrics,
-                                   tokenizer, head and model.model_config.grounding.categories)
+    scores, notes = score_captions(records, captions, instances, grid_shape,
+                                   metrics or METRICS, tokenizer, categories)
     notes["unreadable"] = unreadable
     scores.update(images=len(records), ms_per_image=1000.0 * seconds / max(len(records), 1))
-    results = [{"image_id": r.image_id, "caption": captions[r.image_id][0]["caption"]}
+    results = [{"image_id": r.image_id, "caption": captions[r.image_id][0].caption}
                for r in records]
     for what, why in notes["skipped"].items():
         print(f"note: {what} skipped: {why}", file=sys.stderr)

@@ -5,7 +5,7 @@ this code.
         [--grounded W]
 
 Run with the TensorFlow backend (both formats are written from TensorFlow graphs). Each
-holds the compiled greedy search (``captioner.search.CompiledSearch``: encoder,
+holds the compiled greedy search (``ImageCaptioner.search``: encoder,
 decoder and the search loop) and returns, per image, "tokens" (batch, T) word ids (<end>
 after a caption), "lengths" (batch,) words before <end>, "probabilities" (batch, T) of
 each word, "alphas" (batch, T, H, W) attention maps and "finished" (batch,) bool.
@@ -64,39 +64,38 @@ def serving_model(search, grid_shape):
 
 
 def export(captioner, out, format="saved_model", grounded=None):
-    """Writes the export folder ``out`` (``format``: one of FORMATS) for a captioner: a
-    model folder, or a loaded one (``captioner.tasks.ImageCaptioner``), searching with
-    grounded decoding at weight ``grounded`` (0: off; None: caption.py's default, on for
-    a model with a grounding head); returns ``out``."""
+    """Writes the export folder ``out`` (``format``: one of FORMATS) of an
+    ``ImageCaptioner`` (``captioner.tasks``; ``ImageCaptioner.export`` calls this),
+    searching with grounded decoding at weight ``grounded`` (0: off; None: as ``caption``
+    searches by default, on for a model with a grounding head); returns ``out``."""
     import keras
 
+    from captioner.config import SearchConfig
     from captioner.errors import ConfigError, ModelError
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; known: {', '.join(FORMATS)}")
     if keras.backend.backend() != "tensorflow":
         raise ConfigError("models are exported with the TensorFlow backend "
                           "(KERAS_BACKEND=tensorflow)")
-    from captioner.saving import load_model
-    from captioner.search import compiled_search
-    saved = load_model(captioner) if isinstance(captioner, (str, os.PathLike)) else captioner
-    if saved.kind != "captioner":
-        raise ModelError(f"{saved.folder} holds a {saved.kind}; only captioners are exported")
+    if getattr(captioner, "kind", None) != "captioner":
+        raise ModelError(f"{getattr(captioner, 'folder', '') or 'this model'} holds a "
+                         f"{getattr(captioner, 'kind', type(captioner).__name__)}; only "
+                         "captioners are exported")
     if grounded is not None and not grounded >= 0.0:
         raise ConfigError(f"--grounded must be >= 0. Received: {grounded}")
     if os.path.exists(out) and os.listdir(out):
         raise ConfigError(f"{out} exists and is not empty; choose another --out")
-    model = saved.model
-    served = serving_model(compiled_search(model, saved.vocabulary, model.model_config.max_length,
-                                           grounded=grounded), model.grid_shape)
+    served = serving_model(captioner.search(SearchConfig(grounded=grounded)),
+                           captioner.grid_shape)
     write = _write_saved_model if format == "saved_model" else _write_onnx
     with atomic_folder(out) as temporary:
-        description = write(served, saved, temporary)
-        _write_labels(saved, temporary, description)
+        description = write(served, captioner, temporary)
+        _write_labels(captioner, temporary, description)
     return out
 
 
-def _image_size(saved):
-    return saved.model.model_config.encoder.image_size
+def _image_size(captioner):
+    return captioner.model.model_config.encoder.image_size
 
 
 def _write_saved_model(served, saved, folder):
@@ -153,14 +152,10 @@ def _write_onnx(served, saved, folder):
 
 def _write_labels(saved, folder, description):
     """The vocabulary and the model card, with a section on the export."""
-    from captioner.saving import CARD_FILE, VOCAB_FILE
+    from captioner.saving import CARD_FILE, VOCAB_FILE, read_card
     saved.vocabulary.save(os.path.join(folder, VOCAB_FILE))
     model_folder = saved.folder or "a captioner made in memory"
-    card_path = os.path.join(saved.folder, CARD_FILE)
-    card = ""
-    if saved.folder and os.path.isfile(card_path):
-        with open(card_path, encoding="utf-8") as handle:
-            card = handle.read()
+    card = read_card(saved.folder) or ""
     height, width = saved.model.grid_shape
     with open(os.path.join(folder, CARD_FILE), "w", encoding="utf-8") as handle:
         handle.write(card + f"\n## Export\n\nOf `{model_folder}`. {description} Attention "

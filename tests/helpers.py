@@ -1,6 +1,8 @@
 """Helpers shared by the tests: round trips of layers and models (keras-hub's
 ``run_layer_test`` in small), and command lines run in-process."""
 
+import weakref
+
 import keras
 import numpy as np
 
@@ -73,3 +75,45 @@ def preprocess_image(rgb, image_size, backbone="small"):
     from captioner.data.images import resize_image, scale_pixels
     pixels = resize_image(rgb, image_size).astype(np.float32)
     return np.asarray(scale_pixels(pixels, backbone), dtype=np.float32)
+
+
+def load_model(folder):
+    """The task object of a model folder (``captioner.load_model``)."""
+    from captioner.tasks import load
+    return load(folder)
+
+
+def save_model(folder, model, labels, card=None, extra=None):
+    """Saves ``model`` as a model folder through its task object: a captioner with its
+    vocabulary, a RAM with its class names."""
+    from captioner.tasks import ImageCaptioner, RAMClassifier
+    task = RAMClassifier(model, labels) if isinstance(labels, (list, tuple)) else \
+        ImageCaptioner(model, labels)
+    return task.save(folder, card, extra or {})
+
+
+def search_of(model, vocabulary, max_length=None, beam_size=1, n_best=1, length_penalty=0.0,
+              min_length=0, grounded=0.0, statistics=False):
+    """The compiled search a captioner's task keeps for these settings
+    (``ImageCaptioner.search``); ``grounded`` None: the model's default."""
+    from captioner.config import SearchConfig
+    from captioner.tasks import ImageCaptioner
+    search = SearchConfig(beam=beam_size, n_best=n_best, length_penalty=length_penalty,
+                          min_length=min_length, max_length=max_length, grounded=grounded)
+    task = _TASKS.get(model)
+    if task is None or task.vocabulary is not vocabulary:
+        task = _TASKS[model] = ImageCaptioner(model, vocabulary)
+    return task.search(search, statistics)
+
+
+_TASKS = weakref.WeakKeyDictionary()  # model -> its ImageCaptioner, which keeps its searches
+
+
+def decode_batch(model, vocabulary, images=None, features=None, **options):
+    """The search's hypotheses per image (``captioner.search.hypothesis`` dicts) of
+    ``images`` or ``features``, through the compiled search of ``search_of(**options)``
+    (grounded decoding as the model's default unless given)."""
+    options.setdefault("grounded", None)
+    search = search_of(model, vocabulary, **options)
+    inputs = {"images": images} if features is None else {"features": features}
+    return search.hypotheses(search.predict_on_batch(inputs))

@@ -11,7 +11,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from captioner.search import _hypothesis, _tile, normalised_score
+from captioner.search import hypothesis as _hypothesis
+from captioner.search import normalised_score
+from captioner.search import tile as _tile
 
 
 def log_softmax(logits):
@@ -67,7 +69,7 @@ def beam_search(step, state, memory, batch_size, start_id, end_id, max_length, b
                 n_best=1, length_penalty=0.0, min_length=0):
     """Beam search over all images at once, one step per host round trip; returns the
     ``n_best`` hypotheses per image. The rules (candidates, finishing, stopping, the
-    unfinished that fill in) are ``captioner.search.beam_graph``'s, which this spells out
+    unfinished that fill in) are ``captioner.search.BeamSampler``'s, which this spells out
     step by step."""
     if beam_size < 1 or not 1 <= n_best <= beam_size:
         raise ValueError(f"Need beam_size >= 1 and 1 <= n_best <= beam_size. "

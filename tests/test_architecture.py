@@ -11,7 +11,7 @@ PACKAGE = os.path.join(ROOT, "captioner")
 # Each part's floor: a module imports only from its own floor or below.
 FLOORS = [
     ("captioner.errors", "captioner.io", "captioner.geometry", "captioner.text",
-     "captioner.config", "captioner.version"),                                 # the ground floor
+     "captioner.config", "captioner.version", "captioner.results"),                                 # the ground floor
     ("captioner.metrics",),                                  # scores of words and maps
     ("captioner.data",),                                     # files, vocabulary, batches
     ("captioner.layers",),                                   # Keras layers
@@ -19,7 +19,7 @@ FLOORS = [
     ("captioner.models",),                                   # Keras models and losses
     ("captioner.domain",),                                   # what a model's images are like
     ("captioner.saving",),                                   # the model folder
-    ("captioner.render", "captioner.inference", "captioner.evaluation", "captioner.export",
+    ("captioner.render", "captioner.evaluation", "captioner.export",
      "captioner.viewer"),                                    # running and showing a model
     ("captioner.tasks",),                                    # the task objects
     ("captioner.training",),                                 # the epoch loop and its hooks

@@ -34,7 +34,7 @@ def run_process(script, *args, **options):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, tiny_model, vocabulary):
-    from captioner.saving import save_model
+    from tests.helpers import save_model
     folder = tmp_path_factory.mktemp("model")
     save_model(str(folder), tiny_model, vocabulary)
     return folder

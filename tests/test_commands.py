@@ -30,7 +30,7 @@ def assert_one_line_error(result, *fragments):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, tiny_model, vocabulary):
-    from captioner.saving import save_model
+    from tests.helpers import save_model
     folder = tmp_path_factory.mktemp("model")
     save_model(str(folder), tiny_model, vocabulary)
     return str(folder)

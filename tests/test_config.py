@@ -110,11 +110,13 @@ def test_the_bundled_model_folder_loads_its_loss_weights_from_its_old_config():
         assert getattr(config.loss, name) == expected
 
 
-def test_search_config_gives_the_search_its_options_and_refuses_bad_ones():
-    assert SearchConfig().options() == {"beam_size": 1, "max_length": None}
-    assert SearchConfig(beam=3, n_best=2, length_penalty=1.0).options() == {
-        "beam_size": 3, "max_length": None, "n_best": 2, "length_penalty": 1.0,
-        "min_length": 0}
+def test_search_config_is_frozen_and_refuses_bad_values():
+    import dataclasses
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        SearchConfig().beam = 2
+    assert SearchConfig(beam=3) == SearchConfig(beam=3) and len({SearchConfig(beam=3),
+                                                                 SearchConfig(beam=3)}) == 1
+    assert SearchConfig(length_penalty=1).length_penalty == 1.0  # an int becomes a float
     assert (SearchConfig().name, SearchConfig(beam=5).name) == ("greedy", "beam5")
     with pytest.raises(ConfigError, match="n_best <= beam"):
         SearchConfig(beam=2, n_best=3)

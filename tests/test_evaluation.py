@@ -1,13 +1,14 @@
-"""Captioning an annotated split and scoring it (``captioner.evaluation``): unreadable
-images are left out and listed, the scores are pycocoevalcap's of the best captions, and
-the ImageCaptioner's evaluate gives the same."""
+"""Captioning an annotated split and scoring it (``ImageCaptioner.evaluate``,
+``captioner.evaluation``): unreadable images are left out and listed, the scores are
+pycocoevalcap's of the best captions, whichever way the split is given."""
 
 import numpy as np
 import pytest
 
 from captioner.data.coco import load_coco_split
 from captioner.errors import DataError
-from captioner.evaluation import ImageLoader, evaluate
+from captioner.evaluation import ImageLoader
+from captioner.tasks import ImageCaptioner
 
 pytestmark = pytest.mark.backend
 
@@ -37,29 +38,28 @@ def test_evaluate_scores_the_readable_images_and_says_which_it_left_out(
     broken.write_bytes(b"not an image")
     damaged = records[:3] + [type(records[3])(records[3].image_id, str(broken),
                                               records[3].captions)]
-    evaluation = evaluate(tiny_model, vocabulary, damaged, instances, batch_size=2,
-                          metrics=("BLEU", "CIDEr"), tokenizer="captioner")
+    task = ImageCaptioner(tiny_model, vocabulary)
+    evaluation = task.evaluate(damaged, instances, batch_size=2, metrics=("BLEU", "CIDEr"),
+                               tokenizer="captioner")
     assert evaluation.scores["images"] == 3
     assert list(evaluation.notes["unreadable"]) == [str(broken)]
     assert [r["image_id"] for r in evaluation.results] == [r.image_id for r in records[:3]]
     for result in evaluation.results:  # the results are the best captions
-        assert result["caption"] == evaluation.captions[result["image_id"]][0]["caption"]
+        assert result["caption"] == evaluation.captions[result["image_id"]][0].caption
     assert {"BLEU-4", "CIDEr", "object_precision", "attention_correctness"} <= set(
         evaluation.scores)
     only_broken = [damaged[3]]
     with pytest.raises(DataError, match="None of the 1 images can be read"):
-        evaluate(tiny_model, vocabulary, only_broken, instances, metrics=("BLEU",),
-                 tokenizer="captioner")
+        task.evaluate(only_broken, instances, metrics=("BLEU",), tokenizer="captioner")
 
 
-def test_the_task_object_evaluates_a_split_as_evaluate_does(tiny_model, vocabulary,
-                                                            synthetic_coco, test_split):
+def test_a_split_scores_alike_given_as_records_or_as_a_coco_folder(tiny_model, vocabulary,
+                                                                    synthetic_coco, test_split):
     from captioner.config import SearchConfig
-    from captioner.tasks import ImageCaptioner
     records, instances = test_split
     task = ImageCaptioner(tiny_model, vocabulary)
-    direct = evaluate(tiny_model, vocabulary, records, instances, metrics=("BLEU",),
-                      tokenizer="captioner", beam_size=2)
+    direct = task.evaluate(records, instances, metrics=("BLEU",), tokenizer="captioner",
+                           search=SearchConfig(beam=2))
     through = task.evaluate(coco=synthetic_coco, split="test", search=SearchConfig(beam=2),
                             tokenizer="captioner", metrics=("BLEU",))
     assert through.results == direct.results

@@ -62,7 +62,7 @@ def bundled(request, tmp_path_factory):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("models are exported with the TensorFlow backend")
     from captioner.data.images import load_resized
-    from captioner.saving import load_model, save_model
+    from tests.helpers import load_model, save_model
     model_folder = os.path.join(ROOT, "assets", "model")
     if request.param == "transformer":
         from captioner.config import ModelConfig, TransformerConfig
@@ -117,9 +117,8 @@ def assert_captions_of_caption_py(served, saved, paths, grounded):
 
 
 def test_the_saved_model_serves_the_captions_of_caption_py(bundled, tmp_path):
-    from captioner.export import export
     model_folder, saved, paths, images, grounded = bundled
-    out = export(model_folder, str(tmp_path / "served"), "saved_model", grounded)
+    out = saved.export(str(tmp_path / "served"), "saved_model", grounded)
     assert {"MODEL_CARD.md", "saved_model.pb", "vocab.json"} <= set(os.listdir(out))
     served = serve(SAVED_MODEL, out, images, *paths, cwd=tmp_path)
     assert_captions_of_caption_py(served, saved, paths, grounded)
@@ -133,9 +132,8 @@ def test_the_saved_model_serves_the_captions_of_caption_py(bundled, tmp_path):
 
 
 def test_the_onnx_model_serves_the_captions_of_caption_py(bundled, tmp_path):
-    from captioner.export import export
     model_folder, saved, paths, images, grounded = bundled
-    out = export(model_folder, str(tmp_path / "onnx"), "onnx", grounded)
+    out = saved.export(str(tmp_path / "onnx"), "onnx", grounded)
     assert set(os.listdir(out)) == {"MODEL_CARD.md", "model.onnx", "vocab.json"}
     assert "ONNX" in open(os.path.join(out, "MODEL_CARD.md")).read()
     assert_captions_of_caption_py(serve(ONNX, out, images, cwd=tmp_path), saved, paths,
@@ -144,10 +142,9 @@ def test_the_onnx_model_serves_the_captions_of_caption_py(bundled, tmp_path):
 
 def test_an_export_never_overwrites_a_folder_in_use(bundled, tmp_path):
     from captioner.errors import ConfigError
-    from captioner.export import export
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "keep.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not empty"):
-        export(bundled[0], str(tmp_path / "busy"), "onnx")
+        bundled[1].export(str(tmp_path / "busy"), "onnx")
     assert os.listdir(tmp_path / "busy") == ["keep.txt"]
     assert os.listdir(tmp_path) == ["busy"]  # no partial folder left behind

@@ -1,5 +1,6 @@
-"""The model folder: every kind saves and loads through captioner.saving, folders of the
-previous layout still load, and anything else is one clear error."""
+"""The model folder: every task saves and loads its own kind (``captioner.saving`` writes
+the files they share), folders of the previous layout still load, and anything else is one
+clear error."""
 
 import json
 
@@ -10,7 +11,8 @@ from keras import ops
 from captioner.config import RamConfig
 from captioner.errors import ModelError
 from captioner.models.ram import create_ram
-from captioner.saving import KINDS, load_model, save_model
+from captioner.tasks import TASKS, ImageCaptioner, RAMClassifier
+from tests.helpers import load_model, save_model
 
 pytestmark = pytest.mark.backend
 
@@ -29,16 +31,18 @@ def test_every_kind_round_trips_with_its_labels_and_full_config(tiny_model, voca
         folder = tmp_path / type(model).__name__
         save_model(folder, model, labels, card="# card\n", extra={"data": "somewhere"})
         saved = load_model(folder)
-        assert isinstance(saved.model, KINDS[saved.kind]) and type(saved.model) is type(model)
+        assert isinstance(saved, TASKS[saved.kind]) and type(saved.model) is type(model)
         assert saved.config["model"] == model.model_config.to_dict()
         assert saved.config["data"] == "somewhere"
         written = json.loads((folder / "config.json").read_text())
         assert written["model"] == model.model_config.to_dict()  # every field, readable
         assert (folder / "MODEL_CARD.md").read_text() == "# card\n"
         if saved.kind == "captioner":
-            assert saved.vocabulary.words == vocabulary.words and saved.classes is None
+            assert saved.vocabulary.words == vocabulary.words
+            assert isinstance(saved, ImageCaptioner)
         else:
-            assert saved.labels == ["a", "b", "c"] and not (folder / "vocab.json").exists()
+            assert saved.classes == ["a", "b", "c"] and not (folder / "vocab.json").exists()
+            assert isinstance(saved, RAMClassifier)
             np.testing.assert_allclose(ops.convert_to_numpy(saved.model(images)["logits"]),
                                        ops.convert_to_numpy(model(images)["logits"]), atol=1e-6)
 
@@ -69,8 +73,9 @@ def test_kind_labels_and_files_that_do_not_fit_are_one_clear_error(tiny_model, v
         load_model(tmp_path / "ram")
     with pytest.raises(ModelError, match="class names do not match"):
         save_model(tmp_path / "other", ram, ["a", "b"])
-    with pytest.raises(ModelError, match="Not a model this project saves"):
-        save_model(tmp_path / "other", ram.classifier, ["a"])
+    (tmp_path / "ram" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="holds a ram model, not a captioner"):
+        ImageCaptioner.from_folder(tmp_path / "ram")
     save_model(tmp_path / "captioner", tiny_model, vocabulary)
     (tmp_path / "captioner" / "model.keras").write_bytes(b"not a zip")
     with pytest.raises(ModelError, match="Cannot load the model"):

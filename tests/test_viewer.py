@@ -152,20 +152,19 @@ def report(tmp_path_factory, synthetic_coco):
     """The bundled model's report on the test split, two of whose captions are made to
     name objects their images do not hold."""
     from captioner.data.coco import load_coco_split
-    from captioner.evaluation import evaluate
-    from captioner.saving import load_model
+    from captioner.tasks import ImageCaptioner
     from captioner.viewer.report import write_report
-    saved = load_model(os.path.join(ROOT, "assets", "model"))
+    saved = ImageCaptioner.from_folder(os.path.join(ROOT, "assets", "model"))
     records, instances = load_coco_split(synthetic_coco, "test")
-    evaluation = evaluate(saved.model, saved.vocabulary, records, instances)
+    evaluation = saved.evaluate(records, instances)
     for record in records[1:4:2]:
         best = copy.deepcopy(evaluation.captions[record.image_id][0])
         colours = {o["attributes"]["color"] for o in instances[record.image_id]}
         colour = sorted({"red", "green", "blue", "yellow", "purple"} - colours)[0]
-        best["words"] = ["a", colour, "circle", "and"] + best["words"]
-        best["caption"] = " ".join(best["words"])
-        best["probabilities"] = [0.5] * 4 + best["probabilities"]
-        best["alphas"] = np.concatenate([best["alphas"][:1].repeat(4, 0), best["alphas"]])
+        best.words = ["a", colour, "circle", "and"] + best.words
+        best.caption = " ".join(best.words)
+        best.probabilities = [0.5] * 4 + best.probabilities
+        best.alphas = np.concatenate([best.alphas[:1].repeat(4, 0), best.alphas])
         evaluation.captions[record.image_id][0] = best
     folder = tmp_path_factory.mktemp("report") / "html"
     write_report(str(folder), saved, records, instances, evaluation, "test report")
@@ -210,7 +209,7 @@ def test_a_ram_glimpse_path_steps_glimpse_by_glimpse(browser, tmp_path):
     from captioner.commands.caption import main
     from captioner.config import RamConfig
     from captioner.models.ram import create_ram
-    from captioner.saving import save_model
+    from tests.helpers import save_model
     ram = create_ram(RamConfig(height=16, width=16, classes=3, glimpses=3, patch=4, scales=2,
                                glimpse_hidden=8, glimpse_units=16, core_units=16, seed=1), seed=0)
     save_model(tmp_path / "ram", ram, ["a", "b", "c"])

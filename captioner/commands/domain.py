@@ -32,20 +32,20 @@ def main(argv=None, prog=PROG):
     check_output_folder(args.model, "--model")
     import_keras_quietly()
     from captioner.data.coco import load_coco_split
-    from captioner.domain import summarise
+    from captioner.domain import FILE, summarise
     from captioner.errors import DataError, ModelError
-    from captioner.saving import DOMAIN_FILE, load_model, write_domain
-    saved = load_model(args.model)
-    if saved.kind != "captioner":
-        raise ModelError(f"{args.model} holds a {saved.kind}; domains are for captioners")
+    from captioner.tasks import load
+    task = load(args.model)
+    if task.kind != "captioner":
+        raise ModelError(f"{args.model} holds a {task.kind}; domains are for captioners")
     records, _ = load_coco_split(args.coco, args.split, instances=False)
     held_out, _ = load_coco_split(args.coco, args.held_out, instances=False)
-    domain = summarise(saved.model, [r.path for r in records], [r.path for r in held_out],
+    domain = summarise(task.model, [r.path for r in records], [r.path for r in held_out],
                        progress=True)
     if domain is None:
         raise DataError(f"{args.coco} has fewer than 3 readable {args.split} images")
-    write_domain(args.model, domain)
-    print(f"wrote {os.path.join(args.model, DOMAIN_FILE)}: {domain.images} images, "
+    domain.save(args.model)
+    print(f"wrote {os.path.join(args.model, FILE)}: {domain.images} images, "
           f"threshold {domain.threshold:.2f}", file=sys.stderr)
 
 

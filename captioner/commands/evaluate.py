@@ -91,7 +91,6 @@ def score_split(args, task):
     from captioner.data.images import load_image
     from captioner.errors import ConfigError, DataError
     from captioner.evaluation import format_scores
-    from captioner.tasks import Caption
     if task.kind != "captioner":
         raise ConfigError(f"{args.model} is a Recurrent Attention Model: it classifies images; "
                           "evaluate scores captioners")
@@ -120,8 +119,7 @@ def score_split(args, task):
     io.write_json(captions_path, evaluation.results)
     data = os.path.abspath(args.coco or args.karpathy)
     report = {"model": os.path.abspath(args.model), "data": data,
-              "split": args.split, "search": {k: v for k, v in args.search.options().items()
-                                              if v is not None},
+              "split": args.split, "search": task.search_config(args.search).to_dict(),
               "scores": evaluation.scores, "notes": evaluation.notes}
     io.write_json(scores_path, report)
 
@@ -130,8 +128,7 @@ def score_split(args, task):
             image = load_image(record.path)
             if args.attention_dir:
                 attention_pngs(args.attention_dir, stem, image,
-                               [Caption.from_hypothesis(hypothesis)
-                                for hypothesis in evaluation.captions[record.image_id]])
+                               evaluation.captions[record.image_id])
             yield image
     if args.html:
         from captioner.viewer.report import write_report

@@ -36,8 +36,8 @@ def main(argv=None, prog=PROG):
     from captioner.io import check_output_folder
     check_output_folder(args.out, "--out")
     import_keras_quietly()
-    from captioner.export import export
-    export(args.model, args.out, args.format, args.grounded)
+    from captioner.tasks import ImageCaptioner
+    ImageCaptioner.from_folder(args.model).export(args.out, args.format, args.grounded)
     print(f"wrote {args.out}", file=sys.stderr)
 
 

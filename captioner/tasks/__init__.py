@@ -5,28 +5,30 @@
     load(dir)                         whichever of the two the folder holds
 """
 
-from captioner.saving import load_model
-from captioner.tasks.image_captioner import ImageCaptioner
-from captioner.tasks.ram_classifier import RAMClassifier
-from captioner.tasks.results import Caption, Classification, ImageCaptions
+import os
+
+from captioner.errors import ModelError
+from captioner.results import Caption, Classification, ImageCaptions
+from captioner.saving import read_config
+from captioner.tasks.image_captioner import ImageCaptioner, check_vocabulary
+from captioner.tasks.ram_classifier import RAMClassifier, check_classes
 
 TASKS = {task.kind: task for task in (ImageCaptioner, RAMClassifier)}
 
 __all__ = ["ImageCaptioner", "RAMClassifier", "Caption", "ImageCaptions", "Classification",
-           "load", "caption", "TASKS"]
+           "load", "caption", "TASKS", "check_vocabulary", "check_classes"]
 
 
 def load(folder):
     """The task object of a model folder of any kind (ModelError for a bad folder)."""
-    saved = load_model(folder)
-    return TASKS[saved.kind].from_saved(saved)
+    kind = read_config(os.fspath(folder), TASKS)["kind"]
+    return TASKS[kind].from_folder(folder)
 
 
 def caption(model, images, search=None, batch_size=16, unreadable="raise"):
     """Captions images with a captioner: a model folder or an :class:`ImageCaptioner`
     (``ImageCaptioner.caption``; ``search``: a ``SearchConfig``). A RAM classifies:
     ``RAMClassifier.classify``."""
-    from captioner.errors import ModelError
     task = load(model) if not isinstance(model, (ImageCaptioner, RAMClassifier)) else model
     if task.kind != ImageCaptioner.kind:
         raise ModelError(f"{task.folder or 'this model'} is a {task.kind}: it classifies "

@@ -1,18 +1,42 @@
 """``ImageCaptioner``: a captioner with everything it needs to caption, in keras-hub's shape."""
 
+import dataclasses
 import os
+import time
+
+import numpy as np
+from keras import ops
 
 from captioner.config import SearchConfig
-from captioner.data.images import Unreadable
-from captioner.saving import save_model
-from captioner.tasks.results import Caption, ImageCaptions
-from captioner.tasks.task import Task
+from captioner.data.images import load_with_input, resize_image
+from captioner.data.vocab import Vocabulary
+from captioner.domain import Domain, joined_statistics
+from captioner.errors import DataError, ModelError
+from captioner.models import replicas
+from captioner.models.captioner import Captioner
+from captioner.results import Caption, ImageCaptions
+from captioner.saving import VOCAB_FILE
+from captioner.search import CompiledSearch, sampler_for
+from captioner.tasks.task import Task, batches, in_order, path_of, read_image
+
+GROUNDED = 1.0  # grounded decoding's weight where a model has a grounding head
+
+
+def check_vocabulary(model, vocabulary, where="the vocabulary"):
+    """Raises ModelError unless ``vocabulary`` is the one ``model`` was trained with."""
+    config = model.model_config
+    if len(vocabulary) != config.vocab_size:
+        raise ModelError(f"Model and vocabulary do not match: the model has {config.vocab_size} "
+                         f"words, {where} has {len(vocabulary)}")
+    if config.vocab_hash and vocabulary.hash != config.vocab_hash:
+        raise ModelError(f"Model and vocabulary do not match: {where} is not the one the model "
+                         "was trained with (hash differs)")
 
 
 class ImageCaptioner(Task):
-    """A trained captioner that owns its Keras model, its vocabulary and its summary of the
-    training images (out-of-domain marking), and searches captions with its own compiled
-    search: callers never pass a vocabulary beside it.
+    """A trained captioner that owns its Keras model, its vocabulary, its summary of the
+    training images (out-of-domain marking) and its compiled searches (one per
+    ``SearchConfig``, made on first use): callers never pass a vocabulary beside it.
 
         captioner = ImageCaptioner.from_folder("assets/model")
         results = captioner.caption(["photo.jpg"], search=SearchConfig(beam=3, n_best=2))
@@ -29,27 +53,33 @@ class ImageCaptioner(Task):
     """
 
     kind = "captioner"
+    model_class = Captioner
+    files = (VOCAB_FILE,)
 
     def __init__(self, model, vocabulary, domain=None, config=None, folder=""):
+        check_vocabulary(model, vocabulary)
         self.model, self.vocabulary, self.domain = model, vocabulary, domain
         self.config = config or {"kind": self.kind, "model": model.model_config.to_dict()}
         self.folder = os.fspath(folder)
+        self._searches = {}  # (SearchConfig, statistics) -> CompiledSearch
 
     @classmethod
-    def from_saved(cls, saved):
-        return cls(saved.model, saved.vocabulary, saved.domain, saved.config, saved.folder)
+    def from_files(cls, folder, config, model):
+        path = os.path.join(folder, VOCAB_FILE)
+        try:
+            vocabulary = Vocabulary.load(path)
+        except DataError as error:
+            raise ModelError(str(error)) from None
+        check_vocabulary(model, vocabulary, path)
+        return cls(model, vocabulary, Domain.read(folder), config, folder)
 
-    def save(self, folder, card=None):
-        """Writes this captioner as a model folder (model, vocabulary, domain summary,
-        config and, from the folder it came from or ``card``, its model card)."""
-        if card is None and self.folder:
-            path = os.path.join(self.folder, "MODEL_CARD.md")
-            if os.path.isfile(path):
-                with open(path, encoding="utf-8") as handle:
-                    card = handle.read()
-        extra = {key: value for key, value in self.config.items() if key not in ("kind", "model")}
-        save_model(folder, self.model, self.vocabulary, card, extra, domain=self.domain)
-        return os.fspath(folder)
+    def check_labels(self):
+        check_vocabulary(self.model, self.vocabulary)
+
+    def save_labels(self, folder):
+        self.vocabulary.save(os.path.join(folder, VOCAB_FILE))
+        if self.domain is not None:
+            self.domain.save(folder)
 
     @property
     def trained_on(self):
@@ -61,10 +91,80 @@ class ImageCaptioner(Task):
         """(H, W) of the attention maps."""
         return self.model.grid_shape
 
-    @property
-    def labels(self):
-        return self.vocabulary
+    # --- searching -----------------------------------------------------------------------
+    def search_config(self, search=None):
+        """``search`` (a ``SearchConfig``, by default greedy) with this model's defaults
+        filled in: its longest caption, and grounded decoding where it has a grounding
+        head; greedy search keeps none of beam search's settings."""
+        search = search or SearchConfig()
+        grounded = search.grounded
+        if grounded is None:
+            grounded = GROUNDED if self.model.grounding is not None else 0.0
+        settings = {"max_length": search.max_length or self.model.model_config.max_length,
+                    "grounded": float(grounded)}
+        if search.beam == 1 and search.n_best == 1:
+            settings.update(length_penalty=0.0, min_length=0)
+        return dataclasses.replace(search, **settings)
 
+    def search(self, search=None, statistics=False):
+        """The :class:`captioner.search.CompiledSearch` of ``search`` (made once):
+        ``statistics`` also returns the annotation vectors' statistics."""
+        config = self.search_config(search)
+        key = (config, bool(statistics))
+        if key not in self._searches:
+            self._searches[key] = CompiledSearch(
+                self.model, sampler_for(config), self.vocabulary.start_id,
+                self.vocabulary.end_id, config.max_length, statistics, config.grounded)
+        return self._searches[key]
+
+    def decode(self, inputs, search=None, statistics=False):
+        """Captions a batch: ``inputs`` {"images": uint8 (batch, S, S, 3)} or {"features":
+        (batch, L, D)} (a frozen encoder's cached output) -> per image its captions, best
+        first ([[Caption]]); with ``statistics`` also (batch, 2 D), the images' statistic
+        for the out-of-domain check (the encoder runs once for both).
+
+        The search runs as one graph: compiled whole, or eagerly where training laid the
+        model out across devices (``predict_on_batch`` would split or repeat the batch
+        over the replicas)."""
+        compiled = self.search(search, statistics)
+        outputs = compiled(inputs) if replicas.laid_out() else compiled.predict_on_batch(inputs)
+        outputs = {key: ops.convert_to_numpy(value) for key, value in outputs.items()}
+        one_cell = self.looks_at_one_cell
+        captions = [[Caption.from_hypothesis(found, self.vocabulary.words, self.grid_shape,
+                                             one_cell) for found in hypotheses]
+                    for hypotheses in compiled.hypotheses(outputs)]
+        if not statistics:
+            return captions
+        return captions, joined_statistics(outputs["feature_mean"], outputs["feature_std"])
+
+    @property
+    def looks_at_one_cell(self):
+        """Whether decoding reads one grid cell per word (hard attention, argmax inference)."""
+        decoder = self.model.model_config.decoder
+        return decoder.hard and decoder.hard_inference == "argmax"
+
+    @property
+    def has_heads(self):
+        """Whether its maps come from layers and heads (a Transformer decoder)."""
+        return hasattr(self.model.decoder, "attention_shape")
+
+    def head_maps(self, images, captions):
+        """A Transformer's cross-attention of every layer and head for given captions:
+        images uint8 (batch, S, S, 3), ``captions`` one list of word ids per image -> per
+        caption (n_words, layers, heads, H, W). One teacher-forced pass of <start> and the
+        words: the weights the search computed word by word (its maps are their
+        reduction)."""
+        longest = max([len(words) for words in captions] + [1])
+        tokens = np.zeros((len(captions), longest + 1), "int32")
+        tokens[:, 0] = self.vocabulary.start_id
+        for row, words in enumerate(captions):
+            tokens[row, 1:len(words) + 1] = words
+        maps = ops.convert_to_numpy(self.model({"images": images, "tokens": tokens})["attention"])
+        layers, heads = self.model.decoder.attention_shape
+        return [maps[row, :len(words)].reshape((len(words), layers, heads) + tuple(self.grid_shape))
+                for row, words in enumerate(captions)]
+
+    # --- captioning images ---------------------------------------------------------------
     def answers(self, images, search=None, batch_size=16, unreadable="raise", progress=None,
                 heads=False):
         """Yields per image, in order, its :class:`ImageCaptions` (or, with
@@ -72,19 +172,33 @@ class ImageCaptioner(Task):
         is read once, encoded once and decoded in one compiled call, its features feeding
         the search and the domain check alike. ``heads``: with a Transformer decoder each
         caption also gets every layer's and head's maps (``Caption.heads``)."""
-        from captioner.inference import caption_files
-        search = search or SearchConfig()
-        for item in caption_files(self.model, self.vocabulary, list(images), batch_size,
-                                  progress=progress, domain=self.domain,
-                                  unreadable=unreadable, heads=heads, **search.options()):
-            if isinstance(item, Unreadable):
-                yield item
-                continue
-            path, image, hypotheses, place = item
-            yield ImageCaptions(
-                os.fspath(path) if isinstance(path, (str, os.PathLike)) else None, image,
-                [Caption.from_hypothesis(h) for h in hypotheses],
-                place["out_of_domain"] if place else None, place["distance"] if place else None)
+        size = self.model.model_config.encoder.image_size
+
+        def read(image):  # the RGB array and its model input, exactly as training saw it
+            if isinstance(image, (str, os.PathLike)):
+                return (image, *load_with_input(image, size))
+            array = read_image(image)
+            return image, array, resize_image(array, size)
+
+        for good, read_items in batches(images, batch_size, read, unreadable):
+            answers = []
+            if good:
+                inputs = np.stack([model_input for _, _, model_input in good])
+                found, statistics = self.decode({"images": inputs}, search, statistics=True)
+                places = self.domain.flags(statistics) if self.domain is not None \
+                    else [{}] * len(good)
+                if heads and self.has_heads:
+                    rows = [(row, c) for row, captions in enumerate(found) for c in captions]
+                    maps = self.head_maps(inputs[[row for row, _ in rows]],
+                                          [c.tokens for _, c in rows])
+                    for (_, caption), grids in zip(rows, maps):
+                        caption.heads = grids
+                answers = [ImageCaptions(path_of(path), image, captions,
+                                         place.get("out_of_domain"), place.get("distance"))
+                           for (path, image, _), captions, place in zip(good, found, places)]
+            yield from in_order(read_items, answers)
+            if progress is not None:
+                progress.update(len(read_items))
 
     def caption(self, images, search=None, batch_size=16, unreadable="raise", heads=False):
         """Captions images (file paths and/or (H, W, 3) uint8 RGB arrays).
@@ -101,27 +215,56 @@ class ImageCaptioner(Task):
         """
         return list(self.answers(images, search, batch_size, unreadable, heads=heads))
 
+    # --- scoring a split -----------------------------------------------------------------
+    def caption_records(self, records, search=None, batch_size=32, batches=None,
+                        progress=None):
+        """Captions annotated ``records``; returns ({image_id: [Caption]}, decoding
+        seconds). ``batches(indices)`` gives {"images": ...} or {"features": ...} for those
+        records (by default the images are read: ``captioner.evaluation.ImageLoader``);
+        records whose image it lists in its ``unreadable`` ({index: why}) get none.
+        Decoding time counts the encoder and the search, not reading the files."""
+        from captioner.evaluation import ImageLoader
+        batches = batches or ImageLoader(records, self.model.model_config.encoder.image_size)
+        unreadable = getattr(batches, "unreadable", {})
+        captions, seconds = {}, 0.0
+        for start in range(0, len(records), batch_size):
+            indices = np.arange(start, min(start + batch_size, len(records)))
+            inputs = batches(indices)
+            started = time.perf_counter()
+            found = self.decode(inputs, search)
+            seconds += time.perf_counter() - started
+            for index, image_captions in zip(indices, found):
+                if int(index) not in unreadable:
+                    captions[records[index].image_id] = image_captions
+            if progress is not None:
+                progress.update(len(indices))
+        return captions, seconds
+
     def evaluate(self, records=None, instances=None, coco=None, split="test", karpathy=None,
                  images=None, search=None, batch_size=32, progress=None, tokenizer="auto",
-                 limit=None, metrics=None):
-        """Captions an annotated split and scores it (``captioner.evaluation.evaluate``):
-        ``records`` (and their ``instances``), or a split of a COCO folder (``coco``) or of
-        a Karpathy split file (``karpathy`` with its image folder ``images``); ``metrics``:
-        by default all of ``captioner.metrics.captions.METRICS``. Returns an
-        ``Evaluation`` (COCO results, scores, notes, every caption with its maps)."""
+                 limit=None, metrics=None, batches=None):
+        """Captions an annotated split and scores it: ``records`` (and their
+        ``instances``), or a split of a COCO folder (``coco``) or of a Karpathy split file
+        (``karpathy`` with its image folder ``images``); ``metrics``: by default all of
+        ``captioner.metrics.captions.METRICS``; ``batches``: as ``caption_records``'.
+        Returns a ``captioner.evaluation.Evaluation`` (COCO results, scores, notes, every
+        image's captions). Images that cannot be read are left out of the scores and listed
+        in notes["unreadable"] ({path: why}); DataError if none can be read."""
         from captioner.data.coco import CaptionSource
-        from captioner.evaluation import evaluate
+        from captioner.evaluation import ImageLoader, scored
         if records is None:
             records, instances = CaptionSource(coco, karpathy, images).split(split)
         records = records[:limit] if limit else records
-        search = search or SearchConfig()
-        options = {} if metrics is None else {"metrics": metrics}
-        return evaluate(self.model, self.vocabulary, records, instances, batch_size,
-                        progress=progress, tokenizer=tokenizer, **options, **search.options())
+        batches = batches or ImageLoader(records, self.model.model_config.encoder.image_size)
+        captions, seconds = self.caption_records(records, search, batch_size, batches, progress)
+        head = self.model.grounding
+        return scored(records, captions, seconds, instances, self.grid_shape,
+                      getattr(batches, "unreadable", {}), metrics, tokenizer,
+                      head and self.model.model_config.grounding.categories)
 
     def export(self, out, format="saved_model", grounded=None):
         """Writes a folder that serves this captioner's greedy search (grounded at weight
-        ``grounded``, 0: plain, None: as ``caption`` searches by default) without this code (``captioner.export``: a TensorFlow
-        SavedModel or ONNX); returns ``out``."""
+        ``grounded``, 0: plain, None: as ``caption`` searches by default) without this
+        code (``captioner.export``: a TensorFlow SavedModel or ONNX); returns ``out``."""
         from captioner.export import export
         return export(self, out, format, grounded)

@@ -3,11 +3,23 @@
 import os
 
 import numpy as np
+from keras import ops
 
-from captioner.data.images import Unreadable
-from captioner.saving import save_model
-from captioner.tasks.results import Classification
-from captioner.tasks.task import Task
+from captioner.data.classification import prepare_image
+from captioner.errors import ModelError
+from captioner.geometry import location_to_pixels
+from captioner.models.ram import RecurrentAttentionModel
+from captioner.results import Classification
+from captioner.saving import CONFIG_FILE
+from captioner.tasks.task import Task, batches, in_order, path_of, read_image
+
+
+def check_classes(model, classes, where="the class names"):
+    """Raises ModelError unless ``classes`` is a list of one name per class of ``model``."""
+    if not isinstance(classes, list) or len(classes) != model.model_config.classes:
+        count = len(classes) if isinstance(classes, list) else "no list of"
+        raise ModelError(f"Model and class names do not match: the model has "
+                         f"{model.model_config.classes} classes, {where} has {count} names")
 
 
 class RAMClassifier(Task):
@@ -22,42 +34,52 @@ class RAMClassifier(Task):
     """
 
     kind = "ram"
+    model_class = RecurrentAttentionModel
+    config_keys = ("kind", "model", "classes")
     domain = None  # no out-of-domain summary
 
     def __init__(self, model, classes, config=None, folder=""):
-        self.model, self.classes = model, list(classes)
+        classes = list(classes) if isinstance(classes, (list, tuple)) else classes
+        check_classes(model, classes)
+        self.model, self.classes = model, classes
         self.config = config or {"kind": self.kind, "model": model.model_config.to_dict(),
                                  "classes": self.classes}
         self.folder = os.fspath(folder)
 
     @classmethod
-    def from_saved(cls, saved):
-        return cls(saved.model, saved.classes, saved.config, saved.folder)
+    def from_files(cls, folder, config, model):
+        check_classes(model, config.get("classes"), os.path.join(folder, CONFIG_FILE))
+        return cls(model, config["classes"], config, folder)
 
-    def save(self, folder, card=None):
-        extra = {key: value for key, value in self.config.items()
-                 if key not in ("kind", "model", "classes")}
-        save_model(folder, self.model, self.classes, card, extra)
-        return os.fspath(folder)
+    def own_config(self):
+        return {"classes": self.classes}
 
-    @property
-    def labels(self):
-        return self.classes
+    def check_labels(self):
+        check_classes(self.model, self.classes)
 
     def answers(self, images, batch_size=16, unreadable="raise"):
         """Yields per image its :class:`Classification` (or an ``Unreadable``)."""
-        from captioner.inference import classify_files
-        for item in classify_files(self.model, self.classes, list(images), batch_size,
-                                   unreadable):
-            if isinstance(item, Unreadable):
-                yield item
-                continue
-            path, image, answer = item
-            yield Classification(
-                os.fspath(path) if isinstance(path, (str, os.PathLike)) else None, image,
-                answer["label"], answer["probability"], np.asarray(answer["probabilities"]),
-                np.asarray(answer["locations"]), answer["glimpses"],
-                np.asarray(answer["patches"]))
+        config = self.model.model_config
+
+        def read(image):  # the image as the model sees it, (H, W, C) in [0, 1]
+            return image, prepare_image(read_image(image), config.height, config.width,
+                                        config.channels)
+
+        for good, read_items in batches(images, batch_size, read, unreadable):
+            answers = []
+            if good:
+                outputs = self.model.predict_on_batch(np.stack([image for _, image in good]))
+                probabilities = ops.convert_to_numpy(ops.softmax(outputs["logits"], axis=-1))
+                locations = ops.convert_to_numpy(outputs["locations"])
+                patches = ops.convert_to_numpy(outputs["patches"])
+                for row, (path, image) in enumerate(good):
+                    best = int(probabilities[row].argmax())
+                    answers.append(Classification(
+                        path_of(path), image, self.classes[best],
+                        float(probabilities[row, best]), probabilities[row], locations[row],
+                        [tuple(float(v) for v in point) for point in location_to_pixels(
+                            locations[row], config.height, config.width)], patches[row]))
+            yield from in_order(read_items, answers)
 
     def classify(self, images, batch_size=16, unreadable="raise"):
         """Classifies images (file paths and/or RGB arrays): a list of

@@ -17,9 +17,9 @@ from captioner.data.dataset import CaptionBatches, ImageCache, max_caption_lengt
 from captioner.data.features import FeatureCache
 from captioner.data.vocab import Vocabulary
 from captioner.errors import ConfigError, DataError
-from captioner.evaluation import evaluate
 from captioner.models.captioner import create_captioner
 from captioner.saving import VOCAB_FILE
+from captioner.tasks import ImageCaptioner, check_vocabulary
 from captioner.training.loop import EpochLoop, model_card
 
 VALIDATION_METRICS = ("BLEU", "ROUGE-L", "CIDEr")
@@ -40,16 +40,17 @@ def _metric_key(name):
     return "val_" + re.sub(r"[^a-z0-9]+", "_", name.lower().replace("-", "")).strip("_")
 
 
-def validation_scores(model, vocabulary, batches, limit, instances=None, placement=None):
+def validation_scores(captioner, batches, limit, instances=None, placement=None):
     """Validation loss (teacher-forced), and the scores of free-running greedy captions of
-    the first ``limit`` images: BLEU, ROUGE-L, CIDEr-D, and grounding with instances.
-    ``placement``: where training runs (the loss is computed once, across its devices)."""
+    the first ``limit`` images by ``captioner`` (an ``ImageCaptioner``): BLEU, ROUGE-L,
+    CIDEr-D, and grounding with instances. ``placement``: where training runs (the loss
+    is computed once, across its devices)."""
     data = batches.fit_input()
-    results = model.evaluate(placement.input(data) if placement else data, verbose=0,
-                             return_dict=True)
+    results = captioner.model.evaluate(placement.input(data) if placement else data,
+                                       verbose=0, return_dict=True)
     records = batches.records[:limit] if limit else batches.records
-    evaluation = evaluate(model, vocabulary, records, instances, batches.batch_size,
-                          batches=batches.inputs, metrics=VALIDATION_METRICS)
+    evaluation = captioner.evaluate(records, instances, batch_size=batches.batch_size,
+                                    batches=batches.inputs, metrics=VALIDATION_METRICS)
     keep = [key for key in evaluation.scores if key not in ("images", "mentions", "objects",
                                                             "captions", "words", "ratio")]
     return {"val_loss": float(results["loss"]), "val_nll": float(results["nll"]),
@@ -92,6 +93,7 @@ class CaptionTrainer(EpochLoop):
         self.feature_cache, self.feature_dir = feature_cache, feature_dir
         self.feature_dtype = feature_dtype
         self.vocabulary, self.train_batches, self._fingerprint = None, None, None
+        self._task = None
 
     def create_model(self):
         if self.init:
@@ -112,11 +114,11 @@ class CaptionTrainer(EpochLoop):
 
     def _initial_model(self):
         """The model of the folder ``init``, with the loss weights of ``overrides``."""
-        from captioner.saving import load_model
-        saved = load_model(self.init)
-        if saved.kind != "captioner":
-            raise ConfigError(f"--init {self.init} holds a {saved.kind} model, not a captioner")
-        model, self.vocabulary = saved.model, saved.vocabulary
+        from captioner.tasks import load
+        initial = load(self.init)
+        if initial.kind != "captioner":
+            raise ConfigError(f"--init {self.init} holds a {initial.kind} model, not a captioner")
+        model, self.vocabulary = initial.model, initial.vocabulary
         for name, value in self.overrides.items():
             setattr(model.model_config.loss, name, value)
         model.model_config.loss.check()
@@ -129,7 +131,6 @@ class CaptionTrainer(EpochLoop):
         return model
 
     def restore(self, model):
-        from captioner.saving import check_vocabulary
         path = os.path.join(self.out, VOCAB_FILE)
         self.vocabulary = Vocabulary.load(path)
         check_vocabulary(model, self.vocabulary, path)
@@ -255,7 +256,7 @@ class CaptionTrainer(EpochLoop):
         row = {"nll": logs["nll"], "grid": "x".join(map(str, model.grid_shape)),
                "padding": self.train_batches.padding_share()[0]}
         if validation is not None:
-            row.update(validation_scores(model, self.vocabulary, validation,
+            row.update(validation_scores(self.task(model), validation,
                                          self.train_config.run.validation_images,
                                          self.data.val_instances, self.placement))
         row["skipped_images"] = len(self.train_batches.bad)
@@ -265,8 +266,12 @@ class CaptionTrainer(EpochLoop):
     def objective(self, row):
         return -row["val_cider"] if "val_cider" in row else row["loss"]
 
-    def labels(self):
-        return self.vocabulary
+    def task(self, model):
+        """The ``ImageCaptioner`` of the model being trained (made once: its compiled
+        searches are kept from epoch to epoch)."""
+        if self._task is None or self._task.model is not model:
+            self._task = ImageCaptioner(model, self.vocabulary)
+        return self._task
 
     def card(self, state):
         model, training = self.model_config, self.train_config
@@ -292,10 +297,9 @@ class CaptionTrainer(EpochLoop):
             usage_sections(self.source, len(self.data.train), len(self.vocabulary),
                            model.grounding.categories if model.grounding.enabled else ()))
 
-    def test_scores(self, saved, data):
+    def test_scores(self, task, data):
         records, instances = data
-        return evaluate(saved.model, saved.vocabulary, records, instances,
-                        self.train_config.batch_size).scores
+        return task.evaluate(records, instances, batch_size=self.train_config.batch_size).scores
 
 
 def usage_sections(source, images, words, categories=()):

@@ -34,14 +34,8 @@ from captioner.config import TrainConfig
 from captioner.errors import ConfigError, OutputError
 from captioner.models.base import dtype_policy
 from captioner.render import save_curves
-from captioner.saving import (
-    CARD_FILE,
-    CONFIG_FILE,
-    load_keras_file,
-    load_model,
-    save_keras_file,
-    save_model,
-)
+from captioner.saving import CARD_FILE, CONFIG_FILE, load_keras_file, save_keras_file
+from captioner.tasks import load
 from captioner.training.checkpoint import CHECKPOINT_DIR, CheckpointError, Checkpoints
 from captioner.training.distribution import Placement, placement
 from captioner.training.progress import ProgressBar
@@ -98,8 +92,9 @@ class EpochLoop:
             callbacks)``: the optimizer, and one epoch's steps (by default ``fit()``).
         ``scores(model, logs, validation)``: the epoch's row beyond loss and times.
         ``objective(row)``: lower is better; picks the best epoch.
-        ``labels()``: what the model folder stores beside the model (vocabulary, classes).
-        ``card(state)``: the model card; ``test_scores(saved, data)``: scores on a test split.
+        ``task(model)``: the task object of the model (``captioner.tasks``), which saves
+            the model folder with its labels (vocabulary, classes).
+        ``card(state)``: the model card; ``test_scores(task, data)``: scores on a test split.
         ``curves``: the panels of ``training_curves.png``, as ``render.save_curves`` takes.
     """
 
@@ -145,13 +140,13 @@ class EpochLoop:
     def objective(self, row):
         return row.get("val_loss", row["loss"])
 
-    def labels(self):
+    def task(self, model):
         raise NotImplementedError
 
     def card(self, state):
         raise NotImplementedError
 
-    def test_scores(self, saved, data):
+    def test_scores(self, task, data):
         raise NotImplementedError
 
     # --- the loop ----------------------------------------------------------------------
@@ -305,10 +300,9 @@ class EpochLoop:
                      data=self.data_fingerprint())
 
         def write_best(folder):
-            save_model(folder, model, self.labels(), self.card(state),
-                       extra={"training": {**self.train_config.to_dict(),
-                                           "epoch": state["best_epoch"]},
-                              "data": self.source})
+            self.task(model).save(folder, self.card(state), {
+                "training": {**self.train_config.to_dict(), "epoch": state["best_epoch"]},
+                "data": self.source})
         try:
             checkpoints.write(state["epoch"], state,
                               lambda path: save_keras_file(model, path, optimizer=True),
@@ -336,7 +330,7 @@ class EpochLoop:
     def score_test_split(self, data, description):
         """Scores the saved best model on a test split (``test_scores``); adds the scores to
         metrics.json ("test") and to the model card, and returns them."""
-        scores = self.test_scores(load_model(self.out), data)
+        scores = self.test_scores(load(self.out), data)
         metrics_path = os.path.join(self.out, "metrics.json")
         metrics = io.read_json(metrics_path, "metrics file")
         metrics["test"] = scores

@@ -8,6 +8,7 @@ policy's mean), which picks the best epoch. The class names are saved in config.
 import keras
 
 from captioner.models.ram import create_ram
+from captioner.tasks import RAMClassifier
 from captioner.training.loop import EpochLoop, model_card
 
 
@@ -59,8 +60,8 @@ class RamTrainer(EpochLoop):
     def objective(self, row):
         return row.get("val_error", row["train_error"])
 
-    def labels(self):
-        return self.classes
+    def task(self, model):
+        return RAMClassifier(model, self.classes)
 
     def card(self, state):
         c = self.model_config
@@ -73,5 +74,5 @@ class RamTrainer(EpochLoop):
              f"{c.location_std}; reward {c.reward}"],
             state, "validation error" if self.val is not None else "training error")
 
-    def test_scores(self, saved, data):
-        return {"error": classification_error(saved.model, data), "images": len(data.labels)}
+    def test_scores(self, task, data):
+        return {"error": classification_error(task.model, data), "images": len(data.labels)}

@@ -17,7 +17,7 @@ from captioner.data.coco import CaptionSource
 from captioner.domain import summarise
 from captioner.errors import ConfigError
 from captioner.evaluation import format_scores
-from captioner.saving import load_model, write_domain
+from captioner.tasks import load
 from captioner.training.captioning import CaptionTrainer, TrainingData
 from captioner.training.ram import RamTrainer
 from captioner.training.scst import SelfCriticalTrainer
@@ -82,11 +82,11 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
     trainer.invocation = invocation
     trainer.run(resume=resume, progress=progress, callbacks=callbacks)
     if trainer.placement.writes:  # where its images lie, so caption.py can tell strangers
-        summary = summarise(load_model(out).model, [r.path for r in records],
+        summary = summarise(load(out).model, [r.path for r in records],
                             [r.path for r in val], limit=DOMAIN_IMAGES, seed=train_config.seed,
                             progress=progress)
         if summary is not None:  # too few images to say what is unusual
-            write_domain(out, summary)
+            summary.save(out)
     test, test_instances = source.split(test_split, required=False)
     if test and trainer.placement.writes:
         scores = trainer.score_test_split((test, test_instances), f"{len(test)} images, greedy")

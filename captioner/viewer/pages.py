@@ -1,8 +1,8 @@
 """Writing the viewer's folder (see ``captioner.viewer``): items in, pages out.
 
 Every writer's item is a dict the page's script draws (``viewer.js`` documents the
-fields); the helpers here turn the project's results into them: ``hypothesis_item`` (a
-described hypothesis: words, probabilities, maps), ``glimpse_item`` (a RAM's answer),
+fields); the helpers here turn the project's results into them: ``caption_item`` (a
+``Caption``: words, probabilities, maps), ``glimpse_item`` (a RAM's answer),
 ``encode_map`` (an attention map as base64 uint8).
 """
 
@@ -35,35 +35,26 @@ def encode_map(alpha_grid):
     return {"map": base64.b64encode(scaled.tobytes()).decode("ascii"), "peak": round(peak, 5)}
 
 
-def hypothesis_item(hypothesis, absent=()):
-    """A described hypothesis (``captioner.inference.describe``) -> the page's form:
-    {"caption", "score", "log_prob", "words": [{"w", "p", "map", "peak", "cell",
-    "absent", "heads"}]}; ``absent``: indices of words that name an object the image
-    lacks, or {index: the kind of error} (``captioner.metrics.grounding.absent_words``); "heads" (a Transformer's, where the hypothesis has them): per layer, per head
-    {"map", "peak"}."""
-    cells, heads = hypothesis.get("cells"), hypothesis.get("heads")
+def caption_item(caption, absent=()):
+    """A ``captioner.results.Caption`` -> the page's form: {"caption", "score", "log_prob",
+    "words": [{"w", "p", "map", "peak", "cell", "absent", "heads"}]}; ``absent``: indices
+    of words that name an object the image lacks, or {index: the kind of error}
+    (``captioner.metrics.grounding.absent_words``); "heads" (a Transformer's, where the
+    caption has them): per layer, per head {"map", "peak"}."""
     words = []
     for index, (word, probability, alphas) in enumerate(zip(
-            hypothesis["words"], hypothesis["probabilities"], hypothesis["alphas"])):
+            caption.words, caption.probabilities, caption.alphas)):
         entry = {"w": word, "p": round(float(probability), 4), **encode_map(alphas)}
-        if cells is not None:
-            entry["cell"] = int(cells[index])
+        if caption.cells is not None:
+            entry["cell"] = int(caption.cells[index])
         if index in absent:  # the kind of error where known (a dict), else true
             entry["absent"] = absent[index] if isinstance(absent, dict) else True
-        if heads is not None:
-            entry["heads"] = [[encode_map(grid) for grid in layer] for layer in heads[index]]
+        if caption.heads is not None:
+            entry["heads"] = [[encode_map(grid) for grid in layer]
+                              for layer in caption.heads[index]]
         words.append(entry)
-    return {"caption": hypothesis["caption"], "score": round(float(hypothesis["score"]), 4),
-            "log_prob": round(float(hypothesis["log_prob"]), 4), "words": words}
-
-
-def caption_item(caption):
-    """A ``captioner.tasks.Caption`` -> the page's form (as ``hypothesis_item``)."""
-    return hypothesis_item({"caption": caption.caption, "words": caption.words,
-                            "probabilities": caption.probabilities, "alphas": caption.alphas,
-                            "cells": caption.cells, "heads": caption.heads,
-                            "score": caption.score,
-                            "log_prob": caption.log_probability})
+    return {"caption": caption.caption, "score": round(float(caption.score), 4),
+            "log_prob": round(float(caption.log_probability), 4), "words": words}
 
 
 def png_data_url(array):

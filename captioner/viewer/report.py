@@ -13,7 +13,7 @@ import math
 from captioner.data.images import load_image
 from captioner.metrics.grounding import absent_mentions, absent_words
 from captioner.metrics.lexicon import ObjectLexicon
-from captioner.viewer.pages import ViewerWriter, hypothesis_item
+from captioner.viewer.pages import ViewerWriter, caption_item
 
 SUMMARY = (("BLEU-1", "BLEU-1"), ("BLEU-2", "BLEU-2"), ("BLEU-3", "BLEU-3"),
            ("BLEU-4", "BLEU-4"), ("METEOR", "METEOR"), ("ROUGE-L", "ROUGE-L"),
@@ -57,8 +57,8 @@ def box_label(obj):
     return " ".join(attributes + [obj["category"]])
 
 
-def write_report(folder, saved, records, instances, evaluation, title, images=None):
-    """Writes the report of ``evaluation`` (``captioner.evaluation.evaluate`` of
+def write_report(folder, captioner, records, instances, evaluation, title, images=None):
+    """Writes the report of ``evaluation`` (``ImageCaptioner.evaluate`` of
     ``records``) into ``folder``; ``instances`` may be None (no grounding, no boxes).
     ``images``: the records' RGB images in order (an iterator, so that a caller that also
     draws them reads each file once); by default each is read here."""
@@ -66,23 +66,23 @@ def write_report(folder, saved, records, instances, evaluation, title, images=No
     lexicon = ObjectLexicon.from_instances(instances, getattr(instances, "categories", ())) \
         if instances is not None else None
     cider = evaluation.notes.get("per_image", {}).get("CIDEr", {})
-    with ViewerWriter(folder, "report", title, grid=saved.model.grid_shape,
+    with ViewerWriter(folder, "report", title, grid=captioner.grid_shape,
                       summary=summary_rows(evaluation.scores, evaluation.notes)) as html:
         for record, image in zip(records, images):
             objects = instances.get(record.image_id, []) if instances is not None else []
-            hypotheses = evaluation.captions[record.image_id]
+            captions = evaluation.captions[record.image_id]
             absent = set()
             fields = {"cider": round(cider.get(record.image_id, 0.0), 4)}
             item = {"name": str(record.path), "references": list(record.captions)}
             if lexicon is not None:
-                fields["absent"] = absent_mentions(hypotheses[0]["words"], objects, lexicon)
+                fields["absent"] = absent_mentions(captions[0].words, objects, lexicon)
                 item["boxes"] = [{"label": box_label(o), "bbox": [float(v) for v in o["bbox"]]}
                                  for o in objects if "bbox" in o]
                 item["size"] = [int(image.shape[1]), int(image.shape[0])]
             items = []
-            for hypothesis in hypotheses:
-                absent = absent_words(hypothesis["words"], objects, lexicon) \
+            for caption in captions:
+                absent = absent_words(caption.words, objects, lexicon) \
                     if lexicon is not None else {}
-                items.append(hypothesis_item(hypothesis, absent))
+                items.append(caption_item(caption, absent))
             html.add(image, {**item, "hypotheses": items, "cider": fields["cider"]}, fields)
     return folder

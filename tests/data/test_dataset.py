@@ -7,9 +7,9 @@ import pytest
 from captioner.data.coco import load_coco_split
 from captioner.data.dataset import CaptionBatches, CaptionTable, ImageCache, plan_epoch
 from captioner.data.images import load_image, load_resized
-from tests.helpers import preprocess_image
 from captioner.data.vocab import Vocabulary
 from captioner.errors import DataError
+from tests.helpers import preprocess_image
 
 
 class Record:

@@ -8,8 +8,8 @@ from keras import ops
 
 from captioner.data.features import FeatureCache
 from captioner.data.images import load_image
-from tests.helpers import preprocess_image
 from captioner.models.encoder import Encoder
+from tests.helpers import preprocess_image
 
 pytestmark = pytest.mark.backend
 

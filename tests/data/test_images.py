@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from captioner.data.images import load_image, load_resized, resize_image
-from tests.helpers import preprocess_image
 from captioner.errors import ImageError
+from tests.helpers import preprocess_image
 
 
 def save(tmp_path, image, name, **options):

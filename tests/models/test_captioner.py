@@ -8,12 +8,10 @@ from captioner.data.coco import load_coco_split
 from captioner.data.dataset import CaptionBatches
 from captioner.data.vocab import Vocabulary
 from captioner.errors import ModelError
-from captioner.inference import decode_batch
 from captioner.models.captioner import create_captioner
 from captioner.models.losses import doubly_stochastic_penalty
-from captioner.saving import load_model, save_model
 from tests.conftest import tiny_config
-from tests.helpers import assert_round_trip
+from tests.helpers import assert_round_trip, decode_batch, load_model, save_model
 
 pytestmark = pytest.mark.backend
 

@@ -12,8 +12,10 @@ from captioner.data.regions import grounding_config
 from captioner.errors import ModelError
 from captioner.models.captioner import create_captioner
 from captioner.models.grounding import GroundingHead, grounding_loss
-from captioner.search import CompiledSearch
+from captioner.search import BeamSampler, CompiledSearch, GreedySampler
+from captioner.tasks import ImageCaptioner
 from tests.conftest import tiny_config
+from tests.helpers import search_of
 
 pytestmark = pytest.mark.backend
 
@@ -84,8 +86,7 @@ def test_a_captioner_with_a_head_saves_and_loads_it_and_searches_grounded(
         np.testing.assert_allclose(after[key], before[key], rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(loaded.grounding.table, model.grounding.table)
     for beam in (1, 3):  # grounded search compiles and runs for either decoder
-        search = CompiledSearch(loaded, vocabulary.start_id, vocabulary.end_id, 6,
-                                beam_size=beam, grounded=1.0)
+        search = search_of(loaded, vocabulary, 6, beam_size=beam, grounded=1.0)
         hypotheses = search.hypotheses(search.predict_on_batch({"images": inputs["images"]}))
         assert len(hypotheses) == 2 and all(len(h[0]["tokens"]) <= 6 for h in hypotheses)
 
@@ -117,8 +118,8 @@ def test_under_grounded_decoding_each_object_word_agrees_with_what_the_head_read
     features = model.encode(images)
 
     def agreement(weight):
-        search = CompiledSearch(model, vocabulary.start_id, vocabulary.end_id, 10,
-                                beam_size=beam, n_best=beam, grounded=weight)
+        search = search_of(model, vocabulary, 10, beam_size=beam, n_best=beam,
+                           grounded=weight)
         hypotheses = search.hypotheses(search.predict_on_batch({"images": images}))
         found = agree = 0
         for image, options in enumerate(hypotheses):
@@ -132,10 +133,11 @@ def test_under_grounded_decoding_each_object_word_agrees_with_what_the_head_read
     assert found >= 30 and agree == found
     found, agree = agreement(0.0)
     assert found >= 30 and agree < found
-    plain = CompiledSearch(model, vocabulary.start_id, vocabulary.end_id, 10, beam_size=beam,
-                           n_best=beam).predict_on_batch({"images": images})
-    zero = CompiledSearch(model, vocabulary.start_id, vocabulary.end_id, 10, beam_size=beam,
-                          n_best=beam, grounded=0.0).predict_on_batch({"images": images})
+    sampler = BeamSampler(beam, beam) if beam > 1 else GreedySampler()
+    plain = CompiledSearch(model, sampler, vocabulary.start_id, vocabulary.end_id,
+                           10).predict_on_batch({"images": images})
+    zero = search_of(model, vocabulary, 10, beam_size=beam, n_best=beam,
+                     grounded=0.0).predict_on_batch({"images": images})
     for key, value in plain.items():
         np.testing.assert_array_equal(zero[key], value)
 
@@ -143,5 +145,5 @@ def test_under_grounded_decoding_each_object_word_agrees_with_what_the_head_read
 def test_grounded_decoding_without_a_head_is_refused(vocabulary):
     model = create_captioner(tiny_config(vocabulary), seed=0)
     with pytest.raises(ModelError, match="grounding head"):
-        CompiledSearch(model, vocabulary.start_id, vocabulary.end_id, 10, grounded=1.0)
-    assert SearchConfig(grounded=2.0).options()["grounded"] == 2.0
+        search_of(model, vocabulary, 10, grounded=1.0)
+    assert ImageCaptioner(model, vocabulary).search_config(SearchConfig()).grounded == 0.0

@@ -8,10 +8,9 @@ from keras import ops
 
 from captioner.config import ModelConfig
 from captioner.data.vocab import SPECIAL_TOKENS, Vocabulary
-from captioner.inference import decode_batch
 from captioner.models.captioner import create_captioner
 from captioner.training.loop import reseed_layers
-from tests.helpers import assert_round_trip
+from tests.helpers import assert_round_trip, decode_batch
 
 pytestmark = pytest.mark.backend
 

@@ -10,8 +10,8 @@ from captioner.config import RamConfig
 from captioner.layers.glimpse import glimpse_patches
 from captioner.models.losses import reinforce_surrogate
 from captioner.models.ram import create_ram
-from captioner.saving import load_model, save_model
 from captioner.training.loop import reseed_layers
+from tests.helpers import load_model, save_model
 
 pytestmark = pytest.mark.backend
 

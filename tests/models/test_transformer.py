@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from captioner.config import ModelConfig, TransformerConfig
-from tests.models.test_decoding import assert_same
+from tests.search.test_compiled import assert_same
 
 pytestmark = pytest.mark.backend
 
@@ -108,11 +108,12 @@ def test_the_maps_reduce_as_documented(how, rng):
 
 
 def hypotheses(model, vocabulary, images, cache, **options):
-    from captioner.search import CompiledSearch
+    from captioner.search import BeamSampler, CompiledSearch, GreedySampler
     model.decoder.kv_cache = cache
     try:
-        search = CompiledSearch(model, vocabulary.start_id, vocabulary.end_id,
-                                model.model_config.max_length, **options)
+        search = CompiledSearch(model, BeamSampler(**options) if options else GreedySampler(),
+                                vocabulary.start_id, vocabulary.end_id,
+                                model.model_config.max_length)
         return search.hypotheses(search.predict_on_batch({"images": images}))
     finally:
         model.decoder.kv_cache = True
@@ -140,7 +141,7 @@ def test_the_cache_decodes_as_recomputing_the_prefix(bundled_size, vocabulary, o
 
 
 def test_the_search_matches_the_numpy_reference_search(bundled_size, vocabulary, rng):
-    from captioner.search import CompiledSearch
+    from captioner.search import BeamSampler, CompiledSearch
     from tests.reference_search import beam_search
     images = rng.integers(0, 256, (2, 96, 96, 3)).astype("uint8")
     model, longest = bundled_size, bundled_size.model_config.max_length
@@ -148,7 +149,8 @@ def test_the_search_matches_the_numpy_reference_search(bundled_size, vocabulary,
     reference = beam_search(model.decoder.step, model.decoder.initial_state(memory, longest + 1),
                             memory, 2, vocabulary.start_id, vocabulary.end_id, longest,
                             beam_size=3, n_best=2)
-    search = CompiledSearch(model, vocabulary.start_id, vocabulary.end_id, longest, 3, 2)
+    search = CompiledSearch(model, BeamSampler(3, 2), vocabulary.start_id, vocabulary.end_id,
+                            longest)
     found = search.hypotheses(search.predict_on_batch({"images": images}))
     for ours, theirs in zip(found, reference):
         assert [h["tokens"] for h in ours] == [h["tokens"] for h in theirs]
@@ -159,11 +161,12 @@ def test_the_maps_of_every_head_are_the_searchs_maps(bundled_size, vocabulary, r
     word by word."""
     from keras import ops
 
-    from captioner.inference import head_maps
     from captioner.models.transformer import reduce_maps
+    from captioner.tasks import ImageCaptioner
     images = rng.integers(0, 256, (3, 96, 96, 3)).astype("uint8")
     found = [h[0] for h in hypotheses(bundled_size, vocabulary, images, True)]
-    maps = head_maps(bundled_size, vocabulary, images, [h["tokens"] for h in found])
+    maps = ImageCaptioner(bundled_size, vocabulary).head_maps(images,
+                                                              [h["tokens"] for h in found])
     for hypothesis, heads in zip(found, maps):
         assert heads.shape == (len(hypothesis["tokens"]), 2, 4, 12, 12)
         flat = heads.reshape(heads.shape[:3] + (-1,))

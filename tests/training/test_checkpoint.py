@@ -13,13 +13,14 @@ import pytest
 
 from captioner.errors import OutputError
 from captioner.io import PARTIAL
-from captioner.saving import load_keras_file, load_model
+from captioner.saving import load_keras_file
 from captioner.training.checkpoint import (
     CheckpointError,
     Checkpoints,
     folder_name,
     latest_model_path,
 )
+from tests.helpers import load_model
 
 
 def write(checkpoints, epoch, best, payload=b"weights"):

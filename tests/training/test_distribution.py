@@ -43,7 +43,8 @@ import numpy as np
 from captioner.config import RamConfig, TrainConfig, TransformerConfig, preset
 from captioner.data.classification import digit_splits, load_digits
 from captioner.data.coco import load_coco_split
-from captioner.saving import load_keras_file, load_model
+from captioner.saving import load_keras_file
+from tests.helpers import load_model
 from captioner.training.checkpoint import latest_model_path
 from captioner.training.captioning import CaptionTrainer, TrainingData
 

@@ -10,9 +10,10 @@ import pytest
 from captioner.config import RamConfig, TrainConfig
 from captioner.data.classification import digit_splits, load_digits
 from captioner.errors import ConfigError
-from captioner.saving import load_keras_file, load_model
+from captioner.saving import load_keras_file
 from captioner.training.checkpoint import latest_model_path
 from captioner.training.ram import RamTrainer
+from tests.helpers import load_model
 
 pytestmark = pytest.mark.backend
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from captioner.models.base import dtype_policy, resolve_dtype_policy
-from captioner.saving import load_model
+from tests.helpers import load_model
 from tests.training.test_captioning import make_trainer
 
 pytestmark = pytest.mark.backend

@@ -1,6 +1,6 @@
-"""Greedy and beam search compiled whole (``CompiledSearch``), and run eagerly as on a
-model laid out across devices, against the NumPy reference searches
-(``tests/reference_search.py``), word for word."""
+"""The samplers compiled whole (``CompiledSearch``, as ``ImageCaptioner.search`` keeps
+them), and run eagerly as on a model laid out across devices, against the NumPy reference
+searches (``tests/reference_search.py``), word for word."""
 
 import os
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from captioner.data.images import load_resized
-from captioner.saving import load_model
-from captioner.search import compiled_search, greedy_graph, greedy_hypotheses
+from captioner.search import GreedySampler
 from tests.conftest import ROOT
+from tests.helpers import load_model, search_of
 from tests.reference_search import beam_search, greedy_search
 
 pytestmark = pytest.mark.backend
@@ -31,15 +31,15 @@ def eager(model, vocabulary, images, max_length, beam_size=1, **options):
 
 
 def compiled(model, vocabulary, images, max_length, **options):
-    search = compiled_search(model, vocabulary, max_length, **options)
+    search = search_of(model, vocabulary, max_length, **options)
     return search.hypotheses(search.predict_on_batch({"images": images}))
 
 
 def graph_eagerly(model, vocabulary, images, max_length, **options):
     """The same graph called directly, as decoding runs it on a model laid out across
-    devices (``captioner.inference.decode_batch``)."""
+    devices (``ImageCaptioner.decode``)."""
     from keras import ops
-    search = compiled_search(model, vocabulary, max_length, **options)
+    search = search_of(model, vocabulary, max_length, **options)
     outputs = search({"images": images})
     return search.hypotheses({key: ops.convert_to_numpy(v) for key, v in outputs.items()})
 
@@ -96,8 +96,9 @@ def test_the_graph_ends_each_caption_at_its_own_end():
         when = ops.convert_to_tensor([0, 2, 99])[:, None]
         logits = ops.where(ops.expand_dims(t, -1) == when, ends, logits)
         return logits, [t + 1], ops.ones((3, 4)) / 4.0
-    outputs = greedy_graph(step, [ops.zeros((3,), "int32")], {"annotations": ops.zeros((3, 4, 1))},
-                           3, 1, 2, 3)
-    result = greedy_hypotheses(keras.tree.map_structure(ops.convert_to_numpy, outputs))
+    sampler = GreedySampler()
+    outputs = sampler(step, [ops.zeros((3,), "int32")], {"annotations": ops.zeros((3, 4, 1))},
+                      3, 1, 2, 3)
+    result = sampler.hypotheses(keras.tree.map_structure(ops.convert_to_numpy, outputs))
     assert [h[0]["tokens"] for h in result] == [[], [5, 6], [5, 6, 7]]
     assert [h[0]["finished"] for h in result] == [True, True, False]

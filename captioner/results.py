@@ -1,5 +1,7 @@
 """What the task objects return: typed results whose fields are named as the command line's
-JSON (``caption.py --json``) names them, and ``to_json()`` that gives exactly that JSON."""
+JSON (``captioner caption --json``) names them, and ``to_json()`` that gives exactly that
+JSON. A :class:`Caption` is made once, from the search's hypothesis, and is what the JSON,
+the heat maps, the viewer, the report and the scores read."""
 
 import dataclasses
 from typing import Optional
@@ -24,13 +26,29 @@ class Caption:
     cells: Optional[np.ndarray] = None  # hard attention: the flat grid cell each word read
     heads: Optional[np.ndarray] = None  # Transformer, on request: (n_words, layers, heads,
                                         # H, W), every layer's and head's cross-attention
+    readings: Optional[np.ndarray] = None  # a grounding head's labels of each word's place
+                                           # (n_words, groups), where the search gave them
+    tokens: Optional[list] = None          # the words' ids in the vocabulary
 
     @classmethod
-    def from_hypothesis(cls, described):
-        """A ``captioner.inference.describe``d search hypothesis -> a Caption."""
-        return cls(described["caption"], described["words"], described["probabilities"],
-                   described["log_prob"], described["score"], described["finished"],
-                   described["alphas"], described["cells"], described.get("heads"))
+    def from_hypothesis(cls, hypothesis, words, grid_shape, one_cell=False):
+        """A search hypothesis (``captioner.search.hypothesis``) -> a Caption.
+
+        Args:
+            words: the vocabulary's words, by id.
+            grid_shape: (H, W) of the attention maps.
+            one_cell: the model reads one grid cell per word (hard attention, argmax
+                inference): ``cells`` says which.
+        """
+        said = [words[token] for token in hypothesis["tokens"]]
+        alphas = np.reshape(hypothesis["alphas"], (len(said),) + tuple(grid_shape))
+        cells = alphas.reshape(len(said), int(np.prod(grid_shape))).argmax(-1) \
+            if one_cell else None
+        return cls(" ".join(said), said,
+                   [float(np.exp(value)) for value in hypothesis["log_probs"]],
+                   hypothesis["log_prob"], hypothesis["score"], hypothesis["finished"], alphas,
+                   cells, readings=hypothesis.get("readings"),
+                   tokens=list(hypothesis["tokens"]))
 
     def to_json(self):
         return {"caption": self.caption,

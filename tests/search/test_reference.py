@@ -1,6 +1,6 @@
 """The reference searches (tests/reference_search.py) on hand-built step functions with
 known probabilities: the rules the graph searches of ``captioner.search`` are held to
-(tests/models/test_decoding.py compares the two on real models)."""
+(tests/search/test_compiled.py compares the two on real models)."""
 
 import numpy as np
 import pytest
