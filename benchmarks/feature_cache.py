@@ -98,8 +98,9 @@ def main():
         return len(records) / (sum(steady) / len(steady))
 
     print(f"{'':28}{'captions/s':>12}{'s/epoch':>10}")
-    print(f"{'encoder every step':28}{rate(without):12.1f}{sum(without[1:] or without) / max(len(without) - 1, 1):10.2f}")
-    print(f"{'cached features':28}{rate(with_cache):12.1f}{sum(with_cache[1:] or with_cache) / max(len(with_cache) - 1, 1):10.2f}")
+    for name, times in (("encoder every step", without), ("cached features", with_cache)):
+        steady = sum(times[1:] or times) / max(len(times) - 1, 1)
+        print(f"{name:28}{rate(times):12.1f}{steady:10.2f}")
     print(f"cache: built once in {build:.1f} s ({size:.1f} MiB on disk); "
           f"speed-up per epoch {rate(with_cache) / rate(without):.1f}x; "
           f"first epochs (tracing included): {without[0]:.1f} s vs {with_cache[0]:.1f} s")

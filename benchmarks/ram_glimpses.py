@@ -10,7 +10,8 @@ digits train (new placements every epoch), 10 % validate, 10 % test (fixed place
 Each RAM is trained by train.py's RamTrainer (12x12 patches, 3 scales, sigma 0.1; the
 best epoch by validation error is tested); the conv net (2 conv layers, 5x5, stride 2, max
 pooling, 128 hidden units) by plain fit() for the same epochs. Prints test error (%) and
-the cost per image (ms, batch of 64 test canvases, median of 5 after a warm-up), and how often the RAM's
+the cost per image (ms, batch of 64 test canvases, median of 5 after a warm-up), and how often the
+RAM's
 glimpses 2..N are centred on the digit (inside the box of its ink; chance is the box's share
 of the canvas), the classifier's counterpart of the captioner's attention correctness.
 Each run's result is written to OUT/RUN/bench.json, so runs can be split across processes

@@ -110,7 +110,8 @@ def main():
 
     print(f"\nsynthetic data ({len(train)} training images), {args.epochs} epochs each, "
           f"seed {args.seed}, {args.image_size} px, lambda {args.doubly_stochastic}, hard: warm-up "
-          f"{args.hard_warmup_epochs} epochs, credit {args.credit}; test split {len(test)} images, greedy; "
+          f"{args.hard_warmup_epochs} epochs, credit {args.credit}; "
+          f"test split {len(test)} images, greedy; "
           f"Keras {keras.__version__} on {keras.backend.backend()}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores\n")
     print("| attention | BLEU-4 | CIDEr-D | object recall | object precision | "

@@ -14,7 +14,8 @@ Transformer's, as it is), one training step of
 FLOPs per step are XLA's own count (``cost_analysis`` of the jitted JAX train step, with
 the recurrence unrolled: XLA counts a loop's body once); the TensorFlow step does the same
 arithmetic, so its GFLOP/s use the same count. The decoder runs its recurrence as its
-attention layer prefers (``GridAttention.recurrence``); ``--recurrence`` overrides it. Each figure is
+attention layer prefers (``GridAttention.recurrence``); ``--recurrence`` overrides it. Each figure
+is
 the median of ``--steps`` warm steps; the peak is the machine's fp32 peak as given by
 ``--peak`` (157 GFLOP/s for these 2 cores, AVX2 FMA at their clock). One JSON line each.
 """

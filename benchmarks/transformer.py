@@ -196,7 +196,8 @@ def speed(name, args, env):
 
 
 def table(args):
-    rows = ["| decoder | epochs (pilot s / epoch), minutes | BLEU-4 | CIDEr-D | object precision | CHAIR_s | "
+    rows = ["| decoder | epochs (pilot s / epoch), minutes | BLEU-4 | CIDEr-D | "
+            "object precision | CHAIR_s | "
             "attention correctness (uniform) | captions/s | step: ms, share of fp32 peak | "
             "greedy, 1 image: ms | beam 5 at batch 32: ms / caption |",
             "|---" * 11 + "|"]

@@ -147,7 +147,8 @@ class EncoderConfig(Config):
         if self.backbone == "inception_v3" and self.image_size < 75:
             raise ConfigError(f"inception_v3 needs image_size >= 75. Received: {self.image_size}")
         if self.backbone != "small" and self.image_size < 32:
-            raise ConfigError(f"{self.backbone} needs image_size >= 32. Received: {self.image_size}")
+            raise ConfigError(f"{self.backbone} needs image_size >= 32. "
+                              f"Received: {self.image_size}")
 
 
 @dataclasses.dataclass
@@ -223,8 +224,10 @@ class TransformerConfig(Config):
         "decoder layers: at equal training time on the hard synthetic set one layer captions "
         "best (docs: self-attention)")
     heads: int = option(4, "attention heads per layer, each of --model-width / --heads units")
-    model_width: int = option(256, "the width of the word vectors and of every layer (Vaswani's d-model)")
-    ff_width: int = option(1024, "the feed-forward nets' hidden width (4 x --model-width, as Vaswani)")
+    model_width: int = option(
+        256, "the width of the word vectors and of every layer (Vaswani's d-model)")
+    ff_width: int = option(
+        1024, "the feed-forward nets' hidden width (4 x --model-width, as Vaswani)")
     dropout: float = option(0.1, "after every sub-layer and on the embeddings (Vaswani)")
     norm: Literal["pre", "post"] = option(
         "pre",

@@ -35,7 +35,8 @@ class Evaluation:
 
 
 class ImageLoader:
-    """The default batch source of ``ImageCaptioner.caption_records``: indices -> {"images": uint8 (B, S,
+    """The default batch source of ``ImageCaptioner.caption_records``: indices -> {"images": uint8
+    (B, S,
     S, 3)}, read with ``load_resized``. An image that cannot be read is given as zeros and
     listed in ``unreadable`` ({index: why}); its record is then left out."""
 

@@ -135,7 +135,8 @@ def save_glimpse_figure(path, image, locations, patches, title=""):
     shown = image[..., 0] if gray else image
     colours = plt.get_cmap("autumn")(np.linspace(0, 0.85, max(glimpses, 2)))
     columns = max(glimpses, 2)
-    figure = plt.figure(figsize=(1.3 * columns, 1.3 * columns * height / width + 1.3 * scales + 0.6))
+    figure = plt.figure(figsize=(1.3 * columns,
+                                 1.3 * columns * height / width + 1.3 * scales + 0.6))
     grid = figure.add_gridspec(2, 1, height_ratios=[columns * height / width, scales], hspace=0.15)
     axis = figure.add_subplot(grid[0])
     axis.imshow(shown, cmap="gray" if gray else None, vmin=0, vmax=1, interpolation="nearest")

@@ -65,7 +65,8 @@ def run_command(main, *args):
         try:
             code = run(main, [str(arg) for arg in args])
         except SystemExit as leaving:
-            code = leaving.code if isinstance(leaving.code, int) else 0 if leaving.code is None else 2
+            code = leaving.code if isinstance(leaving.code, int) \
+                else 0 if leaving.code is None else 2
     return CommandResult(code, stdout.getvalue(), stderr.getvalue())
 
 

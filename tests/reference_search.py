@@ -116,7 +116,8 @@ def beam_search(step, state, memory, batch_size, start_id, end_id, max_length, b
                     new_totals[image, live] = total
                     live += 1
             ranked = sorted(h["score"] for h in finished[image])[::-1]
-            if len(ranked) >= n_best and best_possible(new_totals[image].max()) <= ranked[n_best - 1]:
+            if len(ranked) >= n_best and \
+                    best_possible(new_totals[image].max()) <= ranked[n_best - 1]:
                 done[image] = True
         if done.all() or length == max_length:
             break

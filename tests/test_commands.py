@@ -54,7 +54,8 @@ def test_help_and_version_come_without_importing_keras():
         "        main(argv)\n"
         "    except SystemExit as exit:\n"
         "        assert exit.code == 0, (argv, exit.code)\n"
-        "heavy = sorted(m for m in ('keras', 'tensorflow', 'jax', 'matplotlib') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('keras', 'tensorflow', 'jax', 'matplotlib')"
+        " if m in sys.modules)\n"
         "print('IMPORTED', heavy)\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=ROOT, timeout=120)

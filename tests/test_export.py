@@ -125,7 +125,8 @@ def test_the_saved_model_serves_the_captions_of_caption_py(bundled, tmp_path):
     if grounded:  # and the re-scoring changed some words
         from captioner.tasks import caption
         assert served["captions"] != [item.caption for item in caption(saved.folder, paths)]
-    if saved.model.model_config.decoder.kind == "lstm" and not grounded:  # resized in the graph, same words
+    # resized in the graph, same words
+    if saved.model.model_config.decoder.kind == "lstm" and not grounded:
         assert served["from_files"] == served["captions"]
     else:  # untrained weights: a caption per file (not robust to the resize's rounding)
         assert len(served["from_files"]) == len(paths)

@@ -178,11 +178,14 @@ def test_the_report_filters_to_exactly_the_captions_naming_absent_objects(browse
     folder, records, instances, evaluation = report
     lexicon = ObjectLexicon.from_instances(instances)
     expected = {str(r.path) for r in records if absent_mentions(
-        evaluation.captions[r.image_id][0]["words"], instances[r.image_id], lexicon)}
+        evaluation.captions[r.image_id][0].words, instances[r.image_id], lexicon)}
     assert 2 <= len(expected) < len(records)
     page = Page(browser, folder)
     assert page.page.locator("#summary").inner_text().count("CIDEr-D") == 1
-    names = lambda: {n.strip() for n in page.page.locator(".card .name:first-child").all_inner_texts()}  # noqa: E731
+
+    def names():
+        return {n.strip() for n in page.page.locator(".card .name:first-child")
+                .all_inner_texts()}
     assert names() == {str(r.path) for r in records}
     page.page.check("#only-absent")
     page.ready()

@@ -90,7 +90,8 @@ def load_coco_captions(captions_path, image_folder, check_files=True):
     data = io.read_json(captions_path, "COCO captions file")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("annotations"), list):
-        raise DataError(f"{captions_path}: expected an object with 'images' and 'annotations' lists")
+        raise DataError(f"{captions_path}: expected an object with 'images' and "
+                        "'annotations' lists")
     _require(data["images"], "id", "images", captions_path)
     _require(data["images"], "file_name", "images", captions_path)
     _require(data["annotations"], "image_id", "annotations", captions_path)

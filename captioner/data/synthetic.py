@@ -218,12 +218,15 @@ def _captions(rng, objects, background=None):
         if background is not None:
             size = str(rng.choice(SIZE_WORDS[o["size"]]))
             return f"{_article(size)} {size} {o['colour']} {o['shape']}"
-        return f"a {rng.choice(['small', 'little']) if o['size'] == 'small' else rng.choice(['large', 'big'])} {o['colour']} {o['shape']}"
+        size = rng.choice(['small', 'little']) if o['size'] == 'small' \
+            else rng.choice(['large', 'big'])
+        return f"a {size} {o['colour']} {o['shape']}"
 
     def placed(o):
         h, v = _horizontal(o["cx"]), _vertical(o["cy"])
         where = "in the middle" if h == v == "middle" else \
-            f"at the {v}" if h == "middle" else f"on the {h}" if v == "middle" else f"at the {v} {h}"
+            f"at the {v}" if h == "middle" else f"on the {h}" if v == "middle" \
+            else f"at the {v} {h}"
         return f"{plain(o)} {where}"
 
     def join(phrases):
@@ -236,10 +239,12 @@ def _captions(rng, objects, background=None):
         lambda: join([plain(o) for o in objects]),
         lambda: join([sized(o) for o in objects]),
         lambda: join([placed(o) for o in objects]),
-        lambda: f"{count} shape{'s' if len(objects) > 1 else ''} : " + join([plain(o) for o in objects]),
+        lambda: f"{count} shape{'s' if len(objects) > 1 else ''} : "
+        + join([plain(o) for o in objects]),
         lambda: "a picture of " + join([plain(o) for o in objects]) + " on a dark background",
         lambda: join([plain(o) for o in objects]) + " on a dark background",
-        lambda: "there " + ("is " if len(objects) == 1 else "are ") + join([sized(o) for o in objects]),
+        lambda: "there " + ("is " if len(objects) == 1 else "are ")
+        + join([sized(o) for o in objects]),
     ]
     chosen = rng.choice(len(templates), 5, replace=False)
     return [templates[i]() for i in sorted(chosen)]

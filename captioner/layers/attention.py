@@ -142,7 +142,8 @@ class AdditiveAttention(GridAttention):
     recurrence = "unrolled"  # the (batch, L, units) energy: see GridAttention
 
     def build(self, query_shape, keys_shape, values_shape=None):
-        self.query_projection = keras.layers.Dense(self.units, use_bias=False, name="query_projection")
+        self.query_projection = keras.layers.Dense(self.units, use_bias=False,
+                                                   name="query_projection")
         self.key_projection = keras.layers.Dense(self.units, name="key_projection")
         self.energy = keras.layers.Dense(1, use_bias=False, name="energy")
         self.query_projection.build(query_shape)
@@ -153,7 +154,8 @@ class AdditiveAttention(GridAttention):
         return self.key_projection(keys)  # (batch, L, units)
 
     def score(self, query, prepared_keys):
-        hidden = ops.tanh(prepared_keys + self.query_projection(query)[:, None, :])  # (batch, L, units)
+        # (batch, L, units)
+        hidden = ops.tanh(prepared_keys + self.query_projection(query)[:, None, :])
         return ops.squeeze(self.energy(hidden), -1)  # (batch, L)
 
 
@@ -275,7 +277,8 @@ class MultiHeadGridAttention(GridAttention):
         projected = attention.query_dense(query[:, None, :])[:, 0]  # (batch, heads, size)
         scale = 1.0 / np.sqrt(float(self.units // self.heads))
         scores = ops.einsum("bhk,blhk->bhl", projected, prepared_keys["key"]) * scale
-        heads = masked_softmax(scores, None if mask is None else mask[:, None, :])  # (batch, heads, L)
+        # (batch, heads, L)
+        heads = masked_softmax(scores, None if mask is None else mask[:, None, :])
         value = prepared_keys["value"]
         mixed = ops.cast(ops.einsum("bhl,blhk->bhk", heads, ops.cast(value, "float32")),
                          value.dtype)
@@ -306,7 +309,8 @@ class LocalAttention(GeneralAttention):
     ``softmax(score_l - |c_l - p|^2 / (2 sigma^2))`` over the window and is computed that
     way (stable in float16; the ``attention_weights`` hook of the base call): the decoder's
     context keeps its scale, the doubly stochastic penalty and attention correctness get a
-    distribution, and hard attention can sample from it. ``normalize=False`` gives Luong's weights. p is differentiable through the
+    distribution, and hard attention can sample from it. ``normalize=False`` gives Luong's weights.
+    p is differentiable through the
     Gaussian, so the centre learns from the caption loss.
 
     ``window_truncate=False`` (the default) cuts nothing off: the Gaussian alone weighs the

@@ -61,7 +61,8 @@ class Captioner(ConfiguredModel):
         super().__init__(config, **kwargs)
         encoder, decoder = self.model_config.encoder, self.model_config.decoder
         if self.model_config.vocab_size < 5:
-            raise ModelError(f"vocab_size must be at least 5. Received: {self.model_config.vocab_size}")
+            raise ModelError("vocab_size must be at least 5. "
+                             f"Received: {self.model_config.vocab_size}")
         self.encoder = Encoder(encoder.backbone, encoder.image_size, encoder.width,
                                encoder.fine_tune, name="encoder")
         self.decoder = DECODER_LAYERS[decoder.kind](

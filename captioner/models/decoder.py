@@ -30,7 +30,8 @@ class AttentionDecoder(keras.layers.Layer):
     annotation vector of one cell s_t ~ Categorical(alpha_t), drawn with the layer's
     SeedGenerator. In training a share ``expected_context_rate`` of the steps still gets
     the expected context, as in the paper (the share in use is the variable
-    ``context_rate``, which the trainer may anneal from 1, see ``TrainConfig``); ``expected_context_draw="step"`` draws that
+    ``context_rate``, which the trainer may anneal from 1, see ``TrainConfig``);
+    ``expected_context_draw="step"`` draws that
     choice per caption and per word (every batch then mixes both kinds, which keeps the
     variance of each update lower than all-or-nothing batches), ``"batch"`` draws it once
     per batch for all steps, as the original Theano code does. Either way the draw does

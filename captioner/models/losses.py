@@ -74,7 +74,9 @@ def reinforce_surrogate(cost, log_policy, baseline, normaliser=None):
     """
     advantage = ops.stop_gradient(cost - baseline)
     total = ops.sum(advantage * log_policy)
-    return total / (normaliser if normaliser is not None else ops.cast(ops.shape(cost)[0], cost.dtype))
+    if normaliser is None:
+        normaliser = ops.cast(ops.shape(cost)[0], cost.dtype)
+    return total / normaliser
 
 
 def cost_to_go(losses):

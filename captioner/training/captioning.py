@@ -23,7 +23,7 @@ from captioner.tasks import ImageCaptioner, check_vocabulary
 from captioner.training.loop import EpochLoop, model_card
 
 VALIDATION_METRICS = ("BLEU", "ROUGE-L", "CIDEr")
-SKIPPED_FILE = "skipped_images.json"  # the unreadable images met so far, per split  # METEOR's Java start-up is kept for tests
+SKIPPED_FILE = "skipped_images.json"  # the unreadable images met so far, per split
 
 
 @dataclasses.dataclass
@@ -64,7 +64,8 @@ class CaptionTrainer(EpochLoop):
     ``init``: a model folder to start from instead of a new model (its weights,
     vocabulary and configuration), with ``overrides`` ({name: value} of ``LossConfig``
     fields: the loss section may be set anew); ``feature_cache``: whether a frozen
-    encoder's feature grids are computed once and read back (``feature_dir``: where; ``feature_dtype``: "float32" or "float16", half the
+    encoder's feature grids are computed once and read back (``feature_dir``: where;
+    ``feature_dtype``: "float32" or "float16", half the
     disk), instead of running the encoder every step.
     """
 
@@ -289,7 +290,8 @@ class CaptionTrainer(EpochLoop):
                 f"{', '.join(model.grounding.attributes) or 'no attributes'}; captioner caption "
                 "--grounded W re-scores object words by it"] if model.grounding.enabled else [])
             + ([f"started from the model in {self.init}"] if self.init else [])
-            + ([f"self-critical sequence training: {training.self_critical.scst_samples} samples per "
+            + ([f"self-critical sequence training: "
+                f"{training.self_critical.scst_samples} samples per "
                 f"image, reward CIDEr-D - {training.self_critical.hallucination_penalty} x absent "
                 f"objects named, learning rate {training.self_critical.scst_learning_rate}"]
                if training.self_critical.scst else []),

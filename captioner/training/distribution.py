@@ -97,7 +97,8 @@ class Placement:
 
 
 def placement(config):
-    """The :class:`Placement` of a ``TrainConfig``: one device unless ``config.distribution.distribute``."""
+    """The :class:`Placement` of a ``TrainConfig``: one device unless
+    ``config.distribution.distribute``."""
     if not config.distribution.distribute:
         if config.distribution.devices is not None:
             raise ConfigError("--devices needs --distribute")

@@ -16,7 +16,8 @@ checkpoint (file digests, epoch, optimizer step, random state, training data) an
 continues from it exactly: the weights, the optimizer's state (moments, step count, hence
 the learning rate), the epoch, every layer's random state (reset from (seed, epoch) before
 each epoch) and the data order, which the data sets draw from (seed, epoch) themselves.
-While a run writes, OUT/.lock keeps a second process from training into the same folder. A model kind plugs in through the hooks of
+While a run writes, OUT/.lock keeps a second process from training into the same folder. A model
+kind plugs in through the hooks of
 :class:`EpochLoop`: a new model, its data, its validation columns, its objective, its
 model card and curves.
 """
@@ -176,7 +177,8 @@ class EpochLoop:
             before = TrainConfig.from_dict(state["train_config"]).flat()
             now = self.train_config.flat()
             raise ConfigError(
-                f"--resume cannot change {', '.join(f'{name} ({before[name]} -> {now[name]})' for name in changed)} "
+                "--resume cannot change "
+                f"{', '.join(f'{name} ({before[name]} -> {now[name]})' for name in changed)} "
                 f"of the run in {self.out}: `captioner train --resume {self.out}` continues it "
                 "with its own settings (a resume may change only the run's length, the input "
                 "and the devices)")
@@ -347,7 +349,8 @@ class EpochLoop:
 def training_machine():
     """Where training ran, for the model card: "TensorFlow backend, 1 x CPU (2 cores)"."""
     import collections
-    devices = collections.Counter(d.split(":")[0].upper() for d in keras.distribution.list_devices())
+    devices = collections.Counter(d.split(":")[0].upper()
+                                  for d in keras.distribution.list_devices())
     names = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
     return (f"{names.get(keras.backend.backend(), keras.backend.backend())} backend, "
             + ", ".join(f"{n} x {kind}" for kind, n in sorted(devices.items()))

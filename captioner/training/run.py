@@ -47,7 +47,8 @@ def train(out, coco=None, karpathy=None, images=None, model_config=None, train_c
     is skipped. The best epoch's model is scored on the test split and gets a summary of
     its training images (``captioner.domain``: domain.json). ``callbacks``: Keras
     callbacks added to every epoch's ``fit()``. ``init``, ``overrides``: a model folder
-    to start from, and the loss weights (``LossConfig`` fields) set anew (``CaptionTrainer``; ``model_config`` is
+    to start from, and the loss weights (``LossConfig`` fields) set anew (``CaptionTrainer``;
+    ``model_config`` is
     then not used); ``train_config.self_critical.scst`` fine-tunes it self-critically
     (``captioner.training.scst``). Returns the path of the model folder
     (``captioner.load_model`` reads it). ``invocation``: the command line that started

@@ -102,7 +102,8 @@ def teacher_forcing(outputs, prefix, vocabulary):
 
 
 class SelfCriticalTrainer(CaptionTrainer):
-    """A ``CaptionTrainer`` whose epochs are self-critical steps (``train_config.self_critical.scst``);
+    """A ``CaptionTrainer`` whose epochs are self-critical steps
+    (``train_config.self_critical.scst``);
     it starts from the model folder ``init``."""
 
     reads_batches = True

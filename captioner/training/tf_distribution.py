@@ -70,7 +70,8 @@ def as_dataset(data):
 
     A PyDataset's batches are taken apart and batched again, shaped like the first one but
     for the time axis (axis 1) of the targets, the weights and x's per-word arrays ("tokens",
-    "regions", "objects") (caption batches are cut to their own length): a strategy hands a whole batch of
+    "regions", "objects") (caption batches are cut to their own length): a strategy hands a whole
+    batch of
     unknown size to every replica, with an unknown count an epoch's logged loss comes out
     wrong, and Keras' own adapter fixes the time axis at the first batches' length.
     """

@@ -1,7 +1,8 @@
 """The evaluation report: ``caption.py --coco DIR --split S --html OUT``.
 
 Above the images, the split's scores (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, object
-precision and recall, CHAIR and its breakdown by kind of absent mention, attention correctness beside uniform attention); then every
+precision and recall, CHAIR and its breakdown by kind of absent mention, attention correctness
+beside uniform attention); then every
 image with its caption (n-best where asked), the words that name an object the image does
 not hold marked, its references, its annotated boxes (drawn on request), its CIDEr-D, and
 each word's map. The page sorts by CIDEr-D and filters to the captions that name an

@@ -53,7 +53,8 @@ def test_treebank_tokens_are_the_ptb_tokenizers():
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     from captioner.metrics.captions import _treebank_tokens
-    captions = {1: ["A man's hat, (red) and blue.", "Two dogs -- running!", "it's 3:30 in the \"morning\"; ok?"]}
+    captions = {1: ["A man's hat, (red) and blue.", "Two dogs -- running!",
+                    "it's 3:30 in the \"morning\"; ok?"]}
     ptb = PTBTokenizer().tokenize({1: [{"caption": c} for c in captions[1]]})
     treebank, _ = _treebank_tokens(captions, {1: "x"})
     assert treebank == ptb

@@ -54,7 +54,8 @@ def test_each_absent_mention_gets_the_kind_of_its_error():
 
 
 def test_the_kinds_are_shares_of_all_mentions_and_add_up_to_chair_i():
-    captions = {1: "a red circle , a blue circle and a green triangle",  # right, mis-paired, invented
+    # right, mis-paired, invented
+    captions = {1: "a red circle , a blue circle and a green triangle",
                 2: "a green square and a red triangle",   # wrong category, wrong attribute
                 3: "a blue circle"}                       # mis-paired
     scores = object_grounding(captions, INSTANCES, LEXICON)

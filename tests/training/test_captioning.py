@@ -18,7 +18,8 @@ def make_trainer(synthetic_coco, out, epochs, dropout=0.0, pipeline="auto"):
     train_config = TrainConfig.of(epochs=epochs, batch_size=7, learning_rate=5e-3, seed=4,
                                validation_images=3, max_words=8, pipeline=pipeline,
                                length_bucket=8)  # 8 or 9 steps: two compilations on JAX
-    return CaptionTrainer(TrainingData(train, val[:3], "test data"), str(out), model_config, train_config)
+    return CaptionTrainer(TrainingData(train, val[:3], "test data"), str(out), model_config,
+                          train_config)
 
 
 def weights_of(folder):

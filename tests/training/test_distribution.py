@@ -1,6 +1,7 @@
 """Data-parallel training on 4 virtual CPU devices ends with the weights of one device
 trained on the same global batches: soft attention, hard attention (REINFORCE, its moving
-baseline, sampled cells), the Transformer decoder (with dropout) and the RAM, on JAX (``keras.distribution.DataParallel`` over
+baseline, sampled cells), the Transformer decoder (with dropout) and the RAM, on JAX
+(``keras.distribution.DataParallel`` over
 ``--xla_force_host_platform_device_count=4``) and on TensorFlow (``MirroredStrategy`` over
 4 logical CPU devices). A checkpoint of a 4-device run resumes on one device. Two JAX
 processes on localhost, 2 devices each, train as one process on 4, and only the first
@@ -11,7 +12,8 @@ starts. Each run trains one epoch (2 or 3 steps of Adam, learning rate 5e-3).
 
 Tolerances on every weight, absolute:
 - JAX, and TensorFlow for the models without batch normalisation (hard attention and
-  the Transformer on a frozen encoder's features, the RAM): 2e-5. N devices sum the batch in another order
+  the Transformer on a frozen encoder's features, the RAM): 2e-5. N devices sum the batch in
+  another order
   (per-device partial sums, then across devices), so float32 results differ in the last
   bits, and Adam's first steps (update ~ lr * g / |g|) let a difference of 1e-7 in a small
   gradient move a weight by up to about 1e-6 per step.

@@ -85,7 +85,8 @@ def test_the_surrogate_makes_better_than_greedy_captions_likelier(vocabulary, rn
         model = create_captioner(tiny_config(vocabulary), seed=2)
         model.compile(optimizer=keras.optimizers.SGD(0.5))
         out = _decode(_search(model, vocabulary, 3), images,
-                      np.random.default_rng(5).gumbel(size=(6, 7, len(vocabulary))).astype(np.float32))
+                      np.random.default_rng(5).gumbel(size=(6, 7, len(vocabulary)))
+                      .astype(np.float32))
         tokens, targets, mask = teacher_forcing(out, "sampled_", vocabulary)
         before, _ = _sequence_log_probs(model, images, tokens, targets, mask)
         model.train_on_batch({"images": images, "tokens": tokens,
