@@ -239,7 +239,8 @@ def test_a_ram_glimpse_path_steps_glimpse_by_glimpse(browser, tmp_path):
 @pytest.mark.slow  # a browser: .ci/run's slow pass
 def test_a_transformers_layers_and_heads_each_show_their_own_map(browser, tmp_path):
     """A word's map, then layer 2 head 1's, then back: each lights up its own cell."""
-    from captioner.viewer.pages import ViewerWriter, hypothesis_item
+    from captioner.results import Caption
+    from captioner.viewer.pages import ViewerWriter, caption_item
     grid = (4, 4)
     alphas = np.zeros((2,) + grid)
     alphas[:, 0, 0] = 1.0  # the reduced map: the top left cell
@@ -247,11 +248,10 @@ def test_a_transformers_layers_and_heads_each_show_their_own_map(browser, tmp_pa
     for layer in range(2):
         for head in range(3):
             heads[:, layer, head, 3 - layer, 3 - head] = 1.0  # each its own cell
-    hypothesis = {"caption": "a b", "words": ["a", "b"], "probabilities": [0.5, 0.5],
-                  "alphas": alphas, "heads": heads, "score": 0.0, "log_prob": 0.0}
+    caption = Caption("a b", ["a", "b"], [0.5, 0.5], 0.0, 0.0, True, alphas, heads=heads)
     with ViewerWriter(tmp_path / "html", "captions", "heads", grid=grid) as html:
         html.add(np.full((64, 64, 3), 40, np.uint8),
-                 {"name": "x", "hypotheses": [hypothesis_item(hypothesis)]})
+                 {"name": "x", "hypotheses": [caption_item(caption)]})
     page = Page(browser, tmp_path / "html")
     plain = page.pixels(0)
     page.card(0).locator(".word").nth(1).click()
@@ -276,15 +276,15 @@ def test_a_transformers_layers_and_heads_each_show_their_own_map(browser, tmp_pa
 
 @pytest.mark.slow  # a browser: .ci/run's slow pass
 def test_data_pages_load_only_when_shown(browser, tmp_path):
-    from captioner.viewer.pages import ViewerWriter, hypothesis_item
+    from captioner.results import Caption
+    from captioner.viewer.pages import ViewerWriter, caption_item
     rng = np.random.default_rng(1)
     with ViewerWriter(tmp_path / "html", "report", "lazy", grid=(2, 2), page_size=4) as html:
         for k in range(45):
             words = ["w"] * 3
-            hypothesis = {"caption": "w w w", "words": words, "probabilities": [1.0] * 3,
-                          "alphas": rng.random((3, 2, 2)), "score": 0.0, "log_prob": 0.0}
+            caption = Caption("w w w", words, [1.0] * 3, 0.0, 0.0, True, rng.random((3, 2, 2)))
             html.add(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8),
-                     {"name": f"image {k}", "hypotheses": [hypothesis_item(hypothesis)],
+                     {"name": f"image {k}", "hypotheses": [caption_item(caption)],
                       "cider": float(k)}, {"cider": float(k), "absent": k % 2})
     pages = lambda: {u.rsplit("/", 1)[1] for u in page.files if "/data/page_" in u}  # noqa: E731
     page = Page(browser, tmp_path / "html")
