@@ -74,12 +74,13 @@ def read_config(folder, kinds=None):
     return config
 
 
-def read_folder(folder, kind, model_class, files=()):
+def read_folder(folder, kind, model_class, files=(), config=None):
     """(config.json with the model's complete configuration, the Keras model) of a model
     folder of ``kind`` whose model.keras holds a ``model_class``; ``files``: the task's
-    own files, which must be there. ModelError with one line for anything else."""
+    own files, which must be there; ``config``: config.json where the caller read it
+    already. ModelError with one line for anything else."""
     folder = os.fspath(folder)
-    config = read_config(folder)
+    config = config if config is not None else read_config(folder)
     if config.get("kind") != kind:
         raise ModelError(f"{folder} holds a {config.get('kind')} model, not a {kind}")
     for name in files:

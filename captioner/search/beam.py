@@ -64,7 +64,6 @@ class BeamSampler(Sampler):
         self.length_penalty, self.min_length = length_penalty, min_length
 
     def start(self, batch_size, start_id, end_id, max_length, cells):
-        self.end_id, self.max_length, self.cells = end_id, max_length, cells
         k, n, words_max = self.width, self.n_best, max_length
         first = ops.where(ops.arange(k)[None] == 0, 0.0, -np.inf) * ops.ones((batch_size, 1))
         return BeamState(

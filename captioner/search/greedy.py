@@ -32,7 +32,6 @@ class GreedySampler(Sampler):
         return scores
 
     def start(self, batch_size, start_id, end_id, max_length, cells):
-        self.end_id, self.max_length = end_id, max_length
         slots = max_length + 1  # the last step can only end a caption
         return GreedyState(ops.convert_to_tensor(0, "int32"), ops.ones((batch_size,), "bool"),
                            ops.zeros((batch_size, slots), "int32"),

@@ -71,10 +71,13 @@ class Sampler:
     width = 1
 
     def __call__(self, step, state, memory, batch_size, start_id, end_id, max_length):
-        """Runs the search over ``step`` for ``batch_size`` images; returns ``outputs``."""
+        """Runs the search over ``step`` for ``batch_size`` images; returns ``outputs``.
+        While it is traced, ``end_id``, ``max_length`` and ``cells`` (L) are the
+        sampler's attributes, for its hooks."""
         if self.width > 1:
             memory, state = tile(memory, self.width), tile(state, self.width)
-        cells = ops.shape(memory["annotations"])[1]
+        self.end_id, self.max_length = end_id, max_length
+        self.cells = cells = ops.shape(memory["annotations"])[1]
 
         def body(tokens, state, variables):
             logits, new_state, alpha = step(tokens, state, memory)

@@ -21,8 +21,8 @@ __all__ = ["ImageCaptioner", "RAMClassifier", "Caption", "ImageCaptions", "Class
 
 def load(folder):
     """The task object of a model folder of any kind (ModelError for a bad folder)."""
-    kind = read_config(os.fspath(folder), TASKS)["kind"]
-    return TASKS[kind].from_folder(folder)
+    config = read_config(os.fspath(folder), TASKS)
+    return TASKS[config["kind"]].from_folder(folder, config)
 
 
 def caption(model, images, search=None, batch_size=16, unreadable="raise"):

@@ -24,11 +24,12 @@ class Task:
     config_keys = ("kind", "model")  # config.json's entries the task writes itself
 
     @classmethod
-    def from_folder(cls, folder):
-        """Loads a model folder of this task's kind; ModelError for a folder of another
-        kind, or one that does not load."""
+    def from_folder(cls, folder, config=None):
+        """Loads a model folder of this task's kind (``config``: its config.json, where
+        already read); ModelError for a folder of another kind, or one that does not
+        load."""
         folder = os.fspath(folder)
-        config, model = read_folder(folder, cls.kind, cls.model_class, cls.files)
+        config, model = read_folder(folder, cls.kind, cls.model_class, cls.files, config)
         return cls.from_files(folder, config, model)
 
     @classmethod
