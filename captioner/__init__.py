@@ -20,17 +20,17 @@ TensorFlow is not installed and no backend is named, Keras is pointed at JAX.
 from captioner.version import __version__  # noqa: F401  (imports nothing else)
 
 __all__ = ["load_model", "caption", "train", "train_ram", "ImageCaptioner", "RAMClassifier",
-           "ModelConfig", "EncoderConfig", "DecoderConfig", "TransformerConfig", "TrainConfig",
-           "RamConfig", "SearchConfig"]
+           "ModelConfig", "EncoderConfig", "LSTMDecoderConfig", "TransformerConfig",
+           "TrainConfig", "RAMConfig", "SearchConfig"]
 
 _NAMES = {"load_model": "load"}  # the public name -> the name in its home
 _HOMES = {"load_model": "captioner.tasks", "caption": "captioner.tasks",
           "ImageCaptioner": "captioner.tasks", "RAMClassifier": "captioner.tasks",
           "train": "captioner.training.run", "train_ram": "captioner.training.run",
-          **{name: "captioner.config" for name in ("ModelConfig", "EncoderConfig",
-                                                    "DecoderConfig", "TransformerConfig",
-                                                    "TrainConfig",
-                                                    "RamConfig", "SearchConfig")}}
+          **{name: "captioner.config" for name in (
+              "ModelConfig", "EncoderConfig", "LSTMDecoderConfig", "TransformerConfig",
+              "TrainConfig", "RAMConfig", "SearchConfig",
+              "DecoderConfig", "RamConfig")}}  # the last two: their names in 0.4
 
 
 def _default_backend():

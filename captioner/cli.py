@@ -7,6 +7,7 @@ traceback is printed); 130 interrupted.
 """
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -47,28 +48,31 @@ def run(main, argv=None):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad option is one line too: ``error: ... (see --help)``, exit 2."""
+    """argparse, but a bad option is one line too: ``error: ... (see --help)``, exit 2;
+    and its argument groups are found by title (``group``), in the order first asked for.
+    ``every``: advanced options are listed in the help too (``--help-all``)."""
+
+    def __init__(self, *args, every=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.groups, self.every = {}, every
 
     def error(self, message):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
-
-def option_group(parser, title):
-    """The argument group of ``parser`` titled ``title``, made on first use (so that
-    options of several config sections can share one group)."""
-    for group in parser._action_groups:
-        if group.title == title:
-            return group
-    return parser.add_argument_group(title)
+    def group(self, title):
+        """The argument group titled ``title``, made on first use (so that options of
+        several config sections can share one group)."""
+        if title not in self.groups:
+            self.groups[title] = self.add_argument_group(title)
+        return self.groups[title]
 
 
 def add_source_options(group):
     """--coco DIR, or --karpathy FILE with --images DIR: where a data set's captions and
     images are (``captioner.data.coco.CaptionSource``)."""
     group.add_argument("--coco", metavar="DIR",
-                       help="a COCO folder: DIR/annotations/captions_{split}{2017|2014}.json "
-                            "(and instances_*.json: boxes, optional), images in "
-                            "DIR/{split}{year}/")
+                       help="a COCO folder: annotations/captions_{split}2017.json "
+                            "(instances_*.json: boxes, optional), images in {split}2017/")
     group.add_argument("--karpathy", metavar="FILE",
                        help="a Karpathy split file (dataset_coco.json, dataset_flickr8k.json, "
                             "dataset_flickr30k.json)")
@@ -76,50 +80,56 @@ def add_source_options(group):
                        help="with --karpathy: the folder its file names are relative to")
 
 
-def add_config_options(parser, config_class, title=None, placement=None):
-    """Adds one option per field of ``config_class`` (a ``captioner.config`` dataclass) to
-    ``parser``, in the group titled ``title`` (``placement``: {field name: another group's
-    title}): ``--field-name``, typed by the field, with its choices, and its ``help``
-    metadata (``captioner.config.option``). Fields marked ``derived`` are left out; a bool
-    field is a ``--name/--no-name`` switch. Every option defaults to None, "not given", so
-    that ``config_from_args`` keeps the dataclass's own default."""
-    import dataclasses
-
-    from captioner.config import field_choices, field_type
-    placement = placement or {}
+def add_config_options(parser, config_class, title=None):
+    """Adds one option per field of ``config_class`` (a ``captioner.config`` section) to
+    ``parser``, in the group titled ``title`` (by default the section's ``title``):
+    ``--field-name``, typed by the field, with its choices, and its ``help`` metadata
+    (``captioner.config.option``). Fields marked ``derived`` are left out, ``advanced``
+    ones listed only where ``parser.every``; a bool field is a ``--name/--no-name``
+    switch. Every option defaults to None, "not given", so that ``config_from_args`` keeps
+    the dataclass's own default. Returns the group."""
+    group = parser.group(title or config_class.title)
     for field in dataclasses.fields(config_class):
-        if not is_option(field):
-            continue
-        where = placement.get(field.name, title)
-        group = option_group(parser, where) if where else parser
-        flag = option_flag(config_class, field.name)
-        default = field.default if field.default is not dataclasses.MISSING else None
-        help_text = field.metadata.get("help", "")
-        if default is not None:
-            help_text += f" (default: {default})"
+        if is_option(field):
+            add_field_option(group, config_class, field, field_help(field), parser.every)
+    return group
+
+
+def field_help(field):
+    """A config field's help text, with its default."""
+    default = field.default if field.default is not dataclasses.MISSING else None
+    if default is False:  # a switch: off unless given
+        default = None
+    text = field.metadata.get("help", "")
+    return f"{text} (default: {default})" if default is not None else text
+
+
+def add_field_option(group, config_class, field, help_text, every=True, choices=None):
+    """The option of one config field, in ``group`` (its help hidden for an advanced
+    field unless ``every``; ``choices``: other than the field's)."""
+    from captioner.config import field_choices, field_type
+    if field.metadata.get("advanced") and not every:
+        help_text = argparse.SUPPRESS
+    else:
         help_text = help_text.replace("%", "%%")
-        kind = field_type(field)
-        if kind is bool:
-            group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
-                               default=None, help=help_text)
-        else:
-            group.add_argument(flag, dest=field.name, type=kind, default=None,
-                               choices=field_choices(field), help=help_text,
-                               metavar=None if field_choices(field)
-                               else field.metadata.get("metavar", field.name.upper()))
-    return option_group(parser, title) if title else parser
+    flag, kind = option_flag(config_class, field.name), field_type(field)
+    if kind is bool:
+        group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
+                           default=None, help=help_text)
+        return
+    choices = choices or field_choices(field)
+    metavar = None if choices else field.metadata.get(
+        "metavar", {int: "N", float: "X"}.get(kind, field.name.upper()))
+    group.add_argument(flag, dest=field.name, type=kind, default=None, choices=choices,
+                       help=help_text, metavar=metavar)
 
 
-def add_decoder_options(parser, title, placement=None):
-    """The options of every decoder kind's section (``captioner.config.DECODERS``) in the
-    group ``title`` (``placement``: {field name: another group's title}): ``--decoder
-    KIND`` and each kind's fields; a field that several kinds have (``--heads``,
-    ``--dropout``) is one option whose help gives each kind's default.
+def add_decoder_options(parser):
+    """The options of every decoder kind's section (``captioner.config.DECODERS``) in
+    their group: ``--decoder KIND`` and each kind's fields; a field that several kinds
+    have (``--heads``, ``--dropout``) is one option whose help gives each kind's default.
     ``decoder_from_args`` makes the chosen kind's section of them."""
-    import dataclasses
-
     from captioner.config import DECODERS
-    placement = placement or {}
     seen = {}
     for kind, section in DECODERS.items():
         for field in dataclasses.fields(section):
@@ -127,25 +137,21 @@ def add_decoder_options(parser, title, placement=None):
                 seen.setdefault(field.name, []).append((kind, section, field))
     for name, owners in seen.items():
         kind, section, field = owners[0]
-        scratch = argparse.ArgumentParser(add_help=False)
-        add_config_options(scratch, section)
-        action = next(a for a in scratch._actions if a.dest == name)
         if name == "kind":
-            action.choices = list(DECODERS)
-            action.help = "; ".join(f.metadata["help"] for _, _, f in owners) + \
+            text = "; ".join(f.metadata["help"] for _, _, f in owners) + \
                 f" (default: {field.default})"
         elif len(owners) > 1:
-            action.help = "; ".join(
-                f"{k}: {f.metadata['help']} (default: {f.default})" for k, _, f in owners)
-        elif len(DECODERS) > 1:
-            action.help = f"{kind}: {action.help}"
-        option_group(parser, placement.get(name, title))._add_action(action)
+            text = "; ".join(f"{k}: {f.metadata['help']} (default: {f.default})"
+                             for k, _, f in owners)
+        else:
+            text = f"{kind}: {field_help(field)}"
+        add_field_option(parser.group(section.title), section, field, text, parser.every,
+                         choices=list(DECODERS) if name == "kind" else None)
 
 
 def decoder_from_args(args):
     """The decoder section of the ``--decoder`` kind (lstm by default) from the options
     ``add_decoder_options`` added; an option of another kind is a ConfigError."""
-    import dataclasses
 
     from captioner.config import DECODERS
     from captioner.errors import ConfigError
@@ -174,7 +180,6 @@ def is_option(field):
 def option_flag(config_class, name):
     """The command-line flag of a field of ``config_class``: ``--field-name``, or the
     field's own ``flag``."""
-    import dataclasses
     field = next(f for f in dataclasses.fields(config_class) if f.name == name)
     return field.metadata.get("flag") or "--" + name.replace("_", "-")
 
@@ -182,7 +187,6 @@ def option_flag(config_class, name):
 def given_options(config_class, args):
     """{field name: value} of the options ``add_config_options`` added for
     ``config_class`` that the command line gave."""
-    import dataclasses
     return {field.name: getattr(args, field.name) for field in dataclasses.fields(config_class)
             if is_option(field) and getattr(args, field.name, None) is not None}
 

@@ -6,7 +6,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MARKER = re.compile(r"<!-- help:\s*([a-z]*)\s*-->")
+MARKER = re.compile(r"<!-- help:\s*([a-z-]*)\s*-->")
 
 
 def command_help(name):

@@ -8,6 +8,7 @@ either backend is tested in-process in tests/models)."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -201,11 +202,12 @@ def test_caption_user_mistakes_exit_2_with_one_line(tmp_path, model_dir, synthet
 @pytest.mark.backend
 @pytest.mark.slow  # two training runs end to end (train, resume)
 def test_train_writes_a_model_that_caption_loads(synthetic_coco, tmp_path):
-    out = tmp_path / "run"
+    out, data = tmp_path / "run", tmp_path / "data"
+    shutil.copytree(synthetic_coco, data)
     tiny = ["--image-size", 32, "--width", 8, "--lstm-units", 32, "--embedding-dim", 16,
             "--attention-units", 16, "--batch-size", 8, "--validation-images", 4,
             "--max-words", 8]
-    result = run("train.py", "--coco", synthetic_coco, "--out", out, "--epochs", 1, *tiny)
+    result = run("train.py", "--coco", data, "--out", out, "--epochs", 1, *tiny)
     assert result.returncode == 0, result.stderr
     for name in ("model.keras", "vocab.json", "config.json", "MODEL_CARD.md", "metrics.json",
                  "training_curves.png", "checkpoint/latest.json",
@@ -224,13 +226,21 @@ def test_train_writes_a_model_that_caption_loads(synthetic_coco, tmp_path):
     (tmp_path / "empty").mkdir()
     assert_one_line_error(run("train.py", "--resume", tmp_path / "empty"),
                           "holds no checkpoint", "--resume")
+    # the data moved: one line naming where they were and the option for where they are
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    assert_one_line_error(run("train.py", "--resume", out), f"read from {data}, which is not "
+                          "there any more", "give --coco with its new place")
     elsewhere = os.getcwd()
     try:
         os.chdir(tmp_path / "empty")
-        resumed = run("train.py", "--resume", out, "--epochs", 2, "--no-progress")
+        resumed = run("train.py", "--resume", out, "--epochs", 2, "--coco", moved,
+                      "--no-progress")
     finally:
         os.chdir(elsewhere)
     assert resumed.returncode == 0, resumed.stderr
+    state = json.loads((out / "checkpoint" / "epoch-0002" / "state.json").read_text())
+    assert state["record"]["data"]["coco"] == str(moved)
     assert "resuming" in resumed.stderr and "from epoch 1 of 2" in resumed.stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert [row["epoch"] for row in metrics["history"]] == [1, 2]
@@ -238,10 +248,19 @@ def test_train_writes_a_model_that_caption_loads(synthetic_coco, tmp_path):
     assert config["model"]["decoder"]["lstm_units"] == 32  # the run's own options
     # the old way, every option again with --out and --resume, still works, and one left
     # out is named with its values and the way to resume
-    refused = run("train.py", "--coco", synthetic_coco, "--out", out, "--resume",
+    refused = run("train.py", "--coco", moved, "--out", out, "--resume",
                   "--epochs", 3, *tiny[:-2])
     assert_one_line_error(refused, "cannot change max_words (8 -> 40)",
                           f"captioner train --resume {out}")
+    # a run from before the record kept its command line, which --resume DIR parses again
+    path = out / "checkpoint" / "epoch-0002" / "state.json"
+    state = json.loads(path.read_text())
+    del state["record"]
+    state["invocation"] = {"cwd": str(tmp_path), "argv": ["--coco", "moved", *map(str, tiny)]}
+    path.write_text(json.dumps(state))
+    resumed = run("train.py", "--resume", out, "--epochs", 3, "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "from epoch 2 of 3" in resumed.stderr
 
 
 @pytest.mark.slow
@@ -347,16 +366,16 @@ def test_train_a_ram_and_classify_with_it(tmp_path):
 
 def test_train_default_epochs_depend_on_the_task_alike_for_the_api_and_the_command_line():
     import train
-    from captioner.commands.train import train_options
+    from captioner.commands import train_ram
+    from captioner.commands.training import train_options
     from captioner.config import RAM_EPOCHS, TrainConfig
     from captioner.training.run import train_config_for
 
-    def epochs(*argv):
-        args = train.parse_args(list(argv))
-        return train_config_for(args.task, **train_options(args)).run.epochs
-    assert epochs("--task", "ram", "--digits", "translated", "--out", "o") == RAM_EPOCHS
-    assert epochs("--coco", "c", "--out", "o") == TrainConfig().run.epochs
-    assert epochs("--task", "ram", "--digits", "translated", "--out", "o", "--epochs", "3") == 3
+    def epochs(command, task, *argv):
+        return train_config_for(task, **train_options(command.parse_args(list(argv)))).run.epochs
+    assert epochs(train_ram, "ram", "--digits", "translated", "--out", "o") == RAM_EPOCHS
+    assert epochs(train, "caption", "--coco", "c", "--out", "o") == TrainConfig().run.epochs
+    assert epochs(train_ram, "ram", "--digits", "translated", "--out", "o", "--epochs", "3") == 3
     assert train_config_for("ram").run.epochs == RAM_EPOCHS != TrainConfig().run.epochs
 
 

@@ -2,6 +2,7 @@
 every output path that cannot be used (one line, exit 2), and ``evaluate`` on COCO and
 Karpathy splits."""
 
+import importlib
 import json
 import os
 import re
@@ -94,19 +95,37 @@ def test_every_option_has_help_without_internal_names():
             assert not snake & internal, (name, flag, snake & internal)  # field names
 
 
-def test_train_help_groups_options_by_what_they_apply_to():
-    parser = dict(parsers())["train"]
-    groups = {group.title: {a.dest for a in group._group_actions}
-              for group in parser._action_groups}
-    for title, member in (("data", "coco"), ("model", "backbone"), ("attention", "score"),
-                          ("hard attention (--attention hard)", "hard_inference"),
-                          ("recurrent attention model (--task ram)", "glimpses"),
-                          ("training", "epochs"), ("distribution", "distribute"),
-                          ("output", "resume")):
-        assert member in groups[title], (title, member)
-    text = parser.format_help()
-    assert text.index("\ndata:") < text.index("\nmodel:") < text.index("\nattention:") \
-        < text.index("\ntraining:") < text.index("\noutput:")
+def help_blocks(text):
+    """{group title: its lines} of a --help text."""
+    return dict(re.findall(r"\n([^ \n][^\n]*):\n((?:  .*\n|\n(?=  ))+)", text))
+
+
+def test_train_help_is_a_screenful_grouped_by_config_section_with_two_examples(monkeypatch):
+    import dataclasses
+
+    from captioner.cli import is_option, option_flag
+    from captioner.config import DECODERS, EncoderConfig, LossConfig, RAMConfig, TrainConfig
+    monkeypatch.setenv("COLUMNS", "80")
+    train = importlib.import_module("captioner.commands.train")
+    text = train.build_parser().format_help()
+    assert len(text.splitlines()) <= 150 and len(re.findall(r"^  --", text, re.M)) <= 60
+    every = train.build_parser(every=True).format_help()
+    blocks, all_blocks = help_blocks(text), help_blocks(every)
+    sections = (EncoderConfig, *DECODERS.values(), LossConfig, TrainConfig,
+                *TrainConfig.sections().values())
+    for section in sections:  # each section's options in its own group; advanced: --help-all
+        for field in filter(is_option, dataclasses.fields(section)):
+            flag = option_flag(section, field.name)
+            advanced = field.metadata.get("advanced", False)
+            assert (flag in blocks.get(section.title, "")) != advanced, (section, flag)
+            assert flag in all_blocks[section.title], (section, flag)
+    assert "--glimpses" not in every  # the RAM's options are train-ram's
+    ram = importlib.import_module("captioner.commands.train_ram").build_parser().format_help()
+    assert option_flag(RAMConfig, "glimpses") in help_blocks(ram)[RAMConfig.title]
+    for page in (text, ram):  # two examples at the end, each a command that runs
+        examples = page.split("examples:\n")[1].strip().splitlines()
+        assert len(examples) == 2 and all(line.lstrip().startswith("captioner ")
+                                          for line in examples)
 
 
 def unusable_outputs(tmp_path):

@@ -8,11 +8,11 @@ import pytest
 from captioner.cli import ArgumentParser, add_config_options, config_from_args
 from captioner.config import (
     Config,
-    DecoderConfig,
     EncoderConfig,
     LossConfig,
+    LSTMDecoderConfig,
     ModelConfig,
-    RamConfig,
+    RAMConfig,
     SearchConfig,
     TrainConfig,
     derived,
@@ -53,8 +53,8 @@ def test_a_field_is_an_option_with_its_type_choices_and_comment():
 
 
 def test_every_field_of_every_section_has_help():
-    for section in (EncoderConfig, DecoderConfig, LossConfig, SearchConfig, TrainConfig,
-                    RamConfig):
+    for section in (EncoderConfig, LSTMDecoderConfig, LossConfig, SearchConfig, TrainConfig,
+                    RAMConfig):
         fields = dataclasses.fields(section)
         assert fields and all(field.metadata.get("help") for field in fields), section
 
@@ -62,13 +62,13 @@ def test_every_field_of_every_section_has_help():
 def test_values_are_checked_with_what_was_received():
     with pytest.raises(ConfigError, match="score must be one of additive, .*local. "
                                           "Received: score='dott'"):
-        DecoderConfig(score="dott")
+        LSTMDecoderConfig(score="dott")
     with pytest.raises(ConfigError, match="size must be int. Received: size='3'"):
         ToyConfig(size="3")
     with pytest.raises(ConfigError, match="Unknown keys in decoder config: colour"):
         ModelConfig.from_dict({"decoder": {"colour": 1}})
     with pytest.raises(ConfigError, match="heads must divide"):
-        DecoderConfig(heads=3)
+        LSTMDecoderConfig(heads=3)
 
 
 def test_backbone_defaults_follow_the_backbone():

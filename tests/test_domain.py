@@ -53,7 +53,7 @@ def test_the_summary_round_trips_through_json_and_refuses_others(rng):
 def test_the_bundled_model_passes_its_test_images_and_marks_photographs(synthetic_coco):
     from captioner.data.coco import load_coco_split
     from captioner.tasks import ImageCaptioner
-    from captioner.training.run import DOMAIN_IMAGES
+    from captioner.training.captioning import DOMAIN_IMAGES
     saved = ImageCaptioner.from_folder(os.path.join(ROOT, "assets", "model"))
     assert saved.domain is not None and saved.domain.images == DOMAIN_IMAGES  # of 4,000
     test, _ = load_coco_split(synthetic_coco, "test")  # the same generator, another seed

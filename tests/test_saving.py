@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from captioner.config import RamConfig
+from captioner.config import RAMConfig
 from captioner.errors import ModelError
 from captioner.models.ram import create_ram
 from captioner.tasks import TASKS, ImageCaptioner, RAMClassifier
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.backend
 
 @pytest.fixture(scope="module")
 def ram():
-    return create_ram(RamConfig(height=16, width=16, classes=3, glimpses=2, patch=4, scales=2,
+    return create_ram(RAMConfig(height=16, width=16, classes=3, glimpses=2, patch=4, scales=2,
                                 glimpse_hidden=8, glimpse_units=16, core_units=16, seed=1),
                       seed=0)
 

@@ -210,10 +210,10 @@ def test_the_report_filters_to_exactly_the_captions_naming_absent_objects(browse
 @pytest.mark.slow  # a browser: .ci/run's slow pass
 def test_a_ram_glimpse_path_steps_glimpse_by_glimpse(browser, tmp_path):
     from captioner.commands.caption import main
-    from captioner.config import RamConfig
+    from captioner.config import RAMConfig
     from captioner.models.ram import create_ram
     from tests.helpers import save_model
-    ram = create_ram(RamConfig(height=16, width=16, classes=3, glimpses=3, patch=4, scales=2,
+    ram = create_ram(RAMConfig(height=16, width=16, classes=3, glimpses=3, patch=4, scales=2,
                                glimpse_hidden=8, glimpse_units=16, core_units=16, seed=1), seed=0)
     save_model(tmp_path / "ram", ram, ["a", "b", "c"])
     rng = np.random.default_rng(0)

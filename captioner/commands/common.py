@@ -4,14 +4,14 @@ options, checking the outputs, loading the model, and writing heat maps."""
 import os
 import sys
 
-from captioner.cli import add_config_options, import_keras_quietly, option_group
+from captioner.cli import add_config_options, import_keras_quietly
 from captioner.commands import default_model_dir
 
 
 def add_model_options(parser):
     """--model, --batch-size and the search options (captioning and scoring alike)."""
     from captioner.config import SearchConfig
-    model = option_group(parser, "model")
+    model = parser.group("model")
     model.add_argument("--model", default=default_model_dir(), metavar="DIR",
                        help="model folder (default: the bundled model, which knows only "
                             "synthetic shapes)")
@@ -22,7 +22,7 @@ def add_model_options(parser):
 
 def add_output_options(parser):
     """--json, --attention-dir and --html."""
-    output = option_group(parser, "output")
+    output = parser.group("output")
     output.add_argument("--json", action="store_true",
                         help="print one JSON document and nothing else on standard output")
     output.add_argument("--attention-dir", metavar="DIR",

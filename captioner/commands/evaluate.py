@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from captioner.cli import ArgumentParser, add_source_options, config_from_args, option_group, run
+from captioner.cli import ArgumentParser, add_source_options, config_from_args, run
 from captioner.commands.common import (
     add_model_options,
     add_output_options,
@@ -29,7 +29,7 @@ PROG = "captioner evaluate"
 def add_scoring_options(parser, title="data"):
     """The split to score: --coco DIR or --karpathy FILE --images DIR, --split, and where
     the captions and scores go."""
-    scoring = option_group(parser, title)
+    scoring = parser.group(title)
     add_source_options(scoring)
     scoring.add_argument("--split", default="test", metavar="NAME",
                          help="the split to score (default: test; COCO 2017 publishes no "

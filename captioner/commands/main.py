@@ -2,6 +2,7 @@
 
     captioner caption IMAGE_OR_FOLDER... [--attention-dir DIR] [--html DIR]
     captioner train --coco DIR --out DIR ...        captioner train --resume DIR
+    captioner train-ram --digits translated --out DIR
     captioner evaluate --coco DIR --split val ...
     captioner export --model DIR --out DIR [--format saved_model|onnx]
     captioner synth --out DIR [--style hard]
@@ -21,8 +22,9 @@ COMMANDS = {
     "caption": ("captioner.commands.caption",
                 "caption images and show where the model looked for every word"),
     "train": ("captioner.commands.train",
-              "train a captioner on COCO-style data (or a Recurrent Attention Model), or "
-              "resume a run"),
+              "train a captioner on COCO-style data, or resume a run"),
+    "train-ram": ("captioner.commands.train_ram",
+                  "train a Recurrent Attention Model, a classifier that looks in glimpses"),
     "evaluate": ("captioner.commands.evaluate",
                  "caption a COCO or Karpathy split and score it"),
     "export": ("captioner.commands.export",

@@ -78,7 +78,7 @@ class GridAttention(keras.layers.Layer):
 
     config_options = ()
     # How a decoder runs its teacher-forced recurrence with this layer (see
-    # ``AttentionDecoder._scanned``): "scan" (one step's graph, looped: the least work
+    # ``LSTMDecoder._scanned``): "scan" (one step's graph, looped: the least work
     # for a compiler that gains nothing from seeing all steps) or "unrolled" (every word
     # in one graph: XLA then recomputes a per-cell tensor such as the additive score's
     # (batch, L, units) energy in the backward pass, instead of storing it per word).

@@ -11,7 +11,7 @@ from captioner.config import ModelConfig
 from captioner.errors import ModelError
 from captioner.models import replicas
 from captioner.models.base import ConfiguredModel
-from captioner.models.decoder import AttentionDecoder
+from captioner.models.decoder import LSTMDecoder
 from captioner.models.encoder import Encoder, build_backbone
 from captioner.models.grounding import GroundingHead, grounding_loss, labelled_pairs
 from captioner.models.losses import (
@@ -23,7 +23,7 @@ from captioner.models.losses import (
 )
 from captioner.models.transformer import TransformerDecoder
 
-DECODER_LAYERS = {"lstm": AttentionDecoder, "transformer": TransformerDecoder}  # by kind
+DECODER_LAYERS = {"lstm": LSTMDecoder, "transformer": TransformerDecoder}  # by kind
 
 
 @keras.saving.register_keras_serializable(package="captioner")
@@ -41,7 +41,7 @@ class Captioner(ConfiguredModel):
 
     Returns:
         {"logits": (batch, T, V), "alphas": (batch, T, H*W)}, with hard attention in
-        training "log_policy" and "entropy" (batch, T) (see ``AttentionDecoder``), and
+        training "log_policy" and "entropy" (batch, T) (see ``LSTMDecoder``), and
         with a grounding head (``ModelConfig.grounding``) "grounding" (batch, T, C), its
         logits of what is at each word's attended place (``GroundingHead``).
 

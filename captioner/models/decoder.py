@@ -1,20 +1,20 @@
 """The LSTM decoder of Show, Attend and Tell (Xu et al. 2015), with soft or hard attention.
 
-One step (:meth:`AttentionDecoder.step`) is the whole model of a word; teacher-forced
-training (:meth:`AttentionDecoder.call`) and greedy and beam search (``captioner.search``)
+One step (:meth:`LSTMDecoder.step`) is the whole model of a word; teacher-forced
+training (:meth:`LSTMDecoder.call`) and greedy and beam search (``captioner.search``)
 all run that same step.
 """
 
 import keras
 from keras import ops
 
-from captioner.config import DecoderConfig
+from captioner.config import LSTMDecoderConfig
 from captioner.layers.attention import get_attention
 from captioner.models import replicas
 
 
 @keras.saving.register_keras_serializable(package="captioner")
-class AttentionDecoder(keras.layers.Layer):
+class LSTMDecoder(keras.layers.Layer):
     """An LSTM that attends over the annotation vectors of an image at every word.
 
     Per step t, with previous word y_{t-1}, state (h_{t-1}, c_{t-1}) and annotations a:
@@ -42,7 +42,7 @@ class AttentionDecoder(keras.layers.Layer):
     Args:
         vocab_size: V, the number of words including the four special tokens.
         grid_shape: (H, W) of the feature grid, L = H * W.
-        config: a ``DecoderConfig`` (or its dict): the sizes, the dropout rate, soft or
+        config: a ``LSTMDecoderConfig`` (or its dict): the sizes, the dropout rate, soft or
             hard attention and its options, and the attention score with its options
             (passed on to ``captioner.layers.attention.get_attention`` under the same
             names). The loss weights it also holds are the captioner's, not this layer's.
@@ -62,7 +62,7 @@ class AttentionDecoder(keras.layers.Layer):
     def __init__(self, vocab_size, grid_shape=(1, 1), config=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if config is None or isinstance(config, dict):
-            config = DecoderConfig.from_dict(config or {}, "decoder config")
+            config = LSTMDecoderConfig.from_dict(config or {}, "decoder config")
         self.vocab_size, self.grid_shape, self.seed = vocab_size, tuple(grid_shape), seed
         self.decoder_config = config
         self.attention_kind = config.attention
@@ -280,3 +280,8 @@ class AttentionDecoder(keras.layers.Layer):
         config.update(vocab_size=self.vocab_size, grid_shape=list(self.grid_shape),
                       config=self.decoder_config.to_dict(), seed=self.seed)
         return config
+
+
+@keras.saving.register_keras_serializable(package="captioner")
+class AttentionDecoder(LSTMDecoder):
+    """``LSTMDecoder``'s name in 0.4: model files saved then name it, and load as one."""

@@ -34,7 +34,7 @@ As a surrogate loss, the same ``fit()`` trains it on TensorFlow and JAX.
 import keras
 from keras import ops
 
-from captioner.config import RamConfig
+from captioner.config import RAMConfig
 from captioner.layers.glimpse import GlimpseNetwork
 from captioner.models import replicas
 from captioner.models.base import ConfiguredModel
@@ -43,14 +43,14 @@ from captioner.models.losses import reinforce_surrogate
 
 @keras.saving.register_keras_serializable(package="captioner")
 class RecurrentAttentionModel(ConfiguredModel):
-    """See the module docstring. ``config``: a RamConfig or its dict.
+    """See the module docstring. ``config``: a RAMConfig or its dict.
 
     Call: images (batch, H, W, C) in [0, 1] -> {"logits" (batch, classes), "locations"
     (batch, N, 2), "patches" (batch, N, k, g, g, C), "log_policy" (batch, N - 1),
     "baselines" (batch, N - 1)}.
     """
 
-    kind, config_class = "ram", RamConfig
+    kind, config_class = "ram", RAMConfig
 
     def __init__(self, config, **kwargs):
         super().__init__(config, **kwargs)

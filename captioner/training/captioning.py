@@ -1,10 +1,10 @@
 """Training a captioner: the epoch loop's hooks for Show, Attend and Tell
 (``captioner.training.run.train`` runs it).
 
-Beyond the loop's files (``captioner.training.loop``), the output folder holds the
-vocabulary (``vocab.json``, written before the first epoch). Validation after each epoch:
-the teacher-forced loss, and BLEU, ROUGE-L, CIDEr-D (and grounding, with instances) of
-free-running greedy captions; CIDEr-D picks the best epoch.
+Validation after each epoch: the teacher-forced loss, and BLEU, ROUGE-L, CIDEr-D (and
+grounding, with instances) of free-running greedy captions; CIDEr-D picks the best epoch.
+At the end, the best model gets a summary of its training images (``captioner.domain``:
+domain.json, what tells the images unlike them) and its scores on the test split.
 """
 
 import dataclasses
@@ -16,14 +16,18 @@ from captioner.config import LOSS_FIELDS
 from captioner.data.dataset import CaptionBatches, ImageCache, max_caption_length
 from captioner.data.features import FeatureCache
 from captioner.data.vocab import Vocabulary
+from captioner.domain import summarise
 from captioner.errors import ConfigError, DataError
+from captioner.evaluation import format_scores
 from captioner.models.captioner import create_captioner
 from captioner.saving import VOCAB_FILE
 from captioner.tasks import ImageCaptioner, check_vocabulary
-from captioner.training.loop import EpochLoop, model_card
+from captioner.training.card import CardFacts
+from captioner.training.loop import EpochLoop
 
 VALIDATION_METRICS = ("BLEU", "ROUGE-L", "CIDEr")
 SKIPPED_FILE = "skipped_images.json"  # the unreadable images met so far, per split
+DOMAIN_IMAGES = 2000  # training images summarised for out-of-domain marking (captioner.domain)
 
 
 @dataclasses.dataclass
@@ -33,6 +37,8 @@ class TrainingData:
     source: str                 # a description for the model card
     val_instances: dict = None  # instances of the validation images, for grounding scores
     train_instances: dict = None  # instances of the training images, for attention supervision
+    test: list = ()             # ImageRecords scored with the best model at the end
+    test_instances: dict = None
 
 
 def _metric_key(name):
@@ -109,8 +115,6 @@ class CaptionTrainer(EpochLoop):
             from captioner.data.regions import grounding_config
             self.model_config.grounding = grounding_config(self.data.train_instances,
                                                            self.vocabulary)
-        if self.placement.writes:
-            self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
         return create_captioner(self.model_config, self.weights, seed=self.train_config.seed)
 
     def _initial_model(self):
@@ -127,12 +131,12 @@ class CaptionTrainer(EpochLoop):
             raise ConfigError(f"the model of --init {self.init} has no grounding head (it was "
                               "trained without boxes or with --grounding 0); drop --grounding")
         self.model_config = model.model_config
-        if self.placement.writes:
-            self.vocabulary.save(os.path.join(self.out, VOCAB_FILE))
         return model
 
-    def restore(self, model):
-        path = os.path.join(self.out, VOCAB_FILE)
+    def restore(self, model, folder):
+        path = os.path.join(folder, VOCAB_FILE)
+        if not os.path.isfile(path):  # checkpoints from before they held the vocabulary
+            path = os.path.join(self.out, VOCAB_FILE)
         self.vocabulary = Vocabulary.load(path)
         check_vocabulary(model, self.vocabulary, path)
         self.model_config = model.model_config
@@ -207,7 +211,7 @@ class CaptionTrainer(EpochLoop):
                       "instead): " + "; ".join(list(data.bad.values())[:3])
                       + (" ..." if len(data.bad) > 3 else ""), file=sys.stderr)
 
-    def _write_unreadable(self):
+    def run_files(self):
         """OUT/skipped_images.json: the images found unreadable so far, per split, with the
         size and modification time they had (a resumed run trusts an entry only while the
         file is unchanged)."""
@@ -215,9 +219,7 @@ class CaptionTrainer(EpochLoop):
                        "reason": why, "file": _file_state(data.records[index].path)}
                        for index, why in sorted(data.bad.items())}
                    for name, data in self._splits() if data is not None and data.bad}
-        if skipped and self.placement.writes:
-            from captioner import io
-            io.write_json(os.path.join(self.out, SKIPPED_FILE), skipped)
+        return {SKIPPED_FILE: skipped} if skipped else {}
 
     def _regions(self, model):
         """The per-word targets of attention supervision and of the grounding head
@@ -261,7 +263,6 @@ class CaptionTrainer(EpochLoop):
                                          self.train_config.run.validation_images,
                                          self.data.val_instances, self.placement))
         row["skipped_images"] = len(self.train_batches.bad)
-        self._write_unreadable()
         return row
 
     def objective(self, row):
@@ -276,8 +277,9 @@ class CaptionTrainer(EpochLoop):
 
     def card(self, state):
         model, training = self.model_config, self.train_config
+        grounding = model.grounding
         best = next(row for row in state["history"] if row["epoch"] == state["best_epoch"])
-        return model_card(
+        return CardFacts(
             "captioner model card",
             f"Attention captioner (CNN encoder, {model.decoder.summary()}).", self.command,
             [f"data: {self.source} ({len(self.data.train)} training images, "
@@ -286,22 +288,34 @@ class CaptionTrainer(EpochLoop):
              f"grid {best.get('grid', '')}",
              f"training: {training.run.epochs} epochs, batch {training.batch_size}, seed "
              f"{training.seed}"]
-            + ([f"grounding head: {len(model.grounding.categories)} categories, "
-                f"{', '.join(model.grounding.attributes) or 'no attributes'}; captioner caption "
-                "--grounded W re-scores object words by it"] if model.grounding.enabled else [])
+            + ([f"grounding head: {len(grounding.categories)} categories, "
+                f"{', '.join(grounding.attributes) or 'no attributes'}; captioner caption "
+                "--grounded W re-scores object words by it"] if grounding.enabled else [])
             + ([f"started from the model in {self.init}"] if self.init else [])
             + ([f"self-critical sequence training: "
                 f"{training.self_critical.scst_samples} samples per "
                 f"image, reward CIDEr-D - {training.self_critical.hallucination_penalty} x absent "
                 f"objects named, learning rate {training.self_critical.scst_learning_rate}"]
                if training.self_critical.scst else []),
-            state, "validation CIDEr-D" if "val_cider" in best else "training loss",
+            "validation CIDEr-D" if "val_cider" in best else "training loss",
             usage_sections(self.source, len(self.data.train), len(self.vocabulary),
-                           model.grounding.categories if model.grounding.enabled else ()))
+                           grounding.categories if grounding.enabled else ()))
 
-    def test_scores(self, task, data):
-        records, instances = data
-        return task.evaluate(records, instances, batch_size=self.train_config.batch_size).scores
+    def complete(self, task):
+        """The domain summary of the best model's encoder (where there are images enough
+        to say what is unusual)."""
+        task.domain = summarise(task.model, [r.path for r in self.data.train],
+                                [r.path for r in self.data.val], limit=DOMAIN_IMAGES,
+                                seed=self.train_config.seed, progress=self.progress)
+
+    def test_scores(self, task):
+        if not self.data.test:
+            return None
+        description = f"{len(self.data.test)} images, greedy"
+        scores = task.evaluate(self.data.test, self.data.test_instances,
+                               batch_size=self.train_config.batch_size).scores
+        print(f"test split ({description}):\n{format_scores(scores)}", file=sys.stderr)
+        return scores, description
 
 
 def usage_sections(source, images, words, categories=()):

@@ -3,6 +3,7 @@
 ::
 
     OUT/checkpoint/epoch-0007/training.keras   the model with its optimizer state
+                             /vocab.json ...   its labels (``Task.save_labels``)
                              /state.json       epoch, history, best epoch, configurations,
                                                optimizer step, random state, data
                                                fingerprint, and the SHA-256 of every file
@@ -25,7 +26,7 @@ the loaded model against the state (``EpochLoop``).
 Test hook: with ``CAPTIONER_CHECKPOINT_PAUSE=SECONDS`` in the environment, every write
 says ``checkpoint: <what comes next>`` on standard error and sleeps that long between
 its files, so that a test can kill the process at each of those moments
-(``benchmarks/kill_resume.py``).
+(``tests/harness/kill_resume.py``).
 """
 
 import contextlib
@@ -97,7 +98,8 @@ class Checkpoints:
     def write(self, epoch, state, write_model, write_best=None):
         """Writes the checkpoint of ``epoch`` as one unit; returns its folder.
 
-        ``write_model(path)`` saves the model with its optimizer to ``path``;
+        ``write_model(folder)`` saves the model with its optimizer (``MODEL``) and its
+        labels into ``folder``;
         ``write_best(folder)``, given when this epoch is the best so far, writes the model
         folder into ``folder``. ``state`` (JSON-able) gets the file digests added."""
         name = folder_name(epoch)
@@ -108,7 +110,7 @@ class Checkpoints:
             shutil.rmtree(target)  # a complete folder whose pointer a kill prevented
         with io.atomic_folder(target) as temporary:
             pause("training.keras")
-            write_model(os.path.join(temporary, MODEL))
+            write_model(temporary)
             if write_best is not None:
                 pause("best model folder")
                 os.makedirs(os.path.join(temporary, BEST))
@@ -209,17 +211,3 @@ def latest_model_path(out):
     if found is None:
         raise CheckpointError(f"No checkpoint in {out}")
     return checkpoints.model_path(found[0])
-
-
-def saved_invocation(out):
-    """What the command line of the run in ``out`` was (``{"cwd", "argv"}``, recorded in
-    each checkpoint's state), or None: no complete checkpoint, or one written before
-    checkpoints recorded it. Read without verifying the checkpoint (the resumed run does)."""
-    checkpoints = Checkpoints(os.path.join(os.fspath(out), CHECKPOINT_DIR))
-    pointer = checkpoints._read_pointer()
-    if pointer is None:
-        return None
-    path = os.path.join(checkpoints.folder, pointer["folder"], STATE)
-    if not os.path.isfile(path):
-        return None
-    return io.read_json(path, "checkpoint state").get("invocation")

@@ -2,13 +2,10 @@
 
 ``fit()`` runs one epoch at a time with a progress bar; after each epoch the loop scores
 the model, picks the best epoch, writes the epoch's checkpoint as one unit, and then
-publishes it, each file atomically::
-
-    OUT/checkpoint/epoch-NNNN/, latest.json                  the checkpoint (see
-                                                             ``captioner.training.checkpoint``)
-    OUT/model.keras, config.json, MODEL_CARD.md (+ labels)   the best epoch's model folder
-    OUT/metrics.json                                         one row per epoch (+ "test")
-    OUT/training_curves.png                                  the curves of those rows
+publishes it (``captioner.training.run_folder``: the best epoch's model folder,
+metrics.json, the curves). At the last epoch the best model is made complete inside the
+same checkpoint: its test scores and what the task adds at the end (the captioner's domain
+summary), with a model card rendered from that state (``captioner.training.card``).
 
 A kill at any moment leaves a complete checkpoint (the previous epoch's or the new one);
 what OUT publishes is rewritten from it when the run resumes. ``resume=True`` verifies the
@@ -31,15 +28,16 @@ import keras
 import numpy as np
 
 from captioner import io
-from captioner.config import TrainConfig
+from captioner.config import TrainConfig, legacy
 from captioner.errors import ConfigError, OutputError
 from captioner.models.base import dtype_policy
-from captioner.render import save_curves
-from captioner.saving import CARD_FILE, CONFIG_FILE, load_keras_file, save_keras_file
+from captioner.saving import load_keras_file, save_keras_file
 from captioner.tasks import load
-from captioner.training.checkpoint import CHECKPOINT_DIR, CheckpointError, Checkpoints
+from captioner.training import card
+from captioner.training.checkpoint import CHECKPOINT_DIR, MODEL, CheckpointError, Checkpoints
 from captioner.training.distribution import Placement, placement
 from captioner.training.progress import ProgressBar
+from captioner.training.run_folder import publish
 
 
 def _seed_generators(model):
@@ -84,7 +82,8 @@ class EpochLoop:
 
     Subclasses implement the hooks:
         ``create_model()``: a new, built model (a new run); may write files to ``out``.
-        ``restore(model)``: a resumed run; read back what ``create_model`` wrote.
+        ``restore(model, folder)``: a resumed run; read back the labels the checkpoint
+            ``folder`` holds (``Task.save_labels``).
         ``datasets(model)``: (train, validation or None), PyDatasets with ``set_epoch``
             (and ``fit_input()`` where ``fit()`` should get something else, a tf.data
             pipeline of the epoch).
@@ -95,7 +94,10 @@ class EpochLoop:
         ``objective(row)``: lower is better; picks the best epoch.
         ``task(model)``: the task object of the model (``captioner.tasks``), which saves
             the model folder with its labels (vocabulary, classes).
-        ``card(state)``: the model card; ``test_scores(task, data)``: scores on a test split.
+        ``card(state)``: what the model card says (a ``card.CardFacts``).
+        ``complete(task)``: what the end of the run adds to the best model (optional).
+        ``test_scores(task)``: (scores, description) on the test split, or None.
+        ``run_files()``: {file name: JSON data} OUT publishes beside the model (optional).
         ``curves``: the panels of ``training_curves.png``, as ``render.save_curves`` takes.
     """
 
@@ -104,9 +106,9 @@ class EpochLoop:
     def __init__(self, out, train_config, command="", source=""):
         self.out, self.train_config = os.fspath(out), train_config
         self.command, self.source = command, source
-        # the command line that started the run ({"cwd", "argv"}), kept in each checkpoint
-        # so that `captioner train --resume OUT` needs nothing else
-        self.invocation = None
+        # what the run was asked to do (a RunRecord), kept in each checkpoint so that
+        # `captioner train --resume OUT` needs nothing else
+        self.record = None
         self.checkpoint = os.path.join(self.out, CHECKPOINT_DIR)
         self.progress = True
         self.placement = Placement()  # set by run()
@@ -115,7 +117,7 @@ class EpochLoop:
     def create_model(self):
         raise NotImplementedError
 
-    def restore(self, model):
+    def restore(self, model, folder):
         pass
 
     def datasets(self, model):
@@ -147,8 +149,14 @@ class EpochLoop:
     def card(self, state):
         raise NotImplementedError
 
-    def test_scores(self, task, data):
-        raise NotImplementedError
+    def complete(self, task):
+        pass
+
+    def test_scores(self, task):
+        return None
+
+    def run_files(self):
+        return {}
 
     # --- the loop ----------------------------------------------------------------------
     def data_fingerprint(self):
@@ -183,16 +191,15 @@ class EpochLoop:
                 "with its own settings (a resume may change only the run's length, the input "
                 "and the devices)")
         model = load_keras_file(checkpoints.model_path(folder), compile=True)
-        self.restore(model)
+        self.restore(model, folder)
         checked = self._verify(model, state, folder)
         print(f"resuming {self.out} from epoch {state['epoch']} of {self.train_config.run.epochs} "
               f"(checkpoint {os.path.relpath(folder, self.out)}: {checked})", file=sys.stderr)
-        if "best_objective" not in state:  # runs from before the one loop
-            state["best_objective"] = (-state["best_cider"] if "best_cider" in state
-                                       else state.get("best_error", float("inf")))
+        legacy.checkpoint_state(state)  # runs from before the one loop
         if self.placement.writes:
             with self.placement.alone():
-                self._publish(state, checkpoints)  # what a kill after the checkpoint missed
+                # what a kill after the checkpoint missed
+                publish(self.out, checkpoints.best_folder(), state, self.curves)
         return model, state, False
 
     def _verify(self, model, state, folder):
@@ -281,101 +288,57 @@ class EpochLoop:
             if improved:
                 state["best_epoch"], state["best_objective"] = epoch + 1, objective
             state.update(epoch=epoch + 1, train_config=config.to_dict(),
-                         model_config=model.model_config.to_dict())
-            if self.invocation is not None:
-                state["invocation"] = self.invocation
+                         model_config=model.model_config.to_dict(),
+                         machine=card.training_machine(), run_files=self.run_files())
+            state.pop("invocation", None)  # older runs' record of their command line
+            if self.record is not None:
+                state["record"] = self.record.to_dict()
             if not self.placement.writes:
                 continue
             with self.placement.alone():
-                self._save(model, state, improved)
+                self._save(model, state, improved, final=epoch + 1 == config.run.epochs)
             print(f"epoch {epoch + 1}/{config.run.epochs}: " + ", ".join(
                 f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float)), file=sys.stderr)
         return state["history"]
 
-    def _save(self, model, state, improved):
+    def _save(self, model, state, improved, final=False):
         """Writes the epoch's checkpoint as one unit (``captioner.training.checkpoint``),
-        then publishes it: the best model folder, metrics.json and the curves in OUT."""
+        then publishes it (``run_folder.publish``). ``final``: the run's last epoch, whose
+        checkpoint holds the best model made complete (``_complete``)."""
         checkpoints = Checkpoints(self.checkpoint)
         state.update(optimizer_iterations=int(keras.ops.convert_to_numpy(
                          model.optimizer.iterations)),
                      random_state=random_state(model, self.train_config.seed, state["epoch"]),
                      data=self.data_fingerprint())
+        best = self._complete(model, state, improved, checkpoints) if final else (
+            self.task(model) if improved else None)
+
+        def write_model(folder):
+            save_keras_file(model, os.path.join(folder, MODEL), optimizer=True)
+            self.task(model).save_labels(folder)
 
         def write_best(folder):
-            self.task(model).save(folder, self.card(state), {
+            best.save(folder, card.render(self.card(state), state), {
                 "training": {**self.train_config.to_dict(), "epoch": state["best_epoch"]},
                 "data": self.source})
         try:
-            checkpoints.write(state["epoch"], state,
-                              lambda path: save_keras_file(model, path, optimizer=True),
-                              write_best if improved else None)
+            checkpoints.write(state["epoch"], state, write_model,
+                              write_best if best is not None else None)
         except OutputError as error:
             kept = checkpoints.latest()
             raise OutputError(f"{error}; the checkpoint of epoch {kept[1]['epoch']} in "
                               f"{self.checkpoint} is intact (--resume continues from it)"
                               if kept else f"{error}; no checkpoint was written") from None
-        self._publish(state, checkpoints, improved)
+        publish(self.out, checkpoints.best_folder(), state, self.curves,
+                model_changed=best is not None)
 
-    def _publish(self, state, checkpoints, model_changed=True):
-        """OUT's files from the checkpoint: the best model folder (copied, config.json last),
-        metrics.json, training_curves.png; each atomically, all rewritable after a kill."""
-        best = checkpoints.best_folder()
-        if model_changed and best is not None:
-            names = sorted(os.listdir(best), key=lambda name: name == CONFIG_FILE)
-            for name in names:
-                io.copy_file(os.path.join(best, name), os.path.join(self.out, name))
-        io.write_json(os.path.join(self.out, "metrics.json"),
-                      {"best_epoch": state["best_epoch"], "history": state["history"]})
-        save_curves(os.path.join(self.out, "training_curves.png"), state["history"],
-                    self.curves)
-
-    def score_test_split(self, data, description):
-        """Scores the saved best model on a test split (``test_scores``); adds the scores to
-        metrics.json ("test") and to the model card, and returns them."""
-        scores = self.test_scores(load(self.out), data)
-        metrics_path = os.path.join(self.out, "metrics.json")
-        metrics = io.read_json(metrics_path, "metrics file")
-        metrics["test"] = scores
-        io.write_json(metrics_path, metrics)
-        card_path = os.path.join(self.out, CARD_FILE)
-        if os.path.isfile(card_path):
-            with open(card_path, encoding="utf-8") as handle:
-                card = handle.read().split("\n## Test split")[0].rstrip("\n")
-            io.write_text(card_path, f"{card}\n\n## Test split ({description})\n\n"
-                                     f"{score_table(scores)}\n")
-        return scores
-
-
-def training_machine():
-    """Where training ran, for the model card: "TensorFlow backend, 1 x CPU (2 cores)"."""
-    import collections
-    devices = collections.Counter(d.split(":")[0].upper()
-                                  for d in keras.distribution.list_devices())
-    names = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
-    return (f"{names.get(keras.backend.backend(), keras.backend.backend())} backend, "
-            + ", ".join(f"{n} x {kind}" for kind, n in sorted(devices.items()))
-            + f" ({os.cpu_count()} CPU cores)")
-
-
-def score_table(row):
-    """The float entries of ``row`` as a Markdown table."""
-    lines = ["| metric | value |", "|---|---|"]
-    lines += [f"| {key} | {value:.4f} |" for key, value in row.items() if isinstance(value, float)]
-    return "\n".join(lines)
-
-
-def model_card(title, summary, command, details, state, selection, sections=()):
-    """A model card: ``title``, a ``summary`` paragraph, ``sections`` ((heading, its
-    lines) each: what it is for, its limitations), the command that made it, the
-    ``details`` lines, and the best epoch's scores (chosen by ``selection``)."""
-    best = next(row for row in state["history"] if row["epoch"] == state["best_epoch"])
-    lines = [f"# {title}", "", summary, ""]
-    for heading, body in sections:
-        lines += [f"## {heading}", "", *body, ""]
-    lines += ["## How it was made", "", "```", command, "```", ""]
-    lines += [f"- {line}" for line in details] + [f"- trained on: {training_machine()}"]
-    lines += [f"- this is epoch {state['best_epoch']}, the best by "
-              f"{selection}",
-              f"- wall time to this epoch: {state['wall_time'] / 60:.1f} min", "",
-              "## Scores (best epoch)", "", score_table(best)]
-    return "\n".join(lines) + "\n"
+    def _complete(self, model, state, improved, checkpoints):
+        """The best model at the run's last epoch (this epoch's, or loaded from its
+        checkpoint), with what the end of the run adds (``complete``) and its test scores
+        in ``state`` ("test", "test_description")."""
+        task = self.task(model) if improved else load(checkpoints.best_folder())
+        self.complete(task)
+        tested = self.test_scores(task)
+        if tested is not None:
+            state["test"], state["test_description"] = tested
+        return task

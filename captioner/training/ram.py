@@ -5,11 +5,14 @@ Validation after each epoch: the classification error with deterministic glimpse
 policy's mean), which picks the best epoch. The class names are saved in config.json.
 """
 
+import sys
+
 import keras
 
 from captioner.models.ram import create_ram
 from captioner.tasks import RAMClassifier
-from captioner.training.loop import EpochLoop, model_card
+from captioner.training.card import CardFacts
+from captioner.training.loop import EpochLoop
 
 
 def classification_error(model, batches):
@@ -26,9 +29,10 @@ def classification_error(model, batches):
     return wrong / max(total, 1)
 
 
-class RamTrainer(EpochLoop):
+class RAMTrainer(EpochLoop):
     """Trains a RAM on ``train`` batches (``set_epoch``-able PyDatasets), validating on
-    ``val``, into ``out``. ``classes``: the class names; ``source``: for the model card."""
+    ``val``, into ``out``; scores the best model on ``test`` at the end. ``classes``: the
+    class names; ``source``: for the model card."""
 
     curves = (
         ("loss", (("loss", "train loss"),)),
@@ -37,15 +41,15 @@ class RamTrainer(EpochLoop):
     )
 
     def __init__(self, train, val, out, model_config, train_config, classes, source="",
-                 command=""):
+                 command="", test=None):
         super().__init__(out, train_config, command, source)
-        self.train, self.val = train, val
+        self.train, self.val, self.test = train, val, test
         self.model_config, self.classes = model_config, list(classes)
 
     def create_model(self):
         return create_ram(self.model_config, seed=self.train_config.seed)
 
-    def restore(self, model):
+    def restore(self, model, folder):
         self.model_config = model.model_config
 
     def datasets(self, model):
@@ -65,14 +69,22 @@ class RamTrainer(EpochLoop):
 
     def card(self, state):
         c = self.model_config
-        return model_card(
+        return CardFacts(
             "Recurrent Attention Model",
             f"Classifies {c.height}x{c.width}x{c.channels} images from {c.glimpses} glimpses "
             "(Mnih et al. 2014).", self.command,
             [f"data: {self.source}", f"classes: {', '.join(self.classes)}",
              f"retina: {c.scales} scales of {c.patch}x{c.patch}; location sigma "
              f"{c.location_std}; reward {c.reward}"],
-            state, "validation error" if self.val is not None else "training error")
+            "validation error" if self.val is not None else "training error")
 
-    def test_scores(self, task, data):
-        return {"error": classification_error(task.model, data), "images": len(data.labels)}
+    def test_scores(self, task):
+        if self.test is None:
+            return None
+        images = len(self.test.labels)
+        scores = {"error": classification_error(task.model, self.test), "images": images}
+        print(f"test error {100 * scores['error']:.2f}% ({images} images)", file=sys.stderr)
+        return scores, f"{images} images"
+
+
+RamTrainer = RAMTrainer  # its name in 0.4, kept for one release

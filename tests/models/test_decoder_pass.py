@@ -1,6 +1,6 @@
 """The teacher-forced pass at the arithmetic's speed computes what the plain formulation does.
 
-``AttentionDecoder.call`` does the words' share of the LSTM input projection for all steps
+``LSTMDecoder.call`` does the words' share of the LSTM input projection for all steps
 before its loop, runs its own LSTM arithmetic on the cell's weights, and runs the
 recurrence as a scan or unrolled (``GridAttention.recurrence``). The reference here is the
 formulation it replaces, written out step by step: ``keras.layers.LSTMCell`` called on

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from captioner.config import RamConfig
+from captioner.config import RAMConfig
 from captioner.layers.glimpse import glimpse_patches
 from captioner.models.losses import reinforce_surrogate
 from captioner.models.ram import create_ram
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.backend
 
 
 def small_config(**overrides):
-    return RamConfig(**{"height": 16, "width": 24, "channels": 1, "classes": 3,
+    return RAMConfig(**{"height": 16, "width": 24, "channels": 1, "classes": 3,
                         "glimpses": 3, "patch": 4, "scales": 2, "glimpse_hidden": 16,
                         "glimpse_units": 32, "core_units": 32, "seed": 1,
                         "first_glimpse": "centre", **overrides})

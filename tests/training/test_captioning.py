@@ -41,12 +41,20 @@ def test_resume_continues_exactly_where_it_stopped(synthetic_coco, tmp_path, pip
         return make_trainer(synthetic_coco, tmp_path / name, 2, dropout, pipeline)
     straight = trainer("straight").run(progress=False)
     trainer("split").run(progress=False, stop_after=1)
+    assert not (tmp_path / "split" / "domain.json").exists()  # made at the run's end
     resumed = trainer("split").run(resume=True, progress=False)
     assert len(resumed) == 2
     assert resumed[1]["loss"] == pytest.approx(straight[1]["loss"], abs=1e-6)
     for a, b in zip(weights_of(tmp_path / "straight"), weights_of(tmp_path / "split")):
         np.testing.assert_allclose(a, b, atol=1e-6)
     assert straight[1]["loss"] < straight[0]["loss"]  # and the loss falls
+    # the domain summary is the last epoch's, inside its checkpoint, and OUT mirrors it
+    for name in ("straight", "split"):
+        best = tmp_path / name / "checkpoint" / "epoch-0002" / "best"
+        assert (tmp_path / name / "domain.json").read_bytes() == \
+            (best / "domain.json").read_bytes()
+    assert (tmp_path / "straight" / "domain.json").read_bytes() == \
+        (tmp_path / "split" / "domain.json").read_bytes()
 
 
 def test_a_frozen_encoder_trains_on_cached_features_as_on_images(synthetic_coco, tmp_path):

@@ -15,6 +15,7 @@ from captioner.errors import OutputError
 from captioner.io import PARTIAL
 from captioner.saving import load_keras_file
 from captioner.training.checkpoint import (
+    MODEL,
     CheckpointError,
     Checkpoints,
     folder_name,
@@ -25,8 +26,8 @@ from tests.helpers import load_model
 
 def write(checkpoints, epoch, best, payload=b"weights"):
     """A checkpoint whose 'model' is a few bytes (the unit logic does not care)."""
-    def write_model(path):
-        with open(path, "wb") as handle:
+    def write_model(folder):
+        with open(os.path.join(folder, MODEL), "wb") as handle:
             handle.write(payload + bytes([epoch]))
 
     def write_best(folder):

@@ -42,7 +42,7 @@ COMMON = r"""
 import json, os, sys
 import keras
 import numpy as np
-from captioner.config import RamConfig, TrainConfig, TransformerConfig, preset
+from captioner.config import RAMConfig, TrainConfig, TransformerConfig, preset
 from captioner.data.classification import digit_splits, load_digits
 from captioner.data.coco import load_coco_split
 from captioner.saving import load_keras_file
@@ -85,7 +85,7 @@ def compare(out, one, many, histories, keys):
 """
 
 DEVICES = COMMON + r"""
-from captioner.training.ram import RamTrainer
+from captioner.training.ram import RAMTrainer
 
 coco, out = sys.argv[1], sys.argv[2]
 if keras.backend.backend() == "tensorflow":
@@ -98,9 +98,9 @@ def ram(out, name, **training):
     digits, labels = load_digits("sklearn")
     # 128 training digits in batches of 48: the last batch is filled up at weight 0
     train, val, _ = digit_splits(digits[:160], labels[:160], canvas=28, batch_size=48, seed=5)
-    config = RamConfig(height=28, width=28, classes=10, glimpses=2, patch=6, scales=2,
+    config = RAMConfig(height=28, width=28, classes=10, glimpses=2, patch=6, scales=2,
                        glimpse_hidden=16, glimpse_units=32, core_units=32, seed=5)
-    return RamTrainer(train, val, os.path.join(out, name), config,
+    return RAMTrainer(train, val, os.path.join(out, name), config,
                       TrainConfig.of(epochs=1, batch_size=48, seed=5, **training),
                       [str(k) for k in range(10)], "digits")
 

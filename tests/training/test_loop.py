@@ -7,12 +7,12 @@ import keras
 import numpy as np
 import pytest
 
-from captioner.config import RamConfig, TrainConfig
+from captioner.config import RAMConfig, TrainConfig
 from captioner.data.classification import digit_splits, load_digits
 from captioner.errors import ConfigError
 from captioner.saving import load_keras_file
 from captioner.training.checkpoint import latest_model_path
-from captioner.training.ram import RamTrainer
+from captioner.training.ram import RAMTrainer
 from tests.helpers import load_model
 
 pytestmark = pytest.mark.backend
@@ -21,9 +21,9 @@ pytestmark = pytest.mark.backend
 def make_trainer(out, epochs, **training):
     digits, labels = load_digits("sklearn")
     train, val, _ = digit_splits(digits[:200], labels[:200], canvas=28, batch_size=64, seed=5)
-    config = RamConfig(height=28, width=28, classes=10, glimpses=2, patch=6, scales=2,
+    config = RAMConfig(height=28, width=28, classes=10, glimpses=2, patch=6, scales=2,
                        glimpse_hidden=16, glimpse_units=32, core_units=32, seed=5)
-    return RamTrainer(train, val, str(out), config,
+    return RAMTrainer(train, val, str(out), config,
                       TrainConfig.of(epochs=epochs, batch_size=64, seed=5, **training),
                       [str(k) for k in range(10)], "sklearn digits")
 
