@@ -1,6 +1,6 @@
 """The attention family side by side: the captioner trained with each --score.
 
-    python benchmarks/attention_family.py [--coco data/synthetic] [--epochs 12]
+    python -m benchmarks.attention_family [--epochs 12]
         [--out runs/attention_family] [--only NAME ...] [--no-timing] [--timing-only]
 
 Every member gets the same budget: the default captioner (soft attention, the small CNN
@@ -12,7 +12,10 @@ has compiled) and per caption (greedy decoding of 32 test images, the median of 
 divided by 32), and the test split's BLEU-4, CIDEr-D and attention correctness (best epoch
 by validation CIDEr-D, greedy).
 
-Each member's results are written to OUT/NAME/bench_*.json, so the members can be trained
+Training and scoring are the recipe ``benchmarks/recipes/attention_family.json``, run by
+``benchmarks.experiment``; the timing reaches inside the trained models (their attention
+layers, one training step), which is what its internal imports are for. Each member's
+results are written to OUT/NAME/scores.json and bench_timing.json, so the members can be trained
 by separate processes, one per member (--only NAME --measure-alone: each waits for all to
 finish training and compile, then they time one at a time), or timed afterwards by one process
 (--timing-only); the table is printed from whatever OUT holds.
@@ -21,40 +24,16 @@ finish training and compile, then they time one at a time), or timed afterwards 
 import argparse
 import json
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.common import machine  # noqa: E402
-from captioner.cli import import_keras_quietly  # noqa: E402
+from benchmarks import experiment
+from benchmarks.common import machine
+from captioner.cli import import_keras_quietly
 
 
 def scores():
     from captioner.config import attention_scores
     return attention_scores()
-
-
-def train_and_score(name, args, data, test, test_instances):
-    from captioner import load_model
-    from captioner.config import DecoderConfig, LossConfig, ModelConfig, TrainConfig
-    from captioner.io import write_json
-    from captioner.training.captioning import CaptionTrainer
-
-    out = os.path.join(args.out, name)
-    config = ModelConfig(decoder=DecoderConfig(score=name, window=args.window,
-                                               window_truncate=args.window_truncate),
-                         loss=LossConfig(doubly_stochastic=0.1))
-    trainer = CaptionTrainer(data, out, config, TrainConfig.of(epochs=args.epochs, seed=args.seed))
-    from captioner.training.checkpoint import Checkpoints
-    resume = Checkpoints(os.path.join(out, "checkpoint")).exists()
-    history = trainer.run(resume=resume, progress=False)
-    scores = load_model(out).evaluate(test, test_instances, batch_size=32,
-                                      metrics=("BLEU", "CIDEr")).scores
-    write_json(os.path.join(out, "bench_scores.json"),
-               dict(scores, epochs=args.epochs, seed=args.seed, window=args.window,
-                    window_truncate=args.window_truncate,
-                    best_epoch=max(history, key=lambda r: r.get("val_cider", -1))["epoch"]))
 
 
 def median_ms(run, repeats):
@@ -116,11 +95,11 @@ def time_member(name, args, train, test):
                 "machine": machine(), "backend": keras.backend.backend()})
 
 
-def print_table(out):
+def print_table(out, recipe):
     rows = []
     for name in scores():
         folder = os.path.join(out, name)
-        scores_path = os.path.join(folder, "bench_scores.json")
+        scores_path = os.path.join(folder, "scores.json")
         if not os.path.isfile(scores_path):
             continue
         with open(scores_path) as f:
@@ -133,10 +112,10 @@ def print_table(out):
     if not rows:
         print(f"nothing measured in {out} yet")
         return
-    first = rows[0][1]
-    print(f"\nsynthetic data, {first['epochs']} epochs each, seed {first['seed']}, soft attention, "
-          f"lambda 0.1, local D = {first.get('window', 3.0):g} "
-          f"(truncated: {first.get('window_truncate', False)}); "
+    first, options = rows[0][1], recipe["options"]
+    print(f"\nsynthetic data, {options['epochs']} epochs each, seed {options['seed']}, soft "
+          f"attention, lambda 0.1, local D = {options['window']:g} "
+          f"(truncated: {options['window_truncate']}); "
           f"test split, greedy; timing: {first.get('machine', '-')}, "
           f"{first.get('backend', '-')}\n")
     print("| score | parameters (attention) | ms / training step | ms / caption | BLEU-4 | "
@@ -153,10 +132,8 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     import_keras_quietly()  # the scores' names come from the attention registry
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--coco", default=os.path.join(root, "data", "synthetic"))
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-images", type=int, default=None, help="a subset, for a quick run")
     parser.add_argument("--out", default=os.path.join(root, "runs", "attention_family"))
     parser.add_argument("--only", nargs="+", choices=scores(), default=list(scores()))
     parser.add_argument("--no-timing", action="store_true", help="train and score only")
@@ -171,24 +148,25 @@ def main():
     args = parser.parse_args()
 
     from captioner.data.coco import load_coco_split
-    from captioner.training.captioning import TrainingData
 
     for name in args.only:  # a fresh barrier
         mark = os.path.join(args.out, name, ".ready")
         if os.path.isfile(mark):
             os.remove(mark)
-    train = load_coco_split(args.coco, "train")[0][:args.train_images]
-    test, test_instances = load_coco_split(args.coco, "test")
+    recipe = experiment.load_recipe("attention_family")
+    recipe["name"] = "attention_family"
+    recipe["options"].update(epochs=args.epochs, seed=args.seed, window=args.window,
+                             window_truncate=args.window_truncate)
+    data = experiment.data_folder(recipe)
     if not args.timing_only:
-        val, val_instances = load_coco_split(args.coco, "val")
-        data = TrainingData(train, val, args.coco, val_instances)
-        for name in args.only:
-            train_and_score(name, args, data, test, test_instances)
+        experiment.run(recipe, args.out, args.only)
+    train = load_coco_split(data, "train")[0]
+    test = load_coco_split(data, "test")[0]
     if not args.no_timing:
         for name in args.only:
-            if os.path.isfile(os.path.join(args.out, name, "bench_scores.json")):
+            if os.path.isfile(os.path.join(args.out, name, "scores.json")):
                 time_member(name, args, train, test)
-    print_table(args.out)
+    print_table(args.out, recipe)
 
 
 if __name__ == "__main__":

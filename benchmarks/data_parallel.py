@@ -1,7 +1,7 @@
 """Data-parallel training overhead: steps/s on 1 and on 4 virtual CPU devices, JAX and
 TensorFlow.
 
-    python benchmarks/data_parallel.py [--steps 20] [--batch-size 32] [--backend jax,tensorflow]
+    python -m benchmarks.data_parallel [--steps 20] [--batch-size 32] [--backend jax,tensorflow]
 
 Each run trains the default captioner (small CNN at 96 px, soft attention) on the same
 random global batch in a fresh process, through the training loop's placement
@@ -10,6 +10,9 @@ random global batch in a fresh process, through the training loop's placement
 and on TensorFlow ``MirroredStrategy`` (4 logical CPU devices). On one machine's CPU cores
 the 4 devices share the same cores, so the figure measures the overhead of splitting the
 batch and reducing the gradients, not a speed-up. Prints one JSON line per run.
+
+Internal imports: the captioner's factory and the training placement
+(``captioner.training.distribution``), which is what it measures.
 """
 
 import argparse
@@ -61,7 +64,6 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--backend", default="jax,tensorflow")
     args = parser.parse_args()
-    sys.path.insert(0, ROOT)
     from benchmarks.common import machine
     for backend, devices in ((b, d) for b in args.backend.split(",") for d in (1, 4)):
         env = dict(os.environ, PYTHONPATH=ROOT, KERAS_BACKEND=backend,

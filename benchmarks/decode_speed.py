@@ -1,6 +1,6 @@
 """Decoding speed: ms per caption, eager search against search compiled whole.
 
-    python benchmarks/decode_speed.py [--backend tensorflow,jax] [--repeats 5]
+    python -m benchmarks.decode_speed [--backend tensorflow,jax] [--repeats 5]
 
 The bundled default model captions the six sample images, repeated to batches of 1 and
 32: greedy search and beam search 3 and 5, each as the eager NumPy reference
@@ -10,6 +10,9 @@ loop in one ``predict_on_batch``); on TensorFlow also greedy exported to ONNX
 (``python -m captioner.commands.export --format onnx``) under ONNX Runtime on the CPU.
 Each backend runs in a fresh process; each figure is the best of ``--repeats`` warm runs
 (the first calls compile). Prints one JSON line per figure.
+
+Internal imports: the image preprocessing (the search is timed on arrays) and
+``tests/reference_search.py``, the eager search it is compared with.
 """
 
 import argparse
@@ -26,7 +29,6 @@ import numpy as np
 import keras
 from captioner.data.images import load_resized
 from captioner import SearchConfig, load_model
-sys.path.insert(0, sys.argv[2])
 from tests.reference_search import beam_search, greedy_search
 
 repeats = int(sys.argv[1])
@@ -84,7 +86,6 @@ def main():
     parser.add_argument("--backend", default="tensorflow,jax")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    sys.path.insert(0, ROOT)
     from benchmarks.common import machine
     for backend in args.backend.split(","):
         env = dict(os.environ, PYTHONPATH=ROOT, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")

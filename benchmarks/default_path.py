@@ -1,6 +1,6 @@
 """The command users type, at COCO scale, with every default on.
 
-    python benchmarks/default_path.py [--backend tensorflow,jax] [--old-commit REV]
+    python -m benchmarks.default_path [--backend tensorflow,jax] [--old-commit REV]
                                       [--work /tmp/captioner-input] [--only start,epochs]
 
 Prints one JSON line per figure, each saying what it measured:
@@ -20,7 +20,10 @@ Prints one JSON line per figure, each saying what it measured:
   epoch's training seconds, and the largest over the smallest of the steady ones (epoch 2
   on; the first fills the image cache and compiles).
 
-Reproduce the README's table: ``python benchmarks/default_path.py --old-commit d9f3831``.
+Reproduce the README's table: ``python -m benchmarks.default_path --old-commit d9f3831``.
+
+It trains through ``train.py``, the command users type; the padding share reads the
+epoch plan (``captioner.data.dataset``), an internal it measures.
 """
 
 import argparse
@@ -31,10 +34,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from benchmarks.common import checkouts, emit  # noqa: E402
+from benchmarks.common import ROOT, checkouts, emit
 
 CHILD = r"""
 import json, os, resource, runpy, sys, time
@@ -82,7 +82,6 @@ def probed_fit(self, x, *args, **kwargs):
     os._exit(0)
 keras.Model.fit = probed_fit
 sys.argv = sys.argv[4:]
-sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
 

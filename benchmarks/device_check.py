@@ -1,6 +1,6 @@
 """One accelerator, JAX only: training and decoding speed where a GPU is lent.
 
-    KERAS_BACKEND=jax python benchmarks/device_check.py [--quick] [--peak 790]
+    KERAS_BACKEND=jax python -m benchmarks.device_check [--quick] [--peak 790]
 
 Run by ``benchmarks/device_check.sh`` (which installs the carried wheels first); needs
 Keras and JAX, not TensorFlow. Prints one JSON line per figure; ``--quick`` runs every
@@ -17,18 +17,17 @@ part small, to try the script on a CPU.
   peak.
 - decode: compiled greedy and beam-5 search (encoder, decoder and loop in one call) of
   the default-sized captioner, ms per caption at batch 1 and 32.
+
+Internal imports: the model factory, the training compile and the batches, which it
+times on the device one by one.
 """
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from benchmarks.common import emit  # noqa: E402
+from benchmarks.common import emit
 
 
 def step_flops(model, batch):

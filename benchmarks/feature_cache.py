@@ -1,6 +1,6 @@
 """Training a decoder on a frozen backbone: re-running the CNN every epoch vs cached features.
 
-    python benchmarks/feature_cache.py [--backbone mobilenet_v2] [--image-size 128]
+    python -m benchmarks.feature_cache [--backbone mobilenet_v2] [--image-size 128]
                                        [--images 512] [--epochs 3] [--data data/synthetic]
 
 Both runs train the same captioner (frozen backbone, soft-attention decoder) with fit() on
@@ -8,18 +8,17 @@ the same batches for the same epochs; one feeds images through the encoder at ev
 the other reads the encoder's output from a FeatureCache built once beforehand. Prints
 captions per second per epoch for each, the one-off cost of building the cache, and the
 speed-up. The backbone's weights are random (no download here); that changes no timing.
+
+Internal imports: the feature cache and the batches, which is what it measures.
 """
 
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from captioner.cli import import_keras_quietly  # noqa: E402
+from captioner.cli import import_keras_quietly
 
 
 def parse_args():

@@ -1,7 +1,7 @@
 """Grounding on harder data: how often captions name absent objects, of which kind, and
 what the grounding head and grounded decoding change.
 
-    python benchmarks/grounding.py [--data data/hard,data/simple2] [--epochs 20]
+    python -m benchmarks.grounding [--data data/hard,data/simple2] [--epochs 20]
         [--scst-epochs 5] [--attention soft,hard] [--recipes supervision,head,...]
         [--grounded 0,1,3] [--out runs/grounding]
 
@@ -161,7 +161,6 @@ def main():
     parser.add_argument("--speed", action="store_true",
                         help="also time plain and grounded decoding of each model with a head")
     args = parser.parse_args()
-    sys.path.insert(0, ROOT)
     from benchmarks.common import machine
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     rows = []

@@ -1,6 +1,6 @@
 """The training input at COCO scale: start-up, decoding throughput, data wait, padding.
 
-    python benchmarks/input_pipeline.py [--only startup,padding,pipeline,train,resnet]
+    python -m benchmarks.input_pipeline [--only startup,padding,pipeline,train,resnet]
                                         [--work /tmp/captioner-input] [--old-commit REV]
 
 Prints one JSON line per figure, each saying what it measured and on what:
@@ -27,6 +27,9 @@ Each throughput figure is the fastest of ``--repeats`` epochs (shared cores vary
 fifth from run to run), after an epoch that compiles every shape.
 
 Old and new run in the same process on the same files, one after the other.
+
+Internal imports: the input pipeline's parts (image cache, tf.data batches, epoch plan,
+feature cache), which is what it measures.
 """
 
 import argparse
@@ -37,10 +40,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from benchmarks.common import checkouts, emit  # noqa: E402
+from benchmarks.common import ROOT, checkouts, emit
 
 COCO_TRAIN, COCO_CAPTIONS, COCO_INSTANCES, COCO_VAL = 118_287, 591_435, 860_001, 5_000
 
@@ -120,7 +120,6 @@ def fit_with_probe(self, *args, **kwargs):
     return fit(self, *args, **kwargs)
 keras.Model.fit = fit_with_probe
 sys.argv = sys.argv[3:]
-sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
@@ -236,9 +235,8 @@ def timed_fit(model, data, repeats=1):
 PIPELINE_CHILD = """
 import os, sys
 os.sched_setaffinity(0, set(range(int(sys.argv[1]))))
-sys.path.insert(0, sys.argv[2])
 from benchmarks.input_pipeline import pipeline_alone
-pipeline_alone(*sys.argv[3:])
+pipeline_alone(*sys.argv[2:])
 """
 
 
@@ -278,8 +276,9 @@ def pipeline_alone(photo, image_size, cores):
 def pipelines(args, photo):
     for image_size in (96, 224):
         for cores in (1, 2):
-            subprocess.run([sys.executable, "-c", PIPELINE_CHILD, str(cores), ROOT, photo,
-                            str(image_size), str(cores)], check=True)
+            subprocess.run([sys.executable, "-c", PIPELINE_CHILD, str(cores), photo,
+                            str(image_size), str(cores)], check=True,
+                           env={**os.environ, "PYTHONPATH": ROOT})
 
 
 def train_throughput(args, photo, backbone="small", image_size=96, fine_tune=True,

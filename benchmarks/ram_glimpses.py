@@ -1,13 +1,13 @@
 """The Recurrent Attention Model on translated and cluttered digits, by number of glimpses,
 beside a convolutional network of about its size that sees the whole image.
 
-    python benchmarks/ram_glimpses.py [--digit-source mnist] [--epochs 200] [--out runs/ram]
+    python -m benchmarks.ram_glimpses [--digit-source mnist] [--epochs 200] [--out runs/ram]
         [--only translated:6 cluttered:conv ...]
 
 Data: the bundled digits (train.py --digit-source) placed at random in a 60x60 canvas
 ("translated"), and the same with 4 fragments of other digits ("cluttered"); 80 % of the
 digits train (new placements every epoch), 10 % validate, 10 % test (fixed placements).
-Each RAM is trained by train.py's RamTrainer (12x12 patches, 3 scales, sigma 0.1; the
+Each RAM is trained by train.py's RAMTrainer (12x12 patches, 3 scales, sigma 0.1; the
 best epoch by validation error is tested); the conv net (2 conv layers, 5x5, stride 2, max
 pooling, 128 hidden units) by plain fit() for the same epochs. Prints test error (%) and
 the cost per image (ms, batch of 64 test canvases, median of 5 after a warm-up), and how often the
@@ -18,6 +18,9 @@ Each run's result is written to OUT/RUN/bench.json, so runs can be split across 
 (--only) and the table printed from whatever OUT holds (--table); --retime re-measures the
 cost of every run in OUT one at a time, for figures not disturbed by parallel runs;
 --figure translated:6 draws the glimpse paths of the first four test canvases.
+
+Internal imports: the RAM's trainer, its conv-net baseline and the glimpse metrics,
+which it compares run by run.
 """
 
 import argparse
@@ -27,13 +30,11 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.common import machine
+from captioner.cli import import_keras_quietly
+from captioner.config import RAM_EPOCHS, RAMConfig, field_choices
 
-from benchmarks.common import machine  # noqa: E402
-from captioner.cli import import_keras_quietly  # noqa: E402
-from captioner.config import RAM_EPOCHS, RamConfig, field_choices  # noqa: E402
-
-REWARDS = next(field_choices(f) for f in dataclasses.fields(RamConfig) if f.name == "reward")
+REWARDS = next(field_choices(f) for f in dataclasses.fields(RAMConfig) if f.name == "reward")
 
 VARIANTS = {"translated": 0, "cluttered": 4}
 MODELS = ("1", "4", "6", "8", "conv")
@@ -54,7 +55,7 @@ def retime(out):
     """Re-measures ms / image of every run in ``out`` (in this process, nothing else
     running) and updates its bench.json. The cost of a forward pass does not depend on the
     weights, so each model is rebuilt untrained; the images are the same 64 test canvases."""
-    from captioner.config import RamConfig
+    from captioner.config import RAMConfig
     from captioner.data.classification import digit_splits, load_digits
     from captioner.io import write_json
     from captioner.models.ram import conv_baseline, create_ram
@@ -67,7 +68,7 @@ def retime(out):
         sample = digit_splits(*load_digits(row["digits"]),
                               clutter=VARIANTS[row["variant"]])[2].images[:64]
         model = conv_baseline(60, 60, 1, 10) if row["model"] == "conv" \
-            else create_ram(RamConfig(glimpses=int(row["model"])), seed=0)
+            else create_ram(RAMConfig(glimpses=int(row["model"])), seed=0)
         row["ms_per_image"] = ms_per_image(model.predict_on_batch, sample)
         row["timed_alone"] = True
         write_json(path, row)
@@ -121,12 +122,12 @@ def run_one(variant, model_name, args, digits, labels):
     import numpy as np
 
     from captioner import load_model
-    from captioner.config import RamConfig, TrainConfig
+    from captioner.config import RAMConfig, TrainConfig
     from captioner.data.classification import digit_splits
     from captioner.io import write_json
     from captioner.metrics.glimpses import glimpses_on_target
     from captioner.models.ram import conv_baseline
-    from captioner.training.ram import RamTrainer, classification_error
+    from captioner.training.ram import RAMTrainer, classification_error
 
     out = os.path.join(args.out, f"{variant}_{model_name}")
     train_batches, val_batches, test_batches = digit_splits(
@@ -148,10 +149,10 @@ def run_one(variant, model_name, args, digits, labels):
         params = model.count_params()
         on_target = None
     else:
-        config = RamConfig(glimpses=int(model_name), reward=args.reward, seed=args.seed)
+        config = RAMConfig(glimpses=int(model_name), reward=args.reward, seed=args.seed)
         config.height, config.width, config.channels = train_batches.input_shape
         from captioner.training.checkpoint import Checkpoints
-        RamTrainer(train_batches, val_batches, out, config,
+        RAMTrainer(train_batches, val_batches, out, config,
                    TrainConfig.of(epochs=args.epochs, batch_size=args.batch_size,
                                learning_rate=args.learning_rate, seed=args.seed),
                    [str(k) for k in range(10)], f"benchmark {variant}").run(

@@ -1,6 +1,6 @@
 """Training speed at the arithmetic: FLOPs per training step and the GFLOP/s achieved.
 
-    python benchmarks/train_speed.py [--backend jax,tensorflow] [--score additive,general]
+    python -m benchmarks.train_speed [--backend jax,tensorflow] [--score additive,general]
                                      [--steps 20] [--batch 32] [--model DIR]
 
 The default model's configuration (``assets/model/config.json``; ``--score`` swaps its
@@ -18,6 +18,8 @@ attention layer prefers (``GridAttention.recurrence``); ``--recurrence`` overrid
 is
 the median of ``--steps`` warm steps; the peak is the machine's fp32 peak as given by
 ``--peak`` (157 GFLOP/s for these 2 cores, AVX2 FMA at their clock). One JSON line each.
+
+Internal imports: the model factory and the training compile: it times one step.
 """
 
 import argparse
@@ -114,7 +116,6 @@ def main():
     parser.add_argument("--peak", type=float, default=157.0,
                         help="the machine's fp32 peak in GFLOP/s")
     args = parser.parse_args()
-    sys.path.insert(0, ROOT)
     from benchmarks.common import machine
     counts = {}  # XLA's count, from the JAX run, for the other backends' GFLOP/s
     for score, backend, policy in [(score, backend, policy)

@@ -1,6 +1,6 @@
 """LSTM soft attention against the Transformer decoder, at equal wall-clock time.
 
-    python benchmarks/transformer.py [--data data/hard] [--minutes 4.5] [--out runs/transformer]
+    python -m benchmarks.transformer [--data data/hard] [--minutes 4.5] [--out runs/transformer]
         [--only NAME,...] [--phase train,maps,speed] [--backend tensorflow]
 
 Each member is ``train.py --coco DATA`` with every default on (attention supervision from
@@ -24,6 +24,9 @@ Phases (each writes OUT/NAME/bench_*.json; the table is printed from what OUT ho
   the CNN trained with the decoder, as train.py does by default), one-image greedy
   latency, beam-5 ms per caption at batch 32, and greedy at the maximum length (no <end>)
   with the cache and recomputing the prefix, batch 32.
+
+Internal imports: the compiled search and the attention maps' reduction, whose speed
+and maps it compares; training and captioning go through the commands.
 """
 
 import argparse
@@ -32,10 +35,7 @@ import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import ROOT, machine
 
 TRANSFORMER = ["--decoder", "transformer"]
 MEMBERS = {  # name: train.py's decoder options
@@ -182,7 +182,7 @@ def speed(name, args, env):
     folder = os.path.join(args.out, name, "model")
     figures = child(SPEED, [folder], env)
     step = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "benchmarks", "train_speed.py"), "--model", folder,
+        [sys.executable, "-m", "benchmarks.train_speed", "--model", folder,
          "--backend", "jax," + args.backend if args.backend != "jax" else "jax"],
         capture_output=True, text=True, env=env)
     if step.returncode:

@@ -1,6 +1,6 @@
 """How big a report is, and how fast it opens: a 1,000-image split in headless Chromium.
 
-    python benchmarks/viewer_report.py [--images 1000] [--model assets/model]
+    python -m benchmarks.viewer_report [--images 1000] [--model assets/model]
                                        [--out runs/viewer] [--screenshots docs/figures]
 
 Makes a synthetic COCO-layout test split of ``--images`` images (``--style hard``, so the
@@ -11,6 +11,8 @@ files and its largest file; then, in Debian's Chromium, the milliseconds from op
 hallucination filter. With ``--screenshots`` it saves the report (sorted worst first, a
 word clicked, the boxes on) and the viewer of the bundled samples (a word clicked) as
 PNGs for the README.
+
+Internal import: the synthetic data generator, for the 1,000 images it reports on.
 """
 
 import argparse
@@ -45,7 +47,6 @@ def main():
     parser.add_argument("--out", default=os.path.join(ROOT, "runs", "viewer"))
     parser.add_argument("--screenshots", default=None, metavar="DIR")
     args = parser.parse_args()
-    sys.path.insert(0, ROOT)
     from benchmarks.common import machine
     from captioner.data.synthetic import generate
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")

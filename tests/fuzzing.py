@@ -1,5 +1,5 @@
 """Broken image files for property-based tests of ``load_image`` (hypothesis strategies),
-shared by ``tests/data/test_image_fuzzing.py`` and ``benchmarks/fuzz_images.py``.
+shared by ``tests/data/test_image_fuzzing.py`` and ``tests/harness/fuzz_images.py``.
 
 Each starts from a small valid file of one format (PNG, JPEG with an EXIF orientation,
 GIF, BMP, TIFF, WebP, and 16-bit, RGBA, palette and CMYK variants) and breaks it: random

@@ -1,6 +1,6 @@
 """Property: whatever bytes a file holds, ``load_image`` returns an (H, W, 3) uint8 RGB
 array or raises ImageError, within 5 seconds, and never another exception (a longer run:
-``benchmarks/fuzz_images.py``)."""
+``tests/harness/fuzz_images.py``)."""
 
 import pytest
 from hypothesis import HealthCheck, given, settings

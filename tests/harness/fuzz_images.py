@@ -1,6 +1,6 @@
 """Fuzz the image decoder longer than the tests do.
 
-    python benchmarks/fuzz_images.py [--examples 3000] [--seconds 5]
+    python -m benchmarks.fuzz_images [--examples 3000] [--seconds 5]
 
 For every seed format of ``tests/fuzzing.py`` (PNG, JPEG, GIF, BMP, TIFF, WebP and their
 16-bit, RGBA, palette and CMYK variants) hypothesis generates ``--examples`` broken files
@@ -19,8 +19,7 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def fuzz_one(name, examples, seconds, out):
@@ -72,7 +71,8 @@ def main(argv=None):
     print(f"Pillow {PIL.__version__}, {args.examples} broken files per format, "
           f"{args.seconds:.0f} s limit each")
     for name in sorted(SEEDS):
-        child = subprocess.run([sys.executable, __file__, "--child", name, "--examples",
+        child = subprocess.run([sys.executable, "-m", "tests.harness.fuzz_images", "--child",
+                                name, "--examples",
                                 str(args.examples), "--seconds", str(args.seconds),
                                 "--out", args.out], capture_output=True, text=True,
                                env=dict(os.environ, PYTHONPATH=ROOT))

@@ -1,7 +1,7 @@
 """Kill a training run at random moments, resume it each time, and compare the result with
 a run that was never interrupted.
 
-    python benchmarks/kill_resume.py [--kills 10] [--epochs 20] [--seed 0] [--task caption|ram]
+    python -m benchmarks.kill_resume [--kills 10] [--epochs 20] [--seed 0] [--task caption|ram]
 
 What it compares: the same ``train.py`` run (tiny captioner on synthetic COCO-style data,
 or a tiny RAM on scikit-learn's digits), once straight through and once killed with
@@ -28,8 +28,7 @@ import sys
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PHASES = ("training.keras", "best model folder", "state.json", "rename of the epoch folder",
           "latest.json", "removal of older checkpoints")

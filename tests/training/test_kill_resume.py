@@ -1,23 +1,14 @@
-"""The fast version of ``benchmarks/kill_resume.py``: a captioner run killed with SIGKILL
+"""The fast version of ``tests/harness/kill_resume.py``: a captioner run killed with SIGKILL
 inside two checkpoint writes (epoch 1's, between the model file and the best model; epoch
 2's, after its folder and before the pointer) and resumed each time ends with the
 uninterrupted run's weights, bit for bit, and every file it left loads."""
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
-
-
-def load_benchmark():
-    path = os.path.join(ROOT, "benchmarks", "kill_resume.py")
-    spec = importlib.util.spec_from_file_location("kill_resume", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.harness import kill_resume as bench
 
 
 @pytest.mark.slow
@@ -26,7 +17,6 @@ def test_killed_inside_checkpoint_writes_and_resumed_equals_uninterrupted(synthe
     """The uninterrupted run and the last resume run here, in this process; the killed
     ones in their own (a kill needs a process)."""
     from captioner.commands.train import main
-    bench = load_benchmark()
     straight, killed = str(tmp_path / "straight"), str(tmp_path / "killed")
     command = bench.train_command("caption", synthetic_coco, killed, 3, 1, validation=False)
     assert main(bench.train_command("caption", synthetic_coco, straight, 3, 1,
