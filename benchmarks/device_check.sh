@@ -13,4 +13,4 @@ if ! python3 -c "import keras" 2>/dev/null && compgen -G ".whl/*.whl" > /dev/nul
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 python3 -c "import jax; print('devices:', jax.devices())"
-python3 benchmarks/device_check.py "$@"
+python3 -m benchmarks.device_check "$@"
