@@ -7,6 +7,7 @@ The public API::
     results = model.caption(["photo.jpg"], search=captioner.SearchConfig(beam=3, n_best=2))
     results[0].caption, results[0].best.alphas            # words, attention (n, H, W)
     captioner.train("runs/mine", coco="data/coco")        # configs + data -> model folder
+    captioner.resume("runs/mine", epochs=60)              # continue it from its checkpoint
     captioner.train("runs/tf", coco="data/coco", model_config=captioner.ModelConfig(
         decoder=captioner.TransformerConfig(layers=3)))   # a Transformer decoder
     model.caption(["photo.jpg"], heads=True)[0].best.heads  # its maps (n, layers, heads, H, W)
@@ -19,7 +20,8 @@ TensorFlow is not installed and no backend is named, Keras is pointed at JAX.
 
 from captioner.version import __version__  # noqa: F401  (imports nothing else)
 
-__all__ = ["load_model", "caption", "train", "train_ram", "ImageCaptioner", "RAMClassifier",
+__all__ = ["load_model", "caption", "train", "train_ram", "resume", "ImageCaptioner",
+           "RAMClassifier",
            "ModelConfig", "EncoderConfig", "LSTMDecoderConfig", "TransformerConfig",
            "TrainConfig", "RAMConfig", "SearchConfig"]
 
@@ -27,6 +29,7 @@ _NAMES = {"load_model": "load"}  # the public name -> the name in its home
 _HOMES = {"load_model": "captioner.tasks", "caption": "captioner.tasks",
           "ImageCaptioner": "captioner.tasks", "RAMClassifier": "captioner.tasks",
           "train": "captioner.training.run", "train_ram": "captioner.training.run",
+          "resume": "captioner.training.run",
           **{name: "captioner.config" for name in (
               "ModelConfig", "EncoderConfig", "LSTMDecoderConfig", "TransformerConfig",
               "TrainConfig", "RAMConfig", "SearchConfig",

@@ -6,11 +6,11 @@ import os
 
 import pytest
 
+from captioner import resume
 from captioner.errors import ConfigError
 from captioner.training import card
 from captioner.training.checkpoint import CHECKPOINT_DIR, POINTER, STATE
 from captioner.training.record import RunRecord, read_record
-from captioner.training.run import resume
 from captioner.training.run_folder import publish
 
 CURVES = (("loss", (("loss", "train loss"),)),)
