@@ -67,7 +67,7 @@ def resumable_options():
     import dataclasses
 
     from captioner.config import TrainConfig
-    names = {"no_progress", "resume", "out", *FEATURE_OPTIONS, *DATA_OPTIONS, "image_folder"}
+    names = {"no_progress", "resume", "out", *FEATURE_OPTIONS, *DATA_OPTIONS}
     for name in TrainConfig.RESUMABLE:
         names.update(field.name for field in dataclasses.fields(TrainConfig.sections()[name]))
     return names
