@@ -17,12 +17,13 @@ def resumed_args(state, out, given, resumable, commands):
     parsed by its command (``commands``: {"caption" or "ram": (build_parser, start)}),
     with the ``resumable`` options of ``given`` (parsed arguments) on top, resumed."""
     saved = state.get("invocation")
-    if not saved:
+    if not (isinstance(saved, dict) and isinstance(saved.get("argv"), list)
+            and isinstance(saved.get("cwd"), str)):
         raise ConfigError(
             f"--resume {out}: its checkpoint records neither its run nor its command line "
             "(the run is older): give its options again with --resume, e.g. "
             f"`captioner train --coco DIR ... --out {out} --resume`")
-    argv = absolute_paths(saved["argv"], saved["cwd"])
+    argv = absolute_paths([str(item) for item in saved["argv"]], saved["cwd"])
     task = "caption"
     if "--task" in argv and argv[argv.index("--task") + 1:][:1] == ["ram"]:
         at = argv.index("--task")

@@ -54,10 +54,13 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, data, where="run record"):
-        names = {field.name for field in dataclasses.fields(cls)}
+        """A RunRecord from its dict; ConfigError for anything else (a damaged state)."""
+        kinds = {field.name: field.type for field in dataclasses.fields(cls)}
         if not isinstance(data, dict) or not {"task", "data"} <= set(data) \
-                or set(data) - names:
-            raise ConfigError(f"{where} is not a run record")
+                or set(data) - set(kinds) or data["task"] not in DATA_PATHS or any(
+                    not isinstance(value, kinds[key]) for key, value in data.items()
+                    if value is not None):
+            raise ConfigError(f"{where} is damaged")
         return cls(**data)
 
     def relocate(self, out, **paths):
@@ -84,7 +87,7 @@ def read_record(out):
     checkpoints were written before they held one (``read_state`` gives their state);
     ConfigError where there is no checkpoint."""
     state = read_state(out)
-    return RunRecord.from_dict(state["record"], f"{out}'s run record") \
+    return RunRecord.from_dict(state["record"], f"--resume {out}: its checkpoint's run record") \
         if "record" in state else None
 
 
@@ -100,6 +103,11 @@ def read_state(out):
             f"--resume {out}: it holds no checkpoint that records its run (none written yet, "
             "or the run is older): give its options again with --resume, e.g. "
             f"`captioner train --coco DIR ... --out {out} --resume`")
-    folder = io.read_json(pointer, "checkpoint pointer").get("folder", "")
-    return io.read_json(os.path.join(out, CHECKPOINT_DIR, str(folder), STATE),
-                        "checkpoint state")
+    found = io.read_json(pointer, "checkpoint pointer")
+    folder = found.get("folder") if isinstance(found, dict) else None
+    if not isinstance(folder, str) or os.sep in folder or folder.startswith("."):
+        raise ConfigError(f"--resume {out}: {pointer} does not name a checkpoint folder")
+    state = io.read_json(os.path.join(out, CHECKPOINT_DIR, folder, STATE), "checkpoint state")
+    if not isinstance(state, dict):
+        raise ConfigError(f"--resume {out}: the checkpoint's state.json is not a JSON object")
+    return state

@@ -88,10 +88,22 @@ def test_the_record_holds_absolute_paths_and_round_trips(tmp_path, monkeypatch):
     record = record_of("data")
     assert record.data["coco"] == str(tmp_path / "data") and os.path.isabs(record.data["coco"])
     assert RunRecord.from_dict(json.loads(json.dumps(record.to_dict()))) == record
-    with pytest.raises(ConfigError, match="is not a run record"):
-        RunRecord.from_dict({"task": "caption", "data": {}, "invocation": {}})
+    for damaged in ({"task": "caption", "data": {}, "invocation": {}},
+                    {"task": "caption", "data": "data", "model_config": {}, "train_config": {}},
+                    {"task": "translate", "data": {}, "model_config": {}, "train_config": {}},
+                    ["caption"]):
+        with pytest.raises(ConfigError, match="run record is damaged"):
+            RunRecord.from_dict(damaged)
     out = checkpointed(tmp_path / "run", record)
     assert read_record(out) == record
+    # a damaged pointer or state is one ConfigError too, never a traceback
+    (out / CHECKPOINT_DIR / POINTER).write_text("[1]")
+    with pytest.raises(ConfigError, match="does not name a checkpoint folder"):
+        read_record(out)
+    (out / CHECKPOINT_DIR / POINTER).write_text(json.dumps({"folder": "epoch-0001"}))
+    (out / CHECKPOINT_DIR / "epoch-0001" / STATE).write_text("[]")
+    with pytest.raises(ConfigError, match="state.json is not a JSON object"):
+        read_record(out)
 
 
 def test_a_resume_refuses_what_would_make_another_run_and_finds_moved_data(tmp_path):
