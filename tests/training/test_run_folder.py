@@ -32,9 +32,13 @@ def write(folder, names):
 
 def test_out_mirrors_the_best_model_folder_and_never_keeps_an_older_epochs_file(tmp_path):
     out, best = tmp_path / "out", tmp_path / "epoch-0003" / "best"
-    write(out, ["model.keras", "vocab.json", "domain.json", "config.json", "notes.txt"])
+    write(out, ["domain.json", "notes.txt"])  # the user's, before the run
+    write(tmp_path / "epoch-0002" / "best", ["model.keras", "vocab.json", "domain.json",
+                                             "config.json"])
+    publish(str(out), str(tmp_path / "epoch-0002" / "best"), state_of(), CURVES)
+    assert (out / "domain.json").read_text() == "domain.json of epoch-0002"
     write(best, ["model.keras", "vocab.json", "config.json", "MODEL_CARD.md"])
-    state = state_of(record={"task": "caption"}, test={"CIDEr": 0.5},
+    state = state_of(test={"CIDEr": 0.5},
                      run_files={"skipped_images.json": {"training": {"a.png": {}}}})
     publish(str(out), str(best), state, CURVES)
     for name in ("model.keras", "vocab.json", "config.json", "MODEL_CARD.md"):
@@ -45,10 +49,11 @@ def test_out_mirrors_the_best_model_folder_and_never_keeps_an_older_epochs_file(
     assert metrics == {"best_epoch": 1, "history": state["history"], "test": {"CIDEr": 0.5}}
     assert json.loads((out / "skipped_images.json").read_text()) == {"training": {"a.png": {}}}
     assert (out / "training_curves.png").stat().st_size > 1000
-    # a run from before the record: what OUT holds beyond its best folder is left alone
-    write(out, ["domain.json"])
-    publish(str(out), str(best), state_of(), CURVES)
-    assert (out / "domain.json").exists()
+    # a file of the same name that the run did not publish is never removed
+    fresh = tmp_path / "fresh"
+    write(fresh, ["domain.json"])
+    publish(str(fresh), str(best), state_of(), CURVES)
+    assert (fresh / "domain.json").read_text() == f"domain.json of {tmp_path.name}"
 
 
 def test_the_model_card_is_rendered_from_the_state_with_its_test_scores():
