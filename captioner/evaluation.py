@@ -9,7 +9,9 @@ test-split scores written after training: ``ImageCaptioner.evaluate`` captions t
 
 The scores: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D (pycocoevalcap); with instances
 annotations also object precision and recall, CHAIR_i and CHAIR_s
-(``captioner.metrics.grounding``) and attention correctness beside its uniform baseline
+(``captioner.metrics.grounding``), the share of each kind of statement that is true of
+the boxes (positions, relations, counts, sizes, backgrounds; ``captioner.metrics
+.statements``) and attention correctness beside its uniform baseline
 (``captioner.metrics.attention``).
 """
 
@@ -24,6 +26,7 @@ from captioner.errors import DataError
 from captioner.metrics import ObjectLexicon, attention_correctness, caption_scores, object_grounding
 from captioner.metrics.captions import METRICS
 from captioner.metrics.grounding import head_agreement
+from captioner.metrics.statements import statement_scores
 
 
 @dataclasses.dataclass
@@ -85,6 +88,10 @@ def score_captions(records, captions, instances=None, grid_shape=None, metrics=M
         lexicon = ObjectLexicon.from_instances(instances, getattr(instances, "categories", ()))
         scores.update(object_grounding({key: c.words for key, c in best.items()},
                                        instances, lexicon))
+        scenes = getattr(instances, "scenes", {})
+        scores.update(statement_scores(
+            ((best[r.image_id].words, instances.get(r.image_id, []), _image_size(r),
+              scenes.get(r.image_id)) for r in records), lexicon))
         scores.update(attention_correctness(
             ((best[r.image_id].words, best[r.image_id].alphas,
               instances.get(r.image_id, []), _image_size(r)) for r in records),
@@ -126,6 +133,10 @@ SUMMARY = (("BLEU-1", "BLEU-1"), ("BLEU-4", "BLEU-4"), ("BLEU-4 (nltk)", "BLEU-4
            ("object_recall", "obj. recall"), ("chair_s", "CHAIR_s"),
            ("absent_mispaired", "  mis-paired"), ("absent_wrong_attribute", "  wrong attribute"),
            ("absent_wrong_category", "  wrong category"), ("absent_invented", "  invented"),
+           ("true_object", "objects true"), ("true_size", "sizes true"),
+           ("true_position", "positions true"), ("true_relation", "relations true"),
+           ("true_count", "counts true"), ("true_background", "backgrounds true"),
+           ("all_true", "all true"),
            ("head_agreement", "head agrees"), ("head_agreement_absent", "  on absent"),
            ("attention_correctness", "att. correctness"), ("uniform_baseline", "uniform base"),
            ("ms_per_image", "ms/image"))
@@ -135,7 +146,13 @@ def format_scores(scores):
     """The scores as aligned 'name  value' lines for a terminal."""
     lines = []
     for key, label in SUMMARY + tuple((k, k) for k in ("BLEU-2", "BLEU-3", "chair_i")):
-        if key in scores:
-            lines.append(f"{label:<18} {scores[key]:.4f}" if key != "ms_per_image"
-                         else f"{label:<18} {scores[key]:.1f}")
+        if key not in scores:
+            continue
+        if key.startswith("true_"):  # a kind of statement: only where captions make some
+            made = scores.get("statements_" + key[5:], 0)
+            if made:
+                lines.append(f"{label:<18} {scores[key]:.4f}  (of {made})")
+            continue
+        lines.append(f"{label:<18} {scores[key]:.4f}" if key != "ms_per_image"
+                     else f"{label:<18} {scores[key]:.1f}")
     return "\n".join(lines)

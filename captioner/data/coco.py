@@ -121,11 +121,16 @@ class Instances(collections.abc.Mapping):
     "category": name, "attributes": {...}}]}`` to read, built per image on demand.
 
     ``categories``: every category name the annotation file defines (used or not);
-    ``attributes``: {name: its values}. COCO's 860k training instances take about 40 MB
+    ``attributes``: {name: its values}; ``scenes``: {image_id: {fact: value}}, what the
+    file records of whole images (an image entry's "scene", e.g. the synthetic sets'
+    {"background": "striped"}), for the statement checks (``captioner.metrics
+    .statements``). COCO's 860k training instances take about 40 MB
     here, against gigabytes as one Python dict per annotation.
     """
 
-    def __init__(self, image_ids=(), boxes=(), category=(), categories=(), attributes=None):
+    def __init__(self, image_ids=(), boxes=(), category=(), categories=(), attributes=None,
+                 scenes=None):
+        self.scenes = dict(scenes or {})
         image_ids = np.asarray(image_ids, np.int64).reshape(-1)
         order = np.argsort(image_ids, kind="stable")
         self.image_ids = image_ids[order]
@@ -139,14 +144,14 @@ class Instances(collections.abc.Mapping):
         self._ends = np.append(self._starts[1:], len(self.image_ids))
 
     @classmethod
-    def from_objects(cls, objects, categories=()):
+    def from_objects(cls, objects, categories=(), scenes=None):
         """From ``{image_id: [{"bbox", "category", "attributes"}]}`` (synthetic data, tests)."""
         names = list(dict.fromkeys([*categories] + [o["category"] for found in
                                                     objects.values() for o in found]))
         flat = [(image_id, o) for image_id, found in objects.items() for o in found]
         return cls([i for i, _ in flat], [o["bbox"] for _, o in flat],
                    [names.index(o["category"]) for _, o in flat], names,
-                   _attribute_codes([o.get("attributes", {}) for _, o in flat]))
+                   _attribute_codes([o.get("attributes", {}) for _, o in flat]), scenes)
 
     def __getitem__(self, image_id):
         position = int(np.searchsorted(self._keys, image_id))
@@ -234,7 +239,13 @@ def load_coco_instances(instances_path):
     _require(data["categories"], "name", "categories", instances_path)
     names = {category["id"]: category["name"] for category in data["categories"]}
     annotations = data.pop("annotations")
-    del data  # the images list: not needed
+    images = data.get("images")
+    scenes = {image["id"]: {key: value for key, value in image["scene"].items()
+                            if isinstance(value, str)}
+              for image in (images if isinstance(images, list) else ())
+              if isinstance(image, dict) and isinstance(image.get("scene"), dict)
+              and isinstance(image.get("id"), (int, str))}
+    del data, images  # the rest of the images list: not needed
     index = {category: position for position, category in enumerate(names)}
     category = np.empty(len(annotations), np.int32)
     boxes = np.empty((len(annotations), 4), np.float64)
@@ -255,7 +266,7 @@ def load_coco_instances(instances_path):
                             "not four numbers") from None
     image_ids = [annotation[0] for annotation in annotations]
     attributes = _attribute_codes([annotation[3] for annotation in annotations])
-    return Instances(image_ids, boxes, category, list(names.values()), attributes)
+    return Instances(image_ids, boxes, category, list(names.values()), attributes, scenes)
 
 
 def load_coco_split(root, split, check_files=True, instances=True):

@@ -4,7 +4,10 @@ boxes instead of segmentation masks).
 
 For every caption word that names an annotated object (the head noun of a mention, found
 by the ``ObjectLexicon`` the grounding metrics use; ``captioner.metrics.attention
-.named_objects``), the share of each grid cell that the object's box covers. A batch of
+.named_objects``), the share of each grid cell that the object's box covers; the words of
+a position phrase ("on the left") look at their object too, and those of a relation
+phrase ("to the left of", "above") at the object it relates to, which grounded decoding
+judges the relation by (``captioner.search.spatial``). A batch of
 ``CaptionBatches`` then carries x["regions"] (B, T, H*W): that coverage at the word's step
 (the step whose attention produces the word), zeros elsewhere. The captioner's loss adds
 lambda times the attention mass outside the box on those words
@@ -30,7 +33,7 @@ def caption_regions(words, objects, image_size, lexicon, grid_shape, steps):
     ``objects`` (an image's instances), at the word's step; for any caption, such as a
     sampled one (self-critical training)."""
     regions = np.zeros((steps, grid_shape[0] * grid_shape[1]), np.float32)
-    for position, chosen in named_objects(words, objects, lexicon):
+    for position, chosen in named_objects(words, objects, lexicon, statement_words=True):
         if position < steps - 1:  # the last step only ends the caption
             regions[position] = box_coverage([o["bbox"] for o in chosen], image_size,
                                              grid_shape).ravel()
@@ -151,7 +154,8 @@ class WordRegions:
         words = tokenize(record.captions[caption - self.first[index]])[:self.max_length]
         return [(position, (record.width, record.height), chosen)
                 for position, chosen in named_objects(words, objects, self.lexicon,
-                                                      self.attribute_words)]
+                                                      self.attribute_words,
+                                                      statement_words=True)]
 
     def arrays(self, captions, steps):
         """{key: array (len(captions), steps, ...)} (see ``specs``): "regions", each named

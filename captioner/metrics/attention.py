@@ -15,6 +15,7 @@ The grid maps onto the whole image (captioner resizes without cropping): cell (r
 import numpy as np
 
 from captioner.metrics.lexicon import as_words
+from captioner.metrics.statements import statements
 
 
 def box_coverage(boxes, image_size, grid_shape):
@@ -44,10 +45,15 @@ def box_coverage(boxes, image_size, grid_shape):
     return covered / ((width / columns) * (height / rows))
 
 
-def named_objects(words, objects, lexicon, attribute_words=False):
+def named_objects(words, objects, lexicon, attribute_words=False, statement_words=False):
     """The words that name an object present in the image: [(position of the mention's
     head noun in ``words``, the objects it fits)]; with ``attribute_words`` also each of
-    the mention's attribute words ("white" of "white star"), with the same objects.
+    the mention's attribute words ("white" of "white star"), with the same objects; with
+    ``statement_words`` also the words of each position phrase, with its object's ("on
+    the left" of "a star on the left"), and of each relation phrase, with the objects of
+    the mention it relates to ("to the left of" in "a star to the left of a circle" looks
+    at the circle, which the relation is judged against; ``captioner.metrics
+    .statements``).
 
     A mention fits the objects of its category whose attributes it matches (any of its
     category where none does). Mentions of absent objects are left out
@@ -62,7 +68,15 @@ def named_objects(words, objects, lexicon, attribute_words=False):
                 found.extend((position, chosen)
                              for position in range(mention.start - mention.lead, mention.start))
             found.append((mention.end - 1, chosen))
-    return found
+    if statement_words:
+        for statement in statements(words, lexicon, sizes=False):
+            about = {"position": statement.subject, "relation": statement.other}
+            mention = about.get(statement.kind)
+            chosen = mention is not None and [o for o in objects if mention.matches(o)]
+            if chosen:
+                found.extend((position, chosen)
+                             for position in range(statement.start, statement.end))
+    return sorted(found, key=lambda item: item[0])
 
 
 def attention_correctness(samples, lexicon, grid_shape):

@@ -58,7 +58,9 @@ def validation_scores(captioner, batches, limit, instances=None, placement=None)
     evaluation = captioner.evaluate(records, instances, batch_size=batches.batch_size,
                                     batches=batches.inputs, metrics=VALIDATION_METRICS)
     keep = [key for key in evaluation.scores if key not in ("images", "mentions", "objects",
-                                                            "captions", "words", "ratio")]
+                                                            "captions", "words", "ratio",
+                                                            "statement_captions")
+            and not key.startswith("statements_")]
     return {"val_loss": float(results["loss"]), "val_nll": float(results["nll"]),
             **{_metric_key(key): float(evaluation.scores[key]) for key in keep}}
 
@@ -82,6 +84,10 @@ class CaptionTrainer(EpochLoop):
                                   ("val_object_recall", "object recall"),
                                   ("val_attention_correctness", "attention correctness"),
                                   ("val_uniform_baseline", "uniform attention"))),
+        ("validation statements true", (("val_true_position", "positions"),
+                                        ("val_true_relation", "relations"),
+                                        ("val_true_count", "counts"),
+                                        ("val_all_true", "captions all true"))),
     )
 
     reads_batches = False  # True: the epoch indexes the batches itself (Python pipeline)

@@ -35,12 +35,13 @@ def encode_map(alpha_grid):
     return {"map": base64.b64encode(scaled.tobytes()).decode("ascii"), "peak": round(peak, 5)}
 
 
-def caption_item(caption, absent=()):
+def caption_item(caption, absent=(), false=None):
     """A ``captioner.results.Caption`` -> the page's form: {"caption", "score", "log_prob",
-    "words": [{"w", "p", "map", "peak", "cell", "absent", "heads"}]}; ``absent``: indices
-    of words that name an object the image lacks, or {index: the kind of error}
-    (``captioner.metrics.grounding.absent_words``); "heads" (a Transformer's, where the
-    caption has them): per layer, per head {"map", "peak"}."""
+    "words": [{"w", "p", "map", "peak", "cell", "absent", "false", "heads"}]}; ``absent``:
+    indices of words that name an object the image lacks, or {index: the kind of error}
+    (``captioner.metrics.grounding.absent_words``); ``false``: {index: kind} of the words
+    of false statements (``captioner.metrics.statements.false_words``); "heads" (a
+    Transformer's, where the caption has them): per layer, per head {"map", "peak"}."""
     words = []
     for index, (word, probability, alphas) in enumerate(zip(
             caption.words, caption.probabilities, caption.alphas)):
@@ -49,6 +50,8 @@ def caption_item(caption, absent=()):
             entry["cell"] = int(caption.cells[index])
         if index in absent:  # the kind of error where known (a dict), else true
             entry["absent"] = absent[index] if isinstance(absent, dict) else True
+        if false and index in false:
+            entry["false"] = false[index]
         if caption.heads is not None:
             entry["heads"] = [[encode_map(grid) for grid in layer]
                               for layer in caption.heads[index]]

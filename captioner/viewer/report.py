@@ -1,12 +1,14 @@
 """The evaluation report: ``caption.py --coco DIR --split S --html OUT``.
 
 Above the images, the split's scores (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, object
-precision and recall, CHAIR and its breakdown by kind of absent mention, attention correctness
-beside uniform attention); then every
+precision and recall, CHAIR and its breakdown by kind of absent mention, the share of each
+kind of statement that is true, attention correctness beside uniform attention); then every
 image with its caption (n-best where asked), the words that name an object the image does
-not hold marked, its references, its annotated boxes (drawn on request), its CIDEr-D, and
-each word's map. The page sorts by CIDEr-D and filters to the captions that name an
-absent object, from the manifest alone, loading only the data pages it shows.
+not hold marked, and the words of each false statement (position, relation, count, size,
+background) marked with its kind, its references, its annotated boxes (drawn on
+request), its CIDEr-D, and each word's map. The page sorts by CIDEr-D and filters to the
+captions with a false claim, from the manifest alone, loading only the data pages it
+shows.
 """
 
 import math
@@ -14,6 +16,7 @@ import math
 from captioner.data.images import load_image
 from captioner.metrics.grounding import absent_mentions, absent_words
 from captioner.metrics.lexicon import ObjectLexicon
+from captioner.metrics.statements import false_words
 from captioner.viewer.pages import ViewerWriter, caption_item
 
 SUMMARY = (("BLEU-1", "BLEU-1"), ("BLEU-2", "BLEU-2"), ("BLEU-3", "BLEU-3"),
@@ -24,6 +27,9 @@ SUMMARY = (("BLEU-1", "BLEU-1"), ("BLEU-2", "BLEU-2"), ("BLEU-3", "BLEU-3"),
            ("absent_wrong_attribute", "wrong-attribute mentions"),
            ("absent_wrong_category", "wrong-category mentions"),
            ("absent_invented", "invented mentions"),
+           ("true_position", "positions true"), ("true_relation", "relations true"),
+           ("true_count", "counts true"), ("true_size", "sizes true"),
+           ("true_background", "backgrounds true"), ("all_true", "captions all true"),
            ("attention_correctness", "attention correctness"))
 NOTES = {"chair_s": "captions naming an object the image does not hold",
          "absent_mispaired": "share of mentions: category and attribute present, on "
@@ -31,7 +37,8 @@ NOTES = {"chair_s": "captions naming an object the image does not hold",
          "absent_wrong_attribute": "share of mentions: category present, attribute on no object",
          "absent_wrong_category": "share of mentions: an object has the attributes, not the "
                                   "category",
-         "absent_invented": "share of mentions: nothing in the image behind it"}
+         "absent_invented": "share of mentions: nothing in the image behind it",
+         "all_true": "captions whose every checked statement holds"}
 
 
 def summary_rows(scores, notes):
@@ -44,6 +51,8 @@ def summary_rows(scores, notes):
         if key == "attention_correctness" and "uniform_baseline" in scores:
             note = f"uniform attention: {scores['uniform_baseline']:.3f}"
         note = NOTES.get(key, note)
+        if key.startswith("true_"):
+            note = f"of {scores.get('statements_' + key[5:], 0)} statements"
         rows.append([name, f"{scores[key]:.3f}", note])
     rows.append(["images", str(scores.get("images", "")), ""])
     for what, why in notes.get("skipped", {}).items():
@@ -75,15 +84,21 @@ def write_report(folder, captioner, records, instances, evaluation, title, image
             absent = set()
             fields = {"cider": round(cider.get(record.image_id, 0.0), 4)}
             item = {"name": str(record.path), "references": list(record.captions)}
+            scene = getattr(instances, "scenes", {}).get(record.image_id)
+            size = (record.width, record.height) if record.width and record.height \
+                else (int(image.shape[1]), int(image.shape[0]))
             if lexicon is not None:
                 fields["absent"] = absent_mentions(captions[0].words, objects, lexicon)
+                fields["false"] = len(set(false_words(captions[0].words, objects, size,
+                                                      lexicon, scene).values()))
                 item["boxes"] = [{"label": box_label(o), "bbox": [float(v) for v in o["bbox"]]}
                                  for o in objects if "bbox" in o]
                 item["size"] = [int(image.shape[1]), int(image.shape[0])]
             items = []
             for caption in captions:
-                absent = absent_words(caption.words, objects, lexicon) \
-                    if lexicon is not None else {}
-                items.append(caption_item(caption, absent))
+                absent, false = ({}, {}) if lexicon is None else (
+                    absent_words(caption.words, objects, lexicon),
+                    false_words(caption.words, objects, size, lexicon, scene))
+                items.append(caption_item(caption, absent, false))
             html.add(image, {**item, "hypotheses": items, "cider": fields["cider"]}, fields)
     return folder

@@ -103,9 +103,28 @@ def test_with_mentions_the_attribute_words_look_at_their_nouns_box(split, vocabu
     mentions = WordRegions(records, instances, GRID, max_length=12, words="mentions")
     captions = np.arange(8)
     plain, both = nouns.arrays(captions, 13)["regions"], mentions.arrays(captions, 13)["regions"]
-    supervised = plain.sum(-1) > 0
+    supervised = plain.sum(-1) > 0  # the nouns, and the words of position phrases
     np.testing.assert_array_equal(both[supervised], plain[supervised])
-    rows, positions = np.nonzero(supervised)
+    rows, positions = np.nonzero((both.sum(-1) > 0) & ~supervised)
     for row, position in zip(rows, positions):  # "a red circle": "red" gets the circle's box
-        np.testing.assert_array_equal(both[row, position - 1], plain[row, position])
-    assert (both.sum(-1) > 0).sum() == 2 * supervised.sum()  # one colour word per shape
+        assert supervised[row, position + 1]
+        np.testing.assert_array_equal(both[row, position], plain[row, position + 1])
+    texts = [caption for record in records for caption in record.captions][:len(captions)]
+    shapes = sum(len(mentions.lexicon.mentions(tokenize(text)[:12])) for text in texts)
+    assert len(rows) == shapes  # one colour word per shape
+
+
+def test_relation_words_look_at_the_object_they_relate_to_and_position_words_at_theirs():
+    from captioner.data.regions import caption_regions
+    from captioner.metrics.lexicon import ObjectLexicon
+    lexicon = ObjectLexicon(["star", "circle"], {"color": ["red", "blue"]})
+    star = {"category": "star", "bbox": [0, 0, 40, 40], "attributes": {"color": "red"}}
+    circle = {"category": "circle", "bbox": [80, 80, 40, 40], "attributes": {"color": "blue"}}
+    words = tokenize("a red star to the left of a blue circle on the right")
+    regions = caption_regions(words, [star, circle], (120, 120), lexicon, (3, 3), 14)
+    at_star, at_circle = (box_coverage([o["bbox"]], (120, 120), (3, 3)).ravel()
+                          for o in (star, circle))
+    for position, word in enumerate(words):
+        expected = at_star if word == "star" else at_circle if word in (
+            "to", "the", "left", "of", "circle", "on", "right") else 0 * at_star
+        np.testing.assert_array_equal(regions[position], expected, err_msg=word)

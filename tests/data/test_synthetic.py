@@ -1,6 +1,5 @@
 """The synthetic data set's styles: the simple one as it always was, the hard one as its
-docstring says (boxes around what is painted, captions that name every object and say
-truly how they lie)."""
+docstring says (boxes around what is painted, captions whose every statement is true)."""
 
 import collections
 import hashlib
@@ -14,6 +13,7 @@ from captioner.data.coco import load_coco_split
 from captioner.data.synthetic import BACKGROUNDS, HARD_COLOURS, HARD_SHAPES, HARD_SIZES, generate
 from captioner.data.vocab import tokenize
 from captioner.metrics.lexicon import ObjectLexicon
+from captioner.metrics.statements import check_caption
 
 
 def digest(data):
@@ -80,32 +80,23 @@ def test_hard_boxes_hold_what_is_painted_in_their_colour(hard):
             assert not (painted & ~inside).any(), (record.image_id, colour)
 
 
-def test_hard_captions_name_every_object_and_say_how_they_lie(hard):
+def test_every_statement_of_the_hard_references_is_true_and_each_kind_is_common(hard):
+    """Positions, relations, counts, sizes and backgrounds are each stated in a share of
+    the references (the module docstring's figures, measured on 10,000), and every one
+    of them holds by the statement checks, as do the objects named."""
     _, records, instances, _ = hard
     lexicon = ObjectLexicon.from_instances(instances)
-    relations = 0
+    stating = collections.Counter()
+    captions = 0
     for record in records:
         objects = instances[record.image_id]
-        named = collections.Counter((o["category"], o["attributes"]["color"]) for o in objects)
         for caption in record.captions:
-            words = tokenize(caption)
-            mentions = lexicon.mentions(words)
-            assert collections.Counter(
-                (m.category, dict(m.attributes)["color"]) for m in mentions) == named, caption
-            if max(named.values()) > 1:
-                continue  # two alike objects: which one a relation means is ambiguous
-            centres = {(o["category"], o["attributes"]["color"]):
-                       (o["bbox"][0] + o["bbox"][2] / 2, o["bbox"][1] + o["bbox"][3] / 2)
-                       for o in objects}
-            for first, second in zip(mentions, mentions[1:]):
-                between = " ".join(words[first.end:second.start])  # "above a red" ...
-                relation = next((r for r in ("to the left of", "above", "below")
-                                 if between.startswith(r + " ")), None)
-                if relation is None:
-                    continue
-                relations += 1
-                (ax, ay), (bx, by) = (centres[(m.category, dict(m.attributes)["color"])]
-                                      for m in (first, second))
-                assert {"to the left of": ax <= bx, "above": ay < by,
-                        "below": ay > by}[relation], caption
-    assert relations >= 20
+            checked = check_caption(caption, objects, (record.width, record.height), lexicon,
+                                    instances.scenes[record.image_id])
+            assert all(true for _, true in checked), caption
+            assert {s.kind for s, _ in checked} >= {"object"}
+            stating.update({s.kind for s, _ in checked})
+            captions += 1
+    shares = {kind: stating[kind] / captions for kind in stating}
+    assert all(shares[kind] >= 0.08 for kind in
+               ("position", "relation", "count", "size", "background")), shares

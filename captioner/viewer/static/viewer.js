@@ -100,7 +100,8 @@ const captionerViewer = (() => {
         (card.head ? `  (layer ${card.head[0] + 1}, head ${card.head[1] + 1})` : "") +
         (word.cell !== undefined ? `  (cell ${word.cell})` : "") +
         (word.absent ? "  — names an object the image does not hold" +
-          (typeof word.absent === "string" ? ` (${word.absent.replace("_", " ")})` : "") : "");
+          (typeof word.absent === "string" ? ` (${word.absent.replace("_", " ")})` : "") : "") +
+        (word.false ? `  — part of a false ${word.false} statement` : "");
     } else {
       card.info.textContent = `log p ${hypothesis.log_prob.toFixed(2)}, score ${hypothesis.score.toFixed(3)}`;
     }
@@ -123,7 +124,9 @@ const captionerViewer = (() => {
     const hypothesis = card.item.hypotheses[card.hypothesis];
     card.words.replaceChildren(...hypothesis.words.map((word, index) => {
       const span = element("span", {
-        class: "word" + (word.absent ? " absent" : "") + (index === card.selected ? " selected" : ""),
+        class: "word" + (word.absent ? " absent" : "") + (word.false ? " false" : "") +
+          (index === card.selected ? " selected" : ""),
+        ...(word.false ? {title: `false ${word.false} statement`} : {}),
         "data-index": index, text: word.w,
         onmouseenter: () => { card.hover = index; drawCaption(card); },
         onmouseleave: () => { card.hover = null; drawCaption(card); },
@@ -243,7 +246,7 @@ const captionerViewer = (() => {
   // --- the list: filter, order, screens --------------------------------------------------
   function visible() {
     let items = manifest.items;
-    if (view.onlyAbsent) items = items.filter(item => item.absent > 0);
+    if (view.onlyAbsent) items = items.filter(item => item.absent > 0 || item.false > 0);
     if (view.order !== "file") {
       const sign = view.order === "cider-ascending" ? 1 : -1;
       items = [...items].sort((a, b) => sign * (a.cider - b.cider) || a.i - b.i);
@@ -290,7 +293,7 @@ const captionerViewer = (() => {
       const absent = element("input", {type: "checkbox", id: "only-absent", onchange: event => {
         view.onlyAbsent = event.target.checked; view.screen = 0; render(); }});
       box.append(element("label", {}, ["order: ", order]),
-                 element("label", {}, [absent, " only captions that name an absent object"]));
+                 element("label", {}, [absent, " only captions with a false claim (an absent object or a false statement)"]));
     }
     box.append(element("span", {class: "count"}));
   }
