@@ -96,6 +96,13 @@ def test_old_model_configs_load_with_their_loss_weights_in_the_loss_section():
         ModelConfig.from_dict({"decoder": {"kind": "gru"}})
 
 
+def test_lstm_configs_from_before_positions_keep_the_per_cell_vectors_they_were_built_with():
+    assert ModelConfig().decoder.positions == "axes"
+    assert ModelConfig.from_dict({"decoder": {"lstm_units": 64}}).decoder.positions == "cells"
+    config = ModelConfig.from_dict({"decoder": {"positions": "axes"}})
+    assert ModelConfig.from_dict(config.to_dict()).decoder.positions == "axes"
+
+
 def test_the_bundled_model_folder_loads_its_loss_weights_from_its_old_config():
     import json
     import os

@@ -28,6 +28,12 @@ class LSTMDecoderConfig(Config):
     lstm_units: int = option(256, "the LSTM's state size (the paper uses 1000 on COCO)")
     attention_units: int = option(128, "the attention's hidden width")
     dropout: float = option(0.3, "before the output layer, as in the paper's code")
+    positions: Literal["axes", "cells"] = option(
+        "axes",
+        "what is added to each annotation vector so that the context says where it came "
+        "from: axes, a learned vector per grid row plus one per column (as the "
+        "Transformer's); cells, a learned vector per cell (models before 0.5)",
+        advanced=True)
     attention: Literal["soft", "hard"] = option(
         "soft",
         "soft: the expected context (Section 4.2); hard: one sampled cell per word (4.1)")

@@ -2,6 +2,8 @@
 checkpoints and config files wrote, turned into today's form before it is read.
 
 - model configs from before the loss section, whose decoder held the loss weights;
+- LSTM decoder configs from before ``positions`` (0.4 and earlier), which learned a
+  vector per grid cell;
 - training configs from before the sections, one flat dict;
 - checkpoint states from before the one epoch loop, which kept the best CIDEr-D or error
   rather than the objective.
@@ -14,10 +16,14 @@ from captioner.errors import ConfigError
 
 def model_config(data, loss_fields):
     """A ModelConfig dict, with loss weights found in its decoder (``loss_fields``: the
-    loss section's field names) moved to the loss section."""
+    loss section's field names) moved to the loss section, and an LSTM decoder without
+    ``positions`` given the per-cell vectors it was built with."""
     if not (isinstance(data, dict) and isinstance(data.get("decoder"), dict)):
         return data
     decoder = dict(data["decoder"])
+    if decoder.get("kind", "lstm") == "lstm" and "positions" not in decoder:
+        decoder["positions"] = "cells"
+        data = {**data, "decoder": decoder}
     moved = {name: decoder.pop(name) for name in loss_fields if name in decoder}
     if not moved:
         return data

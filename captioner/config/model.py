@@ -114,6 +114,9 @@ class GroundingConfig(Config):
         "option": False, "help": "[[word id, label column], ...]: the vocabulary's words "
                                  "that name a category or an attribute value"})
     units: int = derived(256, "hidden units of the head")
+    cells: bool = derived(False, "the head also reads each grid cell (whether an object is "
+                                 "there, and its labels), trained on the boxes: grounded "
+                                 "decoding counts objects by it (number words)")
 
     @property
     def enabled(self):
@@ -177,7 +180,8 @@ class ModelConfig(Config):
 PRESETS = {
     # For tests: a few thousand parameters, runs in seconds.
     "tiny": dict(encoder=dict(image_size=32, width=8),
-                 decoder=dict(embedding_dim=16, lstm_units=32, attention_units=16, dropout=0.0)),
+                 decoder=dict(embedding_dim=16, lstm_units=32, attention_units=16, dropout=0.0,
+                              positions="axes")),
     "default": {},
 }
 

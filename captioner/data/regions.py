@@ -16,7 +16,8 @@ lambda times the attention mass outside the box on those words
 With a grounding head (``captioner.models.grounding``) the batch also carries x["objects"]
 int32 (B, T, groups): at those words the named object's category and attribute values as
 label indices (``object_labels``), -1 elsewhere and where the objects a word fits
-disagree on an attribute.
+disagree on an attribute; and for a head that reads cells, x["cells"] int32 (B, H*W,
+groups): each cell's labels (``cell_labels``), -1 where no object is.
 """
 
 import numpy as np
@@ -52,7 +53,8 @@ def grounding_config(instances, vocabulary, lexicon=None):
     for name, value in lexicon.attribute_words.values():
         attributes.setdefault(name, set()).add(value)
     config = GroundingConfig(categories=list(lexicon.categories),
-                             attributes={n: sorted(v) for n, v in sorted(attributes.items())})
+                             attributes={n: sorted(v) for n, v in sorted(attributes.items())},
+                             cells=True)
     columns, start = {}, 0
     for name, labels in config.groups():
         columns.update({(name, label): start + i for i, label in enumerate(labels)})
@@ -72,6 +74,25 @@ def grounding_config(instances, vocabulary, lexicon=None):
             words.append([index, columns[lexicon.attribute_words[word]]])
     config.words = words
     return config
+
+
+def cell_labels(objects, image_size, grid_shape, grounding, indices=None):
+    """int32 (H*W, groups): what each grid cell of an image holds, for a grounding head
+    that reads cells (``GroundingConfig.cells``): the labels (``object_labels``) of the
+    object whose box covers at least half of the cell or holds its box centre there (the
+    smallest such box where several do), -1 in every group where no object does."""
+    indices = indices or label_indices(grounding)
+    rows, columns = grid_shape
+    labels = np.full((rows * columns, len(indices)), -1, np.int32)
+    width, height = image_size
+    for obj in sorted(objects, key=lambda o: -o["bbox"][2] * o["bbox"][3]):  # small last
+        x, y, w, h = obj["bbox"]
+        covered = box_coverage([obj["bbox"]], image_size, grid_shape) >= 0.5
+        row = min(max(int((y + h / 2) / height * rows), 0), rows - 1)
+        column = min(max(int((x + w / 2) / width * columns), 0), columns - 1)
+        covered[row, column] = True
+        labels[covered.ravel()] = object_labels([obj], grounding, indices)
+    return labels
 
 
 def label_indices(grounding):
@@ -137,16 +158,24 @@ class WordRegions:
                                 "be placed on the attention grid")
 
     def specs(self):
-        """[(key, dtype, shape of a word's entry)] of the arrays ``arrays`` makes."""
-        specs = [("regions", np.float32, (self.grid_shape[0] * self.grid_shape[1],))]
+        """[(key, dtype, shape of an entry, per word)] of the arrays ``arrays`` makes: per
+        word (batch, steps) + shape, else per caption (batch,) + shape."""
+        cells = self.grid_shape[0] * self.grid_shape[1]
+        specs = [("regions", np.float32, (cells,), True)]
         if self.grounding is not None:
-            specs.append(("objects", np.int32, (len(self.indices),)))
+            specs.append(("objects", np.int32, (len(self.indices),), True))
+            if self.grounding.cells:
+                specs.append(("cells", np.int32, (cells, len(self.indices)), False))
         return specs
+
+    def _record(self, caption):
+        """The index of the record of caption ``caption``."""
+        return int(np.searchsorted(self.first, caption, side="right")) - 1
 
     def named(self, caption):
         """[(position, image size, the objects it fits)] of caption ``caption``'s words
         that name one of its image's objects."""
-        index = int(np.searchsorted(self.first, caption, side="right")) - 1
+        index = self._record(caption)
         record = self.records[index]
         objects = self.instances.get(record.image_id)
         if not objects:
@@ -160,11 +189,16 @@ class WordRegions:
     def arrays(self, captions, steps):
         """{key: array (len(captions), steps, ...)} (see ``specs``): "regions", each named
         word's box coverage at its step, and with a grounding head "objects"."""
-        arrays = {key: np.zeros((len(captions), steps) + shape, dtype)
-                  for key, dtype, shape in self.specs()}
+        arrays = {key: np.zeros((len(captions),) + ((steps,) if timed else ()) + shape, dtype)
+                  for key, dtype, shape, timed in self.specs()}
         if "objects" in arrays:
             arrays["objects"] -= 1
         for row, caption in enumerate(captions):
+            if "cells" in arrays:
+                record = self.records[self._record(int(caption))]
+                arrays["cells"][row] = cell_labels(
+                    self.instances.get(record.image_id, []), (record.width, record.height),
+                    self.grid_shape, self.grounding, self.indices)
             for position, size, chosen in self.named(int(caption)):
                 if position < steps - 1:  # the last step only ends the caption
                     arrays["regions"][row, position] = box_coverage(

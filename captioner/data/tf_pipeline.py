@@ -50,8 +50,10 @@ def epoch_dataset(batches):
     def words(captions, weights, steps):
         return batches.words(captions, weights, int(steps))
 
-    shapes = [(size, None)] * 3 + [(size, None) + shape for _, _, shape in specs]
-    types = (tf.int32, tf.int32, tf.float32) + tuple(tf.as_dtype(dtype) for _, dtype, _ in specs)
+    shapes = [(size, None)] * 3 + [(size,) + ((None,) if timed else ()) + shape
+                                   for _, _, shape, timed in specs]
+    types = (tf.int32, tf.int32, tf.float32) + tuple(tf.as_dtype(dtype)
+                                                     for _, dtype, *_ in specs)
 
     def make_words(captions, weights, steps):
         made = tf.numpy_function(words, [captions, weights, steps], types, stateful=False)

@@ -13,7 +13,7 @@ from captioner.models import replicas
 from captioner.models.base import ConfiguredModel
 from captioner.models.decoder import LSTMDecoder
 from captioner.models.encoder import Encoder, build_backbone
-from captioner.models.grounding import GroundingHead, grounding_loss, labelled_pairs
+from captioner.models.grounding import GroundingHead, cell_loss, grounding_loss, labelled_pairs
 from captioner.models.losses import (
     cost_to_go,
     doubly_stochastic_penalty,
@@ -103,6 +103,8 @@ class Captioner(ConfiguredModel):
         outputs = self.decoder(tokens, features, training=training)
         if self.grounding is not None:
             outputs = {**outputs, "grounding": self.grounding(outputs["alphas"], features)}
+            if training and self.grounding.objectness is not None:
+                outputs["cells"] = self.grounding.cell_logits(features)
         return outputs
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -110,7 +112,8 @@ class Captioner(ConfiguredModel):
         x["regions"] (``captioner.data.regions``) also lambda_s * the attention mass outside
         the named objects' boxes (``attention_supervision``); where it carries x["objects"]
         and the model has a grounding head, lambda_g * the head's cross-entropy at the
-        named words (``grounding``); with hard attention in
+        named words (``grounding``), and where it carries x["cells"] too, lambda_g * the
+        head's loss of reading each cell (``cell_loss``); with hard attention in
         training also lambda_r * REINFORCE surrogate - lambda_e * entropy (Section 4.1),
         each normalised per word like the cross-entropy, and the baseline update. A
         self-critical batch (x["advantage"]) replaces cross-entropy and penalty by the
@@ -149,6 +152,11 @@ class Captioner(ConfiguredModel):
             loss = loss + config.grounding * grounding_loss(
                 y_pred["grounding"], labels, mask, self.grounding.sizes,
                 normaliser=ops.maximum(replicas.global_sum(labelled_pairs(labels, mask)), 1.0))
+            if "cells" in y_pred and "cells" in x:
+                cells = ops.cast(ops.shape(x["cells"])[1], "float32")
+                loss = loss + config.grounding * cell_loss(
+                    y_pred["cells"], x["cells"], rows, self.grounding.sizes,
+                    normaliser=ops.maximum(replicas.global_sum(ops.sum(rows)) * cells, 1.0))
         if "log_policy" in y_pred:
             loss = loss + self._reinforce_terms(losses, mask, rows, captions, words, y_pred,
                                                 training)

@@ -24,7 +24,10 @@ class LSTMDecoder(keras.layers.Layer):
         logits_t = L_o(dropout(tanh(E y_{t-1} + L_h h_t + L_z z_t)))  (deep output, eq. 7)
     The initial state is h_0 = tanh(f_init_h(mean_l a_l)), c_0 = tanh(f_init_c(mean_l a_l)).
     A learned embedding of each grid cell's position is added to its annotation vector,
-    so that the context says *where* it came from (words such as "left" need that).
+    so that the context says *where* it came from (words such as "left" need that):
+    ``positions="axes"`` (the default) a vector per grid row plus one per column, as the
+    Transformer's, each trained by every cell of its row or column; ``"cells"`` one per
+    cell (models before 0.5).
 
     Hard attention (``attention="hard"``, Section 4.1) replaces the expected context by the
     annotation vector of one cell s_t ~ Categorical(alpha_t), drawn with the layer's
@@ -82,9 +85,16 @@ class LSTMDecoder(keras.layers.Layer):
 
     def build(self, tokens_shape, features_shape):
         batch, cells, dim = features_shape
-        self.positions = self.add_weight(
-            shape=(cells, dim), initializer=keras.initializers.RandomNormal(stddev=0.02),
-            name="positions")
+        small = keras.initializers.RandomNormal(stddev=0.02)
+        if self.decoder_config.positions == "cells":
+            self.positions = self.add_weight(shape=(cells, dim), initializer=small,
+                                             name="positions")
+        else:
+            rows, columns = self.grid_shape
+            self.row_positions = self.add_weight(shape=(rows, 1, dim), initializer=small,
+                                                 name="row_positions")
+            self.column_positions = self.add_weight(shape=(1, columns, dim),
+                                                    initializer=small, name="column_positions")
         self.embedding.build(tokens_shape)
         self.init_h.build((batch, dim))
         self.init_c.build((batch, dim))
@@ -109,12 +119,20 @@ class LSTMDecoder(keras.layers.Layer):
         self.output_z.build((batch, dim))
         self.logits.build((batch, config.embedding_dim))
 
+    def position_vectors(self):
+        """(L, D): what is added to each cell's annotation vector (``positions``)."""
+        if self.decoder_config.positions == "cells":
+            return self.positions
+        rows, columns = self.grid_shape
+        grid = self.row_positions + self.column_positions  # (H, W, D)
+        return ops.reshape(grid, (rows * columns, ops.shape(grid)[-1]))
+
     def prepare(self, features, mask=None):
         """Per-image work shared by every step: the decoder's ``memory``, a dict of arrays
         whose first axis is the batch (search tiles it per beam with keras.tree)."""
         # in the layer's compute dtype (16 bits under a mixed policy; features may come
         # from a float32 or float16 feature cache)
-        annotations = ops.cast(features, self.compute_dtype) + self.positions[None]  # (batch, L, D)
+        annotations = ops.cast(features, self.compute_dtype) + self.position_vectors()[None]
         memory = {"annotations": annotations,
                   "keys": self.attention.prepare_keys(annotations)}
         if mask is not None:

@@ -11,6 +11,11 @@ Trained (``grounding_loss``) at the words that name an annotated object, against
 object's category and attributes (``captioner.data.regions.WordRegions``); the attention
 is not moved by it (its gradient stops at alpha; attention supervision moves attention).
 
+A head with ``GroundingConfig.cells`` also reads every grid cell on its own
+(``cell_logits``): whether an object is there, and its labels, trained (``cell_loss``)
+on the cells each box covers; grounded decoding counts the objects of each kind by it
+(``captioner.search.counting``).
+
 Grounded decoding (``captioner.search.CompiledSearch(grounded=w)``) adds, to the
 log-probability of every word that names a category or an attribute value, w times the
 head's log-probability of that label at the place attended for that word relative to its
@@ -51,6 +56,7 @@ class GroundingHead(keras.layers.Layer):
         self.sizes = [len(labels) for _, labels in config.groups()]
         self.hidden = keras.layers.Dense(config.units, activation="relu", name="hidden")
         self.classes = keras.layers.Dense(sum(self.sizes), name="classes")
+        self.objectness = keras.layers.Dense(1, name="objectness") if config.cells else None
         table = np.zeros((sum(self.sizes), vocab_size), np.float32)
         for word, column in config.words:
             if word < vocab_size:
@@ -60,6 +66,8 @@ class GroundingHead(keras.layers.Layer):
     def build(self, alphas_shape, features_shape):
         self.hidden.build((None, features_shape[-1]))
         self.classes.build((None, self.grounding_config.units))
+        if self.objectness is not None:
+            self.objectness.build((None, self.grounding_config.units))
 
     def read(self, alphas, features):
         """r = alpha-weighted annotation vectors: (batch, [T,] D)."""
@@ -70,6 +78,13 @@ class GroundingHead(keras.layers.Layer):
 
     def call(self, alphas, features):
         return self.classes(self.hidden(self.read(alphas, features)))
+
+    def cell_logits(self, features):
+        """What each cell holds (a head with ``cells``): (batch, L, 1 + C), the logit of
+        an object being there, then the labels' logits, read from each annotation vector
+        alone (what ``call`` reads for attention on that one cell)."""
+        hidden = self.hidden(features)
+        return ops.concatenate([self.objectness(hidden), self.classes(hidden)], axis=-1)
 
     def log_probs(self, logits, relative=False):
         """Each group's log-softmax, side by side (float32); ``relative``: minus the
@@ -127,6 +142,25 @@ def grounding_loss(logits, labels, mask, sizes, normaliser=None):
         start += size
     if normaliser is None:
         normaliser = count
+    return total / ops.maximum(normaliser, 1.0)
+
+
+def cell_loss(logits, labels, rows, sizes, normaliser=None):
+    """The per-cell reading's loss: binary cross-entropy of "an object is here" over every
+    cell of the real rows, plus each group's cross-entropy over the cells an object holds.
+
+    logits (batch, L, 1 + C) (``GroundingHead.cell_logits``); labels int (batch, L,
+    groups), -1 where no object is (``captioner.data.regions.cell_labels``); rows
+    (batch,) 1 for a real caption; ``normaliser``: the global batch's number of cells."""
+    logits = ops.cast(logits, "float32")
+    labels = ops.cast(labels, "int32")
+    rows = ops.cast(rows, "float32")[:, None]  # (batch, 1)
+    present = ops.cast(labels[..., 0] >= 0, "float32")
+    total = ops.sum(ops.binary_crossentropy(present, logits[..., 0], from_logits=True) * rows)
+    total = total + grounding_loss(logits[..., 1:], labels, present * rows, sizes,
+                                   normaliser=1.0)
+    if normaliser is None:
+        normaliser = ops.sum(rows) * ops.cast(ops.shape(labels)[1], "float32")
     return total / ops.maximum(normaliser, 1.0)
 
 

@@ -45,18 +45,20 @@ class CompiledSearch(keras.Model):
         max_length: the most words of a caption.
         statistics: also return the features' statistics.
         grounded: the weight of grounded decoding (0: off; needs a grounding head).
-        spatial: a ``captioner.search.spatial.SpatialWords`` of the vocabulary: grounded
-            decoding then also judges position and relation words by the places attended.
+        words: the vocabulary's statement words that grounded decoding also judges, a
+            list of scorers: ``captioner.search.spatial.SpatialWords`` (position and
+            relation words, by the places attended), ``captioner.search.counting
+            .NumberWords`` (number words, by the objects the head reads in the cells).
     """
 
     def __init__(self, captioner, sampler, start_id, end_id, max_length, statistics=False,
-                 grounded=0.0, spatial=None, **kwargs):
+                 grounded=0.0, words=(), **kwargs):
         super().__init__(**kwargs)
         if grounded and getattr(captioner, "grounding", None) is None:
             raise ModelError("grounded decoding needs a model with a grounding head "
                              "(trained where the data has boxes; --grounding)")
         self.grounded = float(grounded)  # the weight of the grounding head's agreement
-        self.spatial = spatial if grounded and spatial is not None and spatial.active else None
+        self.words = [scorer for scorer in words if scorer.active] if grounded else []
         self.statistics = statistics
         self.captioner, self.sampler = captioner, sampler
         self.start_id, self.end_id, self.max_length = start_id, end_id, max_length
@@ -83,28 +85,33 @@ class CompiledSearch(keras.Model):
         if self.grounded:
             memory = {**memory, "grounded_features": features}
             step = self.grounded_step
-            if self.spatial is not None:
-                state = {"decoder": state,
-                         "spatial": self.spatial.initial_state(ops.shape(features)[0])}
+            if self.words:
+                head = self.captioner.grounding
+                for scorer in self.words:
+                    memory.update(scorer.prepare(head, features))
+                state = {"decoder": state, "words": [
+                    scorer.initial_state(ops.shape(features)[0]) for scorer in self.words]}
         return step, state, memory, ops.shape(features)[0]
 
     def grounded_step(self, tokens, state, memory):
         """The decoder's step with every object word re-scored by what is where it looked:
         log p(w) + weight * (log p_head(w's labels | the attended place) - log p_head(its
-        reading there)) (``GroundingHead.word_scores``), and with ``spatial`` every
-        position and relation word by the places attended (``captioner.search.spatial``);
-        the search renormalises it."""
-        decoder_state = state["decoder"] if self.spatial is not None else state
+        reading there)) (``GroundingHead.word_scores``), and with ``words`` every statement
+        word they judge (position, relation and number words); the search renormalises
+        it."""
+        decoder_state = state["decoder"] if self.words else state
         logits, decoder_state, alpha = self.captioner.decoder.step(tokens, decoder_state,
                                                                    memory)
         scores = ops.log_softmax(ops.cast(logits, "float32"), axis=-1) + self.grounded * \
             self.captioner.grounding.word_scores(alpha, memory["grounded_features"])
-        if self.spatial is None:
+        if not self.words:
             return scores, decoder_state, alpha
-        spatial, where = self.spatial.word_scores(
-            self.spatial.follow(state["spatial"], tokens), alpha)
-        return (scores + self.grounded * spatial, {"decoder": decoder_state, "spatial": where},
-                alpha)
+        followed = []
+        for scorer, own in zip(self.words, state["words"]):
+            extra, own = scorer.scores(scorer.follow(own, tokens), alpha, memory)
+            scores = scores + self.grounded * extra
+            followed.append(own)
+        return scores, {"decoder": decoder_state, "words": followed}, alpha
 
     def run(self, sampler, step, state, memory, batch_size):
         return sampler(step, state, memory, batch_size, self.start_id, self.end_id,

@@ -90,6 +90,10 @@ class SpatialWords:
         """Whether the vocabulary has any word to judge."""
         return bool(self.table.any())
 
+    def prepare(self, head, features):
+        """What the search keeps per image: nothing (the places are read per step)."""
+        return {}
+
     def initial_state(self, batch_size):
         """The search state: the anchor and its presence, the mode, the last place."""
         return {"anchor": ops.zeros((batch_size, 2), "float32"),
@@ -116,7 +120,7 @@ class SpatialWords:
         """The attended place (N, 2) of attention ``alpha`` (N, L)."""
         return ops.matmul(ops.cast(alpha, "float32"), ops.convert_to_tensor(self.places))
 
-    def word_scores(self, state, alpha):
+    def scores(self, state, alpha, memory=None):
         """(scores (N, V), the state with this step's place): each position or relation
         word's score (see the module docstring), 0 for every other word."""
         place = self.place(alpha)

@@ -17,6 +17,7 @@ from captioner.models.captioner import Captioner
 from captioner.results import Caption, ImageCaptions
 from captioner.saving import VOCAB_FILE
 from captioner.search import CompiledSearch, sampler_for
+from captioner.search.counting import NumberWords
 from captioner.search.spatial import SpatialWords
 from captioner.tasks.task import Task, batches, in_order, path_of, read_image
 
@@ -116,19 +117,23 @@ class ImageCaptioner(Task):
             self._searches[key] = CompiledSearch(
                 self.model, sampler_for(config), self.vocabulary.start_id,
                 self.vocabulary.end_id, config.max_length, statistics, config.grounded,
-                self.spatial_words() if config.grounded else None)
+                self.statement_words() if config.grounded else ())
         return self._searches[key]
 
-    def spatial_words(self):
-        """The vocabulary's position and relation words (``captioner.search.spatial``),
-        anchored at the words that name the grounding head's categories; None without
-        a head."""
+    def statement_words(self):
+        """What grounded decoding judges beyond object words: the vocabulary's position
+        and relation words (``captioner.search.spatial``), anchored at the words that
+        name the grounding head's categories, and with a head that reads cells its
+        number words (``captioner.search.counting``); none without a head."""
         grounding = self.model.model_config.grounding
         if self.model.grounding is None or not grounding.enabled:
-            return None
+            return []
         categories = len(grounding.categories)
-        return SpatialWords(self.vocabulary, [word for word, column in grounding.words
-                                              if column < categories], self.grid_shape)
+        words = [SpatialWords(self.vocabulary, [word for word, column in grounding.words
+                                                if column < categories], self.grid_shape)]
+        if grounding.cells:
+            words.append(NumberWords(self.vocabulary, grounding, self.grid_shape))
+        return words
 
     def decode(self, inputs, search=None, statistics=False):
         """Captions a batch: ``inputs`` {"images": uint8 (batch, S, S, 3)} or {"features":

@@ -20,6 +20,7 @@ model card and curves.
 """
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -298,7 +299,8 @@ class EpochLoop:
             with self.placement.alone():
                 self._save(model, state, improved, final=epoch + 1 == config.run.epochs)
             print(f"epoch {epoch + 1}/{config.run.epochs}: " + ", ".join(
-                f"{k} {v:.4f}" for k, v in row.items() if isinstance(v, float)), file=sys.stderr)
+                f"{k} {v:.4f}" for k, v in row.items()
+                if isinstance(v, float) and not math.isnan(v)), file=sys.stderr)
         return state["history"]
 
     def _save(self, model, state, improved, final=False):

@@ -128,3 +128,17 @@ def test_relation_words_look_at_the_object_they_relate_to_and_position_words_at_
         expected = at_star if word == "star" else at_circle if word in (
             "to", "the", "left", "of", "circle", "on", "right") else 0 * at_star
         np.testing.assert_array_equal(regions[position], expected, err_msg=word)
+
+
+def test_cell_labels_give_each_cell_the_smallest_box_over_it_or_nothing():
+    from captioner.config import GroundingConfig
+    from captioner.data.regions import cell_labels
+    grounding = GroundingConfig(categories=["circle", "star"], attributes={"color": ["red"]},
+                                cells=True)
+    big = {"category": "circle", "bbox": [0, 0, 60, 60], "attributes": {"color": "red"}}
+    small = {"category": "star", "bbox": [22, 22, 10, 10], "attributes": {}}  # in one cell
+    labels = cell_labels([small, big], (120, 120), (4, 4), grounding).reshape(4, 4, 2)
+    expected = np.full((4, 4, 2), -1)
+    expected[:2, :2] = [0, 0]        # the circle covers the top left 2 x 2 cells
+    expected[0, 0] = [1, -1]         # the star's centre (27, 27): its cell, no colour
+    np.testing.assert_array_equal(labels, expected)

@@ -116,3 +116,17 @@ def test_each_score_chooses_its_recurrence(vocabulary, data):
                             seed=0).decoder
     assert not hard._scanned(tokens, training=True)
     assert hard._scanned(tokens, training=False)
+
+
+def test_each_cell_gets_its_row_vector_plus_its_column_vector(vocabulary, data):
+    _, features, _, _ = data
+    model = create_captioner(tiny_config(vocabulary), seed=0)
+    decoder = model.decoder
+    assert decoder.decoder_config.positions == "axes"
+    rows = ops.convert_to_numpy(decoder.row_positions)[:, 0]        # (H, D)
+    columns = ops.convert_to_numpy(decoder.column_positions)[0]     # (W, D)
+    height, width = decoder.grid_shape
+    expected = features + np.stack([rows[r] + columns[c] for r in range(height)
+                                    for c in range(width)])[None]
+    annotations = ops.convert_to_numpy(decoder.prepare(features)["annotations"])
+    np.testing.assert_allclose(annotations, expected, rtol=1e-6, atol=1e-6)

@@ -2,6 +2,8 @@
 references, what the loss counts, save -> load, and that under grounded decoding an
 object word agrees with what the head reads where the model looked."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from keras import ops
@@ -93,8 +95,11 @@ def test_a_captioner_with_a_head_saves_and_loads_it_and_searches_grounded(
 
 @pytest.fixture
 def grounded_model(synthetic_coco, vocabulary):
+    """A model with a head that reads the attended place only (no cells: number words are
+    not judged, so that every object word is judged by the place alone)."""
     config = tiny_config(vocabulary)
-    config.grounding = grounding_config(load_coco_split(synthetic_coco, "train")[1], vocabulary)
+    config.grounding = dataclasses.replace(
+        grounding_config(load_coco_split(synthetic_coco, "train")[1], vocabulary), cells=False)
     return create_captioner(config, seed=3)
 
 
@@ -147,3 +152,19 @@ def test_grounded_decoding_without_a_head_is_refused(vocabulary):
     with pytest.raises(ModelError, match="grounding head"):
         search_of(model, vocabulary, 10, grounded=1.0)
     assert ImageCaptioner(model, vocabulary).search_config(SearchConfig()).grounded == 0.0
+
+
+def test_the_cell_loss_is_the_objectness_and_label_cross_entropy_per_cell():
+    from captioner.models.grounding import cell_loss
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(2, 4, 1 + 5)).astype("float32")  # objectness, 3 + 2 labels
+    labels = np.full((2, 4, 2), -1, "int32")
+    labels[0, 1] = [2, 0]
+    labels[1, 3] = [1, -1]  # an object without a colour
+    rows = np.array([1.0, 0.0], "float32")  # the second row is filler: not counted
+    present = labels[..., 0] >= 0
+    sigmoid = 1 / (1 + np.exp(-logits[..., 0]))
+    binary = -np.where(present, np.log(sigmoid), np.log(1 - sigmoid))[0].sum()
+    labelled = -log_softmax(logits[0, 1, 1:4])[2] - log_softmax(logits[0, 1, 4:6])[0]
+    loss = cell_loss(logits, labels, rows, [3, 2])
+    np.testing.assert_allclose(ops.convert_to_numpy(loss), (binary + labelled) / 4, rtol=1e-5)

@@ -63,7 +63,7 @@ def run(caption, alphas):
     found = []
     for token, alpha in zip(tokens, alphas):
         state = spatial.follow(state, ops.convert_to_tensor([token], "int32"))
-        scores, state = spatial.word_scores(state, ops.convert_to_tensor(alpha[None]))
+        scores, state = spatial.scores(state, ops.convert_to_tensor(alpha[None]))
         found.append(ops.convert_to_numpy(scores)[0])
     return found
 
@@ -97,9 +97,9 @@ def test_the_words_preferred_are_the_ones_the_statement_checks_find_true(seed):
         first, second = rng.choice(144, 2, replace=False)
         alphas = np.eye(144, dtype=np.float32)[[first, second]]
         state = spatial.follow(spatial.initial_state(1), ops.convert_to_tensor([ID["a"]]))
-        _, state = spatial.word_scores(state, ops.convert_to_tensor(alphas[:1]))
+        _, state = spatial.scores(state, ops.convert_to_tensor(alphas[:1]))
         state = spatial.follow(state, ops.convert_to_tensor([ID["star"]]))  # anchored
-        after, _ = spatial.word_scores(state, ops.convert_to_tensor(alphas[1:]))
+        after, _ = spatial.scores(state, ops.convert_to_tensor(alphas[1:]))
         after = ops.convert_to_numpy(after)[0]
         (ax, ay), (bx, by) = (np.array(divmod(i, 12))[::-1] * 10 + 5 for i in (first, second))
         objects = [{"category": "star", "bbox": [ax - 1, ay - 1, 2, 2]},
@@ -115,7 +115,7 @@ def test_the_words_preferred_are_the_ones_the_statement_checks_find_true(seed):
             assert true, (best, objects)
         for opener in ("on", "the"):
             state = spatial.follow(state, ops.convert_to_tensor([ID[opener]]))
-        position, _ = spatial.word_scores(state, ops.convert_to_tensor(alphas[1:]))
+        position, _ = spatial.scores(state, ops.convert_to_tensor(alphas[1:]))
         position = ops.convert_to_numpy(position)[0]
         across = max(("left", "right"), key=lambda w: position[ID[w]])
         down = max(("top", "bottom"), key=lambda w: position[ID[w]])
