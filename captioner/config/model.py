@@ -114,6 +114,13 @@ class GroundingConfig(Config):
         "option": False, "help": "[[word id, label column], ...]: the vocabulary's words "
                                  "that name a category or an attribute value"})
     units: int = derived(256, "hidden units of the head")
+    openers: list = dataclasses.field(default_factory=list, metadata={
+        "option": False, "help": "[[word id, share, [9 flags]], ...]: the words that open a "
+                                 "position phrase right after an object word in the training "
+                                 "captions (\"on\", \"at\", \"in\"), how often they do, "
+                                 "and which thirds of the image (across x down) the phrases "
+                                 "they opened claimed: grounded decoding judges them by the "
+                                 "place"})
     cells: bool = derived(False, "the head also reads each grid cell (whether an object is "
                                  "there, and its labels), trained on the boxes: grounded "
                                  "decoding counts objects by it (number words)")

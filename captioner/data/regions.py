@@ -41,11 +41,12 @@ def caption_regions(words, objects, image_size, lexicon, grid_shape, steps):
     return regions
 
 
-def grounding_config(instances, vocabulary, lexicon=None):
+def grounding_config(instances, vocabulary, lexicon=None, captions=()):
     """The ``GroundingConfig`` of a training split: the categories and attribute values its
     ``instances`` hold, and which words of ``vocabulary`` name them (a category's words
     and plurals, ``ObjectLexicon``'s; a multi-word name such as "stop sign" by its last
-    word where no other category claims it). Empty without objects."""
+    word where no other category claims it), and the position phrases' openers of the
+    training ``captions`` (``position_openers``). Empty without objects."""
     lexicon = lexicon or ObjectLexicon.from_instances(instances)
     if not lexicon.categories:
         return GroundingConfig()
@@ -73,7 +74,40 @@ def grounding_config(instances, vocabulary, lexicon=None):
         if word in lexicon.attribute_words:
             words.append([index, columns[lexicon.attribute_words[word]]])
     config.words = words
+    config.openers = position_openers(list(captions), lexicon, vocabulary)
     return config
+
+
+THIRDS = ("left", "right", "middle"), ("top", "bottom", "middle")
+
+
+def position_openers(captions, lexicon, vocabulary, limit=20000):
+    """[[word id, share, flags]] of the words that open position phrases right after an
+    object word in ``captions`` (the first ``limit``): "on", "at", "in" where they do;
+    share: how often such a use opens a position phrase ("a cat on a bed" does not);
+    flags (9,): which thirds, across x down (``THIRDS``), the phrases it opened claim
+    ("at" of "at the top" and "at the bottom left": every third but the middle row)."""
+    from captioner.metrics.statements import statements
+    uses, positional, claims = {}, {}, {}
+    for caption in captions[:limit]:
+        words = tokenize(caption)
+        found = statements(words, lexicon, sizes=False)
+        opened = {s.start: s.claim for s in found if s.kind == "position"}
+        for mention in lexicon.mentions(words):
+            if mention.end < len(words) and words[mention.end] in ("on", "at", "in"):
+                word = words[mention.end]
+                uses[word] = uses.get(word, 0) + 1
+                if mention.end in opened:
+                    positional[word] = positional.get(word, 0) + 1
+                    claims.setdefault(word, set()).add(opened[mention.end])
+    openers = []
+    for word, count in sorted(uses.items()):
+        if word not in vocabulary.index or word not in claims:
+            continue
+        flags = [int(any(h in (None, across) and v in (None, down) for h, v in claims[word]))
+                 for across in THIRDS[0] for down in THIRDS[1]]
+        openers.append([vocabulary.index[word], round(positional[word] / count, 4), flags])
+    return openers
 
 
 def cell_labels(objects, image_size, grid_shape, grounding, indices=None):

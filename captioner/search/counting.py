@@ -4,19 +4,21 @@ grounding head reads.
 A grounding head that reads cells (``GroundingConfig.cells``) says of every grid cell
 whether an object is there and, if so, its category and attribute values
 (``GroundingHead.cell_logits``). Once per image, before the first word, the cells where
-it reads an object of category c (and, per attribute value a, of c with a) form a map;
-its 8-connected components are the objects of that kind, so count[c] and count[c, a]
-(``counts``), and the total is the sum of count[c].
+it reads an object form a map; its 8-connected components are the objects, each of the
+category and attribute values its cells' probabilities add up to most: so count[c] and
+count[c, a] (``counts``), and the total.
 
 Along a caption each hypothesis keeps the number just stated ("two", "single", ...), the
 attribute words said after it, and how many objects it has named. A number word n is
 scored by the kind closest to n objects: -PENALTY * min |count - n| over every count[c],
-count[c, a], the total and the total less those named ("... and two other shapes"). After
-it, an attribute word a by -PENALTY * min_c |count[c, a] - n|, and the noun: a category
-word c by -PENALTY * |count[c(, a)] - n|, a generic noun ("shapes", "objects") by the
-total (less those named after "other"). A category word without a number loses PENALTY
+count[c, a] and the objects not named yet (total - named; the total at the start). After
+it, an attribute word a by -PENALTY * min_c |count[c, a] - n|; "other" by |total - named
+- n| ("... and two other shapes"); and the noun: a category word c by -PENALTY *
+|count[c(, a)] - n|, a generic noun ("shapes", "objects") by the total (less those
+named after "other"). A category word already named, without a number, loses PENALTY
 for each object more than the head reads of its kind that the caption would then have
-named ("a blue star and a blue star" of one star). ``CompiledSearch`` adds ``grounded``
+named ("a blue star and a blue star" of one star; a kind named for the first time is
+the object words' grounding's business). ``CompiledSearch`` adds ``grounded``
 times these scores to the step's log-probabilities.
 """
 
@@ -68,6 +70,7 @@ class NumberWords:
         self.other = np.zeros(size, np.float32)
         if "other" in vocabulary.index:
             self.other[vocabulary.index["other"]] = 1.0
+
         self.category_table = _one_hot_rows(self.category, self.categories, size)
         self.attribute_table = _one_hot_rows(self.attribute, self.attributes, size)
 
@@ -82,27 +85,30 @@ class NumberWords:
 
     def counts(self, logits):
         """{"count_category" (N, C), "count_attribute" (N, C, A), "count_total" (N,)} of
-        the head's cell readings ``logits`` (N, L, 1 + C + A)."""
+        the head's cell readings ``logits`` (N, L, 1 + C + A): the connected components
+        of the cells where it reads an object are the objects, each of the category (and
+        attribute values) its cells' probabilities add up to most."""
         logits = ops.cast(logits, "float32")
-        here = ops.cast(logits[..., 0] > 0, "float32")[..., None]  # (N, L, 1)
-        parts, start = [], 1
-        for size in self.group_sizes:
-            best = ops.top_k(logits[..., start:start + size], 1)[1][..., 0]  # argmax; as
-            # ops.top_k, which exports to ONNX (ops.argmax's TensorFlow form does not)
-            parts.append(ops.one_hot(best, size, dtype="float32"))
+        here = ops.cast(logits[..., 0] > 0, "float32")  # (N, L)
+        cells = ops.shape(logits)[1]
+        labels = component_labels(here[..., None], self.grid_shape)[..., 0]  # (N, L)
+        members = ops.one_hot(ops.cast(labels, "int32") - 1, cells, dtype="float32")  # (N, L, K)
+        found = ops.cast(ops.sum(members, axis=1) > 0, "float32")  # (N, K): K a component
+        kinds, start = [], 1
+        for size in self.group_sizes:  # per component the labels its cells add up to most
+            probabilities = ops.softmax(logits[..., start:start + size], axis=-1)
+            summed = ops.einsum("nlk,nlc->nkc", members, probabilities)  # (N, K, size)
+            best = ops.top_k(summed, 1)[1][..., 0]  # argmax, as ops.top_k, which exports
+            kinds.append(ops.one_hot(best, size, dtype="float32") * found[..., None])
             start += size
-        category = parts[0] * here  # (N, L, C)
-        maps = [category]
+        by_category = ops.sum(kinds[0], axis=1)  # (N, C)
         if self.attributes:
-            attribute = ops.concatenate(parts[1:], axis=-1)  # (N, L, A)
-            joint = category[..., :, None] * attribute[..., None, :]  # (N, L, C, A)
-            maps.append(ops.reshape(joint, (ops.shape(joint)[0], ops.shape(joint)[1], -1)))
-        found = components(ops.concatenate(maps, axis=-1), self.grid_shape)  # (N, M)
-        by_category = found[:, :self.categories]
-        joint = ops.reshape(found[:, self.categories:],
-                            (ops.shape(found)[0], self.categories, self.attributes))
+            attribute = ops.concatenate(kinds[1:], axis=-1)  # (N, K, A)
+            joint = ops.einsum("nkc,nka->nca", kinds[0], attribute)
+        else:
+            joint = ops.zeros((ops.shape(logits)[0], self.categories, 0), "float32")
         return {"count_category": by_category, "count_attribute": joint,
-                "count_total": ops.sum(by_category, axis=-1)}
+                "count_total": ops.sum(found, axis=-1)}
 
     def initial_state(self, batch_size):
         return {"number": ops.full((batch_size,), -1.0, "float32"),
@@ -142,8 +148,9 @@ class NumberWords:
         total, named = memory["count_total"], state["named"]
         number, stated = state["number"], state["number"] >= 0
         batch = ops.shape(by_category)[0]
+        rest = total - named  # objects not named yet
         candidates = ops.concatenate([by_category, ops.reshape(joint, (batch, -1)),
-                                      total[:, None], (total - named)[:, None]], axis=-1)
+                                      rest[:, None]], axis=-1)
         values = ops.convert_to_tensor(self.values)
         off = ops.min(ops.abs(candidates[:, :, None] - values[None, None, :]), axis=1)
         scores = ops.matmul(-PENALTY * off, ops.convert_to_tensor(self.number))  # (N, V)
@@ -158,16 +165,19 @@ class NumberWords:
             of_kind = ops.where((counted >= 0)[:, None], chosen, by_category)
         else:
             of_kind = by_category
-        noun_off = ops.where(stated[:, None], ops.abs(of_kind - number[:, None]),
-                             ops.relu(state["named_category"] + 1.0 - by_category))
+        named_category = state["named_category"]  # a kind named again beyond its count
+        again = ops.where(named_category > 0,
+                          ops.relu(named_category + 1.0 - ops.maximum(by_category, 1.0)), 0.0)
+        noun_off = ops.where(stated[:, None], ops.abs(of_kind - number[:, None]), again)
         scores = scores + ops.matmul(-PENALTY * noun_off,
                                      ops.convert_to_tensor(self.category_table))
-        rest = total - named
         generic_off = ops.where(state["other"] > 0, ops.abs(rest - number),
                                 ops.minimum(ops.abs(total - number), ops.abs(rest - number)))
         generic_off = ops.where(stated, generic_off, 0.0)
-        scores = scores - PENALTY * generic_off[:, None] * \
-            ops.convert_to_tensor(self.generic)[None]
+        other_off = ops.where(stated, ops.abs(rest - number), 0.0)  # "two other": two left
+        scores = scores - PENALTY * (
+            generic_off[:, None] * ops.convert_to_tensor(self.generic)[None]
+            + other_off[:, None] * ops.convert_to_tensor(self.other)[None])
         return scores, state
 
 
@@ -179,11 +189,12 @@ def _one_hot_rows(index, rows, size):
     return table
 
 
-def components(maps, grid_shape):
-    """How many 8-connected components each map has: maps (N, L, M) of 0/1 over a grid
-    of ``grid_shape`` (H, W), row-major -> (N, M) float32. Each cell starts with its own
-    number; H + W rounds of a 3 x 3 maximum within the map give every cell of a
-    component its largest number, and the cells that kept their own are counted."""
+def component_labels(maps, grid_shape):
+    """The 8-connected components of each map: maps (N, L, M) of 0/1 over a grid of
+    ``grid_shape`` (H, W), row-major -> (N, L, M) float32, each cell of a component the
+    largest of its cells' numbers (1 + the cell's index), 0 off the map. Each cell starts
+    with its own number, and H + W rounds of a 3 x 3 maximum within the map spread the
+    largest over its component."""
     height, width = grid_shape
     maps = ops.cast(maps, "float32")
     grid = ops.reshape(maps, (ops.shape(maps)[0], height, width, ops.shape(maps)[-1]))
@@ -191,4 +202,12 @@ def components(maps, grid_shape):
     labels = own * grid
     for _ in range(height + width):
         labels = ops.max_pool(labels, 3, strides=1, padding="same") * grid
-    return ops.sum(ops.cast((labels == own) & (grid > 0), "float32"), axis=(1, 2))
+    return ops.reshape(labels, ops.shape(maps))
+
+
+def components(maps, grid_shape):
+    """How many 8-connected components each map of ``maps`` (N, L, M) has: (N, M)."""
+    labels = component_labels(maps, grid_shape)
+    own = ops.arange(1, ops.shape(maps)[1] + 1, dtype="float32")[None, :, None]
+    return ops.sum(ops.cast((labels == own) & (ops.cast(maps, "float32") > 0), "float32"),
+                   axis=1)

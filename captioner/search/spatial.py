@@ -11,7 +11,10 @@ attended place of a step is its centroid, sum_l alpha_l (x_l, y_l), in image fra
   relation phrase ("to the left of", "above") look at the object the relation is judged
   against (``captioner.data.regions``), so here it is that object's place.
 
-A position word ("left", "top", "middle", in a phrase opened by "on", "at" or "in") is
+A word that opens position phrases right after an object word in the training captions
+("at" of "a star at the top", ``GroundingConfig.openers``) is scored, right after one,
+by the best of the thirds its phrases claimed: 0 where the anchor's third is one of
+them. A position word ("left", "top", "middle", in a phrase opened by "on", "at" or "in") is
 scored by the anchor's third of the image: per axis, the margins m_left = 1/3 - x,
 m_right = x - 2/3, m_middle = min(x - 1/3, 2/3 - x) (positive for the third the place is
 in) and the word's score SHARPNESS * (m_word - max m) is 0 for the true third and falls
@@ -19,7 +22,9 @@ by SHARPNESS per image width beyond it. A relation word ("above", "below", "unde
 "left"/"right" after "to the", and "to" itself right after an object word, which commits
 to left or right) is scored by the offset (dx, dy) from the anchor to the current place,
 with the statement checks' dominant-axis rule: the margins are left: dx, right: -dx,
-above: dy, below: -dy, and the score SHARPNESS * (m_word - max m).
+above: dy, below: -dy, and the score SHARPNESS * (m_word - max m), less SHARPNESS * (APART
+- max(|dx|, |dy|)) where the two places are closer than APART: a relation of an object to
+itself (the model looking back at the first object) is no relation.
 
 ``CompiledSearch`` adds ``grounded`` times these scores to the step's log-probabilities,
 as it adds the grounding head's object word scores; words that state nothing score 0.
@@ -30,6 +35,8 @@ import numpy as np
 from keras import ops
 
 SHARPNESS = 20.0  # nats per image width (or height) a place lies beyond the word's region
+OPENING = 0.5  # an opener is judged where at least this share of its uses opened a place
+APART = 0.1  # a relation needs its two places this far apart (image fractions, either axis)
 
 NONE, AFTER_OBJECT, POSITION, RELATION = 0, 1, 2, 3  # what the last words opened
 OTHER, OBJECT, POSITION_OPENER, TO, KEEP = 0, 1, 2, 3, 4  # the kinds of words
@@ -61,9 +68,13 @@ class SpatialWords:
         object_words: ids of the words that name an object category (the grounding
             head's category words).
         grid_shape: (H, W) of the attention grid.
+        openers: ``GroundingConfig.openers``: the words that open position phrases after
+            an object word in the training captions; those that mostly do (a share of at
+            least ``OPENING``) are judged by whether the place is in a third a phrase
+            they opened claimed.
     """
 
-    def __init__(self, vocabulary, object_words, grid_shape):
+    def __init__(self, vocabulary, object_words, grid_shape, openers=()):
         size = len(vocabulary)
         self.kind = np.zeros(size, np.int32)
         for word in KEPT:
@@ -80,6 +91,13 @@ class SpatialWords:
             if word in vocabulary.index:
                 for column in columns:
                     self.table[COLUMNS.index(column), vocabulary.index[word]] = 1.0
+        openers = [(word, flags) for word, share, flags in openers
+                    if share >= OPENING and word < size]
+        self.opener_table = np.zeros((len(openers), size), np.float32)
+        self.opener_flags = np.zeros((len(openers), 9), bool)
+        for row, (word, flags) in enumerate(openers):
+            self.opener_table[row, word] = 1.0
+            self.opener_flags[row] = np.asarray(flags, bool)
         height, width = grid_shape
         rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
         self.places = np.stack([(cols.ravel() + 0.5) / width, (rows.ravel() + 0.5) / height],
@@ -88,7 +106,7 @@ class SpatialWords:
     @property
     def active(self):
         """Whether the vocabulary has any word to judge."""
-        return bool(self.table.any())
+        return bool(self.table.any() or self.opener_table.any())
 
     def prepare(self, head, features):
         """What the search keeps per image: nothing (the places are read per step)."""
@@ -135,7 +153,8 @@ class SpatialWords:
         offset = place - state["anchor"]
         dx, dy = offset[:, 0], offset[:, 1]
         relations = ops.stack([dx, -dx, dy, -dy], axis=-1)
-        relations = relations - ops.max(relations, axis=-1, keepdims=True)
+        apart = ops.minimum(ops.maximum(ops.abs(dx), ops.abs(dy)) - APART, 0.0)  # one place?
+        relations = relations - ops.max(relations, axis=-1, keepdims=True) + apart[:, None]
         columns = ops.stack([across[:, 0], across[:, 1], down[:, 0], down[:, 1],
                              across[:, 2] + down[:, 2],
                              relations[:, 0], relations[:, 1], relations[:, 2], relations[:, 3],
@@ -146,4 +165,11 @@ class SpatialWords:
             + [mode == AFTER_OBJECT], axis=-1) & anchored[:, None]
         columns = ops.where(active, columns, 0.0) * SHARPNESS
         scores = ops.matmul(columns, ops.convert_to_tensor(self.table))
+        if len(self.opener_flags):  # "at" of "at the top ...": the place is in such a third
+            thirds_scores = ops.reshape(across[:, :, None] + down[:, None, :], (-1, 1, 9))
+            best = ops.max(ops.where(ops.convert_to_tensor(self.opener_flags)[None],
+                                     thirds_scores, -1e9), axis=-1)  # (N, openers)
+            best = ops.where((mode == AFTER_OBJECT)[:, None] & anchored[:, None], best, 0.0)
+            scores = scores + ops.matmul(best * SHARPNESS,
+                                         ops.convert_to_tensor(self.opener_table))
         return scores, {**state, "place": place}

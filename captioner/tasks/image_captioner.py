@@ -130,7 +130,8 @@ class ImageCaptioner(Task):
             return []
         categories = len(grounding.categories)
         words = [SpatialWords(self.vocabulary, [word for word, column in grounding.words
-                                                if column < categories], self.grid_shape)]
+                                                if column < categories], self.grid_shape,
+                              grounding.openers)]
         if grounding.cells:
             words.append(NumberWords(self.vocabulary, grounding, self.grid_shape))
         return words

@@ -120,7 +120,7 @@ class CaptionTrainer(EpochLoop):
         if self.model_config.loss.grounding and self.data.train_instances is not None:
             from captioner.data.regions import grounding_config
             self.model_config.grounding = grounding_config(self.data.train_instances,
-                                                           self.vocabulary)
+                                                           self.vocabulary, captions=captions)
         return create_captioner(self.model_config, self.weights, seed=self.train_config.seed)
 
     def _initial_model(self):

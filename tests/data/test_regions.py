@@ -142,3 +142,18 @@ def test_cell_labels_give_each_cell_the_smallest_box_over_it_or_nothing():
     expected[:2, :2] = [0, 0]        # the circle covers the top left 2 x 2 cells
     expected[0, 0] = [1, -1]         # the star's centre (27, 27): its cell, no colour
     np.testing.assert_array_equal(labels, expected)
+
+
+def test_position_openers_say_how_often_and_which_thirds_each_opener_opened():
+    from captioner.data.regions import position_openers
+    from captioner.data.vocab import Vocabulary
+    from captioner.metrics.lexicon import ObjectLexicon
+    captions = ["a star at the top", "a circle at the bottom left", "a star in the middle",
+                "a star on the left", "a star on a dark background"]
+    vocabulary = Vocabulary.build(captions)
+    openers = {vocabulary.words[word]: (share, flags) for word, share, flags in
+               position_openers(captions, ObjectLexicon(["star", "circle"]), vocabulary)}
+    # flags: across (left, right, middle) x down (top, bottom, middle)
+    assert openers["at"] == (1.0, [1, 1, 0, 1, 0, 0, 1, 0, 0])  # the top row, bottom left
+    assert openers["in"] == (1.0, [0, 0, 0, 0, 0, 0, 0, 0, 1])
+    assert openers["on"] == (0.5, [1, 1, 1, 0, 0, 0, 0, 0, 0])

@@ -111,3 +111,10 @@ def test_a_category_named_more_often_than_the_head_reads_it_loses():
     assert steps[2]["circle"] == 0  # the first: one circle is there
     assert steps[5]["circle"] == -PENALTY  # a second circle: none left
     assert steps[5]["star"] == 0  # three stars, none named yet
+
+
+def test_other_and_going_on_score_by_the_objects_not_named_yet():
+    steps = scores_along("two red stars and a blue circle and two other")
+    assert steps[9]["other"] == -PENALTY  # four read, three named: one other, not two
+    steps = scores_along("a blue circle and a")
+    assert steps[5]["star"] == 0  # a kind named for the first time: not judged here

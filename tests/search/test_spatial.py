@@ -9,7 +9,7 @@ from keras import ops
 from captioner.data.vocab import SPECIAL_TOKENS, Vocabulary
 from captioner.metrics.lexicon import ObjectLexicon
 from captioner.metrics.statements import check_caption
-from captioner.search.spatial import SHARPNESS, SpatialWords
+from captioner.search.spatial import APART, SHARPNESS, SpatialWords
 
 pytestmark = pytest.mark.backend
 
@@ -40,7 +40,7 @@ def reference(anchor, here, mode):
     across, down = thirds(anchor[0]), thirds(anchor[1])
     dx, dy = here - anchor
     rel = np.array([dx, -dx, dy, -dy])
-    rel = rel - rel.max()
+    rel = rel - rel.max() + min(max(abs(dx), abs(dy)) - APART, 0.0)
     scores = dict.fromkeys(WORDS, 0.0)
     if mode == "position":
         scores.update(left=across[0], right=across[1], top=down[0], bottom=down[1],
@@ -125,3 +125,23 @@ def test_the_words_preferred_are_the_ones_the_statement_checks_find_true(seed):
                     f"a star on the {word}", objects, (120, 120), lexicon)
                     if c[0].kind == "position"]
                 assert true, (word, objects)
+
+
+def test_an_opener_right_after_an_object_word_scores_by_the_best_third_it_opened():
+    # "at" opened the top and bottom rows, "in" the middle: flags across x down
+    at, inside = [1, 1, 0, 1, 1, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0, 0, 0, 1]
+    spatial = SpatialWords(VOCABULARY, [ID["star"], ID["circle"]], GRID,
+                           openers=[[ID["at"], 1.0, at], [ID["in"], 0.9, inside],
+                                    [ID["on"], 0.4, inside]])  # "on": mostly not a place
+    # at the centre, "at the top/bottom" is a third off; at the top middle, "in the
+    # middle" is (the row's margins: 1/3 - y, y - 2/3, min(y - 1/3, 2/3 - y), less the best)
+    for star, expected_at, expected_in in ((cell(1, 1), -1 / 3, 0.0),
+                                           (cell(0, 1), 0.0, -1 / 3)):
+        state = spatial.initial_state(1)
+        for token, alpha in ((VOCABULARY.start_id, star), (ID["a"], star), (ID["star"], star)):
+            state = spatial.follow(state, ops.convert_to_tensor([token], "int32"))
+            scores, state = spatial.scores(state, ops.convert_to_tensor(alpha[None]))
+        scores = ops.convert_to_numpy(scores)[0]
+        np.testing.assert_allclose(scores[[ID["at"], ID["in"], ID["on"]]],
+                                   [SHARPNESS * expected_at, SHARPNESS * expected_in, 0.0],
+                                   atol=1e-5)
