@@ -63,3 +63,38 @@ def test_a_split_scores_alike_given_as_records_or_as_a_coco_folder(tiny_model, v
     through = task.evaluate(coco=synthetic_coco, split="test", search=SearchConfig(beam=2),
                             tokenizer="captioner", metrics=("BLEU",))
     assert through.results == direct.results
+
+
+def test_the_scores_say_which_share_of_each_kind_of_statement_holds(test_split):
+    """Each image captioned by its own first reference (every statement true) and by that
+    caption with a false count in front: the counts' share and the captions all true fall
+    by what the checks say of each caption, and the text shows them."""
+    from captioner.evaluation import format_scores, score_captions
+    from captioner.metrics.lexicon import ObjectLexicon
+    from captioner.metrics.statements import check_caption
+    from captioner.results import Caption
+    records, instances = test_split
+    records = records[:12]
+
+    def caption(words):
+        return Caption(" ".join(words), words, [0.5] * len(words), -1.0, -1.0, True,
+                       np.full((len(words), 2, 2), 0.25, np.float32))
+    lexicon = ObjectLexicon.from_instances(instances, instances.categories)
+    for wrong in (False, True):
+        captions = {}
+        for record in records:
+            words = record.captions[0].replace(",", " ,").split()
+            captions[record.image_id] = [caption((["four", "shapes", ":"] if wrong else [])
+                                                 + words)]
+        scores, _ = score_captions(records, captions, instances, (2, 2), metrics=("CIDEr",))
+        checked = [check_caption(captions[r.image_id][0].words, instances[r.image_id],
+                                 (r.width, r.height), lexicon) for r in records]
+        counts = [true for found in checked for s, true in found if s.kind == "count"]
+        assert scores["statements_count"] == len(counts) >= (len(records) if wrong else 0)
+        assert scores["all_true"] == pytest.approx(
+            np.mean([all(true for _, true in found) for found in checked]))
+        if wrong:  # one to three shapes: "four shapes" is false of every image
+            assert scores["true_count"] < 1.0 and scores["all_true"] < 1.0
+            assert "counts true" in format_scores(scores)
+        else:
+            assert scores["all_true"] == 1.0

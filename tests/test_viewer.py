@@ -150,7 +150,7 @@ def test_the_n_best_switcher_shows_each_captions_words(browser, caption_viewer):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, synthetic_coco):
     """The bundled model's report on the test split, two of whose captions are made to
-    name objects their images do not hold."""
+    name objects their images do not hold, and one to state a false count."""
     from captioner.data.coco import load_coco_split
     from captioner.tasks import ImageCaptioner
     from captioner.viewer.report import write_report
@@ -166,20 +166,31 @@ def report(tmp_path_factory, synthetic_coco):
         best.probabilities = [0.5] * 4 + best.probabilities
         best.alphas = np.concatenate([best.alphas[:1].repeat(4, 0), best.alphas])
         evaluation.captions[record.image_id][0] = best
+    best = copy.deepcopy(evaluation.captions[records[4].image_id][0])  # 1 to 3 shapes
+    best.words = ["four", "shapes", ":"] + best.words
+    best.caption = " ".join(best.words)
+    best.probabilities = [0.5] * 3 + best.probabilities
+    best.alphas = np.concatenate([best.alphas[:1].repeat(3, 0), best.alphas])
+    evaluation.captions[records[4].image_id][0] = best
     folder = tmp_path_factory.mktemp("report") / "html"
     write_report(str(folder), saved, records, instances, evaluation, "test report")
     return folder, records, instances, evaluation
 
 
 @pytest.mark.slow  # a browser: .ci/run's slow pass
-def test_the_report_filters_to_exactly_the_captions_naming_absent_objects(browser, report):
+def test_the_report_filters_to_exactly_the_captions_with_a_false_claim(browser, report):
     from captioner.metrics.grounding import absent_mentions
     from captioner.metrics.lexicon import ObjectLexicon
+    from captioner.metrics.statements import false_words
     folder, records, instances, evaluation = report
     lexicon = ObjectLexicon.from_instances(instances)
-    expected = {str(r.path) for r in records if absent_mentions(
+    absent = {str(r.path) for r in records if absent_mentions(
         evaluation.captions[r.image_id][0].words, instances[r.image_id], lexicon)}
-    assert 2 <= len(expected) < len(records)
+    false = {str(r.path) for r in records if false_words(
+        evaluation.captions[r.image_id][0].words, instances[r.image_id],
+        (r.width, r.height), lexicon)}
+    expected = absent | false
+    assert len(absent) >= 2 and str(records[4].path) in false and len(expected) < len(records)
     page = Page(browser, folder)
     assert page.page.locator("#summary").inner_text().count("CIDEr-D") == 1
 
@@ -191,12 +202,19 @@ def test_the_report_filters_to_exactly_the_captions_naming_absent_objects(browse
     page.ready()
     assert names() == expected
     kinds = ("mispaired", "wrong attribute", "wrong category", "invented")
-    for card in range(len(expected)):  # each shows the absent object's words marked
-        assert page.card(card).locator(".word.absent").count() >= 1
-        page.card(card).locator(".word.absent").first.click()  # and says the kind of error
+    shown = [n.strip() for n in page.page.locator(".card .name:first-child").all_inner_texts()]
+    for card, name in enumerate(shown):  # each shows the false claim's words marked
+        marked = ".word.absent" if name in absent else ".word.false"
+        assert page.card(card).locator(marked).count() >= 1
+        page.card(card).locator(marked).first.click()  # and says the kind of error
         info = page.card(card).locator(".info").inner_text()
-        assert "does not hold (" in info and any(f"({kind})" in info for kind in kinds), info
-        page.card(card).locator(".word.absent").first.click()
+        if name in absent:
+            assert "does not hold (" in info and any(f"({k})" in info for k in kinds), info
+        else:
+            assert "part of a false " in info and " statement" in info, info
+            if name == str(records[4].path):
+                assert "false count statement" in info, info
+        page.card(card).locator(marked).first.click()
     page.page.uncheck("#only-absent")
     page.page.select_option("#order", "cider-ascending")
     page.ready()

@@ -22,9 +22,10 @@ by SHARPNESS per image width beyond it. A relation word ("above", "below", "unde
 "left"/"right" after "to the", and "to" itself right after an object word, which commits
 to left or right) is scored by the offset (dx, dy) from the anchor to the current place,
 with the statement checks' dominant-axis rule: the margins are left: dx, right: -dx,
-above: dy, below: -dy, and the score SHARPNESS * (m_word - max m), less SHARPNESS * (APART
-- max(|dx|, |dy|)) where the two places are closer than APART: a relation of an object to
-itself (the model looking back at the first object) is no relation.
+above: dy, below: -dy, and the score SHARPNESS * (m_word - max m), less TOGETHER *
+SHARPNESS * (APART - max(|dx|, |dy|)) where the two places are closer than APART (10
+nats for one place): a relation of an object to itself (the model still looking at the
+first object) is no relation.
 
 ``CompiledSearch`` adds ``grounded`` times these scores to the step's log-probabilities,
 as it adds the grounding head's object word scores; words that state nothing score 0.
@@ -37,6 +38,7 @@ from keras import ops
 SHARPNESS = 20.0  # nats per image width (or height) a place lies beyond the word's region
 OPENING = 0.5  # an opener is judged where at least this share of its uses opened a place
 APART = 0.1  # a relation needs its two places this far apart (image fractions, either axis)
+TOGETHER = 5.0  # how much steeper than SHARPNESS a relation loses below APART
 
 NONE, AFTER_OBJECT, POSITION, RELATION = 0, 1, 2, 3  # what the last words opened
 OTHER, OBJECT, POSITION_OPENER, TO, KEEP = 0, 1, 2, 3, 4  # the kinds of words
@@ -153,7 +155,7 @@ class SpatialWords:
         offset = place - state["anchor"]
         dx, dy = offset[:, 0], offset[:, 1]
         relations = ops.stack([dx, -dx, dy, -dy], axis=-1)
-        apart = ops.minimum(ops.maximum(ops.abs(dx), ops.abs(dy)) - APART, 0.0)  # one place?
+        apart = TOGETHER * ops.minimum(ops.maximum(ops.abs(dx), ops.abs(dy)) - APART, 0.0)
         relations = relations - ops.max(relations, axis=-1, keepdims=True) + apart[:, None]
         columns = ops.stack([across[:, 0], across[:, 1], down[:, 0], down[:, 1],
                              across[:, 2] + down[:, 2],

@@ -47,8 +47,9 @@ def test_the_head_reads_the_attended_place_and_scores_the_words_that_name_its_la
     shape, colour = log_softmax(expected[:, 0, :3]), log_softmax(expected[:, 0, 3:])
     shape, colour = (shape - shape.max(-1, keepdims=True),  # the reading itself scores 0
                      colour - colour.max(-1, keepdims=True))
-    np.testing.assert_allclose(scores[:, [4, 5, 6, 9]], shape[:, [0, 1, 2, 0]], rtol=1e-5)
-    np.testing.assert_allclose(scores[:, [7, 8]], colour, rtol=1e-5)
+    np.testing.assert_allclose(scores[:, [4, 5, 6, 9]], shape[:, [0, 1, 2, 0]], rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(scores[:, [7, 8]], colour, rtol=1e-5, atol=1e-6)
     assert not scores[:, [0, 1, 2, 3, 10, 11]].any()  # the words that name nothing
 
 

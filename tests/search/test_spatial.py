@@ -9,7 +9,7 @@ from keras import ops
 from captioner.data.vocab import SPECIAL_TOKENS, Vocabulary
 from captioner.metrics.lexicon import ObjectLexicon
 from captioner.metrics.statements import check_caption
-from captioner.search.spatial import APART, SHARPNESS, SpatialWords
+from captioner.search.spatial import APART, SHARPNESS, TOGETHER, SpatialWords
 
 pytestmark = pytest.mark.backend
 
@@ -40,7 +40,7 @@ def reference(anchor, here, mode):
     across, down = thirds(anchor[0]), thirds(anchor[1])
     dx, dy = here - anchor
     rel = np.array([dx, -dx, dy, -dy])
-    rel = rel - rel.max() + min(max(abs(dx), abs(dy)) - APART, 0.0)
+    rel = rel - rel.max() + TOGETHER * min(max(abs(dx), abs(dy)) - APART, 0.0)
     scores = dict.fromkeys(WORDS, 0.0)
     if mode == "position":
         scores.update(left=across[0], right=across[1], top=down[0], bottom=down[1],
