@@ -13,10 +13,9 @@ captions that make checkable statements beyond the objects: where each object is
 star at the top left", by the image's thirds), how two lie to each other ("a blue circle
 to the right of a red star", "above", "below", by the dominant axis between box centres),
 how many there are ("two red stars", "three shapes : ...", "a red star and two other
-shapes", "a single ..."), sizes and the background. Of the references (10,000 of seed 1),
-21 % state a position, 12 % a relation, 23 % a count, 32 % a size and 16 % the
-background; every statement is true of the boxes
-written, by ``captioner.metrics.statements``. The background is also recorded per image
+shapes", "a single ..."), sizes and the background, each in a share of the references
+(docs/research/statements.md gives them); every statement is true of the boxes written,
+by ``captioner.metrics.statements``. The background is also recorded per image
 (the instances file's images carry ``"scene": {"background": KIND}``). ``--style simple``
 (the default) is the original look: the same seed gives the same data set as before the
 styles existed.

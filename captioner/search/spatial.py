@@ -22,10 +22,12 @@ by SHARPNESS per image width beyond it. A relation word ("above", "below", "unde
 "left"/"right" after "to the", and "to" itself right after an object word, which commits
 to left or right) is scored by the offset (dx, dy) from the anchor to the current place,
 with the statement checks' dominant-axis rule: the margins are left: dx, right: -dx,
-above: dy, below: -dy, and the score SHARPNESS * (m_word - max m), less TOGETHER *
-SHARPNESS * (APART - max(|dx|, |dy|)) where the two places are closer than APART (10
-nats for one place): a relation of an object to itself (the model still looking at the
-first object) is no relation.
+above: dy, below: -dy, and the score SHARPNESS * (m_word - max m). A word that opens a
+relation ("to", "above", "below") also loses TOGETHER * SHARPNESS * (APART - max(|dx|,
+|dy|)) where the two places are closer than APART (10 nats for one place): a relation of
+an object to itself (the model still looking at the first object) is no relation; the
+direction word of a phrase already opened ("left" of "to the") does not, so the phrase
+is finished either way.
 
 ``CompiledSearch`` adds ``grounded`` times these scores to the step's log-probabilities,
 as it adds the grounding head's object word scores; words that state nothing score 0.
@@ -156,11 +158,14 @@ class SpatialWords:
         dx, dy = offset[:, 0], offset[:, 1]
         relations = ops.stack([dx, -dx, dy, -dy], axis=-1)
         apart = TOGETHER * ops.minimum(ops.maximum(ops.abs(dx), ops.abs(dy)) - APART, 0.0)
-        relations = relations - ops.max(relations, axis=-1, keepdims=True) + apart[:, None]
+        relations = relations - ops.max(relations, axis=-1, keepdims=True)
+        # the words that open a relation lose where it would be one object's to itself;
+        # "left" of a committed "to the" does not (it would leave the phrase unfinished)
+        opening = relations + apart[:, None]
         columns = ops.stack([across[:, 0], across[:, 1], down[:, 0], down[:, 1],
                              across[:, 2] + down[:, 2],
-                             relations[:, 0], relations[:, 1], relations[:, 2], relations[:, 3],
-                             ops.maximum(relations[:, 0], relations[:, 1])], axis=-1)
+                             relations[:, 0], relations[:, 1], opening[:, 2], opening[:, 3],
+                             ops.maximum(opening[:, 0], opening[:, 1])], axis=-1)
         mode, anchored = state["mode"], state["anchored"] > 0
         active = ops.stack(
             [mode == POSITION] * 5 + [mode == RELATION] * 2 + [mode != POSITION] * 2

@@ -40,7 +40,8 @@ def reference(anchor, here, mode):
     across, down = thirds(anchor[0]), thirds(anchor[1])
     dx, dy = here - anchor
     rel = np.array([dx, -dx, dy, -dy])
-    rel = rel - rel.max() + TOGETHER * min(max(abs(dx), abs(dy)) - APART, 0.0)
+    rel = rel - rel.max()
+    opening = rel + TOGETHER * min(max(abs(dx), abs(dy)) - APART, 0.0)  # not "left" of "to the"
     scores = dict.fromkeys(WORDS, 0.0)
     if mode == "position":
         scores.update(left=across[0], right=across[1], top=down[0], bottom=down[1],
@@ -48,9 +49,9 @@ def reference(anchor, here, mode):
     if mode == "relation":
         scores.update(left=rel[0], right=rel[1])
     if mode != "position":
-        scores.update(above=rel[2], below=rel[3])
+        scores.update(above=opening[2], below=opening[3])
     if mode == "after":
-        scores["to"] = max(rel[0], rel[1])
+        scores["to"] = max(opening[0], opening[1])
     return {word: SHARPNESS * value for word, value in scores.items()}
 
 
