@@ -28,7 +28,8 @@ def build_parser(prog=PROG):
                         help="image file format (default: png)")
     parser.add_argument("--style", choices=STYLES, default="simple",
                         help="simple (the original scenes) or hard (more shapes, colours and "
-                        "sizes, occlusion, clutter, textured backgrounds, relations)")
+                        "sizes, occlusion, clutter, textured backgrounds; captions that state "
+                        "positions, relations and counts)")
     return parser
 
 

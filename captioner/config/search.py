@@ -26,11 +26,12 @@ class SearchConfig(Config):
         "most words per caption (default: the model's)")
     grounded: Optional[float] = option(
         None,
-        "grounded decoding: an object word loses W x how much less likely the grounding "
-        "head finds what it names than what the head reads at the place the model looked "
-        "for it (log-probabilities; 0: off); by default 1 for a model with a grounding "
-        "head, which raised object precision, recall and CIDEr-D on unseen data, "
-        "else 0", metavar="W")
+        "grounded decoding: the words that make a claim lose W x how far the claim is from "
+        "where the model looked: an object word by the grounding head's reading there "
+        "(log-probabilities), a position word by the place's third of the image, a "
+        "relation word by the offset between the two places, a number word by the objects "
+        "the head counts (0: off); by default 1 for a model with a grounding head, else 0",
+        metavar="W")
 
     def check(self):
         check_positive(self, "beam")
