@@ -92,7 +92,9 @@ class NumberWords:
         here = ops.cast(logits[..., 0] > 0, "float32")  # (N, L)
         cells = ops.shape(logits)[1]
         labels = component_labels(here[..., None], self.grid_shape)[..., 0]  # (N, L)
-        members = ops.one_hot(ops.cast(labels, "int32") - 1, cells, dtype="float32")  # (N, L, K)
+        # (N, L, K): cell l is in component k (label k + 1); label 0, no object, is dropped
+        # as a column of its own (not as index -1, which ONNX's OneHot wraps to the last)
+        members = ops.one_hot(ops.cast(labels, "int32"), cells + 1, dtype="float32")[..., 1:]
         found = ops.cast(ops.sum(members, axis=1) > 0, "float32")  # (N, K): K a component
         kinds, start = [], 1
         for size in self.group_sizes:  # per component the labels its cells add up to most
