@@ -85,15 +85,17 @@ def has_head(folder):
     return bool(config["model"].get("grounding", {}).get("categories"))
 
 
-def score(folder, data, weight, env):
+def score(folder, data, weight, env, name=None):
     """The test split's scores of the model in ``folder`` with grounded decoding at
-    ``weight`` (``caption.py --coco``), kept in the folder."""
-    path = os.path.join(folder, f"bench_grounded_{weight:g}.json")
+    ``weight`` (``caption.py --coco``), kept in the folder (``name``: which data, in the
+    file names, where a model is scored on several)."""
+    tag = f"{name}_{weight:g}" if name else f"{weight:g}"
+    path = os.path.join(folder, f"bench_grounded_{tag}.json")
     if not os.path.exists(path):
         result = subprocess.run(
             [sys.executable, os.path.join(ROOT, "caption.py"), "--coco", data, "--split", "test",
              "--model", folder, "--json", "--grounded", str(weight),
-             "--out", os.path.join(folder, f"evaluation_{weight:g}")],
+             "--out", os.path.join(folder, f"evaluation_{tag}")],
             capture_output=True, text=True, env=env)
         if result.returncode:
             sys.exit(result.stderr[-2000:])

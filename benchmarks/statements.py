@@ -27,7 +27,7 @@ import subprocess
 import sys
 
 from benchmarks.common import machine
-from benchmarks.grounding import has_test_scores, speed, training_minutes
+from benchmarks.grounding import has_test_scores, score, speed, training_minutes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {"lstm_soft": [], "lstm_hard": ["--attention", "hard"],
@@ -44,25 +44,6 @@ def make(folder, style_options):
     if not os.path.exists(os.path.join(folder, "annotations")):
         subprocess.run([sys.executable, "-m", "captioner.commands.synth", "--out", folder,
                         *style_options], check=True, stdout=subprocess.DEVNULL)
-
-
-def score(folder, data, name, weight):
-    """The test split's scores of ``data`` by the model in ``folder``, greedy, grounded at
-    ``weight``; kept in the folder as bench_statements_NAME_W.json."""
-    path = os.path.join(folder, f"bench_statements_{name}_{weight:g}.json")
-    if not os.path.exists(path):
-        result = subprocess.run(
-            [sys.executable, os.path.join(ROOT, "caption.py"), "--coco", data, "--split",
-             "test", "--model", folder, "--json", "--grounded", str(weight),
-             "--out", os.path.join(folder, f"evaluation_{name}_{weight:g}")],
-            capture_output=True, text=True)
-        if result.returncode:
-            sys.exit(result.stderr[-2000:])
-        with open(path + ".tmp", "w") as handle:
-            json.dump(json.loads(result.stdout)["scores"], handle)
-        os.replace(path + ".tmp", path)
-    with open(path) as handle:
-        return json.load(handle)
 
 
 def table(rows):
@@ -106,7 +87,7 @@ def main():
                               **speed(out, os.environ), "machine": machine_name}), flush=True)
         for data, label in ((args.data, "hard"), (args.unseen, "unseen")):
             for weight in (0.0, 1.0):
-                scores = score(out, data, label, weight)
+                scores = score(out, data, weight, os.environ, name=label)
                 row = {"figure": "greedy captions' statements, test split", "model": name,
                        "data": label, "grounded": weight, "epochs": int(epochs.get(name, 40)),
                        "minutes": minutes, "machine": machine_name,

@@ -76,18 +76,11 @@ def _fits(mention, obj, size=False):
                if size or name != SIZE)
 
 
-def _generic(attributes):
-    """A stand-in mention for a generic noun ("three red shapes"): any category."""
-    return dataclasses.replace(_GENERIC_MENTION, attributes=tuple(sorted(attributes.items())))
-
-
 @dataclasses.dataclass(frozen=True)
 class _Any:
+    """A stand-in mention for a generic noun ("three red shapes"): any category."""
     category: object = None
     attributes: tuple = ()
-
-
-_GENERIC_MENTION = _Any()
 
 
 def _matching(mention, objects, size=True):
@@ -97,13 +90,13 @@ def _matching(mention, objects, size=True):
     return [o for o in objects if _fits(mention, o, size)]
 
 
-def _before_mention(words, index, mentions):
+def _before_mention(index, mentions):
     """The last mention that ends at or before word ``index``, or None."""
     found = [m for m in mentions if m.end <= index]
     return found[-1] if found else None
 
 
-def _after_mention(words, index, mentions):
+def _after_mention(index, mentions):
     found = [m for m in mentions if m.start - m.lead >= index]
     return found[0] if found else None
 
@@ -164,8 +157,8 @@ def statements(caption, lexicon, sizes=True):
                                                       and words[end + 2] in FRAME):
                     made = _relation(words, index, end + 1, horizontal, mentions)
                 elif word != "to":
-                    subject = _before_mention(words, index, mentions) \
-                        or _after_mention(words, end, mentions)
+                    subject = _before_mention(index, mentions) \
+                        or _after_mention(end, mentions)
                     if subject is not None:
                         made = Statement("position", index, end, (horizontal, vertical),
                                          subject)
@@ -184,8 +177,8 @@ def statements(caption, lexicon, sizes=True):
 
 
 def _relation(words, start, end, claim, mentions):
-    subject = _before_mention(words, start, mentions)
-    other = _after_mention(words, end, mentions)
+    subject = _before_mention(start, mentions)
+    other = _after_mention(end, mentions)
     if subject is None or other is None:
         return None
     return Statement("relation", start, end, claim, subject, other)
@@ -206,7 +199,7 @@ def _counts(words, mentions, lexicon):
                 name, value = lexicon.attribute_words[words[start]]
                 attributes.setdefault(name, value)
                 start -= 1
-            generic, first = _generic(attributes), start + 1
+            generic, first = _Any(attributes=tuple(sorted(attributes.items()))), start + 1
         elif mention is not None:
             first = index
         else:
