@@ -24,6 +24,7 @@ BACKBONE_IMAGE_SIZES = {"small": 96, "inception_v3": 299}  # others: 224, keras.
 @dataclasses.dataclass
 class EncoderConfig(Config):
     title = "encoder"
+    MOST = {"image_size": 4096, "width": 1024}
     backbone: Backbone = option(
         "small",
         "the small CNN trains from scratch; no download needed")
@@ -106,6 +107,7 @@ class GroundingConfig(Config):
     """The label space of the grounding head (``captioner.models.grounding``), which
     reads each word's attended place and says what object is there: set from the
     training split's instances and the vocabulary; empty (no head) without boxes."""
+    MOST = {"units": 8192}
     categories: list = dataclasses.field(default_factory=list, metadata={
         "option": False, "help": "the object categories the head tells apart"})
     attributes: dict = dataclasses.field(default_factory=dict, metadata={
@@ -124,6 +126,10 @@ class GroundingConfig(Config):
     cells: bool = derived(False, "the head also reads each grid cell (whether an object is "
                                  "there, and its labels), trained on the boxes: grounded "
                                  "decoding counts objects by it (number words)")
+    centres: bool = derived(False, "with cells: the head also says which cell holds an "
+                                   "object's box centre, and grounded decoding counts the "
+                                   "objects by their centres (objects that overlap stay "
+                                   "apart) rather than by connected cells")
 
     @property
     def enabled(self):
@@ -136,6 +142,9 @@ class GroundingConfig(Config):
             [(name, list(self.attributes[name])) for name in sorted(self.attributes)]
 
     def check(self):
+        if self.centres and not self.cells:
+            raise ConfigError("grounding centres need cells (the head reads centres in "
+                              "each cell)")
         columns = sum(len(labels) for _, labels in self.groups())
         if any(not (isinstance(pair, (list, tuple)) and len(pair) == 2
                     and 0 <= pair[1] < columns) for pair in self.words):
@@ -148,6 +157,7 @@ LOSS_FIELDS = tuple(field.name for field in dataclasses.fields(LossConfig))
 
 @dataclasses.dataclass
 class ModelConfig(Config):
+    MOST = {"vocab_size": 1_000_000, "max_length": 1000}
     encoder: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
     decoder: typing.Union[LSTMDecoderConfig, TransformerConfig] = dataclasses.field(
         default_factory=LSTMDecoderConfig)

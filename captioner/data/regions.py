@@ -17,7 +17,8 @@ With a grounding head (``captioner.models.grounding``) the batch also carries x[
 int32 (B, T, groups): at those words the named object's category and attribute values as
 label indices (``object_labels``), -1 elsewhere and where the objects a word fits
 disagree on an attribute; and for a head that reads cells, x["cells"] int32 (B, H*W,
-groups): each cell's labels (``cell_labels``), -1 where no object is.
+groups [+ 1]): each cell's labels (``cell_labels``), -1 where no object is (and with
+centres whether a box centre is there).
 """
 
 import numpy as np
@@ -55,7 +56,7 @@ def grounding_config(instances, vocabulary, lexicon=None, captions=()):
         attributes.setdefault(name, set()).add(value)
     config = GroundingConfig(categories=list(lexicon.categories),
                              attributes={n: sorted(v) for n, v in sorted(attributes.items())},
-                             cells=True)
+                             cells=True, centres=True)
     columns, start = {}, 0
     for name, labels in config.groups():
         columns.update({(name, label): start + i for i, label in enumerate(labels)})
@@ -111,21 +112,25 @@ def position_openers(captions, lexicon, vocabulary, limit=20000):
 
 
 def cell_labels(objects, image_size, grid_shape, grounding, indices=None):
-    """int32 (H*W, groups): what each grid cell of an image holds, for a grounding head
-    that reads cells (``GroundingConfig.cells``): the labels (``object_labels``) of the
-    object whose box covers at least half of the cell or holds its box centre there (the
-    smallest such box where several do), -1 in every group where no object does."""
+    """int32 (H*W, groups [+ 1]): what each grid cell of an image holds, for a grounding
+    head that reads cells (``GroundingConfig.cells``): the labels (``object_labels``) of
+    the object whose box covers at least half of the cell or holds its box centre there
+    (the smallest such box where several do), -1 in every group where no object does;
+    with ``GroundingConfig.centres`` a last column, 1 where some box has its centre."""
     indices = indices or label_indices(grounding)
     rows, columns = grid_shape
-    labels = np.full((rows * columns, len(indices)), -1, np.int32)
+    labels = np.full((rows * columns, len(indices) + grounding.centres), -1, np.int32)
     width, height = image_size
+    centres = np.zeros((rows, columns), bool)
     for obj in sorted(objects, key=lambda o: -o["bbox"][2] * o["bbox"][3]):  # small last
         x, y, w, h = obj["bbox"]
         covered = box_coverage([obj["bbox"]], image_size, grid_shape) >= 0.5
         row = min(max(int((y + h / 2) / height * rows), 0), rows - 1)
         column = min(max(int((x + w / 2) / width * columns), 0), columns - 1)
-        covered[row, column] = True
-        labels[covered.ravel()] = object_labels([obj], grounding, indices)
+        covered[row, column] = centres[row, column] = True
+        labels[covered.ravel(), :len(indices)] = object_labels([obj], grounding, indices)
+    if grounding.centres:
+        labels[:, -1] = centres.ravel()
     return labels
 
 
@@ -199,7 +204,8 @@ class WordRegions:
         if self.grounding is not None:
             specs.append(("objects", np.int32, (len(self.indices),), True))
             if self.grounding.cells:
-                specs.append(("cells", np.int32, (cells, len(self.indices)), False))
+                specs.append(("cells", np.int32,
+                              (cells, len(self.indices) + self.grounding.centres), False))
         return specs
 
     def _record(self, caption):

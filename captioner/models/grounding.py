@@ -13,7 +13,8 @@ is not moved by it (its gradient stops at alpha; attention supervision moves att
 
 A head with ``GroundingConfig.cells`` also reads every grid cell on its own
 (``cell_logits``): whether an object is there, and its labels, trained (``cell_loss``)
-on the cells each box covers; grounded decoding counts the objects of each kind by it
+on the cells each box covers, and with ``GroundingConfig.centres`` also which cells hold
+an object's box centre; grounded decoding counts the objects of each kind by it
 (``captioner.search.counting``).
 
 Grounded decoding (``captioner.search.CompiledSearch(grounded=w)``) adds, to the
@@ -57,6 +58,7 @@ class GroundingHead(keras.layers.Layer):
         self.hidden = keras.layers.Dense(config.units, activation="relu", name="hidden")
         self.classes = keras.layers.Dense(sum(self.sizes), name="classes")
         self.objectness = keras.layers.Dense(1, name="objectness") if config.cells else None
+        self.centre = keras.layers.Dense(1, name="centre") if config.centres else None
         table = np.zeros((sum(self.sizes), vocab_size), np.float32)
         for word, column in config.words:
             if word < vocab_size:
@@ -66,8 +68,9 @@ class GroundingHead(keras.layers.Layer):
     def build(self, alphas_shape, features_shape):
         self.hidden.build((None, features_shape[-1]))
         self.classes.build((None, self.grounding_config.units))
-        if self.objectness is not None:
-            self.objectness.build((None, self.grounding_config.units))
+        for layer in (self.objectness, self.centre):
+            if layer is not None:
+                layer.build((None, self.grounding_config.units))
 
     def read(self, alphas, features):
         """r = alpha-weighted annotation vectors: (batch, [T,] D)."""
@@ -80,11 +83,15 @@ class GroundingHead(keras.layers.Layer):
         return self.classes(self.hidden(self.read(alphas, features)))
 
     def cell_logits(self, features):
-        """What each cell holds (a head with ``cells``): (batch, L, 1 + C), the logit of
-        an object being there, then the labels' logits, read from each annotation vector
-        alone (what ``call`` reads for attention on that one cell)."""
+        """What each cell holds (a head with ``cells``): (batch, L, 1 + C [+ 1]), the
+        logit of an object being there, then the labels' logits, read from each
+        annotation vector alone (what ``call`` reads for attention on that one cell), and
+        with ``centres`` last the logit of an object's box centre being there."""
         hidden = self.hidden(features)
-        return ops.concatenate([self.objectness(hidden), self.classes(hidden)], axis=-1)
+        parts = [self.objectness(hidden), self.classes(hidden)]
+        if self.centre is not None:
+            parts.append(self.centre(hidden))
+        return ops.concatenate(parts, axis=-1)
 
     def log_probs(self, logits, relative=False):
         """Each group's log-softmax, side by side (float32); ``relative``: minus the
@@ -147,16 +154,25 @@ def grounding_loss(logits, labels, mask, sizes, normaliser=None):
 
 def cell_loss(logits, labels, rows, sizes, normaliser=None):
     """The per-cell reading's loss: binary cross-entropy of "an object is here" over every
-    cell of the real rows, plus each group's cross-entropy over the cells an object holds.
+    cell of the real rows, plus each group's cross-entropy over the cells an object holds,
+    plus with centres the binary cross-entropy of "an object's box centre is here" over
+    every cell.
 
-    logits (batch, L, 1 + C) (``GroundingHead.cell_logits``); labels int (batch, L,
-    groups), -1 where no object is (``captioner.data.regions.cell_labels``); rows
+    logits (batch, L, 1 + C [+ 1]) (``GroundingHead.cell_logits``); labels int (batch, L,
+    groups [+ 1]), -1 where no object is, and with centres a last column 1 at the cells
+    that hold a box centre, 0 elsewhere (``captioner.data.regions.cell_labels``); rows
     (batch,) 1 for a real caption; ``normaliser``: the global batch's number of cells."""
     logits = ops.cast(logits, "float32")
     labels = ops.cast(labels, "int32")
     rows = ops.cast(rows, "float32")[:, None]  # (batch, 1)
     present = ops.cast(labels[..., 0] >= 0, "float32")
     total = ops.sum(ops.binary_crossentropy(present, logits[..., 0], from_logits=True) * rows)
+    columns = 1 + sum(sizes)
+    if logits.shape[-1] > columns:  # the centres
+        centre = ops.cast(labels[..., len(sizes)], "float32")
+        total = total + ops.sum(ops.binary_crossentropy(
+            centre, logits[..., columns], from_logits=True) * rows)
+        logits, labels = logits[..., :columns], labels[..., :len(sizes)]
     total = total + grounding_loss(logits[..., 1:], labels, present * rows, sizes,
                                    normaliser=1.0)
     if normaliser is None:

@@ -157,3 +157,20 @@ def test_position_openers_say_how_often_and_which_thirds_each_opener_opened():
     assert openers["at"] == (1.0, [1, 1, 0, 1, 0, 0, 1, 0, 0])  # the top row, bottom left
     assert openers["in"] == (1.0, [0, 0, 0, 0, 0, 0, 0, 0, 1])
     assert openers["on"] == (0.5, [1, 1, 1, 0, 0, 0, 0, 0, 0])
+
+
+def test_cell_labels_mark_each_box_centre_where_the_head_reads_centres():
+    from captioner.config import GroundingConfig
+    from captioner.data.regions import cell_labels
+    grounding = GroundingConfig(categories=["circle", "star"], cells=True, centres=True)
+    big = {"category": "circle", "bbox": [0, 0, 60, 60]}  # centre (30, 30): cell (1, 1)
+    small = {"category": "star", "bbox": [22, 22, 10, 10]}  # centre (27, 27): cell (0, 0)
+    beside = {"category": "star", "bbox": [95, 95, 20, 20]}  # centre (105, 105): (3, 3)
+    labels = cell_labels([small, big, beside], (120, 120), (4, 4), grounding)
+    centres = labels[:, -1].reshape(4, 4)
+    expected = np.zeros((4, 4), int)
+    expected[0, 0] = expected[1, 1] = expected[3, 3] = 1  # the two overlapping boxes apart
+    np.testing.assert_array_equal(centres, expected)
+    without = cell_labels([small, big, beside], (120, 120), (4, 4),
+                          GroundingConfig(categories=["circle", "star"], cells=True))
+    np.testing.assert_array_equal(labels[:, :-1], without)

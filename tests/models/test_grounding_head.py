@@ -100,7 +100,8 @@ def grounded_model(synthetic_coco, vocabulary):
     not judged, so that every object word is judged by the place alone)."""
     config = tiny_config(vocabulary)
     config.grounding = dataclasses.replace(
-        grounding_config(load_coco_split(synthetic_coco, "train")[1], vocabulary), cells=False)
+        grounding_config(load_coco_split(synthetic_coco, "train")[1], vocabulary), cells=False,
+        centres=False)
     return create_captioner(config, seed=3)
 
 
@@ -169,3 +170,19 @@ def test_the_cell_loss_is_the_objectness_and_label_cross_entropy_per_cell():
     labelled = -log_softmax(logits[0, 1, 1:4])[2] - log_softmax(logits[0, 1, 4:6])[0]
     loss = cell_loss(logits, labels, rows, [3, 2])
     np.testing.assert_allclose(ops.convert_to_numpy(loss), (binary + labelled) / 4, rtol=1e-5)
+
+
+def test_with_centres_the_cell_loss_adds_the_centre_cross_entropy_per_cell():
+    from captioner.models.grounding import cell_loss
+    rng = np.random.default_rng(6)
+    logits = rng.normal(size=(2, 4, 1 + 5 + 1)).astype("float32")  # ..., centre last
+    labels = np.full((2, 4, 3), -1, "int32")
+    labels[..., 2] = 0
+    labels[0, 1] = [2, 0, 1]  # an object whose centre is in this cell
+    labels[0, 2] = [2, 0, 0]  # ... and covers this one too
+    rows = np.array([1.0, 0.0], "float32")
+    centre = 1 / (1 + np.exp(-logits[0, :, -1]))
+    expected = cell_loss(logits[..., :-1], labels[..., :2], rows, [3, 2]) * 4 - np.sum(
+        np.where(labels[0, :, 2] == 1, np.log(centre), np.log(1 - centre)))
+    loss = cell_loss(logits, labels, rows, [3, 2])
+    np.testing.assert_allclose(ops.convert_to_numpy(loss), expected / 4, rtol=1e-5)

@@ -102,8 +102,10 @@ def test_number_words_and_the_nouns_after_them_score_by_the_counts():
     assert steps[8]["three"] == 0  # the stars are three
     after_other = steps[10]  # "... and two other": 4 - 3 named = 1 left, not two
     assert after_other["shapes"] == -PENALTY * 1
+    assert steps[3]["red"] == -PENALTY  # both red objects are named
     assert all(value == 0 for word, value in steps[3].items()
-               if word not in ("star", "stars", "circle", "circles", "two", "three", "single"))
+               if word not in ("star", "stars", "circle", "circles", "two", "three", "single",
+                               "red"))
 
 
 def test_a_category_named_more_often_than_the_head_reads_it_loses():
@@ -118,3 +120,35 @@ def test_other_and_going_on_score_by_the_objects_not_named_yet():
     assert steps[9]["other"] == -PENALTY  # four read, three named: one other, not two
     steps = scores_along("a blue circle and a")
     assert steps[5]["star"] == 0  # a kind named for the first time: not judged here
+
+
+def test_a_description_named_more_often_than_the_head_reads_it_loses():
+    steps = scores_along("a blue star and a blue")
+    assert steps[6]["star"] == -PENALTY  # one blue star, though three stars
+    assert steps[6]["circle"] == 0  # the blue circle is not named yet
+    steps = scores_along("a red star and a red")
+    assert steps[6]["star"] == 0  # two red stars
+    steps = scores_along("a blue star and a blue circle and a")
+    assert steps[9]["blue"] == -PENALTY  # two blue objects, both named
+    assert steps[9]["red"] == 0
+
+
+def test_with_centres_overlapping_objects_count_apart():
+    config = GroundingConfig(**{**CONFIG.to_dict(), "centres": True})
+    words = NumberWords(VOCABULARY, config, GRID)
+    # one blob of ten cells: two red stars (centres at (1, 1) and (1, 3), labels
+    # read in every cell) and a blue circle at (3, 0), diagonal to (2, 1); a weaker centre
+    # reading beside the first star's peak counts once
+    logits = readings({(r, c): (0, 0) for r in (0, 1, 2) for c in (1, 2, 3)} |
+                      {(3, 0): (1, 1)})
+    centre = np.full((1, GRID[0] * GRID[1], 1), -10.0, np.float32)
+    for (row, col), value in {(1, 1): 8.0, (1, 3): 8.0, (3, 0): 8.0, (2, 1): 2.0}.items():
+        centre[0, row * GRID[1] + col] = value
+    counts = {k: ops.convert_to_numpy(v) for k, v in
+              words.counts(np.concatenate([logits, centre], axis=-1)).items()}
+    np.testing.assert_array_equal(counts["count_category"], [[2, 1]])
+    np.testing.assert_array_equal(counts["count_attribute"], [[[2, 0], [0, 1]]])
+    np.testing.assert_array_equal(counts["count_total"], [3])
+    blobs = {k: ops.convert_to_numpy(v) for k, v in
+             NumberWords(VOCABULARY, CONFIG, GRID).counts(logits).items()}
+    np.testing.assert_array_equal(blobs["count_total"], [1])  # by components: one blob
