@@ -11,6 +11,17 @@ import dataclasses
 import os
 import sys
 
+from captioner.text import printable  # noqa: F401  (the commands' import)
+
+
+def safe_terminal():
+    """Standard output and error write what their encoding cannot hold (a file name's
+    undecodable bytes, anything under a strict ASCII locale) as backslash escapes rather
+    than failing."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
 
 def quiet_backend_logs():
     """Silences TensorFlow's C++ start-up chatter; call before keras is imported."""
@@ -32,10 +43,11 @@ def run(main, argv=None):
     """Calls ``main(argv)``; turns the project's errors into one line and exit code 2, and
     any other exception into its traceback and exit code 3."""
     from captioner.errors import CaptionerError
+    safe_terminal()
     try:
         code = main(argv)
     except CaptionerError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(error, keep=chr(10))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

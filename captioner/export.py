@@ -34,7 +34,8 @@ complete.
 
 import os
 
-from captioner.io import atomic_folder
+from captioner.folders import KINDS, claim
+from captioner.io import atomic_folder, write_text
 
 FORMATS = ("saved_model", "onnx")
 ONNX_FILE = "model.onnx"
@@ -63,17 +64,20 @@ def serving_model(search, grid_shape):
     return ServedSearch(name="served_search")
 
 
-def export(captioner, out, format="saved_model", grounded=None):
+def export(captioner, out, format="saved_model", grounded=None, overwrite=False):
     """Writes the export folder ``out`` (``format``: one of FORMATS) of an
     ``ImageCaptioner`` (``captioner.tasks``; ``ImageCaptioner.export`` calls this),
     searching with grounded decoding at weight ``grounded`` (0: off; None: as ``caption``
-    searches by default, on for a model with a grounding head); returns ``out``."""
+    searches by default, on for a model with a grounding head); returns ``out``, which is
+    claimed first (``captioner.folders.claim``: new, empty, an earlier export, or with
+    ``overwrite`` any folder, whose other files are kept)."""
     import keras
 
     from captioner.config import SearchConfig
     from captioner.errors import ConfigError, ModelError
     if format not in FORMATS:
         raise ConfigError(f"unknown export format {format!r}; known: {', '.join(FORMATS)}")
+    out = claim(out, "export", "--out", overwrite)
     if keras.backend.backend() != "tensorflow":
         raise ConfigError("models are exported with the TensorFlow backend "
                           "(KERAS_BACKEND=tensorflow)")
@@ -88,9 +92,10 @@ def export(captioner, out, format="saved_model", grounded=None):
     served = serving_model(captioner.search(SearchConfig(grounded=grounded)),
                            captioner.grid_shape)
     write = _write_saved_model if format == "saved_model" else _write_onnx
-    with atomic_folder(out) as temporary:
+    with atomic_folder(out, owns=KINDS["export"].owns) as temporary:
         description = write(served, captioner, temporary)
         _write_labels(captioner, temporary, description)
+        write_text(os.path.join(temporary, KINDS["export"].mark), "")
     return out
 
 

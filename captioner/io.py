@@ -124,9 +124,11 @@ def atomic_path(path, suffix=None):
 
 
 @contextlib.contextmanager
-def atomic_folder(path):
-    """Yields a temporary folder beside ``path``; renames it to ``path`` on success (an
-    empty folder there is replaced; the caller refuses a non-empty one beforehand)."""
+def atomic_folder(path, owns=None):
+    """Yields a temporary folder beside ``path``; puts it at ``path`` on success: by one
+    rename where ``path`` is missing or empty, else by ``replace_folder`` (``owns``: which
+    entries there the write may replace; the caller claimed the folder beforehand,
+    ``captioner.folders.claim``)."""
     path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
     with refused_writes(path):
@@ -140,13 +142,36 @@ def atomic_folder(path):
                 if os.path.isfile(os.path.join(temporary, name)):
                     _sync(os.path.join(temporary, name))
             _sync(temporary)
-            if os.path.isdir(path):
-                os.rmdir(path)  # fails on a folder that is not empty: nothing is lost
-            os.replace(temporary, path)
+            replace_folder(temporary, path, owns)
             _sync(parent)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+def replace_folder(new, target, owns=None):
+    """Puts the entries of folder ``new`` at ``target``: a missing or empty target by one
+    rename; else the target's entries that ``owns(name)`` says the write owns are moved
+    aside (and then deleted), and the new entries moved in, so that nothing else in the
+    target is touched (``owns`` None: the target must be empty)."""
+    if not os.path.isdir(target) or not os.listdir(target):
+        if os.path.isdir(target):
+            os.rmdir(target)
+        os.replace(new, target)
+        return
+    if owns is None:
+        os.rmdir(target)  # OSError on a folder that is not empty: nothing is lost
+    old = tempfile.mkdtemp(prefix="." + os.path.basename(target) + PARTIAL + "old-",
+                           dir=os.path.dirname(target))
+    try:
+        for name in os.listdir(target):
+            if owns(name) and PARTIAL not in name:
+                os.replace(os.path.join(target, name), os.path.join(old, name))
+        for name in os.listdir(new):
+            os.replace(os.path.join(new, name), os.path.join(target, name))
+        os.rmdir(new)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _umask():
@@ -192,15 +217,23 @@ def file_lock(path, wait=True):
 
 
 def write_text(path, text):
-    """Writes ``text`` to ``path`` atomically (UTF-8)."""
+    """Writes ``text`` to ``path`` atomically (UTF-8; a character that has none, such as
+    a file name's undecodable byte, as a backslash escape)."""
     with atomic_path(path) as temporary:
-        with open(temporary, "w", encoding="utf-8") as handle:
+        with open(temporary, "w", encoding="utf-8", errors="backslashreplace") as handle:
             handle.write(text)
 
 
 def write_json(path, data, indent=2):
-    """Writes ``data`` as JSON to ``path`` atomically."""
-    write_text(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+    """Writes ``data`` as JSON to ``path`` atomically: UTF-8, or, where a string holds
+    what UTF-8 cannot (the undecodable bytes of a file name, kept as surrogates), with
+    every non-ASCII character escaped, so that it reads back to the same string."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(data, indent=indent, ensure_ascii=True)
+    write_text(path, text + "\n")
 
 
 def read_json(path, what="JSON file", prepare=None, object_hook=None):
@@ -231,6 +264,9 @@ def read_json(path, what="JSON file", prepare=None, object_hook=None):
         raise DataError(
             f"{what} is not valid JSON: {path}, line {error.lineno} column {error.colno}: "
             f"{error.msg}") from None
+    except RecursionError:
+        raise DataError(f"{what} nests its lists or objects too deeply to be read: "
+                        f"{path}") from None
 
 
 @contextlib.contextmanager

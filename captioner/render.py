@@ -70,7 +70,7 @@ def save_attention_figure(path, image, words, alphas, probabilities=None, chosen
     axes[0].imshow(image)
     axes[0].set_title("image", fontsize=10)
     if warning:
-        figure.suptitle(warning, color="red", fontsize=11)
+        figure.suptitle(warning, color="red", fontsize=11, parse_math=False)
     for index, word in enumerate(words):
         axis = axes[index + 1]
         axis.imshow(image)
@@ -83,7 +83,7 @@ def save_attention_figure(path, image, words, alphas, probabilities=None, chosen
             axis.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="red",
                                      linewidth=1.2))
         title = word if probabilities is None else f"{word} ({probabilities[index]:.2f})"
-        axis.set_title(title, fontsize=10)
+        axis.set_title(title, fontsize=10, parse_math=False)  # words are text, not TeX
     _save_figure(figure, path)
 
 
@@ -103,7 +103,7 @@ def save_curves(path, history, panels):
             axis.plot(epochs, [row[key] for row in history], "o-", label=label)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.set_title(title)
+        axis.set_title(title, parse_math=False)
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
     figure.tight_layout()
@@ -157,7 +157,7 @@ def save_glimpse_figure(path, image, locations, patches, title=""):
     axis.set_ylim(height - 0.5, -0.5)
     axis.set_xticks([])
     axis.set_yticks([])
-    axis.set_title(title, fontsize=11)
+    axis.set_title(title, fontsize=11, parse_math=False)  # a class label is text, not TeX
     strip = grid[1].subgridspec(scales, columns, wspace=0.08, hspace=0.08)
     for t in range(glimpses):
         for scale in range(scales):

@@ -11,7 +11,8 @@ PACKAGE = os.path.join(ROOT, "captioner")
 # Each part's floor: a module imports only from its own floor or below.
 FLOORS = [
     ("captioner.errors", "captioner.io", "captioner.geometry", "captioner.text",
-     "captioner.config", "captioner.version", "captioner.results"),  # the ground floor
+     "captioner.config", "captioner.version", "captioner.results",
+     "captioner.folders"),                                   # the ground floor
     ("captioner.metrics",),                                  # scores of words and maps
     ("captioner.data",),                                     # files, vocabulary, batches
     ("captioner.layers",),                                   # Keras layers

@@ -135,17 +135,18 @@ def test_the_saved_model_serves_the_captions_of_caption_py(bundled, tmp_path):
 def test_the_onnx_model_serves_the_captions_of_caption_py(bundled, tmp_path):
     model_folder, saved, paths, images, grounded = bundled
     out = saved.export(str(tmp_path / "onnx"), "onnx", grounded)
-    assert set(os.listdir(out)) == {"MODEL_CARD.md", "model.onnx", "vocab.json"}
+    assert set(os.listdir(out)) == {"MODEL_CARD.md", "model.onnx", "vocab.json",
+                                    ".captioner-export"}
     assert "ONNX" in open(os.path.join(out, "MODEL_CARD.md")).read()
     assert_captions_of_caption_py(serve(ONNX, out, images, cwd=tmp_path), saved, paths,
                                   grounded)
 
 
 def test_an_export_never_overwrites_a_folder_in_use(bundled, tmp_path):
-    from captioner.errors import ConfigError
+    from captioner.errors import OutputError
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "keep.txt").write_text("mine")
-    with pytest.raises(ConfigError, match="not empty"):
+    with pytest.raises(OutputError, match=r"holds files that are not an export \(keep.txt\)"):
         bundled[1].export(str(tmp_path / "busy"), "onnx")
     assert os.listdir(tmp_path / "busy") == ["keep.txt"]
     assert os.listdir(tmp_path) == ["busy"]  # no partial folder left behind

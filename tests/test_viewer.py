@@ -315,15 +315,49 @@ def test_data_pages_load_only_when_shown(browser, tmp_path):
 
 
 def test_a_viewer_replaces_a_viewer_and_never_other_files(tmp_path):
-    from captioner.errors import ConfigError
+    from captioner.errors import OutputError
     from captioner.viewer.pages import ViewerWriter
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(ConfigError, match="holds other files"):
+    with pytest.raises(OutputError, match=r"holds files that are not a viewer \(notes.txt\)"):
         ViewerWriter(tmp_path / "mine", "captions", "x")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     for title in ("first", "second"):
         with ViewerWriter(tmp_path / "html", "captions", title, grid=(2, 2)) as html:
             html.add(np.zeros((4, 4, 3), np.uint8), {"name": "a", "hypotheses": []})
+        (tmp_path / "html" / f"{title}.txt").write_text(title)  # a user's, beside it
     assert "<title>second</title>" in (tmp_path / "html" / "index.html").read_text()
+    assert (tmp_path / "html" / "first.txt").read_text() == "first"  # kept by the second
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no leftovers
+    with ViewerWriter(tmp_path / "mine", "captions", "x", overwrite=True) as html:
+        html.add(np.zeros((4, 4, 3), np.uint8), {"name": "a", "hypotheses": []})
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert (tmp_path / "mine" / "index.html").is_file()
+
+
+INJECTIONS = ['<img src=x onerror="window.owned=1">', "</script><script>window.owned=2</script>",
+              "javascript:window.owned=3", "\" onmouseover=\"window.owned=4", "${window.owned=5}"]
+
+
+@pytest.mark.slow  # a browser: .ci/run's slow pass
+def test_names_captions_and_labels_are_shown_as_text_never_run(browser, tmp_path):
+    from captioner.viewer.pages import ViewerWriter, encode_map
+    folder = tmp_path / "html"
+    text = " ".join(INJECTIONS)
+    with ViewerWriter(folder, "captions", text, grid=(2, 2),
+                      summary=[["not read", text, text]]) as html:
+        for name in INJECTIONS:
+            words = [{"w": word, "p": 0.5, **encode_map(np.eye(2))} for word in INJECTIONS]
+            html.add(np.zeros((8, 8, 3), np.uint8), {"name": name, "warning": name,
+                                                     "hypotheses": [{
+                                                         "caption": text, "score": 0.0,
+                                                         "log_prob": 0.0, "words": words}]})
+    page = Page(browser, folder)
+    dialogs = []
+    page.page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.page.mouse.move(100, 100)
+    assert page.page.evaluate("() => window.owned === undefined")
+    assert page.page.locator("img[src='x']").count() == 0 and dialogs == []
+    shown = page.page.inner_text("body")
+    assert all(name in shown for name in INJECTIONS)
+    page.clean()

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from captioner.cli import ArgumentParser, run
+from captioner.cli import ArgumentParser, printable, run
 from captioner.commands.common import (
     add_model_options,
     add_output_options,
@@ -56,10 +56,13 @@ def expand_inputs(inputs):
     """(paths, unreadable): files as given, folders replaced by their images, and an
     ``Unreadable`` for each input that is not there or is a folder without images."""
     from captioner.data.images import Unreadable, list_images
+    from captioner.folders import KINDS, is_kind
     paths, unreadable = [], []
     for item in inputs:
         if os.path.isdir(item):
             found = list_images(item)
+            if is_kind(item, "maps"):  # heat maps written there are not inputs
+                found = [p for p in found if not KINDS["maps"].owns(os.path.basename(p))]
             if not found:
                 unreadable.append(Unreadable(item, f"No images in folder: {item}"))
             paths.extend(found)
@@ -73,7 +76,7 @@ def expand_inputs(inputs):
 def report_unreadable(item, results, progress=None, html=None):
     """An input that could not be read: a line on standard error, an entry in the JSON
     results, a row above the viewer's items."""
-    message = f"error: {item.reason}"
+    message = f"error: {printable(item.reason)}"
     if progress is not None:
         progress.write(message, file=sys.stderr)
     else:
@@ -103,7 +106,7 @@ def viewer(args, kind, title, **options):
     if not args.html:
         return contextlib.nullcontext()
     from captioner.viewer.pages import ViewerWriter
-    return ViewerWriter(args.html, kind, title, **options)
+    return ViewerWriter(args.html, kind, title, overwrite=args.overwrite, **options)
 
 
 def caption_images(args, task, paths, missing=()):
@@ -113,7 +116,7 @@ def caption_images(args, task, paths, missing=()):
     results = []
     answers = task.answers(paths, args.search, batch_size=args.batch_size,
                            unreadable="report", heads=bool(args.html))
-    title = f"captions of {len(paths)} image(s) by {os.path.abspath(args.model)}"
+    title = f"captions of {len(paths)} image(s) by {args.model}"
     with progress_bar(len(paths), "captioning") as progress, \
             viewer(args, "captions", title, grid=task.grid_shape) as html:
         for answer, stem in readable(answers, paths, missing, results, progress, html):
@@ -135,12 +138,13 @@ def caption_images(args, task, paths, missing=()):
             results.append(result)
             if warning:  # said before the caption, where a reader of the caption sees it
                 trained_on = f" ({task.trained_on})" if task.trained_on else ""
-                progress.write(f"note: {answer.path} is unlike the images this model was "
-                               f"trained on{trained_on}: its caption is likely wrong",
+                progress.write(f"note: {printable(answer.path)} is unlike the images this "
+                               f"model was trained on{trained_on}: its caption is likely wrong",
                                file=sys.stderr)
             if not args.json:
                 marked = f"  [{warning}]" if warning else ""
-                progress.write(f"{answer.path}: {answer.caption}{marked}", file=sys.stdout)
+                progress.write(f"{printable(answer.path)}: {answer.caption}{marked}",
+                               file=sys.stdout)
                 for rank, caption in enumerate(answer.n_best[1:], start=2):
                     progress.write(f"    {rank}. {caption.caption}  (log p "
                                    f"{caption.log_probability:.2f}, score {caption.score:.3f})",
@@ -155,12 +159,15 @@ def classify_images(args, task, paths, missing=()):
     results = []
     answers = task.answers(paths, args.batch_size, unreadable="report")
     config = task.model.model_config
-    title = f"glimpses of {len(paths)} image(s) by {os.path.abspath(args.model)}"
+    title = f"glimpses of {len(paths)} image(s) by {args.model}"
     with progress_bar(len(paths), "classifying") as progress, \
             viewer(args, "glimpses", title) as html:
         for answer, stem in readable(answers, paths, missing, results, progress, html):
             result = answer.to_json()
             if args.attention_dir:
+                from captioner.folders import mark
+                os.makedirs(args.attention_dir, exist_ok=True)
+                mark(args.attention_dir, "maps")
                 png = os.path.join(args.attention_dir, f"{stem}_glimpses.png")
                 save_glimpse_figure(png, answer.image, answer.locations, answer.patches,
                                     title=f"{answer.label} ({answer.probability:.2f})")
@@ -173,8 +180,8 @@ def classify_images(args, task, paths, missing=()):
                                                        config.patch, config.scales)})
             results.append(result)
             if not args.json:
-                progress.write(f"{answer.path}: {result['label']} ({result['probability']:.2f})",
-                               file=sys.stdout)
+                progress.write(f"{printable(answer.path)}: {result['label']} "
+                               f"({result['probability']:.2f})", file=sys.stdout)
     return results
 
 
@@ -188,7 +195,7 @@ def main(argv=None, prog=PROG):
     paths, missing = expand_inputs(args.inputs) if args.inputs else ([], [])  # before keras
     if args.inputs and not paths:
         for item in missing:
-            print(f"error: {item.reason}", file=sys.stderr)
+            print(f"error: {printable(item.reason)}", file=sys.stderr)
         return 2
     task = load_task(args)
     if not args.inputs:
@@ -202,7 +209,7 @@ def main(argv=None, prog=PROG):
         for what, path in (("heat maps", args.attention_dir),
                            ("viewer", args.html and os.path.join(args.html, "index.html"))):
             if path:
-                print(f"{what}: {os.path.abspath(path)}", file=sys.stderr)
+                print(f"{what}: {printable(os.path.abspath(path))}", file=sys.stderr)
     if failed and failed < len(results):
         print(f"answered {len(results) - failed} of {len(results)} inputs; {failed} could not "
               "be read (above)", file=sys.stderr)

@@ -32,16 +32,33 @@ def add_output_options(parser):
                         help="write a page to open in a browser (DIR/index.html, no network "
                              "needed): each word's attention over the image; scoring a split, "
                              "its scores and every image's captions and objects")
+    output.add_argument("--overwrite", action="store_true",
+                        help="write the outputs into folders that hold other files too, "
+                             "replacing only captioner's own files there")
     return output
 
 
+OUTPUTS = (("attention_dir", "--attention-dir", "maps"), ("html", "--html", "viewer"),
+           ("out", "--out", "evaluation"))
+
+
 def check_outputs(args, scoring):
-    """Every output folder named is checked before any work: one line, not a traceback."""
-    from captioner.io import check_output_folder
-    for option, folder in (("--attention-dir", args.attention_dir), ("--html", args.html),
-                           ("--out", args.out if scoring else None)):
+    """Every output folder named is claimed before any work (``captioner.folders.claim``):
+    one line, not a traceback, for one that cannot be written or holds files of a user's;
+    a link is replaced by the folder it points to, two options naming one folder are
+    refused."""
+    from captioner.errors import OutputError
+    from captioner.folders import claim, printable
+    claimed = {}
+    for dest, option, kind in OUTPUTS:
+        folder = getattr(args, dest, None) if dest != "out" or scoring else None
         if folder:
-            check_output_folder(folder, option)
+            path = claim(folder, kind, option, overwrite=args.overwrite)
+            if path in claimed:
+                raise OutputError(f"{claimed[path]} and {option} name one folder "
+                                  f"({printable(folder)}); give each its own")
+            claimed[path] = option
+            setattr(args, dest, path)
 
 
 def load_task(args):
@@ -57,19 +74,27 @@ def load_task(args):
 
 
 def unique_stems(paths):
-    """A distinct file-name stem per path: photo, photo_2, ... for same-named files."""
-    seen, stems = {}, []
+    """A distinct file-name stem per path: photo, photo_2, ... for same-named files (a
+    suffixed stem taken already, by a file named so, gets the next number)."""
+    used, stems = set(), []
     for path in paths:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+        stem = base = os.path.splitext(os.path.basename(path))[0]
+        number = 1
+        while stem in used:
+            number += 1
+            stem = f"{base}_{number}"
+        used.add(stem)
+        stems.append(stem)
     return stems
 
 
 def attention_pngs(folder, stem, image, captions, warning=None):
     """Writes one attention figure per caption (``captioner.tasks.Caption``); returns
-    their paths."""
+    their paths. The folder is marked as heat maps (``captioner.folders``)."""
+    from captioner.folders import mark
     from captioner.render import save_attention_figure
+    os.makedirs(folder, exist_ok=True)
+    mark(folder, "maps")
     paths = []
     for rank, caption in enumerate(captions, start=1):
         path = os.path.join(folder, f"{stem}_attention{'' if rank == 1 else f'_{rank}'}.png")

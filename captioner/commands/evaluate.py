@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from captioner.cli import ArgumentParser, add_source_options, config_from_args, run
+from captioner.cli import ArgumentParser, add_source_options, config_from_args, printable, run
 from captioner.commands.common import (
     add_model_options,
     add_output_options,
@@ -37,6 +37,10 @@ def add_scoring_options(parser, title="data"):
     scoring.add_argument("--out", default="evaluation", metavar="DIR",
                          help="where the captions (COCO results format) and scores are "
                               "written (default: evaluation)")
+    scoring.add_argument("--images-anywhere", action="store_true",
+                         help="read the images the annotations name outside their image "
+                              "folder too (absolute paths, ../); by default such a name is "
+                              "refused")
     scoring.add_argument("--limit", type=int, default=None, metavar="N",
                          help="score only the first N images of the split")
     scoring.add_argument("--tokenizer", choices=("auto", "ptb", "treebank", "captioner"),
@@ -91,10 +95,11 @@ def score_split(args, task):
     from captioner.data.images import load_image
     from captioner.errors import ConfigError, DataError
     from captioner.evaluation import format_scores
+    from captioner.folders import mark
     if task.kind != "captioner":
         raise ConfigError(f"{args.model} is a Recurrent Attention Model: it classifies images; "
                           "evaluate scores captioners")
-    source = CaptionSource(args.coco, args.karpathy, args.images)
+    source = CaptionSource(args.coco, args.karpathy, args.images, args.images_anywhere)
     # a file the annotations name that is missing or broken is skipped, and said
     records, instances = source.split(args.split, check_files=False)
     if not records:
@@ -107,7 +112,7 @@ def score_split(args, task):
                                    tokenizer=args.tokenizer)
     unreadable = evaluation.notes["unreadable"]
     for why in unreadable.values():
-        print(f"error: {why}", file=sys.stderr)
+        print(f"error: {printable(why)}", file=sys.stderr)
     if unreadable:
         print(f"skipped {len(unreadable)} of {len(records)} images of the split that cannot "
               "be read (above); the scores are of the other "
@@ -117,11 +122,12 @@ def score_split(args, task):
     captions_path = os.path.join(args.out, f"captions_{name}.json")
     scores_path = os.path.join(args.out, f"scores_{name}.json")
     io.write_json(captions_path, evaluation.results)
-    data = os.path.abspath(args.coco or args.karpathy)
-    report = {"model": os.path.abspath(args.model), "data": data,
+    data = args.coco or args.karpathy  # as given: a report shared says no more of the disk
+    report = {"model": args.model, "data": data,
               "split": args.split, "search": task.search_config(args.search).to_dict(),
               "scores": evaluation.scores, "notes": evaluation.notes}
     io.write_json(scores_path, report)
+    mark(args.out, "evaluation")
 
     def images():  # each image read once, for its heat maps and the report alike
         for record, stem in zip(records, unique_stems([r.path for r in records])):
@@ -134,7 +140,8 @@ def score_split(args, task):
         from captioner.viewer.report import write_report
         write_report(args.html, task, records, instances, evaluation,
                      f"{args.split} split of {data}, {args.search.name} search, model "
-                     f"{os.path.abspath(args.model)}", images=images())
+                     f"{args.model}", images=images(), root=args.coco or args.images,
+                     overwrite=args.overwrite)
     elif args.attention_dir:
         for _ in images():
             pass
@@ -151,7 +158,7 @@ def score_split(args, task):
         print(format_scores(evaluation.scores))
         width = max(len(what) for what, _ in written) + 1
         for what, path in written:
-            print(f"{what + ':':<{width}} {path}")
+            print(f"{what + ':':<{width}} {printable(path)}")
     return 1 if unreadable else 0
 
 

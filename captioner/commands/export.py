@@ -20,10 +20,14 @@ def build_parser(prog=PROG):
     parser.add_argument("--model", required=True, metavar="DIR",
                         help="the captioner's model folder")
     parser.add_argument("--out", required=True, metavar="DIR",
-                        help="the export folder to write (replaced whole when it is done)")
+                        help="the export folder to write (new, empty or an earlier export, "
+                             "whose own files are replaced when the new one is done)")
     parser.add_argument("--format", choices=FORMATS, default="saved_model",
                         help="saved_model (TensorFlow Serving; the default) or onnx "
                              "(onnxruntime)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a folder that holds other files too, replacing only "
+                             "the files an export has there")
     parser.add_argument("--grounded", type=float, default=None, metavar="W",
                         help="export grounded decoding at weight W (a model with a grounding "
                              "head; see captioner caption --grounded; 0: plain); by default as "
@@ -33,12 +37,13 @@ def build_parser(prog=PROG):
 
 def main(argv=None, prog=PROG):
     args = build_parser(prog).parse_args(argv)
-    from captioner.io import check_output_folder
-    check_output_folder(args.out, "--out")
+    from captioner.folders import claim, printable
+    out = claim(args.out, "export", "--out", overwrite=args.overwrite)
     import_keras_quietly()
     from captioner.tasks import ImageCaptioner
-    ImageCaptioner.from_folder(args.model).export(args.out, args.format, args.grounded)
-    print(f"wrote {args.out}", file=sys.stderr)
+    ImageCaptioner.from_folder(args.model).export(out, args.format, args.grounded,
+                                                  args.overwrite)
+    print(f"wrote {printable(args.out)}", file=sys.stderr)
 
 
 def entry(prog=PROG):

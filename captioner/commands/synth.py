@@ -5,6 +5,7 @@
     captioner synth --out data/photo-sized --size 640 480 --format jpg
 """
 
+import os
 import sys
 
 from captioner.cli import ArgumentParser, run
@@ -30,17 +31,22 @@ def build_parser(prog=PROG):
                         help="simple (the original scenes) or hard (more shapes, colours and "
                         "sizes, occlusion, clutter, textured backgrounds; captions that state "
                         "positions, relations and counts)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a folder that holds other files too, replacing only "
+                             "the files a data set of this command has there")
     return parser
 
 
 def main(argv=None, prog=PROG):
     args = build_parser(prog).parse_args(argv)
     from captioner.data.synthetic import SPLITS, generate
-    from captioner.io import check_output_folder
-    check_output_folder(args.out, "--out")
-    counts = generate(args.out, args.seed, {s: getattr(args, s) for s in SPLITS},
+    from captioner.folders import claim, mark, printable
+    out = claim(args.out, "data", "--out", overwrite=args.overwrite)
+    os.makedirs(out, exist_ok=True)
+    mark(out, "data")
+    counts = generate(out, args.seed, {s: getattr(args, s) for s in SPLITS},
                       size=args.size, image_format=args.format, style=args.style)
-    print(f"wrote {sum(counts.values())} images to {args.out}: {counts}")
+    print(f"wrote {sum(counts.values())} images to {printable(args.out)}: {counts}")
 
 
 def entry(prog=PROG):

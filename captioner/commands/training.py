@@ -37,8 +37,10 @@ def add_output_options(parser):
     output.add_argument("--out", metavar="DIR", help="the run folder to write (required)")
     output.add_argument("--resume", nargs="?", const=True, default=None, metavar="DIR",
                         help="continue the run in DIR (or --out) from its last checkpoint, "
-                             "with its own options; it may change the run length, input and "
-                             "distribution, and where moved data are")
+                             "with its own options (run length, input, distribution and "
+                             "moved data may change)")
+    output.add_argument("--overwrite", action="store_true",
+                        help="OUT may hold other files; only a run's are replaced")
     output.add_argument("--no-progress", action="store_true", help="no progress bars")
     output.add_argument("--help-all", action="store_true",
                         help="show this help with the advanced options too, and exit")
@@ -120,8 +122,15 @@ def run_training(args, argv, callbacks, start, name, commands=None):
     (``resume``'s ``commands``) or ``start(args, callbacks, command)`` one; says where
     the model is."""
     from captioner.cli import import_keras_quietly
-    from captioner.io import check_output_folder
-    check_output_folder(args.out or args.resume, "--out")  # one line, not a traceback
+    from captioner.folders import claim, printable
+    from captioner.training.checkpoint import CHECKPOINT_DIR, Checkpoints
+    if isinstance(args.resume, str):  # one line, not a traceback, before any work
+        args.resume = claim(args.resume, "run", "--resume")
+    else:
+        args.out = claim(args.out, "run", "--out", overwrite=args.overwrite)
+        if Checkpoints(os.path.join(args.out, CHECKPOINT_DIR)).exists():
+            raise ConfigError(f"{printable(args.out)} already holds a training run: add "
+                              "--resume to continue it, or choose another --out")
     import_keras_quietly()
     if isinstance(args.resume, str):
         out = resume(args, callbacks, commands)

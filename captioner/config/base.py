@@ -58,9 +58,13 @@ def field_type(field):
 class Config:
     """What every configuration section shares: dict round trips and validation of the
     fields' types and choices. Subclasses are dataclasses and add range checks in
-    ``check``. ``title``: the title of the section's options in ``--help``."""
+    ``check``. ``title``: the title of the section's options in ``--help``. ``MOST``:
+    {field: the largest value it may take}, the stated bounds of the sizes that make
+    weights, checked before any weight is made (a config file asking for terabytes is
+    one line)."""
 
     title = ""
+    MOST = {}
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -79,6 +83,10 @@ class Config:
             choices = field_choices(field)
             if choices is not None and value not in choices:
                 raise ConfigError(f"{field.name} must be one of {', '.join(map(str, choices))}. "
+                                  f"Received: {field.name}={value!r}")
+            most = self.MOST.get(field.name)
+            if most is not None and isinstance(value, (int, float)) and value > most:
+                raise ConfigError(f"{field.name} must be at most {most:,}. "
                                   f"Received: {field.name}={value!r}")
         self.check()
 

@@ -22,6 +22,8 @@ class LSTMDecoderConfig(Config):
     """The LSTM decoder's architecture (``captioner.models.decoder``): the decoder of
     ``kind`` "lstm". Another kind of decoder has a section of its own."""
     title = "decoder"
+    MOST = {"embedding_dim": 8192, "lstm_units": 8192, "attention_units": 8192, "heads": 256,
+            "window": 1024.0}
     kind: Literal["lstm"] = option("lstm", "lstm: Show, Attend and Tell's LSTM, attending "
                                    "at every word", flag="--decoder")
     embedding_dim: int = option(128, "word vector size")
@@ -88,6 +90,8 @@ class TransformerConfig(Config):
     self-attention over the words, multi-head cross-attention over the grid, a
     feed-forward net; the grid cells carry a 2-D position encoding."""
     title = "decoder"
+    MOST = {"layers": 64, "heads": 256, "model_width": 8192, "ff_width": 65536,
+            "encoder_layers": 64}
     kind: Literal["transformer"] = option(
         "transformer", "transformer: words attend to earlier words and the grid",
         flag="--decoder")

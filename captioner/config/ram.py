@@ -15,6 +15,9 @@ RAM_EPOCHS = 200  # train.py --task ram's default: on 4,000 translated MNIST dig
 class RAMConfig(Config):
     """The Recurrent Attention Model (captioner.models.ram); defaults after Mnih et al. 2014."""
     title = "recurrent attention model"
+    MOST = {"height": 4096, "width": 4096, "channels": 4, "classes": 100_000, "glimpses": 256,
+            "patch": 512, "scales": 8, "glimpse_hidden": 8192, "glimpse_units": 8192,
+            "core_units": 8192}
     height: int = derived(60, "the input's size: the translated-digits canvas")
     width: int = derived(60, "the input's width")
     channels: int = derived(1, "the input's channels (1: grey)")

@@ -8,6 +8,7 @@ annotation for an unknown image, an image file that is not there) raises
 
 import collections.abc
 import dataclasses
+import json
 import os
 import re
 import sys
@@ -58,10 +59,44 @@ def find_coco_split(root, split):
                     f"{os.path.join(root, 'annotations')}")
 
 
-def _require(items, key, where, path):
+def _require(items, key, where, path, kinds=None, expected=None):
+    """Every item of ``items`` is an object with ``key``, of one of ``kinds`` (types)
+    where given (``expected`` says it in words); else DataError naming the file, the item
+    and the field."""
     for position, item in enumerate(items):
         if not isinstance(item, dict) or key not in item:
             raise DataError(f"{path}: {where}[{position}] has no '{key}'")
+        value = item[key]
+        if kinds is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise DataError(f"{path}: {where}[{position}].{key} is {_shown(value)}; expected "
+                            f"{expected}")
+
+
+def _shown(value):
+    """A JSON value as an error message shows it (a long one cut)."""
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _one_kind_of_ids(items, key, where, path):
+    """Ids are integers or strings, not both (1 and "1" would be two images)."""
+    kinds = {type(item[key]) for item in items}
+    if len(kinds) > 1:
+        raise DataError(f"{path}: {where} mixes integer and string {key}s; use one kind")
+
+
+ANYWHERE = "--images-anywhere"  # the flag that lets annotations name images outside
+
+
+def inside(folder, name, where, path, anywhere=False):
+    """The path of image ``name`` (an annotation's file name) in ``folder``: DataError
+    where it leaves the folder (an absolute path, "../") unless ``anywhere``."""
+    joined = os.path.join(folder, name)
+    if not anywhere and (os.path.isabs(name) or os.path.normpath(name).split(os.sep)[0]
+                         == os.pardir):
+        raise DataError(f"{path}: {where} names {_shown(name)}, outside the image folder "
+                        f"{folder}; move or link the image into it, or give {ANYWHERE}")
+    return joined
 
 
 def _check_files(records, path):
@@ -85,22 +120,35 @@ def _drop_empty(records, path):
     return kept_records
 
 
-def load_coco_captions(captions_path, image_folder, check_files=True):
-    """Reads a COCO captions file; returns one ImageRecord per image, sorted by id."""
+def load_coco_captions(captions_path, image_folder, check_files=True, anywhere=False):
+    """Reads a COCO captions file; returns one ImageRecord per image, sorted by id.
+    ``anywhere``: file names may leave ``image_folder`` (``inside``)."""
     data = io.read_json(captions_path, "COCO captions file")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("annotations"), list):
         raise DataError(f"{captions_path}: expected an object with 'images' and "
                         "'annotations' lists")
-    _require(data["images"], "id", "images", captions_path)
-    _require(data["images"], "file_name", "images", captions_path)
-    _require(data["annotations"], "image_id", "annotations", captions_path)
+    _require(data["images"], "id", "images", captions_path, (int, str),
+             "an integer or a string")
+    _one_kind_of_ids(data["images"], "id", "images", captions_path)
+    _require(data["images"], "file_name", "images", captions_path, str, "a string")
+    _require(data["annotations"], "image_id", "annotations", captions_path, (int, str),
+             "an integer or a string")
     _require(data["annotations"], "caption", "annotations", captions_path)
     records = {}
-    for image in data["images"]:
+    for position, image in enumerate(data["images"]):
+        size = [image.get(key, 0) for key in ("width", "height")]
+        if any(not isinstance(v, (int, float)) or isinstance(v, bool) or not 0 <= v < 2 ** 31
+               for v in size):
+            raise DataError(f"{captions_path}: images[{position}] has a width or height that "
+                            f"is not a size in pixels ({_shown(size)})")
+        if image["id"] in records:
+            raise DataError(f"{captions_path}: images[{position}] repeats the id "
+                            f"{_shown(image['id'])}")
         records[image["id"]] = ImageRecord(
-            image_id=image["id"], path=os.path.join(image_folder, image["file_name"]),
-            captions=[], width=image.get("width", 0), height=image.get("height", 0))
+            image_id=image["id"], path=inside(image_folder, image["file_name"],
+                                              f"images[{position}]", captions_path, anywhere),
+            captions=[], width=int(size[0]), height=int(size[1]))
     for annotation in data["annotations"]:
         record = records.get(annotation["image_id"])
         if record is None:
@@ -235,8 +283,9 @@ def load_coco_instances(instances_path):
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list) \
             or not isinstance(data.get("categories"), list):
         raise DataError(f"{instances_path}: expected 'annotations' and 'categories' lists")
-    _require(data["categories"], "id", "categories", instances_path)
-    _require(data["categories"], "name", "categories", instances_path)
+    _require(data["categories"], "id", "categories", instances_path, (int, str),
+             "an integer or a string")
+    _require(data["categories"], "name", "categories", instances_path, str, "a string")
     names = {category["id"]: category["name"] for category in data["categories"]}
     annotations = data.pop("annotations")
     images = data.get("images")
@@ -254,7 +303,10 @@ def load_coco_instances(instances_path):
             missing = next(key for key in ("image_id", "bbox", "category_id")
                            if not isinstance(annotation, dict) or key not in annotation)
             raise DataError(f"{instances_path}: annotations[{position}] has no '{missing}'")
-        _, category_id, bbox, _ = annotation
+        image_id, category_id, bbox, _ = annotation
+        if not isinstance(image_id, (int, str)) or isinstance(image_id, bool):
+            raise DataError(f"{instances_path}: annotations[{position}].image_id is "
+                            f"{_shown(image_id)}; expected an integer or a string")
         code = index.get(category_id) if isinstance(category_id, (int, str)) else None
         if code is None:
             raise DataError(f"{instances_path}: unknown category_id {category_id}")
@@ -269,15 +321,16 @@ def load_coco_instances(instances_path):
     return Instances(image_ids, boxes, category, list(names.values()), attributes, scenes)
 
 
-def load_coco_split(root, split, check_files=True, instances=True):
+def load_coco_split(root, split, check_files=True, instances=True, anywhere=False):
     """Records (and instances, or None) of one split of a COCO-layout folder.
 
     ``instances=False`` leaves the instances file unread (COCO's train2017 one is 450 MB
     of JSON). It is read first: what parsing it takes is freed before the captions are.
+    ``anywhere``: file names may leave the image folder (``inside``).
     """
     files = find_coco_split(root, split)
     boxes = load_coco_instances(files.instances) if instances and files.instances else None
-    return load_coco_captions(files.captions, files.images, check_files), boxes
+    return load_coco_captions(files.captions, files.images, check_files, anywhere), boxes
 
 
 def read_karpathy(split_path):
@@ -286,11 +339,19 @@ def read_karpathy(split_path):
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise DataError(f"{split_path}: expected an object with an 'images' list")
     for key in ("filename", "split", "sentences"):
-        _require(data["images"], key, "images", split_path)
+        _require(data["images"], key, "images", split_path,
+                 *{"filename": (str, "a string"), "split": (str, "a string"),
+                   "sentences": (list, "a list")}[key])
+    for key in ("filepath",):
+        _require([image for image in data["images"] if key in image], key, "images",
+                 split_path, str, "a string")
+    for key in ("cocoid", "imgid"):
+        _require([image for image in data["images"] if key in image], key, "images",
+                 split_path, (int, str), "an integer or a string")
     return data
 
 
-def load_karpathy(split_path, image_root, split, check_files=True, data=None):
+def load_karpathy(split_path, image_root, split, check_files=True, data=None, anywhere=False):
     """Reads a Karpathy split JSON (``dataset_coco.json``) for one split.
 
     ``split="train"`` includes the ``restval`` images, as is customary. ``data``: the file
@@ -312,7 +373,8 @@ def load_karpathy(split_path, image_root, split, check_files=True, data=None):
                 raise DataError(f"{split_path}: images[{position}] has a sentence with neither "
                                 "'raw' nor 'tokens'")
         image_id = image.get("cocoid", image.get("imgid", position))
-        path = os.path.join(image_root, image.get("filepath", ""), image["filename"])
+        path = inside(image_root, os.path.join(image.get("filepath", ""), image["filename"]),
+                      f"images[{position}]", split_path, anywhere)
         records.append(ImageRecord(image_id=image_id, path=path, captions=captions))
     if not records:
         splits = sorted({str(image["split"]) for image in data["images"]})
@@ -330,10 +392,11 @@ class CaptionSource:
     """The splits of a COCO-layout folder (``coco``) or of a Karpathy split file
     (``karpathy``, images under ``images``); each annotation file is parsed once."""
 
-    def __init__(self, coco=None, karpathy=None, images=None):
+    def __init__(self, coco=None, karpathy=None, images=None, anywhere=False):
         if bool(coco) == bool(karpathy):
             raise ValueError("Give exactly one of coco (a folder) or karpathy (a split file).")
         self.coco, self.karpathy, self.images = coco, karpathy, images
+        self.anywhere = anywhere  # file names may leave the image folder
         self.description = f"COCO layout {coco}" if coco else f"Karpathy split {karpathy}"
         self._parsed = None
 
@@ -343,11 +406,12 @@ class CaptionSource:
         ``check_files=False`` does not check that every image file is there."""
         try:
             if self.coco:
-                return load_coco_split(self.coco, name, check_files, instances=instances)
+                return load_coco_split(self.coco, name, check_files, instances=instances,
+                                       anywhere=self.anywhere)
             if self._parsed is None:
                 self._parsed = read_karpathy(self.karpathy)
             return load_karpathy(self.karpathy, self.images, name, check_files,
-                                 data=self._parsed), None
+                                 data=self._parsed, anywhere=self.anywhere), None
         except DataError:
             if required:
                 raise

@@ -108,10 +108,18 @@ class FeatureCache:
         if self.bad and bad_images == "error":
             raise DataError(f"{len(self.bad)} image(s) cannot be read, the first: "
                             f"{self.bad[min(self.bad)]}")
-        self.features = np.load(self.path, mmap_mode="r")  # (N, H*W, D)
-        if self.features.shape[0] != len(self.paths):
-            raise ValueError(f"Feature store {self.path} has {self.features.shape[0]} rows "
-                             f"for {len(self.paths)} images")
+        try:  # never a pickle: an array of numbers, mapped
+            self.features = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as error:
+            raise DataError(f"Feature store {self.path} is not an array of features ({error}): "
+                            "delete it and its .json to build it again") from None
+        rows, columns = encoder.grid_shape
+        expected = (len(self.paths), rows * columns, encoder.feature_dim)
+        if tuple(self.features.shape) != expected or self.features.dtype.kind != "f":
+            raise DataError(f"Feature store {self.path} holds {self.features.dtype} "
+                            f"{tuple(self.features.shape)}, not the float {expected} of "
+                            f"{len(self.paths)} images: delete it and its .json to build it "
+                            "again")
 
     def _complete(self, info_path):
         """The store's description if it is complete and intact, else None (a damaged one

@@ -17,6 +17,7 @@ the bytes, until they reach it.
 
 import dataclasses
 import os
+import stat
 import warnings
 
 import numpy as np
@@ -75,6 +76,9 @@ def load_image(path, max_pixels=MAX_PIXELS, reduce_to=None):
         raise ImageError(f"Image not found: {path}")
     if os.path.isdir(path):
         raise ImageError(f"Expected an image file, got a folder: {path}")
+    kind = _special_kind(path)
+    if kind:
+        raise ImageError(f"Not a regular file ({kind}): {path}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged tags
@@ -104,6 +108,19 @@ def load_image(path, max_pixels=MAX_PIXELS, reduce_to=None):
         # TypeError from a TIFF whose strip offsets are text): still the file's fault
         raise ImageError(f"Cannot decode image {path}: {type(error).__name__}: "
                          f"{error}") from None
+
+
+def _special_kind(path):
+    """What ``path`` is where it is not a regular file ("a FIFO", "a socket", "a
+    device"), which opening could block on or read forever; None for a regular file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # opening it says why
+    if stat.S_ISREG(mode):
+        return None
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else \
+        "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
 
 
 UNREADABLE_POLICIES = ("raise", "report")

@@ -73,7 +73,13 @@ class ImageCaptioner(Task):
         except DataError as error:
             raise ModelError(str(error)) from None
         check_vocabulary(model, vocabulary, path)
-        return cls(model, vocabulary, Domain.read(folder), config, folder)
+        domain = Domain.read(folder)
+        expected = 2 * model.encoder.feature_dim  # the statistic: mean and spread per channel
+        if domain is not None and len(domain.mean) != expected:
+            raise ModelError(f"{os.path.join(folder, 'domain.json')} does not match the model: "
+                             f"it summarises {len(domain.mean)} values per image, the model "
+                             f"gives {expected}")
+        return cls(model, vocabulary, domain, config, folder)
 
     def check_labels(self):
         check_vocabulary(self.model, self.vocabulary)
@@ -281,9 +287,11 @@ class ImageCaptioner(Task):
                       getattr(batches, "unreadable", {}), metrics, tokenizer,
                       head and self.model.model_config.grounding.categories)
 
-    def export(self, out, format="saved_model", grounded=None):
+    def export(self, out, format="saved_model", grounded=None, overwrite=False):
         """Writes a folder that serves this captioner's greedy search (grounded at weight
         ``grounded``, 0: plain, None: as ``caption`` searches by default) without this
-        code (``captioner.export``: a TensorFlow SavedModel or ONNX); returns ``out``."""
+        code (``captioner.export``: a TensorFlow SavedModel or ONNX); returns ``out``.
+        ``out`` is new, empty or an earlier export (``captioner.folders.claim``; with
+        ``overwrite`` it may hold other files, which are kept)."""
         from captioner.export import export
-        return export(self, out, format, grounded)
+        return export(self, out, format, grounded, overwrite)

@@ -31,6 +31,7 @@ its files, so that a test can kill the process at each of those moments
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -71,6 +72,24 @@ def folder_digests(folder):
             path = os.path.join(root, name)
             digests[os.path.relpath(path, folder).replace(os.sep, "/")] = file_digest(path)
     return digests
+
+
+def state_digest(state):
+    """The SHA-256 of a checkpoint's state (its run record, history, file digests ...),
+    but its own "digest" entry: what state.json carries so that an edited record is found."""
+    text = json.dumps({key: value for key, value in state.items() if key != "digest"},
+                      sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def check_state(state, path):
+    """Raises CheckpointError where the state read from ``path`` is not what was written:
+    its "digest" (written since 0.5) differs from its content's."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a checkpoint state (a JSON object)")
+    if "digest" in state and state["digest"] != state_digest(state):
+        raise CheckpointError(f"{path} differs from what was written (its digest does not "
+                              "match): the checkpoint's record was edited or damaged")
 
 
 def pause(what):
@@ -116,29 +135,50 @@ class Checkpoints:
                 os.makedirs(os.path.join(temporary, BEST))
                 write_best(os.path.join(temporary, BEST))
             pause("state.json")
+            written = {**state, "files": folder_digests(temporary)}
             io.write_json(os.path.join(temporary, STATE),
-                          {**state, "files": folder_digests(temporary)})
+                          {**written, "digest": state_digest(written)})
             pause("rename of the epoch folder")
         pause("latest.json")
-        io.write_json(self.pointer, {"folder": name, "epoch": epoch, "best_folder": best})
+        own = self._own_folders(self._read_pointer() or {}) | {name}
+        io.write_json(self.pointer, {"folder": name, "epoch": epoch, "best_folder": best,
+                                     "written": sorted(own)})
         pause("removal of older checkpoints")
         self.prune(keep={name, best})
         return target
 
+    def _own_folders(self, pointer):
+        """The epoch folders this run wrote before: those its pointer lists ("written"),
+        or, for a pointer from before that list, every epoch folder with a state.json;
+        none without a pointer."""
+        if not pointer:
+            return set()
+        if "written" in pointer:
+            return {name for name in pointer["written"] if isinstance(name, str)}
+        return {name for name in os.listdir(self.folder) if FOLDER.match(name)
+                and os.path.isfile(os.path.join(self.folder, name, STATE))}
+
     def prune(self, keep=None):
-        """Removes every epoch folder but the pointer's and the best model's, and whatever
-        killed writes left behind."""
+        """Removes the epoch folders this run wrote (``_own_folders``) but the pointer's
+        and the best model's, and whatever killed writes left behind; an epoch folder the
+        run's records do not list is left alone."""
         pointer = self._read_pointer() or {}
         latest = pointer.get("folder")
         if keep is None:
             keep = {latest, pointer.get("best_folder")} - {None}
+        own = self._own_folders(pointer)
         io.remove_partials(self.folder)
-        for name in os.listdir(self.folder) if os.path.isdir(self.folder) else ():
-            if FOLDER.match(name) and name not in keep:
+        present = set(os.listdir(self.folder)) if os.path.isdir(self.folder) else set()
+        for name in sorted(own & present):
+            if name not in keep:
                 shutil.rmtree(os.path.join(self.folder, name), ignore_errors=True)
-            elif FOLDER.match(name) and name != latest:  # kept for its best model alone
+            elif name != latest:  # kept for its best model alone
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(self.folder, name, MODEL))
+        if pointer and own - keep:  # the records list only what is left
+            left = sorted(name for name in own if os.path.isdir(os.path.join(self.folder, name)))
+            if left != pointer.get("written"):
+                io.write_json(self.pointer, {**pointer, "written": left})
         for name in ("last.keras", "state.json"):  # the single-file format before this one
             if latest and os.path.isfile(os.path.join(self.folder, name)):
                 os.remove(os.path.join(self.folder, name))
@@ -155,6 +195,8 @@ class Checkpoints:
         if not os.path.isdir(folder):
             raise CheckpointError(f"{self.pointer} names {name}, which is not there")
         state = io.read_json(os.path.join(folder, STATE), "checkpoint state")
+        check_state(state, os.path.join(folder, STATE))
+        state.pop("digest", None)
         expected = state.get("files", {})
         found = folder_digests(folder)
         found.pop(STATE, None)
@@ -193,6 +235,14 @@ class Checkpoints:
         name = pointer.get("folder") if isinstance(pointer, dict) else None
         if not isinstance(name, str) or not FOLDER.match(name):
             raise CheckpointError(f"{self.pointer} does not name an epoch folder")
+        best, written = pointer.get("best_folder"), pointer.get("written", [])
+        if best is not None and not (isinstance(best, str) and FOLDER.match(best)):
+            raise CheckpointError(f"{self.pointer}: best_folder {best!r} is not an epoch "
+                                  "folder of the run")
+        if not isinstance(written, list) or not all(
+                isinstance(n, str) and FOLDER.match(n) for n in written):
+            raise CheckpointError(f"{self.pointer}: written must list epoch folders of the "
+                                  "run")
         return pointer
 
     def _legacy(self):

@@ -28,7 +28,7 @@ import time
 import keras
 import numpy as np
 
-from captioner import io
+from captioner import folders, io
 from captioner.config import TrainConfig, legacy
 from captioner.errors import ConfigError, OutputError
 from captioner.models.base import dtype_policy
@@ -246,6 +246,7 @@ class EpochLoop:
         if self.placement.writes:
             with io.refused_writes(self.out):
                 os.makedirs(self.out, exist_ok=True)
+                folders.mark(self.out, "run")
             try:  # OUT/.lock: a second process training into the same folder is refused
                 lock.enter_context(io.file_lock(os.path.join(self.out, ".lock"), wait=False))
             except BlockingIOError:

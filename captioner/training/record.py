@@ -94,7 +94,7 @@ def read_record(out):
 def read_state(out):
     """The state of the newest checkpoint of ``out`` (read without verifying it: the
     resumed run does); ConfigError where there is none."""
-    from captioner.training.checkpoint import CHECKPOINT_DIR, POINTER, STATE
+    from captioner.training.checkpoint import CHECKPOINT_DIR, POINTER, STATE, check_state
     if not os.path.isdir(out):
         raise ConfigError(f"--resume {out}: no such folder")
     pointer = os.path.join(out, CHECKPOINT_DIR, POINTER)
@@ -107,7 +107,9 @@ def read_state(out):
     folder = found.get("folder") if isinstance(found, dict) else None
     if not isinstance(folder, str) or os.sep in folder or folder.startswith("."):
         raise ConfigError(f"--resume {out}: {pointer} does not name a checkpoint folder")
-    state = io.read_json(os.path.join(out, CHECKPOINT_DIR, folder, STATE), "checkpoint state")
+    path = os.path.join(out, CHECKPOINT_DIR, folder, STATE)
+    state = io.read_json(path, "checkpoint state")
     if not isinstance(state, dict):
         raise ConfigError(f"--resume {out}: the checkpoint's state.json is not a JSON object")
+    check_state(state, path)
     return state

@@ -17,11 +17,12 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from captioner.errors import ConfigError, OutputError
-from captioner.io import refused_writes
+from captioner.errors import OutputError
+from captioner.folders import KINDS, claim
+from captioner.io import refused_writes, replace_folder
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-MARKER = ".captioner-viewer"  # a folder holding it is a viewer, which a new one replaces
+MARKER = KINDS["viewer"].mark  # a folder holding it is a viewer, which a new one replaces
 THUMBNAIL = 384               # the longest side of the images the page shows
 PAGE_SIZE = 50                # items per data file
 
@@ -92,8 +93,9 @@ class ViewerWriter:
     manager): the folder appears whole at ``folder`` when it closes.
 
     Args:
-        folder: the output folder. A viewer written before is replaced; any other
-            non-empty folder is refused (nothing is overwritten).
+        folder: the output folder (``captioner.folders.claim``): new, empty, or a viewer
+            written before, whose own entries are replaced (the other files there are
+            kept); a folder holding anything else is refused unless ``overwrite``.
         kind: "captions", "report" (a scored split) or "glimpses" (a RAM).
         title: the page's heading.
         grid: (H, W) of the attention maps (captions and report).
@@ -101,14 +103,9 @@ class ViewerWriter:
         page_size: items per data file.
     """
 
-    def __init__(self, folder, kind, title, grid=None, summary=None, page_size=PAGE_SIZE):
-        self.folder = os.path.abspath(os.fspath(folder))
-        if os.path.isdir(self.folder) and os.listdir(self.folder) and \
-                not os.path.exists(os.path.join(self.folder, MARKER)):
-            raise ConfigError(f"--html {folder} is a folder that holds other files; choose an "
-                              "empty or new folder")
-        if os.path.exists(self.folder) and not os.path.isdir(self.folder):
-            raise ConfigError(f"--html {folder} is a file, not a folder")
+    def __init__(self, folder, kind, title, grid=None, summary=None, page_size=PAGE_SIZE,
+                 overwrite=False):
+        self.folder = claim(folder, "viewer", "--html", overwrite)
         parent = os.path.dirname(self.folder)
         with refused_writes(self.folder):
             os.makedirs(parent, exist_ok=True)
@@ -194,7 +191,7 @@ class ViewerWriter:
             handle.write(html)
         open(os.path.join(self.temporary, MARKER), "w").close()
         os.chmod(self.temporary, 0o777 & ~_umask())
-        _replace_folder(self.temporary, self.folder)
+        replace_folder(self.temporary, self.folder, KINDS["viewer"].owns)
         return os.path.join(self.folder, "index.html")
 
     def abandon(self):
@@ -218,19 +215,3 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _replace_folder(new, target):
-    """Puts folder ``new`` at ``target``: an empty or missing target by one rename, an
-    earlier viewer by moving it aside first (then deleting it)."""
-    if os.path.isdir(target) and os.listdir(target):
-        old = tempfile.mkdtemp(prefix="." + os.path.basename(target) + ".old-",
-                               dir=os.path.dirname(target))
-        os.replace(target, os.path.join(old, "viewer"))
-        os.replace(new, target)
-        shutil.rmtree(old, ignore_errors=True)
-        return
-    if os.path.isdir(target):
-        os.rmdir(target)
-    os.replace(new, target)
-

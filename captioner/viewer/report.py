@@ -12,6 +12,7 @@ shows.
 """
 
 import math
+import os
 
 from captioner.data.images import load_image
 from captioner.metrics.grounding import absent_mentions, absent_words
@@ -62,28 +63,43 @@ def summary_rows(scores, notes):
     return rows
 
 
+def _relative(path, root):
+    """``path`` within ``root`` where it is inside, else as it is."""
+    path = os.fspath(path)
+    if root:
+        relative = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+        if not relative.startswith(os.pardir):
+            return relative
+    return path
+
+
 def box_label(obj):
     attributes = [str(v) for v in obj.get("attributes", {}).values() if isinstance(v, str)]
     return " ".join(attributes + [obj["category"]])
 
 
-def write_report(folder, captioner, records, instances, evaluation, title, images=None):
+def write_report(folder, captioner, records, instances, evaluation, title, images=None,
+                 overwrite=False, root=None):
     """Writes the report of ``evaluation`` (``ImageCaptioner.evaluate`` of
     ``records``) into ``folder``; ``instances`` may be None (no grounding, no boxes).
     ``images``: the records' RGB images in order (an iterator, so that a caller that also
-    draws them reads each file once); by default each is read here."""
+    draws them reads each file once); by default each is read here. ``overwrite``: as
+    ``ViewerWriter`` takes it. ``root``: the data folder; each image is named by its path
+    within it (the report tells nothing more of the disk it was made on)."""
     images = iter(images) if images is not None else (load_image(r.path) for r in records)
     lexicon = ObjectLexicon.from_instances(instances, getattr(instances, "categories", ())) \
         if instances is not None else None
     cider = evaluation.notes.get("per_image", {}).get("CIDEr", {})
     with ViewerWriter(folder, "report", title, grid=captioner.grid_shape,
-                      summary=summary_rows(evaluation.scores, evaluation.notes)) as html:
+                      summary=summary_rows(evaluation.scores, evaluation.notes),
+                      overwrite=overwrite) as html:
         for record, image in zip(records, images):
             objects = instances.get(record.image_id, []) if instances is not None else []
             captions = evaluation.captions[record.image_id]
             absent = set()
             fields = {"cider": round(cider.get(record.image_id, 0.0), 4)}
-            item = {"name": str(record.path), "references": list(record.captions)}
+            item = {"name": _relative(record.path, root),
+                    "references": list(record.captions)}
             scene = getattr(instances, "scenes", {}).get(record.image_id)
             size = (record.width, record.height) if record.width and record.height \
                 else (int(image.shape[1]), int(image.shape[0]))

@@ -60,7 +60,7 @@ def test_caption_scores_an_annotated_split_and_says_which_images_it_skipped(
     images[1].write_bytes(images[1].read_bytes()[:150])  # truncated
     images[4].unlink()  # named by the annotations, not there
     result = run("caption.py", "--coco", data, "--split", "test", "--model", model_dir,
-                 "--beam", 2, "--out", tmp_path, "--json")
+                 "--beam", 2, "--out", tmp_path / "evaluation", "--json")
     assert result.returncode == 1, result.stderr  # some images could not be read
     report = json.loads(result.stdout)
     expected = {"BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr", "object_precision", "object_recall",
@@ -72,9 +72,9 @@ def test_caption_scores_an_annotated_split_and_says_which_images_it_skipped(
     assert "skipped 2 of 6 images of the split that cannot be read" in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 2 and "Traceback" not in result.stderr
-    results = json.loads((tmp_path / "captions_test_beam2.json").read_text())
+    results = json.loads((tmp_path / "evaluation" / "captions_test_beam2.json").read_text())
     assert len(results) == 4 and set(results[0]) == {"image_id", "caption"}
-    assert json.loads((tmp_path / "scores_test_beam2.json").read_text()) == report
+    assert json.loads((tmp_path / "evaluation" / "scores_test_beam2.json").read_text()) == report
 
 
 def test_one_unreadable_input_never_costs_the_others(synthetic_coco, model_dir, tmp_path):
@@ -97,7 +97,7 @@ def test_one_unreadable_input_never_costs_the_others(synthetic_coco, model_dir, 
     assert sorted(item["path"] for item in captioned) == sorted(
         str(path) for path in images if path != truncated)
     assert all(os.path.isfile(item["attention_png"]) for item in captioned)
-    assert sorted(os.listdir(tmp_path / "maps")) == sorted(
+    assert sorted(os.listdir(tmp_path / "maps")) == [".captioner-maps"] + sorted(
         f"{path.stem}_attention.png" for path in images if path != truncated)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert sorted(errors) == sorted(f"error: {why}" for why in failed.values())
@@ -133,7 +133,8 @@ def test_an_output_the_system_refuses_is_one_line_and_leaves_no_half_file(
     result = run_process("caption.py", image, "--model", model_dir, "--attention-dir",
                          tmp_path / "maps", preexec_fn=limit)
     assert_one_line_error(result, "Cannot write", "_attention.png: File too large")
-    assert os.listdir(tmp_path / "maps") == []  # no half-written PNG, no temporary file
+    # no half-written PNG, no temporary file: the folder's mark alone
+    assert os.listdir(tmp_path / "maps") == [".captioner-maps"]
 
 
 def test_caption_user_mistakes_exit_2_with_one_line(tmp_path, model_dir, synthetic_coco):
@@ -165,7 +166,7 @@ def test_scoring_a_split_writes_its_heat_maps_and_its_report_together(synthetic_
                  "--attention-dir", tmp_path / "maps", "--html", tmp_path / "report")
     assert result.returncode == 0, result.stderr
     images = sorted(os.listdir(os.path.join(synthetic_coco, "test2017")))
-    assert sorted(os.listdir(tmp_path / "maps")) == sorted(
+    assert sorted(os.listdir(tmp_path / "maps")) == [".captioner-maps"] + sorted(
         f"{os.path.splitext(name)[0]}_attention.png" for name in images)
     manifest = (tmp_path / "report" / "data" / "manifest.js").read_text()
     manifest = json.loads(manifest[manifest.index("(") + 1:manifest.rindex(")")])

@@ -1,0 +1,122 @@
+"""Which folders a command may write into, and which of their entries are its own.
+
+Every command that writes a folder (``train --out``, ``synth --out``, ``export --out``,
+``--html``, ``--attention-dir``) claims it first, before any work (``claim``): a folder
+that is new, empty, or of the command's own kind (``KINDS``: it holds the kind's mark, or,
+written before marks, the files that kind is recognised by). Anything else is refused in
+one line that names what is there and the flag that allows it (``--overwrite``), which
+replaces only the kind's own entries (``KINDS[kind].own``): nothing else in the folder is
+ever changed or removed.
+
+A link to a folder is followed at the claim: the command writes into the link's target,
+and a link to nothing or to a file is refused there, not after the work.
+
+    out = claim(args.out, "run", "--out", overwrite=args.overwrite)
+    ...
+    mark(out, "run")
+"""
+
+import dataclasses
+import fnmatch
+import os
+
+from captioner.errors import OutputError
+from captioner.io import check_output_folder, write_text
+from captioner.text import printable
+
+SHOWN = 3  # entries named in a refusal
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """A kind of output folder: what it is called (with its article), its mark (an empty
+    file), the entries (names or patterns) that make a folder of this kind from before
+    marks, and the entries it owns, which a command of this kind may replace."""
+    label: str
+    mark: str
+    recognised_by: tuple
+    own: tuple
+    loose: bool = False  # a folder holding its own entries only is of this kind too
+
+    def owns(self, name):
+        return name == self.mark or any(fnmatch.fnmatchcase(name, pattern)
+                                        for pattern in self.own)
+
+
+KINDS = {
+    "run": Kind("a training run", ".captioner-run",
+                ("checkpoint/latest.json", "checkpoint/state.json", ".published.json"),
+                ("model.keras", "vocab.json", "domain.json", "MODEL_CARD.md", "config.json",
+                 "classes.json", "metrics.json", "training_curves.png", ".published.json",
+                 "skipped_images.json", "checkpoint", ".lock", ".*.partial-*")),
+    "data": Kind("a data set written by captioner synth", ".captioner-data",
+                 ("dataset_synthetic.json",),
+                 ("annotations", "train2017", "val2017", "test2017", "dataset_synthetic.json",
+                  ".*.partial-*")),
+    "export": Kind("an export", ".captioner-export", (),
+                   ("saved_model.pb", "variables", "assets", "fingerprint.pb", "model.onnx",
+                    "vocab.json", "MODEL_CARD.md", ".*.partial-*")),
+    "viewer": Kind("a viewer", ".captioner-viewer", (),
+                   ("index.html", "data", "images", ".*.partial-*")),
+    "evaluation": Kind("an evaluation folder", ".captioner-evaluation", ("scores_*.json",),
+                       ("captions_*.json", "scores_*.json", ".*.partial-*")),
+    "maps": Kind("a heat-map folder", ".captioner-maps", (),
+                 ("*_attention.png", "*_attention_*.png", "*_glimpses.png",
+                  ".*.partial-*"), loose=True),
+}
+
+
+def is_kind(folder, kind):
+    """Whether ``folder`` is a folder of ``kind``: it holds the kind's mark, or, written
+    before marks, an entry that kind was recognised by, or (a ``loose`` kind: heat maps)
+    only entries of that kind. A model folder is not a run: its file names are a run's,
+    but no run wrote them there."""
+    spec = KINDS[kind]
+    if os.path.isfile(os.path.join(folder, spec.mark)):
+        return True
+    names = os.listdir(folder)
+    for entry in spec.recognised_by:
+        if "/" in entry and os.path.exists(os.path.join(folder, entry)) or \
+                "/" not in entry and fnmatch.filter(names, entry):
+            return True
+    return spec.loose and bool(names) and not foreign_entries(folder, kind)
+
+
+def foreign_entries(folder, kind):
+    """The entries of ``folder`` that a folder of ``kind`` does not own, sorted."""
+    return sorted(name for name in os.listdir(folder) if not KINDS[kind].owns(name))
+
+
+def claim(path, kind, option, overwrite=False):
+    """The folder a command of ``kind`` writes for ``option`` ``path``, checked before any
+    work: ``path``, or where the link ``path`` points. Raises OutputError (one line) for a
+    folder that cannot be written (``io.check_output_folder``), a link to nothing or to a
+    file, and a folder that holds entries not of this kind, unless ``overwrite`` (then only
+    the kind's own entries are replaced)."""
+    path = os.fspath(path)
+    target = os.path.abspath(path)
+    if os.path.islink(path):
+        target = os.path.realpath(path)
+        if not os.path.exists(target):
+            raise OutputError(f"{option} {printable(path)} is a link to "
+                              f"{printable(target)}, which is not there")
+    check_output_folder(target, option)
+    if not os.path.isdir(target) or overwrite:
+        return target
+    entries = sorted(os.listdir(target))
+    if not entries or is_kind(target, kind):
+        return target
+    foreign = foreign_entries(target, kind) or entries
+    shown = ", ".join(printable(name) for name in foreign[:SHOWN]) + (
+        f" and {len(foreign) - SHOWN} more" if len(foreign) > SHOWN else "")
+    raise OutputError(
+        f"{option} {printable(path)} holds files that are not {KINDS[kind].label} "
+        f"({shown}); choose a new or empty folder, or add --overwrite to replace only "
+        "captioner's own files there")
+
+
+def mark(folder, kind):
+    """Marks ``folder`` as a folder of ``kind`` (what ``claim`` accepts next time)."""
+    path = os.path.join(folder, KINDS[kind].mark)
+    if not os.path.isfile(path):
+        write_text(path, "")
