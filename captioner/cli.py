@@ -11,7 +11,7 @@ import dataclasses
 import os
 import sys
 
-from captioner.text import printable  # noqa: F401  (the commands' import)
+from captioner.text import printable
 
 
 def safe_terminal():

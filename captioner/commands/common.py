@@ -48,7 +48,8 @@ def check_outputs(args, scoring):
     a link is replaced by the folder it points to, two options naming one folder are
     refused."""
     from captioner.errors import OutputError
-    from captioner.folders import claim, printable
+    from captioner.folders import claim
+    from captioner.text import printable
     claimed = {}
     for dest, option, kind in OUTPUTS:
         folder = getattr(args, dest, None) if dest != "out" or scoring else None

@@ -37,7 +37,8 @@ def build_parser(prog=PROG):
 
 def main(argv=None, prog=PROG):
     args = build_parser(prog).parse_args(argv)
-    from captioner.folders import claim, printable
+    from captioner.folders import claim
+    from captioner.text import printable
     out = claim(args.out, "export", "--out", overwrite=args.overwrite)
     import_keras_quietly()
     from captioner.tasks import ImageCaptioner

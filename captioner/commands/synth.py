@@ -40,7 +40,8 @@ def build_parser(prog=PROG):
 def main(argv=None, prog=PROG):
     args = build_parser(prog).parse_args(argv)
     from captioner.data.synthetic import SPLITS, generate
-    from captioner.folders import claim, mark, printable
+    from captioner.folders import claim, mark
+    from captioner.text import printable
     out = claim(args.out, "data", "--out", overwrite=args.overwrite)
     os.makedirs(out, exist_ok=True)
     mark(out, "data")

@@ -122,7 +122,8 @@ def run_training(args, argv, callbacks, start, name, commands=None):
     (``resume``'s ``commands``) or ``start(args, callbacks, command)`` one; says where
     the model is."""
     from captioner.cli import import_keras_quietly
-    from captioner.folders import claim, printable
+    from captioner.folders import claim
+    from captioner.text import printable
     from captioner.training.checkpoint import CHECKPOINT_DIR, Checkpoints
     if isinstance(args.resume, str):  # one line, not a traceback, before any work
         args.resume = claim(args.resume, "run", "--resume")
@@ -137,7 +138,7 @@ def run_training(args, argv, callbacks, start, name, commands=None):
     else:
         out = start(args, callbacks, command_line(
             name, [item for item in argv if item != "--no-progress"]))
-    print(f"model written to {os.path.abspath(out)}", file=sys.stderr)
+    print(f"model written to {printable(os.path.abspath(out))}", file=sys.stderr)
     return 0
 
 
