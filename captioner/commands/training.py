@@ -127,6 +127,8 @@ def run_training(args, argv, callbacks, start, name, commands=None):
     from captioner.training.checkpoint import CHECKPOINT_DIR, Checkpoints
     if isinstance(args.resume, str):  # one line, not a traceback, before any work
         args.resume = claim(args.resume, "run", "--resume")
+    elif args.resume:  # --out OUT --resume, with the run's options given again
+        args.out = claim(args.out, "run", "--out")
     else:
         args.out = claim(args.out, "run", "--out", overwrite=args.overwrite)
         if Checkpoints(os.path.join(args.out, CHECKPOINT_DIR)).exists():
