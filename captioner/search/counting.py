@@ -23,7 +23,9 @@ named, its kind being its category or, more narrowly, its category with an attri
 said before it ("a blue star and a blue star" of one blue star and a red one); an
 attribute word already said of a named object, by the objects the head reads with that
 value ("a blue star and a blue" of one blue object). A kind named for the first time is
-the object words' grounding's business. ``CompiledSearch`` adds ``grounded``
+the object words' grounding's business. Once the caption has named as many objects as the
+head reads, going on to another ("and", or "a"/"an" right after a noun) loses PENALTY for
+each object it would then name beyond them. ``CompiledSearch`` adds ``grounded``
 times these scores to the step's log-probabilities.
 """
 
@@ -81,6 +83,13 @@ class NumberWords:
         self.other = np.zeros(size, np.float32)
         if "other" in vocabulary.index:
             self.other[vocabulary.index["other"]] = 1.0
+        # the words that go on to another object: "and", and an article right after a noun
+        # ("a red star a blue circle")
+        self.joiner = np.zeros(size, np.float32)
+        self.article = np.zeros(size, np.float32)
+        for word, table in (("and", self.joiner), ("a", self.article), ("an", self.article)):
+            if word in vocabulary.index:
+                table[vocabulary.index[word]] = 1.0
 
         self.category_table = _one_hot_rows(self.category, self.categories, size)
         self.attribute_table = _one_hot_rows(self.attribute, self.attributes, size)
@@ -136,7 +145,8 @@ class NumberWords:
                 "named_category": ops.zeros((batch_size, self.categories), "float32"),
                 "described": ops.zeros((batch_size, self.attributes), "float32"),
                 "named_joint": ops.zeros((batch_size, self.categories, self.attributes),
-                                         "float32")}
+                                         "float32"),
+                "after_noun": ops.zeros((batch_size,), "float32")}
 
     def follow(self, state, tokens):
         """The state after the words ``tokens`` (N,)."""
@@ -167,7 +177,8 @@ class NumberWords:
                 "other": ops.where(is_number | noun, 0.0,
                                    ops.where(other & stated, 1.0, state["other"])),
                 "named": named, "named_category": named_category,
-                "described": described, "named_joint": named_joint}
+                "described": described, "named_joint": named_joint,
+                "after_noun": ops.cast(noun, "float32")}
 
     def scores(self, state, alpha, memory):
         """(scores (N, V), the state): each count word's score (see the module
@@ -214,9 +225,15 @@ class NumberWords:
                                 ops.minimum(ops.abs(total - number), ops.abs(rest - number)))
         generic_off = ops.where(stated, generic_off, 0.0)
         other_off = ops.where(stated, ops.abs(rest - number), 0.0)  # "two other": two left
+        # going on to another object when every object the head reads is named
+        beyond = ops.where((named > 0) & ~stated, ops.relu(named + 1.0 - ops.maximum(total, 1.0)),
+                           0.0)
         scores = scores - PENALTY * (
             generic_off[:, None] * ops.convert_to_tensor(self.generic)[None]
-            + other_off[:, None] * ops.convert_to_tensor(self.other)[None])
+            + other_off[:, None] * ops.convert_to_tensor(self.other)[None]
+            + beyond[:, None] * (ops.convert_to_tensor(self.joiner)[None]
+                                 + state["after_noun"][:, None]
+                                 * ops.convert_to_tensor(self.article)[None]))
         return scores, state
 
 

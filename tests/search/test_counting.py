@@ -152,3 +152,11 @@ def test_with_centres_overlapping_objects_count_apart():
     blobs = {k: ops.convert_to_numpy(v) for k, v in
              NumberWords(VOCABULARY, CONFIG, GRID).counts(logits).items()}
     np.testing.assert_array_equal(blobs["count_total"], [1])  # by components: one blob
+
+
+def test_going_on_to_another_object_when_all_are_named_loses():
+    steps = scores_along("a blue circle and two red stars and a blue star")
+    assert steps[3]["and"] == 0  # after "a blue circle": three more objects are read
+    assert steps[7]["and"] == 0  # after "... two red stars": the blue star is left
+    assert steps[11]["and"] == -PENALTY and steps[11]["a"] == -PENALTY  # all four named
+    assert steps[10]["a"] == 0  # an article inside a mention is not judged
