@@ -1,12 +1,14 @@
 """Which folders a command may write into, and which of their entries are its own.
 
 Every command that writes a folder (``train --out``, ``synth --out``, ``export --out``,
-``--html``, ``--attention-dir``) claims it first, before any work (``claim``): a folder
-that is new, empty, or of the command's own kind (``KINDS``: it holds the kind's mark, or,
-written before marks, the files that kind is recognised by). Anything else is refused in
-one line that names what is there and the flag that allows it (``--overwrite``), which
-replaces only the kind's own entries (``KINDS[kind].own``): nothing else in the folder is
-ever changed or removed.
+``--html``) claims it first, before any work (``claim``): a folder that is new, empty, or
+of the command's own kind (``KINDS``: it holds the kind's mark, or, written before marks,
+the files that kind is recognised by). Anything else is refused in one line that names
+what is there and the flag that allows it (``--overwrite``), which replaces only the
+kind's own entries (``KINDS[kind].own``): nothing else in the folder is ever changed or
+removed. Heat maps (``--attention-dir``) and evaluations (``evaluate --out``) only add
+named files, so any folder takes them; ``check_names`` refuses, before any work, a name
+that is there already and not theirs.
 
 A link to a folder is followed at the claim: the command writes into the link's target,
 and a link to nothing or to a file is refused there, not after the work.
@@ -36,7 +38,7 @@ class Kind:
     mark: str
     recognised_by: tuple
     own: tuple
-    loose: bool = False  # a folder holding its own entries only is of this kind too
+    adds: bool = False  # adds named files beside others: only those names are checked
 
     def owns(self, name):
         return name == self.mark or any(fnmatch.fnmatchcase(name, pattern)
@@ -59,27 +61,23 @@ KINDS = {
     "viewer": Kind("a viewer", ".captioner-viewer", (),
                    ("index.html", "data", "images", ".*.partial-*")),
     "evaluation": Kind("an evaluation folder", ".captioner-evaluation", ("scores_*.json",),
-                       ("captions_*.json", "scores_*.json", ".*.partial-*")),
+                       ("captions_*.json", "scores_*.json", ".*.partial-*"), adds=True),
     "maps": Kind("a heat-map folder", ".captioner-maps", (),
                  ("*_attention.png", "*_attention_*.png", "*_glimpses.png",
-                  ".*.partial-*"), loose=True),
+                  ".*.partial-*"), adds=True),
 }
 
 
 def is_kind(folder, kind):
     """Whether ``folder`` is a folder of ``kind``: it holds the kind's mark, or, written
-    before marks, an entry that kind was recognised by, or (a ``loose`` kind: heat maps)
-    only entries of that kind. A model folder is not a run: its file names are a run's,
-    but no run wrote them there."""
+    before marks, an entry that kind was recognised by. A model folder is not a run: its
+    file names are a run's, but no run wrote them there."""
     spec = KINDS[kind]
     if os.path.isfile(os.path.join(folder, spec.mark)):
         return True
     names = os.listdir(folder)
-    for entry in spec.recognised_by:
-        if "/" in entry and os.path.exists(os.path.join(folder, entry)) or \
-                "/" not in entry and fnmatch.filter(names, entry):
-            return True
-    return spec.loose and bool(names) and not foreign_entries(folder, kind)
+    return any(os.path.exists(os.path.join(folder, entry)) if "/" in entry
+               else fnmatch.filter(names, entry) for entry in spec.recognised_by)
 
 
 def foreign_entries(folder, kind):
@@ -101,7 +99,7 @@ def claim(path, kind, option, overwrite=False):
             raise OutputError(f"{option} {printable(path)} is a link to "
                               f"{printable(target)}, which is not there")
     check_output_folder(target, option)
-    if not os.path.isdir(target) or overwrite:
+    if not os.path.isdir(target) or overwrite or KINDS[kind].adds:
         return target
     entries = sorted(os.listdir(target))
     if not entries or is_kind(target, kind):
@@ -113,6 +111,22 @@ def claim(path, kind, option, overwrite=False):
         f"{option} {printable(path)} holds files that are not {KINDS[kind].label} "
         f"({shown}); choose a new or empty folder, or add --overwrite to replace only "
         "captioner's own files there")
+
+
+def check_names(folder, kind, option, names, overwrite=False):
+    """Before any work: OutputError (one line) where a file a command of ``kind`` is about
+    to write into ``folder`` (``names``) is there already and is not its own (the folder
+    is not of that kind), unless ``overwrite``. For the kinds that add named files beside
+    others (``Kind.adds``: heat maps, evaluations), which any folder may take."""
+    if overwrite or not os.path.isdir(folder) or is_kind(folder, kind):
+        return
+    taken = sorted(set(names) & set(os.listdir(folder)))
+    if taken:
+        shown = ", ".join(printable(name) for name in taken[:SHOWN]) + (
+            f" and {len(taken) - SHOWN} more" if len(taken) > SHOWN else "")
+        raise OutputError(f"{option} {printable(folder)} already holds {shown}, which "
+                          "captioner did not write there; choose another folder, or add "
+                          "--overwrite to replace them")
 
 
 def mark(folder, kind):

@@ -360,3 +360,26 @@ def test_a_feature_store_replaced_by_a_pickle_is_one_line(synthetic_coco, tmp_pa
         handle.truncate(size)
     with pytest.raises(DataError, match="is not an array of features"):
         FeatureCache(encoder, paths, str(tmp_path), progress=False)
+
+
+def test_heat_maps_go_beside_a_users_files_but_never_over_them(model_dir, synthetic_coco,
+                                                                tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep")
+    image = os.path.join(synthetic_coco, "test2017", sorted(os.listdir(
+        os.path.join(synthetic_coco, "test2017")))[0])
+    stem = os.path.splitext(os.path.basename(image))[0]
+    result = run_command(_caption_main(), image, "--model", model_dir,
+                         "--attention-dir", folder)
+    assert result.returncode == 0, result.stderr
+    assert (folder / "notes.txt").read_text() == "keep"
+    assert (folder / f"{stem}_attention.png").is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / f"{stem}_attention.png").write_text("a user's file of that name")
+    before = digests(other)
+    refused = run_command(_caption_main(), image, "--model", model_dir,
+                          "--attention-dir", other)
+    one_line(refused, f"already holds {stem}_attention.png", "--overwrite")
+    assert digests(other) == before

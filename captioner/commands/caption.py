@@ -19,6 +19,7 @@ from captioner.commands.common import (
     add_model_options,
     add_output_options,
     attention_pngs,
+    check_map_names,
     check_outputs,
     load_task,
     progress_bar,
@@ -197,6 +198,7 @@ def main(argv=None, prog=PROG):
         for item in missing:
             print(f"error: {printable(item.reason)}", file=sys.stderr)
         return 2
+    check_map_names(args, paths)
     task = load_task(args)
     if not args.inputs:
         return score_split(args, task)

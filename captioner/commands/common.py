@@ -89,6 +89,22 @@ def unique_stems(paths):
     return stems
 
 
+def map_name(stem, rank=1):
+    """The heat-map file of a caption of rank ``rank`` of the image ``stem``."""
+    return f"{stem}_attention{'' if rank == 1 else f'_{rank}'}.png"
+
+
+def check_map_names(args, paths):
+    """Before any work: the heat maps of ``paths`` (and a RAM's glimpse paths) would not
+    replace a file in ``--attention-dir`` that captioner did not write."""
+    if args.attention_dir:
+        from captioner.folders import check_names
+        names = [name for stem in unique_stems(paths) for name in
+                 [map_name(stem, rank) for rank in range(1, args.n_best + 1)]
+                 + [f"{stem}_glimpses.png"]]
+        check_names(args.attention_dir, "maps", "--attention-dir", names, args.overwrite)
+
+
 def attention_pngs(folder, stem, image, captions, warning=None):
     """Writes one attention figure per caption (``captioner.tasks.Caption``); returns
     their paths. The folder is marked as heat maps (``captioner.folders``)."""
@@ -98,7 +114,7 @@ def attention_pngs(folder, stem, image, captions, warning=None):
     mark(folder, "maps")
     paths = []
     for rank, caption in enumerate(captions, start=1):
-        path = os.path.join(folder, f"{stem}_attention{'' if rank == 1 else f'_{rank}'}.png")
+        path = os.path.join(folder, map_name(stem, rank))
         save_attention_figure(path, image, caption.words, caption.alphas,
                               caption.probabilities, chosen_cells=caption.cells,
                               warning=warning)

@@ -17,6 +17,7 @@ from captioner.commands.common import (
     add_model_options,
     add_output_options,
     attention_pngs,
+    check_map_names,
     check_outputs,
     load_task,
     progress_bar,
@@ -95,7 +96,7 @@ def score_split(args, task):
     from captioner.data.images import load_image
     from captioner.errors import ConfigError, DataError
     from captioner.evaluation import format_scores
-    from captioner.folders import mark
+    from captioner.folders import check_names, mark
     if task.kind != "captioner":
         raise ConfigError(f"{args.model} is a Recurrent Attention Model: it classifies images; "
                           "evaluate scores captioners")
@@ -106,6 +107,10 @@ def score_split(args, task):
         raise DataError(f"the {args.split} split of {args.coco or args.karpathy} has no images "
                         "with captions to score")
     records = records[:args.limit] if args.limit else records
+    name = f"{args.split}_{args.search.name}"
+    check_names(args.out, "evaluation", "--out", [f"captions_{name}.json",
+                                                  f"scores_{name}.json"], args.overwrite)
+    check_map_names(args, [record.path for record in records])
     with progress_bar(len(records), f"captioning {args.split}") as progress:
         evaluation = task.evaluate(records, instances, search=args.search,
                                    batch_size=args.batch_size, progress=progress,
@@ -118,7 +123,6 @@ def score_split(args, task):
               "be read (above); the scores are of the other "
               f"{len(records) - len(unreadable)}", file=sys.stderr)
         records = [record for record in records if record.path not in unreadable]
-    name = f"{args.split}_{args.search.name}"
     captions_path = os.path.join(args.out, f"captions_{name}.json")
     scores_path = os.path.join(args.out, f"scores_{name}.json")
     io.write_json(captions_path, evaluation.results)
