@@ -104,13 +104,10 @@ def claim(path, kind, option, overwrite=False):
     entries = sorted(os.listdir(target))
     if not entries or is_kind(target, kind):
         return target
-    foreign = foreign_entries(target, kind) or entries
-    shown = ", ".join(printable(name) for name in foreign[:SHOWN]) + (
-        f" and {len(foreign) - SHOWN} more" if len(foreign) > SHOWN else "")
     raise OutputError(
         f"{option} {printable(path)} holds files that are not {KINDS[kind].label} "
-        f"({shown}); choose a new or empty folder, or add --overwrite to replace only "
-        "captioner's own files there")
+        f"({_listed(foreign_entries(target, kind) or entries)}); choose a new or empty "
+        "folder, or add --overwrite to replace only captioner's own files there")
 
 
 def check_names(folder, kind, option, names, overwrite=False):
@@ -122,11 +119,15 @@ def check_names(folder, kind, option, names, overwrite=False):
         return
     taken = sorted(set(names) & set(os.listdir(folder)))
     if taken:
-        shown = ", ".join(printable(name) for name in taken[:SHOWN]) + (
-            f" and {len(taken) - SHOWN} more" if len(taken) > SHOWN else "")
-        raise OutputError(f"{option} {printable(folder)} already holds {shown}, which "
-                          "captioner did not write there; choose another folder, or add "
-                          "--overwrite to replace them")
+        raise OutputError(f"{option} {printable(folder)} already holds {_listed(taken)}, "
+                          "which captioner did not write there; choose another folder, or "
+                          "add --overwrite to replace them")
+
+
+def _listed(names):
+    """The first ``SHOWN`` of ``names``, printable, and how many more."""
+    return ", ".join(printable(name) for name in names[:SHOWN]) + (
+        f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
 
 
 def mark(folder, kind):

@@ -22,6 +22,7 @@ from captioner.commands.common import (
     check_map_names,
     check_outputs,
     load_task,
+    map_path,
     progress_bar,
     unique_stems,
 )
@@ -166,10 +167,7 @@ def classify_images(args, task, paths, missing=()):
         for answer, stem in readable(answers, paths, missing, results, progress, html):
             result = answer.to_json()
             if args.attention_dir:
-                from captioner.folders import mark
-                os.makedirs(args.attention_dir, exist_ok=True)
-                mark(args.attention_dir, "maps")
-                png = os.path.join(args.attention_dir, f"{stem}_glimpses.png")
+                png = map_path(args.attention_dir, f"{stem}_glimpses.png")
                 save_glimpse_figure(png, answer.image, answer.locations, answer.patches,
                                     title=f"{answer.label} ({answer.probability:.2f})")
                 result["glimpse_png"] = png

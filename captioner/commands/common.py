@@ -105,16 +105,22 @@ def check_map_names(args, paths):
         check_names(args.attention_dir, "maps", "--attention-dir", names, args.overwrite)
 
 
-def attention_pngs(folder, stem, image, captions, warning=None):
-    """Writes one attention figure per caption (``captioner.tasks.Caption``); returns
-    their paths. The folder is marked as heat maps (``captioner.folders``)."""
+def map_path(folder, name):
+    """Where heat map ``name`` goes in ``folder``, which is made and marked as holding
+    heat maps (``captioner.folders``) first."""
     from captioner.folders import mark
-    from captioner.render import save_attention_figure
     os.makedirs(folder, exist_ok=True)
     mark(folder, "maps")
+    return os.path.join(folder, name)
+
+
+def attention_pngs(folder, stem, image, captions, warning=None):
+    """Writes one attention figure per caption (``captioner.tasks.Caption``); returns
+    their paths."""
+    from captioner.render import save_attention_figure
     paths = []
     for rank, caption in enumerate(captions, start=1):
-        path = os.path.join(folder, map_name(stem, rank))
+        path = map_path(folder, map_name(stem, rank))
         save_attention_figure(path, image, caption.words, caption.alphas,
                               caption.probabilities, chosen_cells=caption.cells,
                               warning=warning)
