@@ -14,6 +14,10 @@ class ImageError(CaptionerError):
     """An image file that cannot be read: missing, truncated, not an image, too large."""
 
 
+class UnsupportedImage(ImageError):
+    """Bytes that are not an image in a format Pillow reads (a server answers 415)."""
+
+
 class DataError(CaptionerError):
     """An annotation or vocabulary file that is missing, malformed or inconsistent."""
 
@@ -29,3 +33,7 @@ class OutputError(CaptionerError):
 
 class ConfigError(CaptionerError, ValueError):
     """A configuration with unknown keys or values out of range."""
+
+
+class ServerError(CaptionerError):
+    """A server that cannot start: its address is taken, or not one of this machine's."""

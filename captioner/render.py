@@ -34,13 +34,16 @@ def _save_figure(figure, path):
     import matplotlib.pyplot as plt
     with io.atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    plt.close(figure)  # a figure pyplot made; one made without it is only dropped
 
 
 def _figure(panels, columns):
-    import matplotlib.pyplot as plt
+    """A figure of ``panels`` axes, made without pyplot, so that threads (a server's) can
+    each draw their own."""
+    from matplotlib.figure import Figure
     rows = math.ceil(panels / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
+    figure = Figure(figsize=(2.2 * columns, 2.4 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     return figure, axes.flat
@@ -55,7 +58,24 @@ def cell_box(cell, grid_shape, height, width):
 
 def save_attention_figure(path, image, words, alphas, probabilities=None, chosen_cells=None,
                           columns=6, warning=None):
-    """One PNG: the image, then one panel per word with its attention map overlaid.
+    """Writes :func:`attention_figure` as a PNG file at ``path``."""
+    _save_figure(attention_figure(image, words, alphas, probabilities, chosen_cells, columns,
+                                  warning), path)
+
+
+def attention_png(image, words, alphas, probabilities=None, chosen_cells=None, columns=6,
+                  warning=None):
+    """:func:`attention_figure` as PNG bytes (a server's answer: nothing on disk)."""
+    import io as bytes_io
+    buffer = bytes_io.BytesIO()
+    attention_figure(image, words, alphas, probabilities, chosen_cells, columns,
+                     warning).savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def attention_figure(image, words, alphas, probabilities=None, chosen_cells=None, columns=6,
+                     warning=None):
+    """One figure: the image, then one panel per word with its attention map overlaid.
 
     Args:
         image: (h, w, 3) uint8, the original image.
@@ -84,7 +104,7 @@ def save_attention_figure(path, image, words, alphas, probabilities=None, chosen
                                      linewidth=1.2))
         title = word if probabilities is None else f"{word} ({probabilities[index]:.2f})"
         axis.set_title(title, fontsize=10, parse_math=False)  # words are text, not TeX
-    _save_figure(figure, path)
+    return figure
 
 
 def save_curves(path, history, panels):

@@ -23,7 +23,7 @@ FLOORS = [
     ("captioner.render", "captioner.evaluation", "captioner.export",
      "captioner.viewer"),                                    # running and showing a model
     ("captioner.tasks",),                                    # the task objects
-    ("captioner.training",),                                 # the epoch loop and its hooks
+    ("captioner.training", "captioner.serve"),               # the epoch loop; the server
     ("captioner.cli",),                                      # what command lines share
     ("captioner.commands",),                                 # the command lines
     ("captioner",),                                          # the public API (lazy names)

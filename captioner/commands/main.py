@@ -5,6 +5,7 @@
     captioner train-ram --digits translated --out DIR
     captioner evaluate --coco DIR --split val ...
     captioner export --model DIR --out DIR [--format saved_model|onnx]
+    captioner serve [--model DIR] [--port 8000] [--workers N]
     captioner synth --out DIR [--style hard]
     captioner domain --model DIR --coco DIR
 
@@ -30,6 +31,8 @@ COMMANDS = {
     "export": ("captioner.commands.export",
                "export a captioner as a SavedModel or ONNX model that serves without this "
                "code"),
+    "serve": ("captioner.commands.serve",
+              "serve a captioner over HTTP: a JSON API, metrics and a page to try it"),
     "synth": ("captioner.commands.synth", "write the synthetic COCO-style data set"),
     "domain": ("captioner.commands.domain",
                "write a model's out-of-domain summary (domain.json)"),

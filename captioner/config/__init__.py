@@ -6,6 +6,7 @@ per section (each field is a command-line option: ``captioner.config.base``).
     decoders.py  LSTMDecoderConfig, TransformerConfig (DECODERS: one per decoder kind)
     training.py  TrainConfig and its sections (run, data, input, distribution, SCST)
     search.py    SearchConfig
+    serve.py     ServeConfig (captioner serve)
     ram.py       RAMConfig
     legacy.py    every migration of an older format
 """
@@ -32,6 +33,7 @@ from captioner.config.model import (
 )
 from captioner.config.ram import RAM_EPOCHS, RAMConfig, RamConfig
 from captioner.config.search import SearchConfig
+from captioner.config.serve import ServeConfig
 from captioner.config.training import (
     DataConfig,
     DistributionConfig,
@@ -47,6 +49,7 @@ __all__ = [
     "Config", "DataConfig", "DecoderConfig", "DistributionConfig", "EncoderConfig",
     "GroundingConfig", "InputConfig", "LSTMDecoderConfig", "LossConfig", "ModelConfig",
     "RAMConfig", "RamConfig", "RunConfig", "Score", "SearchConfig", "SelfCriticalConfig",
+    "ServeConfig",
     "TrainConfig", "TransformerConfig", "attention_scores", "derived", "field_choices",
     "field_type", "option", "preset", "train_config_for",
 ]

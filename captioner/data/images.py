@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from captioner.errors import ImageError
+from captioner.errors import ImageError, UnsupportedImage
 
 MAX_PIXELS = 80_000_000  # about 9000 x 9000; larger files are refused before decoding
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
@@ -69,7 +69,8 @@ def load_image(path, max_pixels=MAX_PIXELS, reduce_to=None):
 
     Raises:
         ImageError: naming the file, if it is missing, not an image, truncated, empty, or
-            has more than ``max_pixels`` pixels.
+            has more than ``max_pixels`` pixels (``UnsupportedImage`` where it is not an
+            image Pillow can read).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -79,18 +80,25 @@ def load_image(path, max_pixels=MAX_PIXELS, reduce_to=None):
     kind = _special_kind(path)
     if kind:
         raise ImageError(f"Not a regular file ({kind}): {path}")
+    return decode_image(path, path, max_pixels, reduce_to)
+
+
+def decode_image(source, name, max_pixels=MAX_PIXELS, reduce_to=None):
+    """Decodes ``source`` (a path or a binary file object, such as ``io.BytesIO`` of an
+    upload, which never touches the disk) as :func:`load_image` does; ``name`` is what its
+    errors call it."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged tags
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageError(
-                        f"Image too large: {path} is {width}x{height} "
+                        f"Image too large: {name} is {width}x{height} "
                         f"({width * height:,} pixels; the limit is {max_pixels:,})")
                 if width == 0 or height == 0:
-                    raise ImageError(f"Image is empty: {path} ({width}x{height})")
+                    raise ImageError(f"Image is empty: {name} ({width}x{height})")
                 if reduce_to:
                     image.draft(None, (reduce_to, reduce_to))  # a no-op but for JPEG
                 image.load()
@@ -99,14 +107,15 @@ def load_image(path, max_pixels=MAX_PIXELS, reduce_to=None):
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"Not an image (or a format Pillow cannot read): {path}") from None
+        raise UnsupportedImage(f"Not an image (or a format Pillow cannot read): {name}") \
+            from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"Image too large: {path} exceeds the decompression-bomb limit") from None
+        raise ImageError(f"Image too large: {name} exceeds the decompression-bomb limit") from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(f"Cannot decode image {path}: {error}") from None
+        raise ImageError(f"Cannot decode image {name}: {error}") from None
     except Exception as error:  # a decoder tripping over a malformed header (fuzzing found
         # TypeError from a TIFF whose strip offsets are text): still the file's fault
-        raise ImageError(f"Cannot decode image {path}: {type(error).__name__}: "
+        raise ImageError(f"Cannot decode image {name}: {type(error).__name__}: "
                          f"{error}") from None
 
 

@@ -126,6 +126,13 @@ class ImageCaptioner(Task):
                 self.statement_words() if config.grounded else ())
         return self._searches[key]
 
+    def drop_search(self, search=None):
+        """Forgets the compiled searches of ``search`` (a long-running server keeps a
+        bounded number)."""
+        config = self.search_config(search)
+        for statistics in (False, True):
+            self._searches.pop((config, statistics), None)
+
     def statement_words(self):
         """What grounded decoding judges beyond object words: the vocabulary's position
         and relation words (``captioner.search.spatial``), anchored at the words that
@@ -206,24 +213,34 @@ class ImageCaptioner(Task):
             return image, array, resize_image(array, size)
 
         for good, read_items in batches(images, batch_size, read, unreadable):
-            answers = []
-            if good:
-                inputs = np.stack([model_input for _, _, model_input in good])
-                found, statistics = self.decode({"images": inputs}, search, statistics=True)
-                places = self.domain.flags(statistics) if self.domain is not None \
-                    else [{}] * len(good)
-                if heads and self.has_heads:
-                    rows = [(row, c) for row, captions in enumerate(found) for c in captions]
-                    maps = self.head_maps(inputs[[row for row, _ in rows]],
-                                          [c.tokens for _, c in rows])
-                    for (_, caption), grids in zip(rows, maps):
-                        caption.heads = grids
-                answers = [ImageCaptions(path_of(path), image, captions,
-                                         place.get("out_of_domain"), place.get("distance"))
-                           for (path, image, _), captions, place in zip(good, found, places)]
+            answers = self.answer_batch(good, search, heads=heads) if good else []
             yield from in_order(read_items, answers)
             if progress is not None:
                 progress.update(len(read_items))
+
+    def answer_batch(self, items, search=None, heads=False, pad_to=None):
+        """One batch of read images, [(path or None, the image as read, its model input
+        uint8 (S, S, 3))], encoded once and decoded in one compiled call (its features
+        feeding the search and the domain check alike) -> an :class:`ImageCaptions` per
+        item. ``pad_to``: decode a batch of this many (the items, then blank images), so
+        that batches of any size up to it share one compiled shape (a server's)."""
+        inputs = np.stack([model_input for _, _, model_input in items])  # (batch, S, S, 3)
+        count = len(items)
+        if pad_to and pad_to > count:
+            inputs = np.concatenate([inputs, np.zeros((pad_to - count,) + inputs.shape[1:],
+                                                      inputs.dtype)])
+        found, statistics = self.decode({"images": inputs}, search, statistics=True)
+        found, statistics = found[:count], statistics[:count]
+        inputs = inputs[:count]
+        places = self.domain.flags(statistics) if self.domain is not None else [{}] * count
+        if heads and self.has_heads:
+            rows = [(row, c) for row, captions in enumerate(found) for c in captions]
+            maps = self.head_maps(inputs[[row for row, _ in rows]], [c.tokens for _, c in rows])
+            for (_, caption), grids in zip(rows, maps):
+                caption.heads = grids
+        return [ImageCaptions(path_of(path), image, captions, place.get("out_of_domain"),
+                              place.get("distance"))
+                for (path, image, _), captions, place in zip(items, found, places)]
 
     def caption(self, images, search=None, batch_size=16, unreadable="raise", heads=False):
         """Captions images (file paths and/or (H, W, 3) uint8 RGB arrays).

@@ -4,6 +4,7 @@
 // manifest: {kind: "captions" | "report" | "glimpses", title, grid: [H, W],
 //            summary: [[name, value, note]], page_size, pages,
 //            items: [{i, page, name, cider?, absent?}]}   (what sorting and filtering need)
+// show(items, grid): a live page's items (captioner serve), drawn at once.
 // page(n, items): items of data page n, each {i, name, image, width, height, warning?,
 //   hypotheses: [{caption, score, log_prob, words: [{w, p, map (base64 uint8 H*W), peak,
 //                 cell?, absent?, heads?: [per layer [per head {map, peak}]]}]}],
@@ -308,6 +309,14 @@ const captionerViewer = (() => {
   }
 
   return {
+    // a live page (captioner serve): these items' cards, drawn now, in place of any shown
+    show(items, grid) {
+      manifest = manifest || {kind: "captions", items: [], summary: []};
+      manifest.grid = grid;
+      document.body.dataset.ready = "false";
+      document.getElementById("items").replaceChildren(...items.map(captionCard));
+      document.body.dataset.ready = "true";
+    },
     manifest(data) {
       manifest = data;
       summary();
