@@ -160,8 +160,8 @@ async def caption(request):
                                              config.max_images)
         del body
         if len(uploads) > config.max_images:
-            raise Refused(413, f"{len(uploads)} images in one request; the limit is "
-                               f"{config.max_images} (--max-images)")
+            raise Refused(413, f"more than {config.max_images} images in one request "
+                               "(--max-images)")
         search, flags = read_options(dict(_once(request.query_params.multi_items())), fields,
                                      service.search, config.max_beam,
                                      service.task.model.model_config.max_length)
