@@ -16,6 +16,7 @@ the server. The app keeps no state between requests, so replicas scale out.
 
 import asyncio
 import base64
+import collections
 import concurrent.futures
 import contextlib
 import logging
@@ -84,6 +85,7 @@ class Service:
             max(2, min(8, os.cpu_count() or 2)), "captioner-images")
         self.image_size = task.model.model_config.encoder.image_size
         self._warming = None
+        self.answered = collections.Counter()  # route -> requests answered (the log's)
         SERVICES.add(self)
 
     async def start(self):
@@ -108,6 +110,8 @@ class Service:
                 await self._warming
         await self.batcher.stop()
         self.images.shutdown(wait=False, cancel_futures=True)
+        log.info("stopped; requests answered: %s", ", ".join(
+            f"{route} {count}" for route, count in sorted(self.answered.items())) or "none")
 
     def model_info(self):
         """GET /v1/model's answer."""
@@ -337,6 +341,7 @@ class Guard:
             route = path if path in ROUTES else "other"
             self.service.metrics.answered(route, status[0] or CLIENT_GONE,
                                           time.perf_counter() - started)
+            self.service.answered[route] += 1
 
 
 async def _send_error(send, status, message, headers=None, results=None, id=None):
