@@ -10,6 +10,7 @@
 ``--html DIR`` writes the browser viewer (``captioner.viewer``): DIR/index.html.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -40,6 +41,15 @@ def build_parser(prog=PROG):
                         help="image files, or folders whose images are all captioned")
     add_model_options(parser)
     add_output_options(parser)
+    collections = parser.group("collections too large for one process")
+    collections.add_argument("--jsonl", metavar="FILE",
+                             help="add one JSON object per image to FILE as each is answered "
+                                  "(as --json's); run again with the same FILE to resume: "
+                                  "images captioned there already are skipped")
+    collections.add_argument("--shard", metavar="I/N",
+                             help="caption only share I of N (0 <= I < N) of the inputs, chosen "
+                                  "by their paths: N processes given the same inputs take "
+                                  "disjoint shares that together are all of them")
     add_scoring_options(parser, "scoring an annotated split (as captioner evaluate)")
     return parser
 
@@ -51,7 +61,32 @@ def parse_args(argv, prog=PROG):
     if bool(args.inputs) == bool(args.coco or args.karpathy):
         parser.error("give images or folders to caption, or --coco DIR (or --karpathy FILE "
                      "--images DIR) to score a split")
+    if (args.jsonl or args.shard) and not args.inputs:
+        parser.error("--jsonl and --shard caption images or folders, not a split")
+    if args.shard:
+        from captioner.batch_jobs import parse_shard
+        try:
+            args.shard = parse_shard(args.shard)
+        except ValueError as error:
+            parser.error(str(error))
     return check_args(parser, args)
+
+
+class Answers:
+    """What the command answered, one entry per input: kept for --json, written a line at
+    a time to --jsonl, counted for the exit status."""
+
+    def __init__(self, keep, jsonl=None):
+        self.kept = [] if keep else None
+        self.jsonl, self.count, self.failed = jsonl, 0, 0
+
+    def append(self, entry):
+        self.count += 1
+        self.failed += "error" in entry
+        if self.kept is not None:
+            self.kept.append(entry)
+        if self.jsonl is not None:
+            self.jsonl.write(entry)
 
 
 def expand_inputs(inputs):
@@ -111,11 +146,11 @@ def viewer(args, kind, title, **options):
     return ViewerWriter(args.html, kind, title, overwrite=args.overwrite, **options)
 
 
-def caption_images(args, task, paths, missing=()):
+def caption_images(args, task, paths, missing=(), results=None):
     """Captions ``paths`` with ``task`` (an ImageCaptioner); the ``missing`` inputs (and
     any file that cannot be read) are reported, one line each, and every readable image is
-    still captioned."""
-    results = []
+    still captioned. ``results``: where each answer goes (a list, or ``Answers``)."""
+    results = [] if results is None else results
     answers = task.answers(paths, args.search, batch_size=args.batch_size,
                            unreadable="report", heads=bool(args.html))
     title = f"captions of {len(paths)} image(s) by {args.model}"
@@ -154,11 +189,11 @@ def caption_images(args, task, paths, missing=()):
     return results
 
 
-def classify_images(args, task, paths, missing=()):
+def classify_images(args, task, paths, missing=(), results=None):
     """A Recurrent Attention Model's answer per image (``task``: a RAMClassifier), and its
     glimpse path as a PNG (unreadable inputs as in ``caption_images``)."""
     from captioner.render import save_glimpse_figure
-    results = []
+    results = [] if results is None else results
     answers = task.answers(paths, args.batch_size, unreadable="report")
     config = task.model.model_config
     title = f"glimpses of {len(paths)} image(s) by {args.model}"
@@ -188,32 +223,56 @@ def main(argv=None, prog=PROG):
     """Exit status: 0 every input answered, 1 some could not be read (each said on its own
     line on standard error, and as an "error" entry with --json), 2 none could (or a user
     mistake: an option, the model folder, an annotation file)."""
-    from captioner.commands.evaluate import score_split
     args = parse_args(argv, prog)
     check_outputs(args, scoring=not args.inputs)
     paths, missing = expand_inputs(args.inputs) if args.inputs else ([], [])  # before keras
-    if args.inputs and not paths:
+    if args.shard:
+        from captioner.batch_jobs import in_shard, shard
+        paths = shard(paths, *args.shard)
+        missing = [item for item in missing if in_shard(item.path, *args.shard)]
+    if args.inputs and not paths and not args.shard:
         for item in missing:
             print(f"error: {printable(item.reason)}", file=sys.stderr)
         return 2
+    jsonl = None
+    if args.jsonl:
+        from captioner.batch_jobs import JsonLines
+        jsonl = JsonLines(args.jsonl)
+        done = [path for path in paths if path in jsonl.answered]
+        if done:
+            print(f"resuming {printable(args.jsonl)}: {len(done)} of {len(paths)} images are "
+                  "captioned there already", file=sys.stderr)
+            paths = [path for path in paths if path not in jsonl.answered]
+    with jsonl if jsonl is not None else contextlib.nullcontext():
+        return answer(args, paths, missing, jsonl)
+
+
+def answer(args, paths, missing, jsonl):
+    from captioner.commands.evaluate import score_split
+    if args.inputs and not paths and not missing:
+        print("nothing to caption" + (" in this shard" if args.shard else "") +
+              (" that is not in --jsonl already" if jsonl else ""), file=sys.stderr)
+        return 0
     check_map_names(args, paths)
     task = load_task(args)
     if not args.inputs:
         return score_split(args, task)
-    results = (classify_images if task.kind == "ram" else caption_images)(
-        args, task, paths, missing)
+    results = Answers(keep=args.json, jsonl=jsonl)
+    (classify_images if task.kind == "ram" else caption_images)(
+        args, task, paths, missing, results)
     if args.json:
-        print(json.dumps(results, indent=2))
-    failed = sum("error" in result for result in results)
-    if failed < len(results):  # where the files went
+        print(json.dumps(results.kept, indent=2))
+    failed, count = results.failed, results.count
+    if failed < count:  # where the files went
         for what, path in (("heat maps", args.attention_dir),
-                           ("viewer", args.html and os.path.join(args.html, "index.html"))):
+                           ("viewer", args.html and os.path.join(args.html, "index.html")),
+                           ("answers", args.jsonl)):
             if path:
                 print(f"{what}: {printable(os.path.abspath(path))}", file=sys.stderr)
-    if failed and failed < len(results):
-        print(f"answered {len(results) - failed} of {len(results)} inputs; {failed} could not "
+    if failed and failed < count:
+        print(f"answered {count - failed} of {count} inputs; {failed} could not "
               "be read (above)", file=sys.stderr)
-    return 0 if not failed else 1 if failed < len(results) else 2
+    return 0 if not failed else 1 if failed < count else 2
 
 
 def entry(prog=PROG):

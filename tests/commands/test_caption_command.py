@@ -171,3 +171,58 @@ def test_scoring_a_split_writes_its_heat_maps_and_its_report_together(synthetic_
     manifest = (tmp_path / "report" / "data" / "manifest.js").read_text()
     manifest = json.loads(manifest[manifest.index("(") + 1:manifest.rindex(")")])
     assert len(manifest["items"]) == len(images)
+
+
+def test_shards_are_disjoint_and_together_all_the_inputs():
+    from captioner.batch_jobs import parse_shard, shard
+    paths = [f"photos/{folder}/{number:06d}.jpg" for folder in ("a", "b") for number in range(500)]
+    shares = [shard(paths, index, 7) for index in range(7)]
+    assert sorted(sum(shares, [])) == sorted(paths)  # together all of them, each once
+    assert min(map(len, shares)) > 100  # and each about a seventh
+    assert shard(list(reversed(paths)), 3, 7) == list(reversed(shares[3]))  # by path, not order
+    assert parse_shard("0/1") == (0, 1)
+    for bad in ("7/7", "-1/3", "3", "a/b", "1/0"):
+        try:
+            parse_shard(bad)
+        except ValueError as error:
+            assert "--shard" in str(error)
+        else:
+            raise AssertionError(bad)
+
+
+def test_jsonl_streams_answers_and_a_second_run_resumes_where_the_first_stopped(
+        synthetic_coco, model_dir, tmp_path):
+    folder = os.path.join(synthetic_coco, "test2017")
+    names = sorted(os.listdir(folder))
+    out = tmp_path / "answers.jsonl"
+    from captioner.batch_jobs import shard
+    paths = [os.path.join(folder, name) for name in names]
+    count, index = next((count, index) for count in range(2, 7) for index in range(count)
+                        if 0 < len(shard(paths, index, count)) < len(paths))
+    result = run("caption.py", folder, "--model", model_dir, "--jsonl", out, "--shard",
+                 f"{index}/{count}")  # one shard ran
+    assert result.returncode == 0, result.stderr
+    lines = out.read_text().splitlines()
+    first = {json.loads(line)["path"] for line in lines}
+    assert sorted(first) == sorted(shard(paths, index, count))
+    out.write_bytes(out.read_bytes() + b'{"path": "cut sh')  # a run stopped mid-line
+    result = run("caption.py", folder, "--model", model_dir, "--jsonl", out)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(first)} of {len(names)} images are captioned there already" in result.stderr
+    entries = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [entry["path"] for entry in entries][:len(lines)] == [json.loads(line)["path"]
+                                                                   for line in lines]
+    assert sorted(entry["path"] for entry in entries) == sorted(
+        os.path.join(folder, name) for name in names)  # each image once, the cut line gone
+    again = run("caption.py", folder, "--model", model_dir, "--jsonl", out)
+    assert again.returncode == 0 and "nothing to caption" in again.stderr
+
+
+def test_jsonl_refuses_a_file_that_is_not_captioners_and_leaves_it(synthetic_coco, model_dir,
+                                                                  tmp_path):
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"a": 1}\nmy notes\n')
+    result = run("caption.py", os.path.join(synthetic_coco, "test2017"), "--model", model_dir,
+                 "--jsonl", notes)
+    assert_one_line_error(result, "not a file of captioner's answers (line 1")
+    assert notes.read_text() == '{"a": 1}\nmy notes\n'
