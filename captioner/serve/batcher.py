@@ -2,8 +2,8 @@
 
 One thread owns the model. While it decodes a batch, the images of new requests wait in
 a bounded queue; when it is free it takes every waiting image that asks for the same
-search (up to ``max_batch``) as one batch, padded to a power of two so that a handful of
-compiled shapes serve every batch size. A lone request is decoded at once; a batch waits
+search (up to ``max_batch``) as one batch, padded to one of a few sizes (1, 2, 4, 8, then
+multiples of 8) so that a handful of compiled shapes serve every batch size. A lone request is decoded at once; a batch waits
 up to ``max_wait_ms`` only for requests whose bodies are still being read (``arriving``).
 A request that gives up (its client left, its deadline passed) takes its images that
 have not started out of the queue, so they cost nothing.
@@ -38,9 +38,12 @@ class Job:
 
 
 def bucket(count, most):
-    """The batch size ``count`` images are decoded at: the next power of two, at most
+    """The batch size ``count`` images are decoded at: the next power of two up to 8,
+    then the next multiple of 8 (padding wastes at most 7 images' work), at most
     ``most`` (a batch never holds more than ``most``)."""
-    return min(most, 1 << max(0, math.ceil(math.log2(max(count, 1)))))
+    count = max(count, 1)
+    size = 1 << math.ceil(math.log2(count)) if count <= 8 else 8 * math.ceil(count / 8)
+    return min(most, size)
 
 
 class Batcher:
