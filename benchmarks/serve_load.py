@@ -200,13 +200,14 @@ def percentile(values, share):
 
 def load_phase(server, images, requests, seconds):
     import multiprocessing
+    spawn = multiprocessing.get_context("spawn")  # this process runs threads (Keras)
     results = {}
     for concurrency in (1, 8, 32, 64):
         before = server.batches()
         if concurrency == 32:
-            manager = multiprocessing.Manager()
+            manager = spawn.Manager()
             stop, health = manager.Event(), manager.list()
-            prober = multiprocessing.Process(target=probe_health,
+            prober = spawn.Process(target=probe_health,
                                              args=(server.port, stop, health))
             prober.start()
         statuses, latencies, wall = asyncio.run(drive(
@@ -337,7 +338,8 @@ def soak_phase(server, images, done, total, seconds):
 def workers_phase():
     server = Server("--workers", "2", ready_count=10)
     time.sleep(2)
-    sizes = [rss_mb(pid) for pid in children(server.process.pid)]
+    sizes = [rss_mb(pid) for pid in children(server.process.pid)
+             if b"spawn_main" in open(f"/proc/{pid}/cmdline", "rb").read()]
     supervisor = rss_mb(server.process.pid)
     server.stop()
     emit(what="serve --workers 2: RSS of each worker (and the supervisor)",

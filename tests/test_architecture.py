@@ -12,7 +12,7 @@ PACKAGE = os.path.join(ROOT, "captioner")
 FLOORS = [
     ("captioner.errors", "captioner.io", "captioner.geometry", "captioner.text",
      "captioner.config", "captioner.version", "captioner.results",
-     "captioner.folders"),                                   # the ground floor
+     "captioner.folders", "captioner.batch_jobs"),            # the ground floor
     ("captioner.metrics",),                                  # scores of words and maps
     ("captioner.data",),                                     # files, vocabulary, batches
     ("captioner.layers",),                                   # Keras layers

@@ -47,14 +47,10 @@ def main(argv=None, prog=PROG):
     if search.beam > config.max_beam:
         parser.error(f"--beam {search.beam} is over --max-beam {config.max_beam}")
     from captioner.cli import import_keras_quietly
-    from captioner.errors import ModelError
-    from captioner.saving import read_config
-    from captioner.serve.server import serve
-    kind = read_config(args.model).get("kind")
-    if kind != "captioner":
-        raise ModelError(f"{args.model} holds a {kind} model; captioner serve serves "
-                         "captioners")
-    import_keras_quietly()
+    from captioner.serve.server import check_model, serve
+    check_model(args.model)
+    if config.workers == 1:  # a supervisor of workers loads no model of its own
+        import_keras_quietly()
     return serve(args.model, config, search)
 
 

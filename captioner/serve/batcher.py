@@ -3,8 +3,9 @@
 One thread owns the model. While it decodes a batch, the images of new requests wait in
 a bounded queue; when it is free it takes every waiting image that asks for the same
 search (up to ``max_batch``) as one batch, padded to one of a few sizes (1, 2, 4, 8, then
-multiples of 8) so that a handful of compiled shapes serve every batch size. A lone request is decoded at once; a batch waits
-up to ``max_wait_ms`` only for requests whose bodies are still being read (``arriving``).
+multiples of 8) so that a handful of compiled shapes serve every batch size. A lone
+request is decoded at once; a batch waits up to ``max_wait_ms`` only for requests whose
+bodies are still being read (``arriving``).
 A request that gives up (its client left, its deadline passed) takes its images that
 have not started out of the queue, so they cost nothing.
 """

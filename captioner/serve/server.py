@@ -55,7 +55,9 @@ class Server(uvicorn.Server):
 
 
 class Supervisor(Multiprocess):
-    """uvicorn's supervisor of worker processes, remembering the signal that stopped it."""
+    """uvicorn's supervisor of worker processes, remembering the signal that stopped it.
+    Its workers run uvicorn's own server, which ``app_from_environment`` tells the app
+    about the first signal."""
 
     signal = None
 
@@ -66,6 +68,23 @@ class Supervisor(Multiprocess):
     def handle_term(self):
         self.signal = self.signal or signal.SIGTERM
         super().handle_term()
+
+
+def check_model(folder):
+    """ModelError in one line unless ``folder`` is a captioner's model folder (read
+    without Keras, so that a supervisor of workers never imports it)."""
+    from captioner import io
+    from captioner.errors import DataError, ModelError
+    for name in ("model.keras", "config.json", "vocab.json"):
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise ModelError(f"Not a model folder: {folder} has no {name}"
+                             if os.path.isdir(folder) else f"Model folder not found: {folder}")
+    try:
+        kind = io.read_json(os.path.join(folder, "config.json"), "model config").get("kind")
+    except (DataError, AttributeError) as error:
+        raise ModelError(f"{folder}/config.json is not a model config: {error}") from None
+    if kind != "captioner":
+        raise ModelError(f"{folder} holds a {kind} model; captioner serve serves captioners")
 
 
 def listen(host, port):
@@ -111,7 +130,7 @@ def serve(model, config, search=None):
     sock = listen(config.host, config.port)
     log.info("serving %s on http://%s:%d with %d workers", model, config.host, config.port,
              config.workers)
-    supervisor = Supervisor(uvicorn_config, target=Server(uvicorn_config).run, sockets=[sock])
+    supervisor = Supervisor(uvicorn_config, sockets=[sock])
     supervisor.run()
     return 130 if supervisor.signal == signal.SIGINT else 0
 
@@ -123,10 +142,18 @@ def app_from_environment():
     from captioner.serve.app import create_app
     from captioner.tasks import ImageCaptioner
     _logging()
+    from captioner.serve.app import stopping
     settings = json.loads(os.environ[ENVIRONMENT])
     search = SearchConfig.from_dict(settings["search"]) if settings["search"] else None
-    return create_app(ImageCaptioner.from_folder(settings["model"]),
-                      ServeConfig.from_dict(settings["config"]), search)
+    app = create_app(ImageCaptioner.from_folder(settings["model"]),
+                     ServeConfig.from_dict(settings["config"]), search)
+    if threading.current_thread() is threading.main_thread():
+        for sig in SIGNALS:  # uvicorn's handlers are in place: /readyz turns 503 first
+            previous = signal.getsignal(sig)
+            if callable(previous):
+                signal.signal(sig, lambda number, frame, previous=previous: (
+                    stopping(), previous(number, frame)))
+    return app
 
 
 def _logging():
