@@ -24,6 +24,9 @@ class ServeConfig(Config):
              "(only while some are: a lone request never waits)", metavar="MS")
     queue: int = option(256, "most images waiting to be decoded; past it a request is "
                         "answered 503 with Retry-After", metavar="N")
+    max_uploads: int = option(32, "most requests being received and decoded at once; past it, "
+                              "503 with Retry-After (uploads held in memory are at most this "
+                              "x --max-body-mb)", metavar="N")
     timeout: float = option(30.0, "seconds a request may take from arrival to answer; past "
                             "it, 504 (images not yet decoded give back their place)",
                             metavar="S")
@@ -38,11 +41,11 @@ class ServeConfig(Config):
     grace: float = option(30.0, "seconds given to accepted requests after SIGTERM or "
                           "Ctrl-C; a second signal exits at once", metavar="S")
 
-    MOST = {"port": 65535, "workers": 64, "max_batch": 256, "queue": 100_000,
+    MOST = {"port": 65535, "workers": 64, "max_batch": 256, "queue": 100_000, "max_uploads": 10_000,
             "max_images": 1024, "max_beam": 32, "searches": 64}
 
     def check(self):
-        check_positive(self, "port", "workers", "max_batch", "queue", "max_images",
+        check_positive(self, "port", "workers", "max_batch", "queue", "max_images", "max_uploads",
                        "max_pixels", "max_beam", "searches")
         check_range(self, 0.0, 10_000.0, "max_wait_ms")
         for name in ("timeout", "max_body_mb", "grace"):

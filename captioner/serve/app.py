@@ -150,6 +150,9 @@ async def caption(request):
     if not service.ready or service.stopping:
         why = "stopping" if service.stopping else "still compiling its searches"
         raise Refused(503, f"the server is {why}; retry shortly", {"Retry-After": "2"})
+    if service.batcher.arriving >= config.max_uploads:
+        raise Refused(503, f"{config.max_uploads} requests are being received already "
+                           "(--max-uploads); retry shortly", {"Retry-After": "1"})
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.timeout
     service.batcher.arriving += 1

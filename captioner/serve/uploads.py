@@ -13,6 +13,8 @@ import dataclasses
 import io
 import math
 
+import numpy as np
+from PIL import Image
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
@@ -20,6 +22,7 @@ from captioner.config import SearchConfig, field_type
 from captioner.data.images import decode_image, resize_image
 from captioner.errors import ConfigError, ImageError, UnsupportedImage
 
+SHOWN = 640  # the longest side of an image a heat-map figure is drawn over
 FLAGS = ("maps", "heatmaps")  # what to add to each caption: maps as numbers, PNG panels
 SEARCH_OPTIONS = tuple(field.name for field in dataclasses.fields(SearchConfig))
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
@@ -157,13 +160,22 @@ def _flag(name, text):
 
 
 def decode_upload(upload, image_size, max_pixels, keep_image):
-    """An upload -> (name, the image as read or None, its model input uint8 (S, S, 3)):
-    Pillow's guards as for files (``captioner.data.images.decode_image``). Raises
-    UnsupportedImage (not an image) or ImageError (too large, truncated, empty)."""
+    """An upload -> (name, the image to draw maps over, its model input uint8 (S, S, 3)):
+    Pillow's guards as for files (``captioner.data.images.decode_image``). The image
+    kept for drawing (``keep_image``) is at most ``SHOWN`` pixels on a side, so that a
+    request's heat maps hold no full-size photographs; otherwise the model input stands
+    in for it. Raises UnsupportedImage (not an image) or ImageError (too large,
+    truncated, empty)."""
     name = upload.name if upload.name is not None else "the request body"
     image = decode_image(io.BytesIO(upload.data), name, max_pixels, reduce_to=image_size)
     model_input = resize_image(image, image_size)
-    return upload.name, image if keep_image else model_input, model_input
+    if not keep_image:
+        return upload.name, model_input, model_input
+    if max(image.shape[:2]) > SHOWN:
+        picture = Image.fromarray(image)
+        picture.thumbnail((SHOWN, SHOWN), Image.BILINEAR)
+        image = np.asarray(picture)
+    return upload.name, image, model_input
 
 
 async def decode_uploads(uploads, pool, image_size, max_pixels, keep_images):
