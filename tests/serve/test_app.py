@@ -51,6 +51,7 @@ def parts(*paths):
     return [("images", (os.path.basename(p), png_bytes(p), "image/png")) for p in paths]
 
 
+@pytest.mark.backend
 def test_answers_are_the_clis_json_image_for_image(client, task):
     response = client.post("/v1/caption", files=parts(*SAMPLE_FILES[:3]))
     assert response.status_code == 200 and response.headers["x-request-id"]
@@ -70,6 +71,7 @@ def test_a_raw_image_body_and_beam_options_give_the_n_best_of_the_api(client, ta
     assert len(entry["n_best"]) == 3
 
 
+@pytest.mark.backend
 def test_maps_are_each_words_attention_as_the_search_gave_it(client, task):
     response = client.post("/v1/caption", files=parts(SAMPLE_FILES[1]),
                            data={"maps": "true"})
@@ -245,6 +247,7 @@ def gate(task):
     gate.open()
 
 
+@pytest.mark.backend
 def test_requests_that_wait_together_are_decoded_as_one_batch(task, gate):
     from captioner.serve.batcher import Batcher
     items = model_inputs(task, 5)
