@@ -35,8 +35,9 @@ class SearchConfig(Config):
 
     def check(self):
         check_positive(self, "beam")
+        check_range(self, -10.0, 10.0, "length_penalty")  # beyond, lengths' powers overflow
         if self.grounded is not None:
-            check_range(self, 0.0, float("inf"), "grounded")
+            check_range(self, 0.0, 100.0, "grounded")
         if not 1 <= self.n_best <= self.beam:
             raise ConfigError(f"need 1 <= n_best <= beam (--n-best, --beam). Received: "
                               f"beam={self.beam}, n_best={self.n_best}")

@@ -172,6 +172,9 @@ async def caption(request):
         search, flags = read_options(dict(_once(request.query_params.multi_items())), fields,
                                      service.search, config.max_beam,
                                      service.task.model.model_config.max_length)
+        if search.grounded and service.task.model.grounding is None:
+            raise Refused(422, "option grounded needs a model with a grounding head; this "
+                               "one has none")
         search = service.task.search_config(search)
         items = await decode_uploads(uploads, service.images, service.image_size,
                                      config.max_pixels, keep_images=flags["heatmaps"])

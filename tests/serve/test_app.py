@@ -127,6 +127,7 @@ def test_images_that_cannot_be_read_are_refused_with_the_clis_reason(client, bod
     ("max_length=500", "option max_length must be at most the model's"),
     ("maps=maybe", "option maps must be true or false"),
     ("beam=1&beam=2", "option beam is given twice"),
+    ("grounded=1", "option grounded needs a model with a grounding head"),
 ])
 def test_bad_options_are_422_naming_the_option(client, query, said):
     response = client.post(f"/v1/caption?{query}", files=parts(SAMPLE_FILES[0]))
