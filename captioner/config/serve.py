@@ -24,9 +24,10 @@ class ServeConfig(Config):
              "(only while some are: a lone request never waits)", metavar="MS")
     queue: int = option(256, "most images waiting to be decoded; past it a request is "
                         "answered 503 with Retry-After", metavar="N")
-    max_uploads: int = option(32, "most requests being received and decoded at once; past it, "
-                              "503 with Retry-After (uploads held in memory are at most this "
-                              "x --max-body-mb)", metavar="N")
+    max_uploads: int = option(32, "most requests being received and decoded at once; the "
+                              "others wait their turn unread (uploads held in memory are at "
+                              "most this x --max-body-mb), and one still waiting at its "
+                              "deadline is answered 503 with Retry-After", metavar="N")
     timeout: float = option(30.0, "seconds a request may take from arrival to answer; past "
                             "it, 504 (images not yet decoded give back their place)",
                             metavar="S")

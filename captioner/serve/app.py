@@ -84,6 +84,7 @@ class Service:
         self.images = concurrent.futures.ThreadPoolExecutor(
             max(2, min(8, os.cpu_count() or 2)), "captioner-images")
         self.image_size = task.model.model_config.encoder.image_size
+        self.uploads = asyncio.Semaphore(self.config.max_uploads)  # requests being received
         self._warming = None
         self.answered = collections.Counter()  # route -> requests answered (the log's)
         SERVICES.add(self)
@@ -150,15 +151,19 @@ async def caption(request):
     if not service.ready or service.stopping:
         why = "stopping" if service.stopping else "still compiling its searches"
         raise Refused(503, f"the server is {why}; retry shortly", {"Retry-After": "2"})
-    if service.batcher.arriving >= config.max_uploads:
-        raise Refused(503, f"{config.max_uploads} requests are being received already "
-                           "(--max-uploads); retry shortly", {"Retry-After": "1"})
     loop = asyncio.get_running_loop()
     deadline = loop.time() + config.timeout
+    try:  # a request waits its turn to be received (its body unread, so held nowhere)
+        async with asyncio.timeout(config.timeout):
+            await service.uploads.acquire()
+    except TimeoutError:
+        raise Refused(503, f"{config.max_uploads} requests were being received for all of "
+                           f"{config.timeout:g} s (--max-uploads); retry shortly",
+                      {"Retry-After": "1"}) from None
     service.batcher.arriving += 1
     try:
         try:
-            async with asyncio.timeout(config.timeout):
+            async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
                 body = await read_body(request, service.body_limit)
         except TimeoutError:
             raise Refused(408, f"the request body did not arrive within {config.timeout:g} s "
@@ -179,6 +184,7 @@ async def caption(request):
         items = await decode_uploads(uploads, service.images, service.image_size,
                                      config.max_pixels, keep_images=flags["heatmaps"])
     finally:
+        service.uploads.release()
         service.batcher.arriving -= 1
         service.batcher._wake.set()  # a waiting batch need not wait for this one
     good = [item for item in items if not isinstance(item, ImageError)]

@@ -389,36 +389,25 @@ def test_a_client_that_leaves_gives_back_its_place_and_a_deadline_is_504(task, g
     assert 'status="499"' in text and 'status="504"' in text
 
 
-def test_requests_past_the_uploads_being_received_are_503_at_once(task):
+def test_requests_past_the_uploads_being_received_wait_their_turn_until_the_deadline(task):
     from captioner.serve import create_app
-    app = create_app(task, ServeConfig(max_uploads=1, max_images=4, queue=8), warm=False)
+    app = create_app(task, ServeConfig(max_uploads=1, max_images=4, queue=8, timeout=0.2),
+                     warm=False)
     service = app.state.service
     body = png_bytes(SAMPLE_FILES[0])
 
     async def run():
         await service.start()
-        stalled = asyncio.Event()
-
-        async def receive():  # half a body, then nothing more: still being received
-            if not stalled.is_set():
-                stalled.set()
-                return {"type": "http.request", "body": body[:100], "more_body": True}
-            await asyncio.Event().wait()
-
-        async def ignore(message):
-            pass
-        scope = {"type": "http", "method": "POST", "path": "/v1/caption", "query_string": b"",
-                 "headers": [(b"content-type", b"image/png")], "root_path": "",
-                 "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 9),
-                 "http_version": "1.1", "asgi": {"version": "3.0"}}
-        slow = asyncio.ensure_future(app(scope, receive, ignore))
-        await stalled.wait()
-        await asyncio.sleep(0.02)
-        second, sent = asgi_request(app, body)
-        await second()
-        slow.cancel()
+        await service.uploads.acquire()  # one upload being received, and received slowly
+        waiting, refused = asgi_request(app, body)
+        await waiting()
+        service.uploads.release()
+        served, answered = asgi_request(app, body)
+        await served()
         await service.stop()
-        return sent
-    sent = asyncio.run(run())
-    assert sent[0]["status"] == 503 and (b"retry-after", b"1") in sent[0]["headers"]
-    assert "--max-uploads" in json.loads(sent[1]["body"])["error"]
+        return refused, answered
+    refused, answered = asyncio.run(run())
+    assert refused[0]["status"] == 503 and (b"retry-after", b"1") in refused[0]["headers"]
+    assert "were being received for all of 0.2 s (--max-uploads)" in json.loads(
+        refused[1]["body"])["error"]
+    assert answered[0]["status"] == 200
