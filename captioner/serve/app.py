@@ -147,46 +147,12 @@ class Service:
 # --- the caption endpoint ---------------------------------------------------------------
 async def caption(request):
     service = request.app.state.service
-    config = service.config
     if not service.ready or service.stopping:
         why = "stopping" if service.stopping else "still compiling its searches"
         raise Refused(503, f"the server is {why}; retry shortly", {"Retry-After": "2"})
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + config.timeout
-    try:  # a request waits its turn to be received (its body unread, so held nowhere)
-        async with asyncio.timeout(config.timeout):
-            await service.uploads.acquire()
-    except TimeoutError:
-        raise Refused(503, f"{config.max_uploads} requests were being received for all of "
-                           f"{config.timeout:g} s (--max-uploads); retry shortly",
-                      {"Retry-After": "1"}) from None
-    service.batcher.arriving += 1
-    try:
-        try:
-            async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
-                body = await read_body(request, service.body_limit)
-        except TimeoutError:
-            raise Refused(408, f"the request body did not arrive within {config.timeout:g} s "
-                               "(--timeout)") from None
-        uploads, fields = await read_uploads(request, body, service.body_limit,
-                                             config.max_images)
-        del body
-        if len(uploads) > config.max_images:
-            raise Refused(413, f"more than {config.max_images} images in one request "
-                               "(--max-images)")
-        search, flags = read_options(dict(_once(request.query_params.multi_items())), fields,
-                                     service.search, config.max_beam,
-                                     service.task.model.model_config.max_length)
-        if search.grounded and service.task.model.grounding is None:
-            raise Refused(422, "option grounded needs a model with a grounding head; this "
-                               "one has none")
-        search = service.task.search_config(search)
-        items = await decode_uploads(uploads, service.images, service.image_size,
-                                     config.max_pixels, keep_images=flags["heatmaps"])
-    finally:
-        service.uploads.release()
-        service.batcher.arriving -= 1
-        service.batcher._wake.set()  # a waiting batch need not wait for this one
+    deadline = loop.time() + service.config.timeout
+    uploads, items, search, flags = await _received(request, service, deadline)
     good = [item for item in items if not isinstance(item, ImageError)]
     entries = [{"path": upload.name, "error": str(item)} for upload, item in
                zip(uploads, items) if isinstance(item, ImageError)]
@@ -202,6 +168,48 @@ async def caption(request):
     errors = iter(entries)
     return JSONResponse([next(errors) if isinstance(item, ImageError) else next(results)
                          for item in items])
+
+
+async def _received(request, service, deadline):
+    """(uploads, per upload its item or the ImageError that says why not, the complete
+    search, the flags) of a caption request. It waits its turn among ``--max-uploads``
+    requests being received (its body unread meanwhile, so held nowhere), then is read
+    and decoded within its deadline."""
+    config = service.config
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(config.timeout):
+            await service.uploads.acquire()
+    except TimeoutError:
+        raise Refused(503, f"{config.max_uploads} requests were being received for all of "
+                           f"{config.timeout:g} s (--max-uploads); retry shortly",
+                      {"Retry-After": "1"}) from None
+    try:
+        with service.batcher.arriving_request():
+            try:
+                async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
+                    body = await read_body(request, service.body_limit)
+            except TimeoutError:
+                raise Refused(408, "the request body did not arrive within "
+                                   f"{config.timeout:g} s (--timeout)") from None
+            uploads, fields = await read_uploads(request, body, service.body_limit,
+                                                 config.max_images)
+            del body
+            if len(uploads) > config.max_images:
+                raise Refused(413, f"more than {config.max_images} images in one request "
+                                   "(--max-images)")
+            search, flags = read_options(dict(_once(request.query_params.multi_items())),
+                                         fields, service.search, config.max_beam,
+                                         service.task.model.model_config.max_length)
+            if search.grounded and service.task.model.grounding is None:
+                raise Refused(422, "option grounded needs a model with a grounding head; "
+                                   "this one has none")
+            search = service.task.search_config(search)
+            items = await decode_uploads(uploads, service.images, service.image_size,
+                                         config.max_pixels, keep_images=flags["heatmaps"])
+            return uploads, items, search, flags
+    finally:
+        service.uploads.release()
 
 
 def _once(pairs):

@@ -13,6 +13,7 @@ have not started out of the queue, so they cost nothing.
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import math
 import time
@@ -89,6 +90,17 @@ class Batcher:
                 job.future.cancel()
         self.waiting.clear()
         self.model.shutdown(wait=True, cancel_futures=True)
+
+    @contextlib.contextmanager
+    def arriving_request(self):
+        """While a request's body is read and its images decoded: a batch may wait up to
+        ``max_wait_ms`` for it, and stops waiting when it arrives or gives up."""
+        self.arriving += 1
+        try:
+            yield
+        finally:
+            self.arriving -= 1
+            self._wake.set()
 
     @property
     def depth(self):
