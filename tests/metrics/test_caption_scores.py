@@ -61,6 +61,7 @@ def test_treebank_tokens_are_the_ptb_tokenizers():
 
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="PTB tokenizer and METEOR need Java")
+@pytest.mark.slow  # starts Java processes (the PTB tokenizer, METEOR): about 14 s
 def test_scores_with_the_ptb_tokenizer_and_meteor_equal_pycocoevalcap():
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
     tokenizer = PTBTokenizer()

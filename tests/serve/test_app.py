@@ -223,6 +223,7 @@ class Gate:
                 opened.wait(30)
                 return super().answer_batch(*args, **kwargs)
         self.task = Gated(task.model, task.vocabulary, task.domain, task.config, task.folder)
+        self.task._searches = task._searches  # the same model: share its compiled searches
 
     def hold(self):
         self.opened.clear()
