@@ -25,6 +25,7 @@ from captioner.data.images import Unreadable, load_resized, read_batch
 from captioner.errors import DataError
 from captioner.metrics import ObjectLexicon, attention_correctness, caption_scores, object_grounding
 from captioner.metrics.captions import METRICS
+from captioner.metrics.diversity import diversity_scores
 from captioner.metrics.grounding import head_agreement
 from captioner.metrics.statements import statement_scores
 
@@ -66,7 +67,7 @@ def _image_size(record):
 
 
 def score_captions(records, captions, instances=None, grid_shape=None, metrics=METRICS,
-                   tokenizer="auto", categories=None):
+                   tokenizer="auto", categories=None, training=None):
     """Scores the best caption of each record (see the module docstring).
 
     Args:
@@ -76,6 +77,8 @@ def score_captions(records, captions, instances=None, grid_shape=None, metrics=M
         categories: the grounding head's categories, where the captions carry its
             readings (greedy search of a model with a head): then also how often it
             agrees with the words (``head_agreement``).
+        training: the training captions (lists of words), for the share of captions that
+            are novel (``captioner.metrics.diversity``).
 
     Returns:
         (scores, notes): see ``captioner.metrics.caption_scores``.
@@ -84,6 +87,8 @@ def score_captions(records, captions, instances=None, grid_shape=None, metrics=M
     references = {record.image_id: record.captions for record in records}
     scores, notes = caption_scores(references, {key: c.caption for key, c in best.items()},
                                    metrics, tokenizer)
+    scores.update(diversity_scores([best[record.image_id].words for record in records],
+                                   training))
     if instances is not None:
         lexicon = ObjectLexicon.from_instances(instances, getattr(instances, "categories", ()))
         scores.update(object_grounding({key: c.words for key, c in best.items()},
@@ -105,7 +110,7 @@ def score_captions(records, captions, instances=None, grid_shape=None, metrics=M
 
 
 def scored(records, captions, seconds, instances=None, grid_shape=None, unreadable=None,
-           metrics=None, tokenizer="auto", categories=None):
+           metrics=None, tokenizer="auto", categories=None, training=None):
     """The :class:`Evaluation` of ``records``' ``captions`` ({image_id: [Caption]}, made in
     ``seconds``): images listed in ``unreadable`` ({record index: why}) are left out of
     the scores and named in notes["unreadable"] ({path: why}); DataError if none could be
@@ -117,7 +122,7 @@ def scored(records, captions, seconds, instances=None, grid_shape=None, unreadab
             raise DataError(f"None of the {len(unreadable)} images can be read, the first: "
                             f"{next(iter(unreadable.values()))}")
     scores, notes = score_captions(records, captions, instances, grid_shape,
-                                   metrics or METRICS, tokenizer, categories)
+                                   metrics or METRICS, tokenizer, categories, training)
     notes["unreadable"] = unreadable
     scores.update(images=len(records), ms_per_image=1000.0 * seconds / max(len(records), 1))
     results = [{"image_id": r.image_id, "caption": captions[r.image_id][0].caption}
@@ -139,6 +144,9 @@ SUMMARY = (("BLEU-1", "BLEU-1"), ("BLEU-4", "BLEU-4"), ("BLEU-4 (nltk)", "BLEU-4
            ("all_true", "all true"),
            ("head_agreement", "head agrees"), ("head_agreement_absent", "  on absent"),
            ("attention_correctness", "att. correctness"), ("uniform_baseline", "uniform base"),
+           ("distinct_1", "distinct-1"), ("distinct_2", "distinct-2"),
+           ("vocabulary", "vocabulary used"), ("novel", "novel"),
+           ("mean_length", "mean length"), ("repeated_ngrams", "repeated 3-gram"),
            ("ms_per_image", "ms/image"))
 
 
@@ -153,6 +161,7 @@ def format_scores(scores):
             if made:
                 lines.append(f"{label:<18} {scores[key]:.4f}  (of {made})")
             continue
-        lines.append(f"{label:<18} {scores[key]:.4f}" if key != "ms_per_image"
-                     else f"{label:<18} {scores[key]:.1f}")
+        lines.append(f"{label:<18} {scores[key]:.1f}" if key in ("ms_per_image",
+                                                                 "vocabulary", "mean_length")
+                     else f"{label:<18} {scores[key]:.4f}")
     return "\n".join(lines)

@@ -111,10 +111,16 @@ def score_split(args, task):
     check_names(args.out, "evaluation", "--out", [f"captions_{name}.json",
                                                   f"scores_{name}.json"], args.overwrite)
     check_map_names(args, [record.path for record in records])
+    training = None
+    if args.split != "train":  # for the share of novel captions, where there is a train split
+        from captioner.text import tokenize
+        train, _ = source.split("train", instances=False, required=False, check_files=False)
+        training = [tokenize(caption) for record in train for caption in record.captions] \
+            if train else None
     with progress_bar(len(records), f"captioning {args.split}") as progress:
         evaluation = task.evaluate(records, instances, search=args.search,
                                    batch_size=args.batch_size, progress=progress,
-                                   tokenizer=args.tokenizer)
+                                   tokenizer=args.tokenizer, training=training)
     unreadable = evaluation.notes["unreadable"]
     for why in unreadable.values():
         print(f"error: {printable(why)}", file=sys.stderr)

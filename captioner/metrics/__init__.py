@@ -5,6 +5,7 @@
 - ``grounding``: object precision / recall and CHAIR (Rohrbach et al. 2018).
 - ``attention``: attention correctness, the attention mass inside the named object's box.
 - ``glimpses``: how often the Recurrent Attention Model's glimpses are centred on the object.
+- ``diversity``: distinct-1/2, vocabulary used, novel captions, length, repeated n-grams.
 """
 
 from captioner.metrics.attention import attention_correctness

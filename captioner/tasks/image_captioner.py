@@ -284,11 +284,13 @@ class ImageCaptioner(Task):
 
     def evaluate(self, records=None, instances=None, coco=None, split="test", karpathy=None,
                  images=None, search=None, batch_size=32, progress=None, tokenizer="auto",
-                 limit=None, metrics=None, batches=None):
+                 limit=None, metrics=None, batches=None, training=None):
         """Captions an annotated split and scores it: ``records`` (and their
         ``instances``), or a split of a COCO folder (``coco``) or of a Karpathy split file
         (``karpathy`` with its image folder ``images``); ``metrics``: by default all of
-        ``captioner.metrics.captions.METRICS``; ``batches``: as ``caption_records``'.
+        ``captioner.metrics.captions.METRICS``; ``batches``: as ``caption_records``';
+        ``training``: the training captions (lists of words), for the share of novel
+        captions (``captioner.metrics.diversity``; the other diversity scores need none).
         Returns a ``captioner.evaluation.Evaluation`` (COCO results, scores, notes, every
         image's captions). Images that cannot be read are left out of the scores and listed
         in notes["unreadable"] ({path: why}); DataError if none can be read."""
@@ -302,7 +304,7 @@ class ImageCaptioner(Task):
         head = self.model.grounding
         return scored(records, captions, seconds, instances, self.grid_shape,
                       getattr(batches, "unreadable", {}), metrics, tokenizer,
-                      head and self.model.model_config.grounding.categories)
+                      head and self.model.model_config.grounding.categories, training)
 
     def export(self, out, format="saved_model", grounded=None, overwrite=False):
         """Writes a folder that serves this captioner's greedy search (grounded at weight

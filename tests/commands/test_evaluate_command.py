@@ -39,8 +39,19 @@ def test_evaluate_scores_a_karpathy_split_as_it_scores_the_coco_split(tmp_path, 
     assert coco.returncode == 0, coco.stderr
     scores = [json.loads((tmp_path / where / "scores_test_greedy.json").read_text())["scores"]
               for where in ("k", "c")]
-    for metric in ("BLEU-4", "CIDEr", "images"):
+    for metric in ("BLEU-4", "CIDEr", "images", "distinct_1", "distinct_2",
+                   "repeated_ngrams"):
         assert scores[0][metric] == pytest.approx(scores[1][metric]), metric
+    # the COCO folder has a train split, the Karpathy file none: novelty only for COCO,
+    # and it is the share of the split's captions that no training caption is
+    from captioner.data.coco import load_coco_split
+    from captioner.text import tokenize
+    train, _ = load_coco_split(synthetic_coco, "train")
+    seen = {tuple(tokenize(c)) for record in train for c in record.captions}
+    said = json.loads((tmp_path / "c" / "captions_test_greedy.json").read_text())
+    assert "novel" not in scores[0]
+    assert scores[1]["novel"] == pytest.approx(
+        sum(tuple(tokenize(r["caption"])) not in seen for r in said) / len(said))
     assert f"scores:   {tmp_path / 'k' / 'scores_test_greedy.json'}" in karpathy.stdout
 
 
