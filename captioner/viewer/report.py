@@ -31,7 +31,9 @@ SUMMARY = (("BLEU-1", "BLEU-1"), ("BLEU-2", "BLEU-2"), ("BLEU-3", "BLEU-3"),
            ("true_position", "positions true"), ("true_relation", "relations true"),
            ("true_count", "counts true"), ("true_size", "sizes true"),
            ("true_background", "backgrounds true"), ("all_true", "captions all true"),
-           ("attention_correctness", "attention correctness"))
+           ("attention_correctness", "attention correctness"),
+           ("distinct_1", "distinct-1"), ("distinct_2", "distinct-2"),
+           ("novel", "novel captions"), ("repeated_ngrams", "repeated trigrams"))
 NOTES = {"chair_s": "captions naming an object the image does not hold",
          "absent_mispaired": "share of mentions: category and attribute present, on "
                              "different objects",
@@ -39,7 +41,11 @@ NOTES = {"chair_s": "captions naming an object the image does not hold",
          "absent_wrong_category": "share of mentions: an object has the attributes, not the "
                                   "category",
          "absent_invented": "share of mentions: nothing in the image behind it",
-         "all_true": "captions whose every checked statement holds"}
+         "all_true": "captions whose every checked statement holds",
+         "distinct_1": "distinct words / words, over the split",
+         "distinct_2": "distinct bigrams / bigrams, over the split",
+         "novel": "captions that are no training caption",
+         "repeated_ngrams": "captions that say a trigram twice"}
 
 
 def summary_rows(scores, notes):
@@ -55,6 +61,9 @@ def summary_rows(scores, notes):
         if key.startswith("true_"):
             note = f"of {scores.get('statements_' + key[5:], 0)} statements"
         rows.append([name, f"{scores[key]:.3f}", note])
+    if "vocabulary" in scores:
+        rows.append(["vocabulary used", f"{scores['vocabulary']:.0f}",
+                     f"distinct words; {scores.get('mean_length', 0):.1f} words a caption"])
     rows.append(["images", str(scores.get("images", "")), ""])
     for what, why in notes.get("skipped", {}).items():
         rows.append([what, "skipped", why])
