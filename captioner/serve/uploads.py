@@ -65,11 +65,6 @@ async def read_body(request, limit):
     return b"".join(chunks)
 
 
-def _memory_parser(limit):
-    """Starlette's multipart parser with parts kept in memory up to ``limit`` bytes."""
-    return type("MemoryMultiPartParser", (MultiPartParser,), {"spool_max_size": limit + 1})
-
-
 async def read_uploads(request, body, limit, max_images):
     """(uploads, form fields) of a request whose ``body`` was read: multipart parts with a
     file name are images, the other parts options; any other body is one image."""
@@ -78,8 +73,9 @@ async def read_uploads(request, body, limit, max_images):
         async def stream():
             yield body
             yield b""
-        parser = _memory_parser(limit)(request.headers, stream(), max_files=max_images + 1,
-                                       max_fields=64, max_part_size=64 * 1024)
+        parser = MultiPartParser(request.headers, stream(), max_files=max_images + 1,
+                                 max_fields=64, max_part_size=64 * 1024)
+        parser.spool_max_size = limit + 1  # parts stay in memory: no body is larger
         try:
             form = await parser.parse()
         except MultiPartException as error:
