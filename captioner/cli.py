@@ -129,6 +129,10 @@ def add_field_option(group, config_class, field, help_text, every=True, choices=
         group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
                            default=None, help=help_text)
         return
+    if kind is tuple:  # words
+        group.add_argument(flag, dest=field.name, nargs="+", default=None, help=help_text,
+                           metavar=field.metadata.get("metavar", "VALUE"))
+        return
     choices = choices or field_choices(field)
     metavar = None if choices else field.metadata.get(
         "metavar", {int: "N", float: "X"}.get(kind, field.name.upper()))

@@ -46,7 +46,7 @@ def field_choices(field):
 
 
 def field_type(field):
-    """The Python type of a field's values: int, float, str or bool."""
+    """The Python type of a field's values: int, float, str, bool, or tuple (of str)."""
     kind = field.type
     if typing.get_origin(kind) is Literal:
         return type(typing.get_args(kind)[0])
@@ -72,6 +72,13 @@ class Config:
             if isinstance(kind, type) and issubclass(kind, Config):
                 continue
             if value is None and typing.get_origin(field.type) is typing.Union:
+                continue
+            if kind is tuple:
+                if not isinstance(value, (list, tuple)) or not all(isinstance(v, str)
+                                                                   for v in value):
+                    raise ConfigError(f"{field.name} must be a list of strings. "
+                                      f"Received: {field.name}={value!r}")
+                object.__setattr__(self, field.name, tuple(value))
                 continue
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)

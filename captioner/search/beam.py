@@ -1,29 +1,46 @@
 """``BeamSampler``: beam search, K hypotheses per image, all images at once."""
 
+import dataclasses
 from typing import NamedTuple
 
 import keras
 import numpy as np
 from keras import ops
 
+from captioner.search.controls import Controls
 from captioner.search.sampler import Sampler, hypothesis, reorder
 
 
 class BeamState(NamedTuple):
-    """The beam search's loop variables (B images, K beams, n best, T = max_length)."""
+    """The beam search's loop variables (B images, K beams in G groups, n best per group,
+    T = max_length)."""
     t: object               # the step
     stopped: object         # bool: every image is done, or the last step was taken
-    totals: object          # (B, K) live hypotheses' log-probabilities (-inf: none)
+    totals: object          # (B, K) live hypotheses' scores (-inf: none)
     words: object           # (B, K, T) int32 live hypotheses' words
     log_probs: object       # (B, K, T)
     alphas: object          # (B, K, T, L)
-    done: object            # (B,) bool: no live hypothesis can beat the n-th finished one
-    finished_score: object  # (B, n) the finished hypotheses' scores, best first
-    finished_words: object  # (B, n, T)
-    finished_log_probs: object  # (B, n, T)
-    finished_alphas: object     # (B, n, T, L)
-    finished_length: object     # (B, n) int32
-    finished_total: object      # (B, n) log-probability, <end>'s included
+    done: object            # (B, G) bool: no live hypothesis can beat the n-th finished one
+    finished_score: object  # (B, G n) the finished hypotheses' scores, each group's best first
+    finished_words: object  # (B, G n, T)
+    finished_log_probs: object  # (B, G n, T)
+    finished_alphas: object     # (B, G n, T, L)
+    finished_length: object     # (B, G n) int32
+    finished_end: object        # (B, G n) the log-probability of <end>
+
+
+POOL = ("finished_score", "finished_words", "finished_log_probs", "finished_alphas",
+        "finished_length", "finished_end")
+
+
+def distinct(hypotheses):
+    """The hypotheses with another of the same words left out (the first kept)."""
+    seen, kept = set(), []
+    for found in hypotheses:
+        if tuple(found["tokens"]) not in seen:
+            seen.add(tuple(found["tokens"]))
+            kept.append(found)
+    return kept
 
 
 def _take(values, index, axis=1):
@@ -33,7 +50,8 @@ def _take(values, index, axis=1):
 
 
 class BeamSampler(Sampler):
-    """Beam search (``width`` = ``beam_size`` hypotheses per image, folded into the batch).
+    """Beam search (``width`` = ``beam_size`` hypotheses per image, folded into the batch),
+    and diverse beam search (Vijayakumar et al. 2016) with ``groups`` > 1.
 
     Args:
         beam_size: K, hypotheses kept per image. K = 1 with length_penalty 0 is greedy
@@ -42,6 +60,14 @@ class BeamSampler(Sampler):
         length_penalty: alpha of ``normalised_score``; 0 ranks by total log-probability,
             which favours short captions, larger values favour longer ones.
         min_length: <end> is not allowed before this many words.
+        groups: G, groups of K / G beams. Each group is a beam search of its own, but a
+            word loses ``diversity`` x (how many beams of the groups before chose it at
+            this step) of its log-probability in the next group (Hamming diversity):
+            the groups are driven apart. Each group keeps its own ``n_best`` finished
+            hypotheses; the n best different captions of all of them, by their own
+            log-probabilities, are the answer.
+        diversity: lambda, the Hamming diversity penalty (groups > 1).
+        controls: a ``captioner.search.Controls`` (its min_length is ``min_length``).
 
     At each step every live hypothesis is extended by every word; of the best 2K
     candidates per image, those ending in <end> that rank among the best K are finished
@@ -56,69 +82,71 @@ class BeamSampler(Sampler):
     (the live hypotheses' length) for "t".
     """
 
-    def __init__(self, beam_size=3, n_best=1, length_penalty=0.0, min_length=0):
+    def __init__(self, beam_size=3, n_best=1, length_penalty=0.0, min_length=0, groups=1,
+                 diversity=0.0, controls=None):
         if beam_size < 1 or not 1 <= n_best <= beam_size:
             raise ValueError(f"Need beam_size >= 1 and 1 <= n_best <= beam_size. "
                              f"Received: beam_size={beam_size}, n_best={n_best}")
-        self.width, self.n_best = beam_size, n_best
-        self.length_penalty, self.min_length = length_penalty, min_length
+        if groups < 1 or beam_size % groups:
+            raise ValueError(f"Need groups >= 1 dividing beam_size. Received: "
+                             f"beam_size={beam_size}, groups={groups}")
+        self.width, self.n_best, self.groups = beam_size, n_best, groups
+        self.length_penalty, self.min_length, self.diversity = length_penalty, min_length, \
+            diversity
+        if min_length or controls is not None:
+            controls = dataclasses.replace(controls or Controls(), min_length=min_length)
+        self.controls = controls
 
     def start(self, batch_size, start_id, end_id, max_length, cells):
-        k, n, words_max = self.width, self.n_best, max_length
-        first = ops.where(ops.arange(k)[None] == 0, 0.0, -np.inf) * ops.ones((batch_size, 1))
+        k, g, words_max = self.width, self.groups, max_length
+        pool = g * self.n_best
+        # each group starts with one hypothesis: its beams are identical
+        first = ops.where(ops.arange(k)[None] % (k // g) == 0, 0.0, -np.inf) * \
+            ops.ones((batch_size, 1))
         return BeamState(
             ops.convert_to_tensor(0, "int32"), ops.convert_to_tensor(False), first,
             ops.zeros((batch_size, k, words_max), "int32"),
             ops.zeros((batch_size, k, words_max)), ops.zeros((batch_size, k, words_max, cells)),
-            ops.zeros((batch_size,), "bool"), ops.full((batch_size, n), -np.inf),
-            ops.zeros((batch_size, n, words_max), "int32"),
-            ops.zeros((batch_size, n, words_max)), ops.zeros((batch_size, n, words_max, cells)),
-            ops.zeros((batch_size, n), "int32"), ops.zeros((batch_size, n)))
+            ops.zeros((batch_size, g), "bool"), ops.full((batch_size, pool), -np.inf),
+            ops.zeros((batch_size, pool, words_max), "int32"),
+            ops.zeros((batch_size, pool, words_max)),
+            ops.zeros((batch_size, pool, words_max, cells)),
+            ops.zeros((batch_size, pool), "int32"), ops.zeros((batch_size, pool)))
 
     def running(self, variables):
         return ~variables.stopped
 
     def advance(self, variables, tokens, scores, alpha, state, new_state):
         s, k, n, words_max = variables, self.width, self.n_best, self.max_length
-        t, inf = s.t, float("inf")
+        t, width = s.t, k // self.groups
         batch_size = ops.shape(s.totals)[0]
         vocab = ops.shape(scores)[-1]
         scores = ops.reshape(scores, (batch_size, k, vocab))
-        blocked = ops.cast(ops.one_hot(self.end_id, vocab), "bool") & (t < self.min_length)
-        scores = ops.where(blocked[None, None], -inf, scores)
         alpha = ops.reshape(alpha, (batch_size, k, self.cells))
-        candidates = ops.reshape(s.totals[:, :, None] + scores, (batch_size, k * vocab))
-        total, flat = ops.top_k(candidates, 2 * k)  # best first, ties by index
-        parent, token = flat // vocab, flat % vocab
-        rank = ops.arange(2 * k)[None]
-        valid = ops.isfinite(total) & ~s.done[:, None]
-        ends = valid & (token == self.end_id)
-        # the finished: <end> among the best K candidates
-        finish = ends & (rank < k)
-        end_score = total / ops.cast(t + 1, "float32") ** self.length_penalty
-        pool_score = ops.concatenate([s.finished_score, ops.where(finish, end_score, -inf)], 1)
-        pool_score, chosen = ops.top_k(pool_score, n)
-
-        def pool(finished, candidates):  # the n best of the finished and the candidates
-            return _take(ops.concatenate([finished, candidates], 1), chosen)
-        f_words = pool(s.finished_words, _take(s.words, parent))
-        f_log_probs = pool(s.finished_log_probs, _take(s.log_probs, parent))
-        f_alphas = pool(s.finished_alphas, _take(s.alphas, parent))
-        f_length = pool(s.finished_length, ops.full((batch_size, 2 * k), t, "int32"))
-        f_total = pool(s.finished_total, total)
-        # the live: the best K candidates that do not end
-        live = valid & (token != self.end_id)
-        order = ops.argsort(ops.where(live, rank, 2 * k + rank), axis=1)[:, :k]
-        kept = _take(live, order)
-        parents = ops.where(kept, _take(parent, order), 0)
-        new_tokens = ops.where(kept, _take(token, order), self.end_id)
-        new_totals = ops.where(kept, _take(total, order), -inf)
-        best_possible = ops.max(new_totals, axis=1) / float(words_max + 1) ** self.length_penalty
-        nth = pool_score[:, n - 1]
-        done = s.done | (ops.isfinite(nth) & (best_possible <= nth))
+        chosen_before = ops.zeros((batch_size, vocab))  # words the groups before chose
+        steps = []
+        for group in range(self.groups):
+            beams, pool = slice(group * width, (group + 1) * width), slice(group * n,
+                                                                            (group + 1) * n)
+            own = scores[:, beams]
+            searched = own - self.diversity * chosen_before[:, None] if group else own
+            view = BeamState(t, s.stopped, *(field[:, beams] for field in s[2:6]),
+                             s.done[:, group], *(field[:, pool] for field in s[7:]))
+            found = self.choose(view, searched, own)
+            found["parents"] = found["parents"] + group * width  # in the image's beams
+            steps.append(found)
+            if group < self.groups - 1:
+                chosen_before = chosen_before + ops.sum(
+                    ops.one_hot(found["tokens"], vocab) * ops.cast(found["kept"], "float32")[
+                        ..., None], axis=1)
+        joined = {key: ops.concatenate([found[key] for found in steps], axis=1)
+                  for key in steps[0] if key != "done"}
+        parents = joined["parents"]  # (B, K), each group's beams' parents in their group
+        done = ops.stack([found["done"] for found in steps], axis=1)  # (B, G)
         stopped = ops.all(done) | (t == words_max)
         # extend the live hypotheses (not on the last step: the search stops first)
         here = ops.one_hot(t, words_max, dtype="float32")[None, None]  # (1, 1, T)
+        new_tokens = joined["tokens"]
         word_log_probs = _take(_take(scores, parents), new_tokens[:, :, None], axis=2)[:, :, 0]
         extended = (
             _take(s.words, parents) + ops.cast(here, "int32") * new_tokens[:, :, None],
@@ -133,9 +161,53 @@ class BeamSampler(Sampler):
             (s.words, s.log_probs, s.alphas), extended))
         state = keras.tree.map_structure(keep, state, new_state)
         return keep(tokens, ops.reshape(new_tokens, (-1,))), state, BeamState(
-            ops.where(stopped, t, t + 1), stopped, keep(s.totals, new_totals), words,
-            log_probs, alphas, done, pool_score, f_words, f_log_probs, f_alphas, f_length,
-            f_total)
+            ops.where(stopped, t, t + 1), stopped, keep(s.totals, joined["totals"]), words,
+            log_probs, alphas, done, *(joined[key] for key in POOL))
+
+    def choose(self, view, scores, own):
+        """One group's step: ``view`` the ``BeamState`` of its k beams and n finished,
+        ``scores`` (B, k, V) what it searches by, ``own`` (B, k, V) the log-probabilities
+        (the same but under diverse beam search's penalty) -> its live beams' "parents",
+        "tokens", "totals" and "kept" (B, k), "done" (B,), and its finished pool (B, n
+        each, the ``POOL`` fields)."""
+        t, k = view.t, view.totals.shape[1]
+        n = view.finished_score.shape[1]
+        batch_size, vocab = ops.shape(scores)[0], ops.shape(scores)[-1]
+        inf = float("inf")
+        candidates = ops.reshape(view.totals[:, :, None] + scores, (batch_size, k * vocab))
+        total, flat = ops.top_k(candidates, 2 * k)  # best first, ties by index
+        parent, token = flat // vocab, flat % vocab
+        rank = ops.arange(2 * k)[None]
+        valid = ops.isfinite(total) & ~view.done[:, None]
+        ends = valid & (token == self.end_id)
+        # the finished: <end> among the best K candidates
+        finish = ends & (rank < k)
+        end_score = total / ops.cast(t + 1, "float32") ** self.length_penalty
+        pool_score = ops.concatenate([view.finished_score, ops.where(finish, end_score, -inf)],
+                                     1)
+        pool_score, chosen = ops.top_k(pool_score, n)
+
+        def pool(finished, candidates):  # the n best of the finished and the candidates
+            return _take(ops.concatenate([finished, candidates], 1), chosen)
+        found = {"finished_score": pool_score,
+                 "finished_words": pool(view.finished_words, _take(view.words, parent)),
+                 "finished_log_probs": pool(view.finished_log_probs,
+                                            _take(view.log_probs, parent)),
+                 "finished_alphas": pool(view.finished_alphas, _take(view.alphas, parent)),
+                 "finished_length": pool(view.finished_length,
+                                         ops.full((batch_size, 2 * k), t, "int32")),
+                 "finished_end": pool(view.finished_end, _take(own[:, :, self.end_id], parent))}
+        # the live: the best K candidates that do not end
+        live = valid & (token != self.end_id)
+        order = ops.argsort(ops.where(live, rank, 2 * k + rank), axis=1)[:, :k]
+        kept = _take(live, order)
+        totals = ops.where(kept, _take(total, order), -inf)
+        best_possible = ops.max(totals, axis=1) / float(self.max_length + 1) ** \
+            self.length_penalty
+        nth = pool_score[:, n - 1]
+        return {**found, "parents": ops.where(kept, _take(parent, order), 0),
+                "tokens": ops.where(kept, _take(token, order), self.end_id), "totals": totals,
+                "kept": kept, "done": view.done | (ops.isfinite(nth) & (best_possible <= nth))}
 
     def outputs(self, variables):
         fields = variables._asdict()
@@ -150,16 +222,18 @@ class BeamSampler(Sampler):
         live_length = int(outputs["live_length"])
         for image in range(len(outputs["totals"])):
             hypotheses = []
-            for slot in range(self.n_best):
+            for slot in range(outputs["finished_score"].shape[1]):
                 if not np.isfinite(outputs["finished_score"][image, slot]):
-                    break
+                    continue  # a group's pool is best first: the rest of it is empty too
                 length = int(outputs["finished_length"][image, slot])
-                log_probs = outputs["finished_log_probs"][image, slot, :length]
-                end = float(outputs["finished_total"][image, slot]) - float(np.sum(log_probs))
-                hypotheses.append(hypothesis(outputs["finished_words"][image, slot, :length],
-                                             log_probs,
-                                             outputs["finished_alphas"][image, slot, :length],
-                                             end, self.length_penalty))
+                hypotheses.append(hypothesis(
+                    outputs["finished_words"][image, slot, :length],
+                    outputs["finished_log_probs"][image, slot, :length],
+                    outputs["finished_alphas"][image, slot, :length],
+                    float(outputs["finished_end"][image, slot]), self.length_penalty))
+            if self.groups > 1:  # the groups' best, by their own log-probabilities, once each
+                hypotheses = distinct(sorted(hypotheses, key=lambda h: -h["score"]))
+            hypotheses = hypotheses[:self.n_best]
             if len(hypotheses) < self.n_best:
                 unfinished = [hypothesis(outputs["words"][image, beam, :live_length],
                                          outputs["log_probs"][image, beam, :live_length],

@@ -4,7 +4,8 @@ on TensorFlow, ``jax.jit`` on JAX) once per input shape; called directly it runs
 (where training laid the model out across devices). The task object
 (``captioner.tasks.ImageCaptioner.search``) keeps one per ``SearchConfig``.
 
-    {"images": uint8 (batch, S, S, 3)} or {"features": (batch, L, D)}
+    {"images": uint8 (batch, S, S, 3)} or {"features": (batch, L, D)}, and for a sampler
+    that draws (``draws``) "seed" (batch,) uint32, one per image (0 if not given)
     -> the sampler's arrays; ``hypotheses(outputs)`` -> per image its hypotheses
 
 With a grounding head, greedy search also gives "readings" (batch, max_length + 1,
@@ -23,6 +24,7 @@ from captioner.errors import ModelError
 from captioner.search.greedy import GreedySampler
 from captioner.search.random import RandomSampler
 from captioner.search.sampler import tile
+from captioner.search.sampling import SamplingSampler
 
 
 def feature_statistics(features):
@@ -62,7 +64,8 @@ class CompiledSearch(keras.Model):
         self.statistics = statistics
         self.captioner, self.sampler = captioner, sampler
         self.start_id, self.end_id, self.max_length = start_id, end_id, max_length
-        self.greedy = isinstance(sampler, GreedySampler)
+        self.greedy = isinstance(sampler, GreedySampler) and sampler.width == 1
+        self.draws = isinstance(sampler, SamplingSampler)  # takes a "seed" (batch,) input
         self.built = True  # its weights are the built captioner's
         # XLA on every backend: Keras leaves it off for TensorFlow on a CPU, where the
         # loop's small ops then run one by one (beam 5 at batch 32: 9.7 ms a caption
@@ -119,7 +122,12 @@ class CompiledSearch(keras.Model):
 
     def call(self, inputs):
         features = self.features(inputs)
-        outputs = self.run(self.sampler, *self.start(features))
+        sampler = self.sampler
+        if self.draws:
+            seeds = inputs.get("seed")
+            sampler = sampler.seeded(ops.zeros((ops.shape(features)[0],), "uint32")
+                                     if seeds is None else seeds)
+        outputs = self.run(sampler, *self.start(features))
         head = getattr(self.captioner, "grounding", None)
         if head is not None and self.greedy:  # what the head reads where each word looked
             outputs = {**outputs, "readings": ops.cast(head.predictions(

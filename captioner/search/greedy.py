@@ -25,7 +25,10 @@ class GreedySampler(Sampler):
     ``outputs``: "words" (batch, max_length) (<end> after a caption's end), "log_probs"
     (batch, max_length), "alphas" (batch, max_length, L), "lengths" (batch,) words before
     <end>, "end_log_prob" (batch,) and "finished" (batch,) bool. Subclasses change how a
-    word is picked (``pick``)."""
+    word is picked (``pick``). ``controls``: a ``captioner.search.Controls`` or None."""
+
+    def __init__(self, controls=None):
+        self.controls = controls
 
     def pick(self, t, scores):
         """The scores (N, V) the next word is the best of."""

@@ -12,7 +12,8 @@ class RandomSampler(GreedySampler):
     which makes the samples repeatable on any backend (self-critical training draws its
     captions so). "log_probs" stay the model's own."""
 
-    def __init__(self, noise):
+    def __init__(self, noise, controls=None):
+        super().__init__(controls)
         self.noise = noise
 
     def pick(self, t, scores):

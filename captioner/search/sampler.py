@@ -66,9 +66,11 @@ def reorder(nest, rows):
 
 class Sampler:
     """The base of the searches: see the module docstring. ``width``: hypotheses kept per
-    image (the beams folded into the batch axis)."""
+    image (the beams folded into the batch axis); ``controls``: a
+    ``captioner.search.Controls`` applied to every step's scores, or None."""
 
     width = 1
+    controls = None
 
     def __call__(self, step, state, memory, batch_size, start_id, end_id, max_length):
         """Runs the search over ``step`` for ``batch_size`` images; returns ``outputs``.
@@ -78,19 +80,31 @@ class Sampler:
             memory, state = tile(memory, self.width), tile(state, self.width)
         self.end_id, self.max_length = end_id, max_length
         self.cells = cells = ops.shape(memory["annotations"])[1]
+        controls = self.controls
+        remembers = controls is not None and controls.remembers
+        rows = batch_size * self.width
+        if remembers:  # each hypothesis' words travel (and are reordered) with its state
+            state = {"search": state, "written": controls.start(rows, max_length)}
 
-        def body(tokens, state, variables):
-            logits, new_state, alpha = step(tokens, state, memory)
+        def body(tokens, t, state, variables):
+            logits, new_state, alpha = step(tokens, state["search"] if remembers else state,
+                                            memory)
             scores = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-            return self.advance(variables, tokens, scores, ops.cast(alpha, "float32"), state,
-                                new_state)
+            if controls is not None:
+                written = controls.write(state["written"], t, tokens) if remembers else None
+                scores = controls(scores, t, written, end_id)
+                if remembers:
+                    new_state = {"search": new_state, "written": written}
+            tokens, state, variables = self.advance(variables, tokens, scores,
+                                                    ops.cast(alpha, "float32"), state, new_state)
+            return tokens, t + 1, state, variables
 
-        def more(tokens, state, variables):
+        def more(tokens, t, state, variables):
             return self.running(variables)
 
-        start = (ops.full((batch_size * self.width,), start_id, "int32"), state,
-                 self.start(batch_size, start_id, end_id, max_length, cells))
-        _, _, variables = ops.while_loop(more, body, start)
+        start = (ops.full((rows,), start_id, "int32"), ops.convert_to_tensor(0, "int32"),
+                 state, self.start(batch_size, start_id, end_id, max_length, cells))
+        *_, variables = ops.while_loop(more, body, start)
         return self.outputs(variables)
 
     def start(self, batch_size, start_id, end_id, max_length, cells):

@@ -255,7 +255,7 @@ async def _results(service, answers, search, flags):
     each caption's heat-map figure as base64 PNG (``heatmaps``, drawn on the image
     threads)."""
     grid = list(service.task.grid_shape)
-    n_best = search.n_best > 1
+    n_best = search.captions > 1
     results = []
     for answer in answers:
         result = answer.to_json(n_best=n_best)

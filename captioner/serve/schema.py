@@ -8,7 +8,7 @@ import json
 from captioner.config import SearchConfig, field_type
 from captioner.version import __version__
 
-TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
+TYPES = {int: "integer", float: "number", str: "string", bool: "boolean", tuple: "array"}
 ERROR = {"type": "object", "required": ["error"],
          "properties": {"error": {"type": "string", "description": "one line: what was wrong"},
                         "id": {"type": "string", "description": "a 500's id, also in the "
@@ -51,6 +51,9 @@ STATUSES = {
 
 def _option(name, kind, description, default=None):
     schema = {"type": kind}
+    if kind == "array":  # words, given as one comma-separated value
+        schema["items"] = {"type": "string"}
+        default = list(default) if default else None
     if default is not None:
         schema["default"] = default
     return {"name": name, "in": "query", "required": False, "schema": schema,

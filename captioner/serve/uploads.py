@@ -136,6 +136,8 @@ def read_options(query, fields, defaults, max_beam, max_length):
 
 
 def _typed(name, kind, text):
+    if kind is tuple:  # words, comma-separated
+        return tuple(word.strip() for word in text.split(",") if word.strip())
     try:
         value = kind(text)
     except ValueError:

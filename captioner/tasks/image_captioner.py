@@ -110,18 +110,20 @@ class ImageCaptioner(Task):
             grounded = GROUNDED if self.model.grounding is not None else 0.0
         settings = {"max_length": search.max_length or self.model.model_config.max_length,
                     "grounded": float(grounded)}
-        if search.beam == 1 and search.n_best == 1:
-            settings.update(length_penalty=0.0, min_length=0)
+        if search.beam == 1 and search.n_best == 1 and not search.sampling:
+            settings.update(length_penalty=0.0)
+        if search.beam_groups == 1:
+            settings.update(diversity=SearchConfig.diversity)
         return dataclasses.replace(search, **settings)
 
     def search(self, search=None, statistics=False):
         """The :class:`captioner.search.CompiledSearch` of ``search`` (made once):
         ``statistics`` also returns the annotation vectors' statistics."""
-        config = self.search_config(search)
+        config = dataclasses.replace(self.search_config(search), seed=0)  # seeds are inputs
         key = (config, bool(statistics))
         if key not in self._searches:
             self._searches[key] = CompiledSearch(
-                self.model, sampler_for(config), self.vocabulary.start_id,
+                self.model, sampler_for(config, self.vocabulary), self.vocabulary.start_id,
                 self.vocabulary.end_id, config.max_length, statistics, config.grounded,
                 self.statement_words() if config.grounded else ())
         return self._searches[key]
@@ -129,7 +131,7 @@ class ImageCaptioner(Task):
     def drop_search(self, search=None):
         """Forgets the compiled searches of ``search`` (a long-running server keeps a
         bounded number)."""
-        config = self.search_config(search)
+        config = dataclasses.replace(self.search_config(search), seed=0)
         for statistics in (False, True):
             self._searches.pop((config, statistics), None)
 
@@ -159,6 +161,10 @@ class ImageCaptioner(Task):
         model out across devices (``predict_on_batch`` would split or repeat the batch
         over the replicas)."""
         compiled = self.search(search, statistics)
+        if compiled.draws:  # each image's seed
+            batch = len(next(iter(inputs.values())))
+            inputs = {**inputs, "seed": np.full((batch,), (search or SearchConfig()).seed,
+                                                "uint32")}
         outputs = compiled(inputs) if replicas.laid_out() else compiled.predict_on_batch(inputs)
         outputs = {key: ops.convert_to_numpy(value) for key, value in outputs.items()}
         one_cell = self.looks_at_one_cell

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 
+import pytest
 from PIL import Image
 
 from tests.commands.helpers import assert_one_line_error, run, run_process
@@ -52,6 +53,7 @@ def test_caption_beam_n_best_text_and_json(synthetic_coco, model_dir, tmp_path):
                               "--n-best", 3), "--n-best")
 
 
+@pytest.mark.slow  # end to end: a split scored by the command
 def test_caption_scores_an_annotated_split_and_says_which_images_it_skipped(
         synthetic_coco, model_dir, tmp_path):
     data = tmp_path / "data"
@@ -159,6 +161,7 @@ def test_caption_user_mistakes_exit_2_with_one_line(tmp_path, model_dir, synthet
     assert (tmp_path / "file").read_text() == "a file"
 
 
+@pytest.mark.slow  # end to end: scoring, heat maps and the report of a split
 def test_scoring_a_split_writes_its_heat_maps_and_its_report_together(synthetic_coco,
                                                                       model_dir, tmp_path):
     result = run("caption.py", "--coco", synthetic_coco, "--split", "test", "--model",

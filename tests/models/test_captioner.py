@@ -130,6 +130,8 @@ def test_every_score_saves_loads_and_decodes(vocabulary, batch, tmp_path, score,
 def test_beam_search_on_the_model(tiny_model, batch, vocabulary):
     """Beam 1 without length penalty is greedy, word for word; wider beams return sorted
     n-best lists whose log-probabilities are those the model gives their words."""
+    from captioner.config import SearchConfig
+    from captioner.search import banned_ids
     from tests.reference_search import beam_search, greedy_search
     x, _, _ = batch
     decoder = tiny_model.decoder
@@ -151,10 +153,12 @@ def test_beam_search_on_the_model(tiny_model, batch, vocabulary):
         best = hypotheses[0]
         assert best["alphas"].shape == (len(best["tokens"]), 16)
         np.testing.assert_allclose(best["alphas"].sum(-1), 1.0, atol=1e-5)
-        # re-score the best hypothesis by teacher forcing: the same log-probabilities
+        # re-score the best hypothesis by teacher forcing: the same log-probabilities, of
+        # the words a caption may have (<pad>, <start> and <unk> are banned by default)
         tokens = np.array([[1] + best["tokens"]], np.int32)
         images = x["images"][row:row + 1]
         logits = ops.convert_to_numpy(tiny_model({"images": images, "tokens": tokens})["logits"])
+        logits[0][:, banned_ids(SearchConfig(), vocabulary)] = -np.inf
         log_probs = logits[0] - np.log(np.exp(logits[0]).sum(-1, keepdims=True))
         expected = log_probs[np.arange(len(best["tokens"])), best["tokens"]]
         np.testing.assert_allclose(best["log_probs"], expected, atol=1e-4)

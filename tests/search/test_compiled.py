@@ -21,13 +21,18 @@ BEAMS = [dict(beam_size=1), dict(beam_size=3), dict(beam_size=3, n_best=3, lengt
 
 
 def eager(model, vocabulary, images, max_length, beam_size=1, **options):
+    """The reference search, under the controls every search has by default (<pad>,
+    <start> and <unk> banned)."""
+    from captioner.config import SearchConfig
+    from captioner.search import banned_ids
+    controls = dict(banned=banned_ids(SearchConfig(), vocabulary))
     memory = model.decoder.prepare(model.encode(images))
     arguments = (model.decoder.step, model.decoder.initial_state(memory, max_length + 1), memory,
                  len(images),
                  vocabulary.start_id, vocabulary.end_id, max_length)
     if beam_size == 1:
-        return greedy_search(*arguments)
-    return beam_search(*arguments, beam_size=beam_size, **options)
+        return greedy_search(*arguments, controls)
+    return beam_search(*arguments, beam_size=beam_size, controls=controls, **options)
 
 
 def compiled(model, vocabulary, images, max_length, **options):

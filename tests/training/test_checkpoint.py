@@ -138,6 +138,7 @@ class LimitFileSize(keras.callbacks.Callback):
             self.done = True
 
 
+@pytest.mark.slow  # trains twice
 def test_a_refused_write_keeps_the_previous_checkpoint_and_leaves_no_half_file(tmp_path):
     straight = tmp_path / "straight"
     make_ram_trainer(straight, 2).run(progress=False)
