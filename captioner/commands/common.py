@@ -12,9 +12,10 @@ def add_model_options(parser):
     """--model, --batch-size and the search options (captioning and scoring alike)."""
     from captioner.config import SearchConfig
     model = parser.group("model")
-    model.add_argument("--model", default=default_model_dir(), metavar="DIR",
+    model.add_argument("--model", action="append", dest="models", metavar="DIR",
                        help="model folder (default: the bundled model, which knows only "
-                            "synthetic shapes)")
+                            "synthetic shapes); given more than once, the models' ensemble: "
+                            "their word probabilities averaged at each step (one vocabulary)")
     model.add_argument("--batch-size", type=int, default=16, metavar="N",
                        help="images decoded together (default: 16)")
     add_config_options(parser, SearchConfig, "search")
@@ -62,11 +63,21 @@ def check_outputs(args, scoring):
             setattr(args, dest, path)
 
 
+def model_folders(args):
+    """The --model folders given (the bundled model if none); ``args.model`` names them."""
+    folders = getattr(args, "models", None) or [default_model_dir()]
+    args.model = " + ".join(folders)
+    return folders
+
+
 def load_task(args):
     """The model folder's task object (``captioner.tasks``), its search options checked."""
     import_keras_quietly()
     from captioner import tasks
-    task = tasks.load(args.model)
+    task = tasks.load(model_folders(args))
+    if task.kind == "captioner":  # a word --ban names that the model does not have: now
+        from captioner.search import banned_ids
+        banned_ids(args.search, task.vocabulary)
     if args.search.grounded and getattr(task.model, "grounding", None) is None:
         from captioner.errors import ModelError
         raise ModelError(f"--grounded needs a model with a grounding head; {args.model} has "

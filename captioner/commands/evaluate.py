@@ -74,7 +74,7 @@ def check_args(parser, args):
         args.search = config_from_args(SearchConfig, args)
     except ConfigError as error:
         parser.error(str(error))
-    args.n_best = args.search.n_best
+    args.n_best = args.search.captions  # captions per image: the n-best or the samples
     return args
 
 

@@ -17,8 +17,10 @@ PROG = "captioner export"
 
 def build_parser(prog=PROG):
     parser = ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, metavar="DIR",
-                        help="the captioner's model folder")
+    parser.add_argument("--model", required=True, action="append", dest="models",
+                        metavar="DIR",
+                        help="the captioner's model folder; given more than once, the models' "
+                             "ensemble (one vocabulary)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="the export folder to write (new, empty or an earlier export, "
                              "whose own files are replaced when the new one is done)")
@@ -41,9 +43,10 @@ def main(argv=None, prog=PROG):
     from captioner.text import printable
     out = claim(args.out, "export", "--out", overwrite=args.overwrite)
     import_keras_quietly()
-    from captioner.tasks import ImageCaptioner
-    ImageCaptioner.from_folder(args.model).export(out, args.format, args.grounded,
-                                                  args.overwrite)
+    from captioner.tasks import ImageCaptioner, load
+    task = load(args.models) if len(args.models) > 1 else ImageCaptioner.from_folder(
+        args.models[0])
+    task.export(out, args.format, args.grounded, args.overwrite)
     print(f"wrote {printable(args.out)}", file=sys.stderr)
 
 

@@ -94,7 +94,7 @@ class CompiledSearch(keras.Model):
                     memory.update(scorer.prepare(head, features))
                 state = {"decoder": state, "words": [
                     scorer.initial_state(ops.shape(features)[0]) for scorer in self.words]}
-        return step, state, memory, ops.shape(features)[0]
+        return step, state, memory, ops.shape(memory["annotations"])[0]
 
     def grounded_step(self, tokens, state, memory):
         """The decoder's step with every object word re-scored by what is where it looked:
@@ -133,7 +133,8 @@ class CompiledSearch(keras.Model):
             outputs = {**outputs, "readings": ops.cast(head.predictions(
                 head(outputs["alphas"], features)), "int32")}  # (batch, slots, groups)
         if self.statistics:  # of what was decoded, for the out-of-domain check
-            mean, spread = feature_statistics(features)
+            mean, spread = feature_statistics(features[0] if isinstance(features, list)
+                                              else features)  # an ensemble's: its first's
             outputs = {**outputs, "feature_mean": mean, "feature_std": spread}
         return outputs
 

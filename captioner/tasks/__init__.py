@@ -20,7 +20,12 @@ __all__ = ["ImageCaptioner", "RAMClassifier", "Caption", "ImageCaptions", "Class
 
 
 def load(folder):
-    """The task object of a model folder of any kind (ModelError for a bad folder)."""
+    """The task object of a model folder of any kind (ModelError for a bad folder); a list
+    of captioner folders: their ensemble (``ImageCaptioner.ensemble``)."""
+    if isinstance(folder, (list, tuple)):
+        if len(folder) == 1:
+            return load(folder[0])
+        return ImageCaptioner.ensemble([load(member) for member in folder])
     config = read_config(os.fspath(folder), TASKS)
     return TASKS[config["kind"]].from_folder(folder, config)
 

@@ -66,6 +66,50 @@ class ImageCaptioner(Task):
         self._searches = {}  # (SearchConfig, statistics) -> CompiledSearch
 
     @classmethod
+    def ensemble(cls, members):
+        """One captioner of several (``captioner.models.ensemble``): ``members``
+        ImageCaptioners sharing one vocabulary (ModelError naming both folders where two
+        differ); the first member's domain check and settings; ``members`` kept."""
+        from captioner.models.ensemble import Ensemble
+        first = members[0]
+        for other in members[1:]:
+            if other.kind != cls.kind:
+                raise ModelError(f"{other.folder} holds a {other.kind}; an ensemble is of "
+                                 "captioners")
+            if other.vocabulary.words != first.vocabulary.words:
+                raise ModelError(
+                    f"an ensemble needs one vocabulary: {first.folder} and {other.folder} have "
+                    f"different ones ({len(first.vocabulary):,} and {len(other.vocabulary):,} "
+                    "words)")
+        task = cls(Ensemble([member.model for member in members]), first.vocabulary,
+                   first.domain, first.config, " + ".join(m.folder for m in members))
+        task.members = list(members)
+        return task
+
+    @property
+    def is_ensemble(self):
+        return bool(getattr(self, "members", None))
+
+    def member_maps(self, images, captions):
+        """An ensemble's members' own maps of given captions: images uint8 (batch, S, S, 3)
+        at the first member's size, ``captions`` a list of word ids per image -> per
+        caption a list, per member, of (n_words, H_m, W_m): one teacher-forced pass of
+        each member over <start> and the words."""
+        longest = max([len(words) for words in captions] + [1])
+        tokens = np.zeros((len(captions), longest + 1), "int32")
+        tokens[:, 0] = self.vocabulary.start_id
+        for row, words in enumerate(captions):
+            tokens[row, 1:len(words) + 1] = words
+        features = self.model.encode(images)
+        found = [[] for _ in captions]
+        for member, own in zip(self.model.members, features):
+            alphas = ops.convert_to_numpy(member({"features": own, "tokens": tokens})["alphas"])
+            for row, words in enumerate(captions):
+                found[row].append(alphas[row, :len(words)].reshape(
+                    (len(words),) + tuple(member.grid_shape)))
+        return found
+
+    @classmethod
     def from_files(cls, folder, config, model):
         path = os.path.join(folder, VOCAB_FILE)
         try:
@@ -179,7 +223,7 @@ class ImageCaptioner(Task):
     def looks_at_one_cell(self):
         """Whether decoding reads one grid cell per word (hard attention, argmax inference)."""
         decoder = self.model.model_config.decoder
-        return decoder.hard and decoder.hard_inference == "argmax"
+        return decoder.hard and decoder.hard_inference == "argmax" and not self.is_ensemble
 
     @property
     def has_heads(self):

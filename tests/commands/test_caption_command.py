@@ -229,3 +229,22 @@ def test_jsonl_refuses_a_file_that_is_not_captioners_and_leaves_it(synthetic_coc
                  "--jsonl", notes)
     assert_one_line_error(result, "not a file of captioner's answers (line 1")
     assert notes.read_text() == '{"a": 1}\nmy notes\n'
+
+
+def test_an_ensemble_of_the_model_with_itself_captions_as_the_model_and_samples_list_n(
+        synthetic_coco, model_dir, tmp_path):
+    image = os.path.join(synthetic_coco, "test2017", sorted(os.listdir(
+        os.path.join(synthetic_coco, "test2017")))[0])
+    single = run("caption.py", image, "--model", model_dir, "--json", "--beam", 2)
+    twice = run("caption.py", image, "--model", model_dir, "--model", model_dir, "--json",
+                "--beam", 2)
+    assert single.returncode == twice.returncode == 0, twice.stderr
+    assert json.loads(single.stdout)[0]["caption"] == json.loads(twice.stdout)[0]["caption"]
+    drawn = run("caption.py", image, "--model", model_dir, "--json", "--samples", 3,
+                "--top-p", 0.9, "--seed", 5, "--no-repeat-ngram", 3, "--attention-dir", tmp_path)
+    assert drawn.returncode == 0, drawn.stderr
+    item, = json.loads(drawn.stdout)
+    assert len(item["n_best"]) == 3 and all(os.path.isfile(e["attention_png"])
+                                            for e in item["n_best"])
+    assert_one_line_error(run("caption.py", image, "--model", model_dir, "--ban", "zebrra"),
+                          "'zebrra' not in the model's vocabulary")
