@@ -1,37 +1,45 @@
 """Export a captioner as a TensorFlow SavedModel or an ONNX model that serves without
-this code.
+this code, with the search ``captioner caption`` would run.
 
-    captioner export --model DIR --out DIR [--format saved_model|onnx]
-        [--grounded W]
+    captioner export --model DIR [--model DIR...] --out DIR [--format saved_model|onnx]
+        [search options: --beam K --n-best N --samples N --top-p P ... as caption's]
 
 Run with the TensorFlow backend (both formats are written from TensorFlow graphs). Each
-holds the compiled greedy search (``ImageCaptioner.search``: encoder,
-decoder and the search loop) and returns, per image, "tokens" (batch, T) word ids (<end>
-after a caption), "lengths" (batch,) words before <end>, "probabilities" (batch, T) of
-each word, "alphas" (batch, T, H, W) attention maps and "finished" (batch,) bool.
-``grounded`` > 0 (by default, as caption.py, 1 for a model with a grounding head) exports
-grounded decoding (a model with a grounding head: its object
-words re-scored by what the head reads where they looked, ``captioner.models.grounding``).
+holds the compiled search (``ImageCaptioner.search``: encoder, decoder and the search
+loop, greedy by default; beam, diverse beam or sampling as the options say, with their
+controls) and ranks each image's captions in the graph (``Sampler.ranked``), so that it
+returns ``captioner caption``'s captions. Per image: "tokens" (batch, T) word ids (<end>
+or 0 after a caption), "lengths" (batch,) words before <end>, "probabilities" (batch, T)
+of each word, "alphas" (batch, T, H, W) attention maps, "scores" (batch,) what the
+ranking used and "finished" (batch,) bool; a search with N captions per image (n-best,
+samples) returns them best first, (batch, N, ...) each, a score of -inf marking a place
+with no caption. A search that samples takes a "seed" (batch,) uint32 input, one per image
+(``caption --seed S`` is a seed of S for every image). ``--grounded W`` exports grounded
+decoding (by default, as ``caption``, on for a model with a grounding head).
 
-saved_model: two endpoints, which also return "captions" (batch,) strings:
+saved_model: two endpoints, which also return "captions" (batch[, N]) strings:
 
-    serve(images)        uint8 (batch, S, S, 3), the model input (``load_resized``)
-    serve_bytes(files)   (batch,) encoded JPEG/PNG/GIF/BMP files, decoded and resized in
-                         the graph (tf.io.decode_image, bilinear with antialiasing: close to
-                         Pillow's resize, not bit-identical, and without EXIF rotation)
+    serve(images[, seed])       uint8 (batch, S, S, 3), the model input (``load_resized``)
+    serve_bytes(files[, seed])  (batch,) encoded JPEG/PNG/GIF/BMP files, decoded and
+                                resized in the graph (tf.io.decode_image, bilinear with
+                                antialiasing: close to Pillow's resize, not bit-identical,
+                                and without EXIF rotation)
 
   Load it with ``tf.saved_model.load(DIR)`` and call ``.serve(images)``.
 
-onnx: ``model.onnx`` (Keras' exporter through tf2onnx; the search is an ONNX ``Loop``),
-  input "images" uint8 (batch, S, S, 3), the outputs above by name; ONNX has no strings
-  here, so a caption is ``vocab.json``'s words of ``tokens[:length]``. Run it with
-  ``onnxruntime.InferenceSession(DIR + "/model.onnx").run(None, {"images": images})``.
+onnx: ``model.onnx`` (Keras' exporter through tf2onnx; the search is an ONNX ``Loop``;
+  opset 18 for sampling, whose noise hashes with bitwise XOR), greedy search and sampling
+  (beam search's loop does not convert intact: it is refused in one line), input
+  "images" uint8 (batch, S, S, 3) (and "seed"), the outputs above by name; ONNX has no
+  strings here, so a caption is ``vocab.json``'s words of ``tokens[:length]``. Run it
+  with ``onnxruntime.InferenceSession(DIR + "/model.onnx").run(None, {"images": images})``.
 
 The folder also holds ``vocab.json`` and ``MODEL_CARD.md`` (the model's card, with a
-section on the export). It is written beside its target and renamed into place when
-complete.
+section on the export naming the search). It is written beside its target and renamed
+into place when complete.
 """
 
+import dataclasses
 import os
 
 from captioner.folders import KINDS, claim
@@ -42,8 +50,9 @@ ONNX_FILE = "model.onnx"
 
 
 def serving_model(search, grid_shape):
-    """A Keras model of ``search`` (a CompiledSearch, greedy) with the outputs a server
-    returns (see the module docstring), in ``keras.ops``."""
+    """A Keras model of ``search`` (a CompiledSearch) with the outputs a server returns
+    (see the module docstring), in ``keras.ops``: each image's captions ranked in the graph
+    (``Sampler.ranked``), (batch, N, ...) for N captions per image, (batch, ...) for one."""
     import keras
     from keras import ops
 
@@ -54,21 +63,32 @@ def serving_model(search, grid_shape):
             self.built = True  # its weights are the captioner's
 
         def call(self, inputs):
-            outputs = self.search(inputs)
-            alphas = outputs["alphas"]
-            shape = (ops.shape(alphas)[0], ops.shape(alphas)[1], *grid_shape)
-            return {"tokens": outputs["words"], "lengths": outputs["lengths"],
-                    "probabilities": ops.exp(outputs["log_probs"]),
-                    "alphas": ops.reshape(alphas, shape), "finished": outputs["finished"]}
+            found = search.sampler.ranked(self.search(inputs))
+            alphas = found["alphas"]
+            shape = (ops.shape(alphas)[0], ops.shape(alphas)[1], ops.shape(alphas)[2],
+                     *grid_shape)
+            served = {"tokens": found["tokens"], "lengths": found["lengths"],
+                      "probabilities": ops.exp(found["log_probs"]),
+                      "alphas": ops.reshape(alphas, shape), "finished": found["finished"],
+                      "scores": found["scores"]}
+            if captions_of(search) == 1:
+                served = {key: value[:, 0] for key, value in served.items()}
+            return served
 
     return ServedSearch(name="served_search")
 
 
-def export(captioner, out, format="saved_model", grounded=None, overwrite=False):
+def captions_of(search):
+    """How many captions a CompiledSearch gives an image."""
+    return getattr(search.sampler, "n_best", search.sampler.width)
+
+
+def export(captioner, out, format="saved_model", grounded=None, overwrite=False, search=None):
     """Writes the export folder ``out`` (``format``: one of FORMATS) of an
     ``ImageCaptioner`` (``captioner.tasks``; ``ImageCaptioner.export`` calls this),
-    searching with grounded decoding at weight ``grounded`` (0: off; None: as ``caption``
-    searches by default, on for a model with a grounding head); returns ``out``, which is
+    searching as ``search`` (a ``SearchConfig``, by default greedy) with grounded decoding
+    at weight ``grounded`` where given (0: off; None: the search's, by default as
+    ``caption`` searches, on for a model with a grounding head); returns ``out``, which is
     claimed first (``captioner.folders.claim``: new, empty, an earlier export, or with
     ``overwrite`` any folder, whose other files are kept)."""
     import keras
@@ -89,11 +109,19 @@ def export(captioner, out, format="saved_model", grounded=None, overwrite=False)
         raise ConfigError(f"--grounded must be >= 0. Received: {grounded}")
     if os.path.exists(out) and os.listdir(out):
         raise ConfigError(f"{out} exists and is not empty; choose another --out")
-    served = serving_model(captioner.search(SearchConfig(grounded=grounded)),
-                           captioner.grid_shape)
+    if grounded is not None or search is None:
+        search = dataclasses.replace(search or SearchConfig(), grounded=grounded)
+    config = captioner.search_config(search)
+    if format == "onnx" and config.beam > 1:
+        raise ConfigError("an ONNX export carries greedy search and sampling; beam search "
+                          "exports as --format saved_model (its loop does not convert to "
+                          "ONNX Runtime intact)")
+    compiled = captioner.search(search)
+    served = serving_model(compiled, captioner.grid_shape)
     write = _write_saved_model if format == "saved_model" else _write_onnx
     with atomic_folder(out, owns=KINDS["export"].owns) as temporary:
-        description = write(served, captioner, temporary)
+        description = write(served, captioner, temporary, compiled.draws,
+                            describe(config, captions_of(compiled)))
         _write_labels(captioner, temporary, description)
         write_text(os.path.join(temporary, KINDS["export"].mark), "")
     return out
@@ -103,56 +131,94 @@ def _image_size(captioner):
     return captioner.model.model_config.encoder.image_size
 
 
-def _write_saved_model(served, saved, folder):
+def describe(search, captions):
+    """The exported search in words, for the model card."""
+    if search.sampling:
+        what = (f"{search.samples} caption(s) per image drawn (temperature "
+                f"{search.temperature:g}, top-k {search.top_k}, top-p {search.top_p:g}), best "
+                "first, from a `seed` (batch,) uint32 input")
+    elif search.beam > 1:
+        diverse = (f" in {search.beam_groups} groups (diversity {search.diversity:g})"
+                   if search.beam_groups > 1 else "")
+        what = f"beam search of {search.beam}{diverse}, the {captions} best caption(s)"
+    else:
+        what = "greedy search"
+    controls = [f"{name} {value}" for name, value in (
+        ("length penalty", search.length_penalty), ("minimum length", search.min_length),
+        ("no repeated n-gram of", search.no_repeat_ngram),
+        ("repetition penalty", search.repetition_penalty),
+        ("grounded decoding at", search.grounded)) if value]
+    if search.ban:
+        controls.append("banned " + ", ".join(search.ban))
+    return what + (f"; {'; '.join(controls)}" if controls else "")
+
+
+def _write_saved_model(served, saved, folder, draws, search):
     import keras
     import tensorflow as tf
     size = _image_size(saved)
     words = tf.constant(saved.vocabulary.words)
 
     def with_captions(outputs):
-        said = tf.RaggedTensor.from_tensor(tf.gather(words, outputs["tokens"]),
-                                           lengths=outputs["lengths"])
-        return {"captions": tf.strings.reduce_join(said, axis=1, separator=" "), **outputs}
+        tokens, lengths = outputs["tokens"], outputs["lengths"]
+        flat = tf.reshape(tokens, (-1, tf.shape(tokens)[-1]))
+        said = tf.RaggedTensor.from_tensor(tf.gather(words, flat),
+                                           lengths=tf.reshape(lengths, (-1,)))
+        captions = tf.reshape(tf.strings.reduce_join(said, axis=1, separator=" "),
+                              tf.shape(lengths))
+        return {"captions": captions, **outputs}
 
-    @tf.function(input_signature=[tf.TensorSpec((None, size, size, 3), tf.uint8)])
-    def serve(images):
-        return with_captions(served({"images": images}))
+    def inputs(images, seed):
+        return {"images": images, "seed": seed} if draws else {"images": images}
 
-    @tf.function(input_signature=[tf.TensorSpec((None,), tf.string)])
-    def serve_bytes(files):
-        def decode(data):
-            image = tf.io.decode_image(data, channels=3, expand_animations=False)
-            image = tf.image.resize(image, (size, size), antialias=True)
-            return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    def decode(data):
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        image = tf.image.resize(image, (size, size), antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+    image_spec = tf.TensorSpec((None, size, size, 3), tf.uint8)
+    seed_spec = [tf.TensorSpec((None,), tf.uint32)] if draws else []
+
+    @tf.function(input_signature=[image_spec] + seed_spec)
+    def serve(images, seed=None):
+        return with_captions(served(inputs(images, seed)))
+
+    @tf.function(input_signature=[tf.TensorSpec((None,), tf.string)] + seed_spec)
+    def serve_bytes(files, seed=None):
         images = tf.map_fn(decode, files, fn_output_signature=tf.TensorSpec(
             (size, size, 3), tf.uint8))
-        return with_captions(served({"images": images}))
+        return with_captions(served(inputs(images, seed)))
 
     archive = keras.export.ExportArchive()
     archive.track(served)
     archive.add_endpoint("serve", serve)
     archive.add_endpoint("serve_bytes", serve_bytes)
     archive.write_out(folder, verbose=False)
-    return (f"TensorFlow SavedModel: greedy search compiled whole. `serve(images)`: uint8 "
-            f"(batch, {size}, {size}, 3); `serve_bytes(files)`: encoded images. Both return "
-            "captions, tokens, lengths, word probabilities, attention maps and whether each "
-            "caption ended.")
+    seeded = ", seed" if draws else ""
+    return (f"TensorFlow SavedModel: {search}, compiled whole. `serve(images{seeded})`: uint8 "
+            f"(batch, {size}, {size}, 3); `serve_bytes(files{seeded})`: encoded images. Both "
+            "return captions, tokens, lengths, word probabilities, attention maps, scores and "
+            "whether each caption ended.")
 
 
-def _write_onnx(served, saved, folder):
+def _write_onnx(served, saved, folder, draws, search):
     import warnings
 
     import tensorflow as tf
     size = _image_size(saved)
+    signature = {"images": tf.TensorSpec((None, size, size, 3), tf.uint8, name="images")}
+    if draws:
+        signature["seed"] = tf.TensorSpec((None,), tf.uint32, name="seed")
     with warnings.catch_warnings():  # Keras' tf2onnx patch probes numpy for np.object
         warnings.simplefilter("ignore", FutureWarning)
+        # opset 18 where the search draws: its noise hashes with bitwise XOR
         served.export(os.path.join(folder, ONNX_FILE), format="onnx", verbose=False,
-                      input_signature=[{"images": tf.TensorSpec(
-                          (None, size, size, 3), tf.uint8, name="images")}])
-    return (f"ONNX (`{ONNX_FILE}`): greedy search compiled whole, an ONNX Loop. Input "
-            f"\"images\": uint8 (batch, {size}, {size}, 3); outputs tokens, lengths, word "
-            "probabilities, attention maps and whether each caption ended; the caption is "
-            "`vocab.json`'s words of `tokens[:length]`.")
+                      input_signature=[signature], opset_version=18 if draws else None)
+    seeded = ' and "seed": uint32 (batch,)' if draws else ""
+    return (f"ONNX (`{ONNX_FILE}`): {search}, compiled whole, an ONNX Loop. Input "
+            f"\"images\": uint8 (batch, {size}, {size}, 3){seeded}; outputs tokens, lengths, "
+            "word probabilities, attention maps, scores and whether each caption ended; a "
+            "caption is `vocab.json`'s words of `tokens[:length]`.")
 
 
 def _write_labels(saved, folder, description):

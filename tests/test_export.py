@@ -150,3 +150,69 @@ def test_an_export_never_overwrites_a_folder_in_use(bundled, tmp_path):
         bundled[1].export(str(tmp_path / "busy"), "onnx")
     assert os.listdir(tmp_path / "busy") == ["keep.txt"]
     assert os.listdir(tmp_path) == ["busy"]  # no partial folder left behind
+
+
+FULL_SAVED_MODEL = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+served = tf.saved_model.load(sys.argv[1])
+images = tf.constant(np.load(sys.argv[2]))
+seed = json.loads(sys.argv[3])
+found = served.serve(images, tf.constant(seed, tf.uint32)) if seed else served.serve(images)
+assert not any(name.startswith("captioner") for name in sys.modules)
+print(json.dumps([[c.decode() for c, s in zip(row, scores) if np.isfinite(s)]
+                  for row, scores in zip(found["captions"].numpy(), found["scores"].numpy())]))
+"""
+
+FULL_ONNX = r"""
+import json, sys
+import numpy as np
+import onnxruntime
+session = onnxruntime.InferenceSession(sys.argv[1] + "/model.onnx")
+names = [output.name for output in session.get_outputs()]
+seed = json.loads(sys.argv[3])
+feeds = {"images": np.load(sys.argv[2]), "seed": np.asarray(seed, np.uint32)}
+found = dict(zip(names, session.run(None, feeds)))
+words = json.load(open(sys.argv[1] + "/vocab.json"))["words"]
+print(json.dumps([[" ".join(words[t] for t in tokens[:length])
+                   for tokens, length, score in zip(*row) if np.isfinite(score)]
+                  for row in zip(found["tokens"], found["lengths"], found["scores"])]))
+"""
+
+
+@pytest.mark.slow  # three exports
+@pytest.mark.parametrize("format, options", [
+    ("saved_model", dict(beam=3, n_best=3)),
+    ("saved_model", dict(beam=4, n_best=3, beam_groups=2, diversity=2.0, no_repeat_ngram=3)),
+    ("saved_model", dict(samples=3, top_p=0.9, seed=4)),
+    ("onnx", dict(samples=3, top_p=0.9, seed=4, temperature=1.3))],
+    ids=["saved_model-beam3", "saved_model-diverse", "saved_model-top-p", "onnx-top-p"])
+def test_an_export_carries_the_search_and_gives_caption_py_s_captions(bundled, tmp_path,
+                                                                      format, options):
+    from captioner.config import SearchConfig
+    model_folder, saved, paths, images, grounded = bundled
+    search = SearchConfig(grounded=grounded, **options)
+    out = saved.export(str(tmp_path / format), format, search=search)
+    from captioner.export import describe
+    card = open(os.path.join(out, "MODEL_CARD.md"), encoding="utf-8").read()
+    assert describe(saved.search_config(search), search.captions) in card
+    seed = [search.seed] * len(paths) if search.sampling else []
+    served = serve(FULL_SAVED_MODEL if format == "saved_model" else FULL_ONNX, out, images,
+                   json.dumps(seed), cwd=tmp_path)
+    expected = [[caption.caption for caption in item.n_best]
+                for item in saved.caption(paths, search)]
+    assert served == expected and all(len(found) == search.captions for found in expected)
+
+
+def test_beam_search_is_not_exported_to_onnx_and_says_so(tmp_path):
+    import keras
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("models are exported with the TensorFlow backend")
+    from captioner.config import SearchConfig
+    from captioner.errors import ConfigError
+    from tests.helpers import load_model
+    saved = load_model(os.path.join(ROOT, "assets", "model"))
+    with pytest.raises(ConfigError, match="beam search exports as --format saved_model"):
+        saved.export(str(tmp_path / "onnx"), "onnx", search=SearchConfig(beam=3))
+    assert not os.path.exists(tmp_path / "onnx") or not os.listdir(tmp_path / "onnx")

@@ -1,13 +1,16 @@
 """Export a captioner as a TensorFlow SavedModel or an ONNX model that serves without this code.
 
-    captioner export --model DIR --out DIR [--format saved_model|onnx] [--grounded W]
+    captioner export --model DIR --out DIR [--format saved_model|onnx] [search options]
 
 Runs with the TensorFlow backend; ``captioner.export`` says what the folder holds.
 """
 
 import sys
 
-from captioner.cli import ArgumentParser, import_keras_quietly, run
+from captioner.cli import (ArgumentParser, add_config_options, config_from_args,
+                           import_keras_quietly, run)
+from captioner.config import SearchConfig
+from captioner.errors import ConfigError
 
 FORMATS = ("saved_model", "onnx")  # captioner.export.FORMATS, without importing it
 
@@ -30,15 +33,18 @@ def build_parser(prog=PROG):
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a folder that holds other files too, replacing only "
                              "the files an export has there")
-    parser.add_argument("--grounded", type=float, default=None, metavar="W",
-                        help="export grounded decoding at weight W (a model with a grounding "
-                             "head; see captioner caption --grounded; 0: plain); by default as "
-                             "captioner caption searches")
+    add_config_options(parser, SearchConfig, "search (as captioner caption's: the export "
+                                              "gives the captions caption gives)")
     return parser
 
 
 def main(argv=None, prog=PROG):
-    args = build_parser(prog).parse_args(argv)
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    try:
+        args.search = config_from_args(SearchConfig, args)
+    except ConfigError as error:
+        parser.error(str(error))
     from captioner.folders import claim
     from captioner.text import printable
     out = claim(args.out, "export", "--out", overwrite=args.overwrite)
@@ -46,7 +52,7 @@ def main(argv=None, prog=PROG):
     from captioner.tasks import ImageCaptioner, load
     task = load(args.models) if len(args.models) > 1 else ImageCaptioner.from_folder(
         args.models[0])
-    task.export(out, args.format, args.grounded, args.overwrite)
+    task.export(out, args.format, overwrite=args.overwrite, search=args.search)
     print(f"wrote {printable(args.out)}", file=sys.stderr)
 
 

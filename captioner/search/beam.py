@@ -8,7 +8,8 @@ import numpy as np
 from keras import ops
 
 from captioner.search.controls import Controls
-from captioner.search.sampler import Sampler, hypothesis, reorder
+from captioner.search.sampler import (Sampler, caption_scores, gather_ranked, hypothesis,
+                                      reorder)
 
 
 class BeamState(NamedTuple):
@@ -101,7 +102,8 @@ class BeamSampler(Sampler):
         k, g, words_max = self.width, self.groups, max_length
         pool = g * self.n_best
         # each group starts with one hypothesis: its beams are identical
-        first = ops.where(ops.arange(k)[None] % (k // g) == 0, 0.0, -np.inf) * \
+        # log 1 and log 0 (not a select of two constants, which ONNX converts to NaN)
+        first = ops.log(ops.cast(ops.arange(k)[None] % (k // g) == 0, "float32")) * \
             ops.ones((batch_size, 1))
         return BeamState(
             ops.convert_to_tensor(0, "int32"), ops.convert_to_tensor(False), first,
@@ -245,3 +247,48 @@ class BeamSampler(Sampler):
                 hypotheses += unfinished[:self.n_best - len(hypotheses)]
             results.append(hypotheses)
         return results
+
+    def ranked(self, outputs):
+        """``hypotheses`` in ops: the finished (the pool's order; with groups, by score and
+        each caption once), then the best unfinished, n of them."""
+        n, width = self.n_best, self.width
+        pool = outputs["finished_score"]
+        batch_size, slots = ops.shape(pool)[0], pool.shape[1]
+        lengths = outputs["finished_length"]
+        exists = ops.isfinite(pool)
+        finished = {"tokens": outputs["finished_words"], "lengths": lengths,
+                    "log_probs": outputs["finished_log_probs"],
+                    "alphas": outputs["finished_alphas"], "finished": exists,
+                    "scores": caption_scores(outputs["finished_log_probs"], lengths,
+                                             outputs["finished_end"], exists,
+                                             self.length_penalty)}
+        if self.groups == 1:  # the pool is best first
+            key = ops.where(exists, 1e6 - ops.cast(ops.arange(slots), "float32")[None], -np.inf)
+        else:  # by score, a caption once
+            order = ops.top_k(ops.where(exists, finished["scores"], -np.inf), slots)[1]
+            finished = gather_ranked(finished, order)
+            exists = finished["finished"]
+            same = ops.all(finished["tokens"][:, :, None] == finished["tokens"][:, None], -1) & \
+                (finished["lengths"][:, :, None] == finished["lengths"][:, None])
+            earlier = ops.arange(slots)[None, :] < ops.arange(slots)[:, None]  # j before i
+            repeated = ops.any(same & earlier[None] & exists[:, None, :], axis=-1)
+            exists = exists & ~repeated
+            key = ops.where(exists, 1e6 + finished["scores"], -np.inf)
+        live_length = ops.full((batch_size, width), outputs["live_length"], "int32")
+        alive = ops.isfinite(outputs["totals"])
+        unfinished = {"tokens": outputs["words"], "lengths": live_length,
+                      "log_probs": outputs["log_probs"], "alphas": outputs["alphas"],
+                      "finished": ops.zeros((batch_size, width), "bool"),
+                      "scores": caption_scores(outputs["log_probs"], live_length,
+                                               ops.zeros((batch_size, width)),
+                                               ops.zeros((batch_size, width), "bool"),
+                                               self.length_penalty)}
+        key = ops.concatenate([key, ops.where(alive, unfinished["scores"], -np.inf)], 1)
+        both = {name: ops.concatenate([finished[name], unfinished[name]], 1)
+                for name in finished}
+        chosen, order = ops.top_k(key, n)
+        found = gather_ranked(both, order)
+        present = ops.isfinite(chosen)
+        found["scores"] = ops.where(present, found["scores"], -np.inf)
+        found["lengths"] = ops.where(present, found["lengths"], 0)
+        return found

@@ -4,7 +4,7 @@ from typing import NamedTuple
 
 from keras import ops
 
-from captioner.search.sampler import Sampler, hypothesis
+from captioner.search.sampler import Sampler, caption_scores, hypothesis
 
 
 class GreedyState(NamedTuple):
@@ -78,3 +78,10 @@ class GreedySampler(Sampler):
                                        outputs["log_probs"][row, :length],
                                        outputs["alphas"][row, :length], end)])
         return results
+
+    def ranked(self, outputs):
+        scores = caption_scores(outputs["log_probs"], outputs["lengths"],
+                                outputs["end_log_prob"], outputs["finished"], 0.0)
+        return {"tokens": outputs["words"][:, None], "lengths": outputs["lengths"][:, None],
+                "log_probs": outputs["log_probs"][:, None], "alphas": outputs["alphas"][:, None],
+                "finished": outputs["finished"][:, None], "scores": scores[:, None]}

@@ -122,3 +122,29 @@ class Sampler:
     def hypotheses(self, outputs):
         raise NotImplementedError
 
+    def ranked(self, outputs):
+        """``hypotheses`` in ``keras.ops``, for exports: ``outputs`` -> per image its
+        ``captions`` best first, {"tokens" (B, N, T) int32 (<end> or 0 after a caption),
+        "lengths" (B, N), "log_probs" (B, N, T), "alphas" (B, N, T, L), "finished" (B, N)
+        bool, "scores" (B, N) (-inf: no caption in that place)}."""
+        raise NotImplementedError
+
+
+def caption_scores(log_probs, lengths, end_log_prob, finished, length_penalty):
+    """``normalised_score`` in ``keras.ops``: log_probs (..., T), lengths, end_log_prob and
+    finished (...) -> the scores (...)."""
+    slots = ops.shape(log_probs)[-1]
+    written = ops.arange(slots) < ops.expand_dims(lengths, -1)
+    total = ops.sum(ops.where(written, log_probs, 0.0), axis=-1) + ops.where(
+        finished, end_log_prob, 0.0)
+    scored = ops.cast(lengths, "float32") + ops.cast(finished, "float32")
+    return total / ops.maximum(scored, 1.0) ** length_penalty
+
+
+def gather_ranked(fields, order):
+    """Each (B, X, ...) array of ``fields`` at ``order`` (B, N)."""
+    def take(values):
+        index = ops.reshape(order, ops.shape(order) + (1,) * (len(values.shape) - 2))
+        return ops.take_along_axis(values, index, axis=1)
+    return {key: take(value) for key, value in fields.items()}
+

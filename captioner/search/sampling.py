@@ -11,7 +11,7 @@ import numpy as np
 from keras import ops
 
 from captioner.search.greedy import GreedySampler
-from captioner.search.sampler import normalised_score
+from captioner.search.sampler import caption_scores, gather_ranked, normalised_score
 
 GOLDEN = 0x9E3779B9  # 2 ** 32 / the golden ratio: keeps a zero key from hashing to zero
 
@@ -114,3 +114,15 @@ class SamplingSampler(GreedySampler):
                 found["score"] = normalised_score(found["log_prob"], scored, self.length_penalty)
             results.append(sorted(drawn, key=lambda h: -h["score"]))
         return results
+
+    def ranked(self, outputs):
+        n = self.width
+        fields = {"tokens": outputs["words"], "lengths": outputs["lengths"],
+                  "log_probs": outputs["log_probs"], "alphas": outputs["alphas"],
+                  "finished": outputs["finished"],
+                  "scores": caption_scores(outputs["log_probs"], outputs["lengths"],
+                                           outputs["end_log_prob"], outputs["finished"],
+                                           self.length_penalty)}
+        fields = {key: ops.reshape(value, (-1, n) + tuple(value.shape[1:]))
+                  for key, value in fields.items()}  # (B, N, ...), image-major rows
+        return gather_ranked(fields, ops.top_k(fields["scores"], n)[1])  # ties: first drawn

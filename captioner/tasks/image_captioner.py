@@ -356,11 +356,11 @@ class ImageCaptioner(Task):
                       getattr(batches, "unreadable", {}), metrics, tokenizer,
                       head and self.model.model_config.grounding.categories, training)
 
-    def export(self, out, format="saved_model", grounded=None, overwrite=False):
-        """Writes a folder that serves this captioner's greedy search (grounded at weight
-        ``grounded``, 0: plain, None: as ``caption`` searches by default) without this
-        code (``captioner.export``: a TensorFlow SavedModel or ONNX); returns ``out``.
+    def export(self, out, format="saved_model", grounded=None, overwrite=False, search=None):
+        """Writes a folder that serves this captioner's ``search`` (a ``SearchConfig``, by
+        default greedy; ``grounded`` if given sets its weight of grounded decoding) without
+        this code (``captioner.export``: a TensorFlow SavedModel or ONNX); returns ``out``.
         ``out`` is new, empty or an earlier export (``captioner.folders.claim``; with
         ``overwrite`` it may hold other files, which are kept)."""
         from captioner.export import export
-        return export(self, out, format, grounded, overwrite)
+        return export(self, out, format, grounded, overwrite, search)
