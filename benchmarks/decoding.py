@@ -4,7 +4,8 @@
         [--ensemble runs/hard/lstm_seed1] [--split test] [--limit 400]
 
 For each search (greedy, beam 3 and 5, diverse beam, top-p sampling with 5 samples, n-gram
-blocking with greedy and beam 3, and with ``--ensemble`` the two-model ensemble) it captions
+blocking with greedy and beam 3, and with ``--ensemble`` the two-model ensemble beside each
+member searching plain, as an ensemble does: it has no grounding head) it captions
 the split once through ``ImageCaptioner.evaluate`` and prints one Markdown table:
 
 - CIDEr-D, object precision and all-true (every checkable claim of the caption true) of the
@@ -46,11 +47,15 @@ def searches(ensemble):
                                                                temperature=1.5)),
             ("greedy, no repeated trigram", None, SearchConfig(no_repeat_ngram=3)),
             ("beam 3, no repeated trigram", None, SearchConfig(beam=3, no_repeat_ngram=3))]
-    if ensemble:
-        rows += [("two-seed ensemble, greedy", "ensemble", SearchConfig()),
-                 ("two-seed ensemble, beam 3", "ensemble", SearchConfig(beam=3)),
-                 ("second seed alone, greedy", "second", SearchConfig()),
-                 ("second seed alone, beam 3", "second", SearchConfig(beam=3))]
+    if ensemble:  # an ensemble has no grounding head: each member plain too
+        plain = SearchConfig(grounded=0.0)
+        rows += [("first seed alone, plain greedy", None, plain),
+                 ("second seed alone, plain greedy", "second", plain),
+                 ("two-seed ensemble, greedy", "ensemble", plain),
+                 ("first seed alone, plain beam 3", None, SearchConfig(beam=3, grounded=0.0)),
+                 ("second seed alone, plain beam 3", "second",
+                  SearchConfig(beam=3, grounded=0.0)),
+                 ("two-seed ensemble, beam 3", "ensemble", SearchConfig(beam=3))]
     return rows
 
 
@@ -100,6 +105,7 @@ def main():
     parser.add_argument("--coco", required=True)
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=400)
+    parser.add_argument("--only", help="the searches whose name holds this text")
     args = parser.parse_args()
     import_keras_quietly()
     import numpy as np
@@ -120,6 +126,8 @@ def main():
     images = np.stack([load_resized(r.path, size) for r in records[:32]])
     rows = []
     for name, which, search in searches(args.ensemble):
+        if args.only and args.only not in name:
+            continue
         own = tasks[which]
         evaluation = own.evaluate(records, instances, search=search, metrics=("CIDEr",),
                                   tokenizer="captioner",
