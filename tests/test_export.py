@@ -50,8 +50,9 @@ SHAPES = {1: [{"category": shape, "attributes": {"color": colour}}
               for colour in ("red", "green", "blue", "yellow", "purple")]}
 
 
-@pytest.fixture(scope="module", params=[  # the other decoders in the slow pass
-    "lstm", pytest.param("transformer", marks=pytest.mark.slow),
+@pytest.fixture(scope="module", params=[  # exports end to end: the slow pass
+    pytest.param("lstm", marks=pytest.mark.slow),
+    pytest.param("transformer", marks=pytest.mark.slow),
     pytest.param("grounded", marks=pytest.mark.slow)])
 def bundled(request, tmp_path_factory):
     """(model folder, the loaded model, sample paths, .npy of their model inputs, the

@@ -156,6 +156,7 @@ def test_an_unreadable_training_image_is_refused_up_front_or_skipped_and_counted
 
 
 @pytest.mark.backend
+@pytest.mark.slow  # end to end: train then classify
 def test_train_a_ram_and_classify_with_it(tmp_path):
     out = tmp_path / "ram"
     result = run("train.py", "--task", "ram", "--digits", "cluttered", "--digit-source",

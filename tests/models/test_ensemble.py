@@ -51,6 +51,7 @@ def test_the_step_is_the_mean_of_the_members_probabilities_and_maps(vocabulary, 
     assert alpha.shape == maps[0].shape
 
 
+@pytest.mark.slow  # four compiled searches
 def test_an_ensemble_of_a_model_with_itself_captions_as_the_model():
     from tests.helpers import load_model
     folder = os.path.join(ROOT, "assets", "model")

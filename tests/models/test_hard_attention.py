@@ -43,8 +43,9 @@ def cell_task(count, seed):
         answer, answer_cell
 
 
-@pytest.mark.parametrize("rate, credit", [(0.5, "caption"), (0.0, "to_go")],
-                         ids=["paper", "pure-reinforce"])
+@pytest.mark.parametrize("rate, credit", [
+    (0.5, "caption"), pytest.param(0.0, "to_go", marks=pytest.mark.slow)],
+    ids=["paper", "pure-reinforce"])
 def test_hard_attention_learns_where_the_answer_is(rate, credit):
     """With the paper's recipe (half the steps get the expected context, each cell is
     judged by the caption's cost), and with no expected contexts at all: then only

@@ -52,6 +52,7 @@ def attention_inside(model, batch):
 
 
 @pytest.mark.backend
+@pytest.mark.slow  # trains twice
 def test_supervision_moves_the_attention_onto_the_named_objects(split, vocabulary):
     records, instances = split
     regions = WordRegions(records, instances, GRID, max_length=12)

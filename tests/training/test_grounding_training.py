@@ -20,6 +20,7 @@ GRID = (4, 4)
 
 
 @pytest.mark.backend
+@pytest.mark.slow  # trains the head
 def test_the_head_learns_the_category_and_colour_at_the_named_words(synthetic_coco,
                                                                      vocabulary):
     records, instances = load_coco_split(synthetic_coco, "train")

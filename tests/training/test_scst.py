@@ -77,6 +77,7 @@ def test_samples_follow_the_models_distribution_and_are_read_back_as_drawn(vocab
                                    atol=1e-4)
 
 
+@pytest.mark.slow  # trains
 def test_the_surrogate_makes_better_than_greedy_captions_likelier(vocabulary, rng):
     """One SGD step on sampled captions with advantage +1 raises their log-probability;
     with -1 it lowers it; with 0 nothing moves."""

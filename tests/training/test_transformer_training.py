@@ -96,6 +96,7 @@ def make_trainer(synthetic_coco, out, epochs, dropout=0.0, frozen=False):
 
 
 @pytest.mark.backend
+@pytest.mark.slow  # trains twice
 def test_a_frozen_encoder_trains_the_transformer_on_cached_features_as_on_images(
         synthetic_coco, tmp_path):
     histories = {}
