@@ -62,8 +62,8 @@ def searches(ensemble):
 def list_scores(evaluation, records, instances):
     """Object precision over every caption of the lists, distinct-2 within each list, and
     the share of captions with a repeated trigram."""
-    from captioner.metrics.diversity import diversity_scores, repeats_ngram
     from captioner.metrics import ObjectLexicon, object_grounding
+    from captioner.metrics.diversity import diversity_scores, repeats_ngram
     lists = [evaluation.captions[r.image_id] for r in records]
     lexicon = ObjectLexicon.from_instances(instances, getattr(instances, "categories", ()))
     precisions = []

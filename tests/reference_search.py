@@ -1,9 +1,10 @@
 """The reference searches: greedy, sampling and (diverse) beam search step by step in NumPy,
 a host round trip per word, with the controls (bans, minimum length, n-gram blocking,
-repetition penalty) and the sampling noise written out again here. The production searches are the graphs of ``captioner.search`` (compiled whole,
-exported); the tests hold them to these, hypothesis for hypothesis.
+repetition penalty) and the sampling noise written out again here. The production
+searches are the graphs of ``captioner.search`` (compiled whole, exported); the tests hold
+them to these, hypothesis for hypothesis.
 
-Both take the step function ``step(tokens (N,), state, memory) -> (logits (N, V), state,
+They take the step function ``step(tokens (N,), state, memory) -> (logits (N, V), state,
 alpha (N, L))`` and return, per image, a list of hypotheses, best first (see
 ``captioner.search``).
 """

@@ -7,8 +7,13 @@ Runs with the TensorFlow backend; ``captioner.export`` says what the folder hold
 
 import sys
 
-from captioner.cli import (ArgumentParser, add_config_options, config_from_args,
-                           import_keras_quietly, run)
+from captioner.cli import (
+    ArgumentParser,
+    add_config_options,
+    config_from_args,
+    import_keras_quietly,
+    run,
+)
 from captioner.config import SearchConfig
 from captioner.errors import ConfigError
 

@@ -17,8 +17,8 @@ test against a NumPy reference (``tests/reference_search.py``).
 """
 
 from captioner.search.beam import BeamSampler, BeamState
-from captioner.search.controls import Controls
 from captioner.search.compiled import CompiledSearch, SelfCriticalSearch, feature_statistics
+from captioner.search.controls import Controls
 from captioner.search.greedy import GreedySampler, GreedyState
 from captioner.search.random import RandomSampler
 from captioner.search.sampler import Sampler, hypothesis, normalised_score, reorder, tile

@@ -8,8 +8,7 @@ import numpy as np
 from keras import ops
 
 from captioner.search.controls import Controls
-from captioner.search.sampler import (Sampler, caption_scores, gather_ranked, hypothesis,
-                                      reorder)
+from captioner.search.sampler import Sampler, caption_scores, gather_ranked, hypothesis, reorder
 
 
 class BeamState(NamedTuple):

@@ -90,8 +90,9 @@ def untrained(kind, vocabulary):
     if kind == "hard":
         config = tiny_config(vocabulary, attention="hard")
     else:
-        config = ModelConfig(decoder=TransformerConfig(layers=1, encoder_layers=0, model_width=32, ff_width=64,
-                                                       heads=2), vocab_size=len(vocabulary),
+        decoder = TransformerConfig(layers=1, encoder_layers=0, model_width=32, ff_width=64,
+                                    heads=2)
+        config = ModelConfig(decoder=decoder, vocab_size=len(vocabulary),
                              vocab_hash=vocabulary.hash, max_length=8)
     return ImageCaptioner(create_captioner(config, seed=5), vocabulary)
 
