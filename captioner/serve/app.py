@@ -200,7 +200,8 @@ async def _received(request, service, deadline):
                                    "(--max-images)")
             search, flags = read_options(dict(_once(request.query_params.multi_items())),
                                          fields, service.search, config.max_beam,
-                                         service.task.model.model_config.max_length)
+                                         service.task.model.model_config.max_length,
+                                         service.task.vocabulary)
             if search.grounded and service.task.model.grounding is None:
                 raise Refused(422, "option grounded needs a model with a grounding head; "
                                    "this one has none")

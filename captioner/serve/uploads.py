@@ -103,7 +103,7 @@ async def read_uploads(request, body, limit, max_images):
     return [Upload(None, body)], {}
 
 
-def read_options(query, fields, defaults, max_beam, max_length):
+def read_options(query, fields, defaults, max_beam, max_length, vocabulary):
     """(the request's SearchConfig, {"maps": bool, "heatmaps": bool}) from ``query`` and
     form ``fields`` (the same option in both is refused): 422 naming the option for one
     that is unknown, of the wrong type, or out of range."""
@@ -126,9 +126,15 @@ def read_options(query, fields, defaults, max_beam, max_length):
         search = dataclasses.replace(defaults, **values)
     except ConfigError as error:
         raise Refused(422, f"option {str(error)}") from None
-    if search.beam > max_beam:
-        raise Refused(422, f"option beam must be at most {max_beam} on this server "
-                           f"(--max-beam). Received: beam={search.beam}")
+    for name in ("beam", "samples"):  # hypotheses kept per image
+        if getattr(search, name) > max_beam:
+            raise Refused(422, f"option {name} must be at most {max_beam} on this server "
+                               f"(--max-beam). Received: {name}={getattr(search, name)}")
+    from captioner.search import banned_ids
+    try:
+        banned_ids(search, vocabulary)
+    except ConfigError as error:
+        raise Refused(422, f"option {error}") from None
     if search.max_length is not None and search.max_length > max_length:
         raise Refused(422, f"option max_length must be at most the model's {max_length}. "
                            f"Received: max_length={search.max_length}")

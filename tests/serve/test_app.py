@@ -71,6 +71,19 @@ def test_a_raw_image_body_and_beam_options_give_the_n_best_of_the_api(client, ta
     assert len(entry["n_best"]) == 3
 
 
+def test_samples_with_a_seed_and_a_ban_are_the_apis_in_any_batch(client, task):
+    search = SearchConfig(samples=3, top_p=0.9, temperature=1.5, seed=7, ban=("dark",))
+    response = client.post("/v1/caption?samples=3&top_p=0.9&temperature=1.5&seed=7&ban=dark",
+                           files=parts(*SAMPLE_FILES[:2]))
+    assert response.status_code == 200, response.text
+    expected = [answer.to_json(n_best=True) for answer in task.caption(SAMPLE_FILES[1::-1],
+                                                                       search)][::-1]
+    for entry, wanted in zip(response.json(), expected):  # another batch order, same samples
+        assert entry == {**wanted, "path": os.path.basename(wanted["path"])}
+        assert len(entry["n_best"]) == 3
+        assert all("dark" not in c["caption"].split() for c in entry["n_best"])
+
+
 @pytest.mark.backend
 def test_maps_are_each_words_attention_as_the_search_gave_it(client, task):
     response = client.post("/v1/caption", files=parts(SAMPLE_FILES[1]),
@@ -122,6 +135,9 @@ def test_images_that_cannot_be_read_are_refused_with_the_clis_reason(client, bod
     ("bogus=1", "unknown option 'bogus'"),
     ("beam=two", "option beam must be int"),
     ("beam=4", "option beam must be at most 3"),
+    ("samples=4", "option samples must be at most 3"),
+    ("samples=2&beam=2", "do not mix"),
+    ("ban=zebrra,red", "'zebrra' not in the model's vocabulary"),
     ("beam=2&n_best=3", "n_best"),
     ("length_penalty=nan", "option length_penalty must be a finite number"),
     ("max_length=500", "option max_length must be at most the model's"),
