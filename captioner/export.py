@@ -1,7 +1,7 @@
 """Export a captioner as a TensorFlow SavedModel or an ONNX model that serves without
 this code, with the search ``captioner caption`` would run.
 
-    captioner export --model DIR [--model DIR...] --out DIR [--format saved_model|onnx]
+    captioner export --model DIR [--model DIR...] --out DIR [--format saved_model|onnx|litert]
         [search options: --beam K --n-best N --samples N --top-p P ... as caption's]
 
 Run with the TensorFlow backend (both formats are written from TensorFlow graphs). Each
@@ -34,6 +34,12 @@ onnx: ``model.onnx`` (Keras' exporter through tf2onnx; the search is an ONNX ``L
   strings here, so a caption is ``vocab.json``'s words of ``tokens[:length]``. Run it
   with ``onnxruntime.InferenceSession(DIR + "/model.onnx").run(None, {"images": images})``.
 
+litert: ``model.tflite`` (Keras' LiteRT exporter), greedy and (LSTM) beam search
+  (sampling's uint32 bitwise noise has no LiteRT kernel, and a Transformer's beam search
+  does not come back intact: both refused in one line), one image per call:
+  ``Interpreter(model_path).get_signature_runner()(images=image[None])`` returns the
+  outputs above by name.
+
 The folder also holds ``vocab.json`` and ``MODEL_CARD.md`` (the model's card, with a
 section on the export naming the search). It is written beside its target and renamed
 into place when complete.
@@ -45,8 +51,9 @@ import os
 from captioner.folders import KINDS, claim
 from captioner.io import atomic_folder, write_text
 
-FORMATS = ("saved_model", "onnx")
+FORMATS = ("saved_model", "onnx", "litert")
 ONNX_FILE = "model.onnx"
+LITERT_FILE = "model.tflite"
 
 
 def serving_model(search, grid_shape):
@@ -112,13 +119,24 @@ def export(captioner, out, format="saved_model", grounded=None, overwrite=False,
     if grounded is not None or search is None:
         search = dataclasses.replace(search or SearchConfig(), grounded=grounded)
     config = captioner.search_config(search)
+    if format == "litert" and config.sampling:
+        raise ConfigError("a LiteRT export carries greedy and beam search; sampling's noise "
+                          "(uint32 bitwise operations) has no LiteRT kernel: export it as "
+                          "--format saved_model or onnx")
+    members = getattr(captioner.model, "members", [captioner.model])
+    if format == "litert" and config.beam > 1 and any(
+            member.model_config.decoder.kind == "transformer" for member in members):
+        raise ConfigError("a LiteRT export of a Transformer carries greedy search only: its "
+                          "beam search's cache does not come back intact from the LiteRT "
+                          "interpreter; export it as --format saved_model")
     if format == "onnx" and config.beam > 1:
         raise ConfigError("an ONNX export carries greedy search and sampling; beam search "
                           "exports as --format saved_model (its loop does not convert to "
                           "ONNX Runtime intact)")
     compiled = captioner.search(search)
     served = serving_model(compiled, captioner.grid_shape)
-    write = _write_saved_model if format == "saved_model" else _write_onnx
+    write = {"saved_model": _write_saved_model, "onnx": _write_onnx,
+             "litert": _write_litert}[format]
     with atomic_folder(out, owns=KINDS["export"].owns) as temporary:
         description = write(served, captioner, temporary, compiled.draws,
                             describe(config, captions_of(compiled)))
@@ -219,6 +237,22 @@ def _write_onnx(served, saved, folder, draws, search):
             f"\"images\": uint8 (batch, {size}, {size}, 3){seeded}; outputs tokens, lengths, "
             "word probabilities, attention maps, scores and whether each caption ended; a "
             "caption is `vocab.json`'s words of `tokens[:length]`.")
+
+
+def _write_litert(served, saved, folder, draws, search):
+    import warnings
+
+    import tensorflow as tf
+    size = _image_size(saved)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        served.export(os.path.join(folder, LITERT_FILE), format="litert", verbose=False,
+                      input_signature=[{"images": tf.TensorSpec((1, size, size, 3), tf.uint8,
+                                                                name="images")}])
+    return (f"LiteRT (`{LITERT_FILE}`): {search}, compiled whole, one image per call. Its "
+            f"signature takes \"images\": uint8 (1, {size}, {size}, 3) and returns tokens, "
+            "lengths, word probabilities, attention maps, scores and whether each caption "
+            "ended; a caption is `vocab.json`'s words of `tokens[:length]`.")
 
 
 def _write_labels(saved, folder, description):

@@ -57,6 +57,7 @@ KINDS = {
                   ".*.partial-*")),
     "export": Kind("an export", ".captioner-export", (),
                    ("saved_model.pb", "variables", "assets", "fingerprint.pb", "model.onnx",
+                    "model.tflite",
                     "vocab.json", "MODEL_CARD.md", ".*.partial-*")),
     "viewer": Kind("a viewer", ".captioner-viewer", (),
                    ("index.html", "data", "images", ".*.partial-*")),

@@ -182,31 +182,65 @@ print(json.dumps([[" ".join(words[t] for t in tokens[:length])
 """
 
 
-@pytest.mark.slow  # three exports
+FULL_LITERT = r"""
+import json, sys
+import numpy as np
+try:
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:
+    import warnings
+    warnings.simplefilter("ignore")
+    import tensorflow as tf
+    Interpreter = tf.lite.Interpreter
+run = Interpreter(model_path=sys.argv[1] + "/model.tflite").get_signature_runner()
+words = json.load(open(sys.argv[1] + "/vocab.json"))["words"]
+captions = []
+for image in np.load(sys.argv[2]):
+    found = run(images=image[None])
+    tokens, lengths, scores = found["tokens"][0], found["lengths"][0], found["scores"][0]
+    if tokens.ndim == 1:
+        tokens, lengths, scores = tokens[None], lengths[None], scores[None]
+    captions.append([" ".join(words[t] for t in row[:length])
+                     for row, length, score in zip(tokens, lengths, scores)
+                     if np.isfinite(score)])
+assert not any(name.startswith("captioner") for name in sys.modules)
+print(json.dumps(captions))
+"""
+
+
+@pytest.mark.slow  # an export each
 @pytest.mark.parametrize("format, options", [
     ("saved_model", dict(beam=3, n_best=3)),
     ("saved_model", dict(beam=4, n_best=3, beam_groups=2, diversity=2.0, no_repeat_ngram=3)),
     ("saved_model", dict(samples=3, top_p=0.9, seed=4)),
-    ("onnx", dict(samples=3, top_p=0.9, seed=4, temperature=1.3))],
-    ids=["saved_model-beam3", "saved_model-diverse", "saved_model-top-p", "onnx-top-p"])
+    ("onnx", dict(samples=3, top_p=0.9, seed=4, temperature=1.3)),
+    ("litert", dict()), ("litert", dict(beam=3, n_best=3))],
+    ids=["saved_model-beam3", "saved_model-diverse", "saved_model-top-p", "onnx-top-p",
+         "litert-greedy", "litert-beam3"])
 def test_an_export_carries_the_search_and_gives_caption_py_s_captions(bundled, tmp_path,
                                                                       format, options):
     from captioner.config import SearchConfig
     model_folder, saved, paths, images, grounded = bundled
     search = SearchConfig(grounded=grounded, **options)
+    if format == "litert" and search.beam > 1 and \
+            saved.model.model_config.decoder.kind == "transformer":
+        from captioner.errors import ConfigError
+        with pytest.raises(ConfigError, match="LiteRT export of a Transformer carries greedy"):
+            saved.export(str(tmp_path / format), format, search=search)
+        return
     out = saved.export(str(tmp_path / format), format, search=search)
     from captioner.export import describe
     card = open(os.path.join(out, "MODEL_CARD.md"), encoding="utf-8").read()
     assert describe(saved.search_config(search), search.captions) in card
     seed = [search.seed] * len(paths) if search.sampling else []
-    served = serve(FULL_SAVED_MODEL if format == "saved_model" else FULL_ONNX, out, images,
-                   json.dumps(seed), cwd=tmp_path)
+    script = {"saved_model": FULL_SAVED_MODEL, "onnx": FULL_ONNX, "litert": FULL_LITERT}
+    served = serve(script[format], out, images, json.dumps(seed), cwd=tmp_path)
     expected = [[caption.caption for caption in item.n_best]
                 for item in saved.caption(paths, search)]
     assert served == expected and all(len(found) == search.captions for found in expected)
 
 
-def test_beam_search_is_not_exported_to_onnx_and_says_so(tmp_path):
+def test_beam_search_to_onnx_and_sampling_to_litert_are_refused_in_one_line(tmp_path):
     import keras
     if keras.backend.backend() != "tensorflow":
         pytest.skip("models are exported with the TensorFlow backend")
@@ -217,3 +251,5 @@ def test_beam_search_is_not_exported_to_onnx_and_says_so(tmp_path):
     with pytest.raises(ConfigError, match="beam search exports as --format saved_model"):
         saved.export(str(tmp_path / "onnx"), "onnx", search=SearchConfig(beam=3))
     assert not os.path.exists(tmp_path / "onnx") or not os.listdir(tmp_path / "onnx")
+    with pytest.raises(ConfigError, match="sampling's noise .* has no LiteRT kernel"):
+        saved.export(str(tmp_path / "litert"), "litert", search=SearchConfig(samples=2))

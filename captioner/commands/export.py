@@ -1,6 +1,6 @@
 """Export a captioner as a TensorFlow SavedModel or an ONNX model that serves without this code.
 
-    captioner export --model DIR --out DIR [--format saved_model|onnx] [search options]
+    captioner export --model DIR --out DIR [--format saved_model|onnx|litert] [search options]
 
 Runs with the TensorFlow backend; ``captioner.export`` says what the folder holds.
 """
@@ -17,7 +17,7 @@ from captioner.cli import (
 from captioner.config import SearchConfig
 from captioner.errors import ConfigError
 
-FORMATS = ("saved_model", "onnx")  # captioner.export.FORMATS, without importing it
+FORMATS = ("saved_model", "onnx", "litert")  # captioner.export.FORMATS, not imported
 
 
 PROG = "captioner export"
@@ -33,8 +33,8 @@ def build_parser(prog=PROG):
                         help="the export folder to write (new, empty or an earlier export, "
                              "whose own files are replaced when the new one is done)")
     parser.add_argument("--format", choices=FORMATS, default="saved_model",
-                        help="saved_model (TensorFlow Serving; the default) or onnx "
-                             "(onnxruntime)")
+                        help="saved_model (TensorFlow Serving; the default), onnx "
+                             "(onnxruntime) or litert (phones: the LiteRT interpreter)")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into a folder that holds other files too, replacing only "
                              "the files an export has there")
