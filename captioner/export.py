@@ -219,19 +219,25 @@ def _write_saved_model(served, saved, folder, draws, search):
             "whether each caption ended.")
 
 
-def _write_onnx(served, saved, folder, draws, search):
+def _keras_export(served, path, format, signature, **options):
+    """``served.export`` (Keras' exporter) of one file, its converters' warnings hushed
+    (Keras' tf2onnx patch probes numpy for np.object; the LiteRT converter's notes)."""
     import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        served.export(path, format=format, verbose=False, input_signature=[signature],
+                      **options)
 
+
+def _write_onnx(served, saved, folder, draws, search):
     import tensorflow as tf
     size = _image_size(saved)
     signature = {"images": tf.TensorSpec((None, size, size, 3), tf.uint8, name="images")}
     if draws:
         signature["seed"] = tf.TensorSpec((None,), tf.uint32, name="seed")
-    with warnings.catch_warnings():  # Keras' tf2onnx patch probes numpy for np.object
-        warnings.simplefilter("ignore", FutureWarning)
-        # opset 18 where the search draws: its noise hashes with bitwise XOR
-        served.export(os.path.join(folder, ONNX_FILE), format="onnx", verbose=False,
-                      input_signature=[signature], opset_version=18 if draws else None)
+    # opset 18 where the search draws: its noise hashes with bitwise XOR
+    _keras_export(served, os.path.join(folder, ONNX_FILE), "onnx", signature,
+                  opset_version=18 if draws else None)
     seeded = ' and "seed": uint32 (batch,)' if draws else ""
     return (f"ONNX (`{ONNX_FILE}`): {search}, compiled whole, an ONNX Loop. Input "
             f"\"images\": uint8 (batch, {size}, {size}, 3){seeded}; outputs tokens, lengths, "
@@ -240,15 +246,10 @@ def _write_onnx(served, saved, folder, draws, search):
 
 
 def _write_litert(served, saved, folder, draws, search):
-    import warnings
-
     import tensorflow as tf
     size = _image_size(saved)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        served.export(os.path.join(folder, LITERT_FILE), format="litert", verbose=False,
-                      input_signature=[{"images": tf.TensorSpec((1, size, size, 3), tf.uint8,
-                                                                name="images")}])
+    _keras_export(served, os.path.join(folder, LITERT_FILE), "litert",
+                  {"images": tf.TensorSpec((1, size, size, 3), tf.uint8, name="images")})
     return (f"LiteRT (`{LITERT_FILE}`): {search}, compiled whole, one image per call. Its "
             f"signature takes \"images\": uint8 (1, {size}, {size}, 3) and returns tokens, "
             "lengths, word probabilities, attention maps, scores and whether each caption "
