@@ -27,16 +27,15 @@ saved_model: two endpoints, which also return "captions" (batch[, N]) strings:
 
   Load it with ``tf.saved_model.load(DIR)`` and call ``.serve(images)``.
 
-onnx: ``model.onnx`` (Keras' exporter through tf2onnx; the search is an ONNX ``Loop``;
-  opset 18 for sampling, whose noise hashes with bitwise XOR), greedy search and sampling
-  (beam search's loop does not convert intact: it is refused in one line), input
-  "images" uint8 (batch, S, S, 3) (and "seed"), the outputs above by name; ONNX has no
+onnx: ``model.onnx`` (Keras' exporter through tf2onnx, each select as ONNX ``Where``;
+  the search is an ONNX ``Loop``; opset 18 for sampling, whose noise hashes with bitwise
+  XOR), every search, input "images" uint8 (batch, S, S, 3) (and "seed"), the outputs above by name; ONNX has no
   strings here, so a caption is ``vocab.json``'s words of ``tokens[:length]``. Run it
   with ``onnxruntime.InferenceSession(DIR + "/model.onnx").run(None, {"images": images})``.
 
-litert: ``model.tflite`` (Keras' LiteRT exporter), greedy and (LSTM) beam search
-  (sampling's uint32 bitwise noise has no LiteRT kernel, and a Transformer's beam search
-  does not come back intact: both refused in one line), one image per call:
+litert: ``model.tflite`` (Keras' LiteRT exporter), greedy and beam search, one image
+  per call (sampling's uint32 bitwise noise has no LiteRT kernel: for it an
+  ``ExportWarning`` says so and the file carries greedy search with the same controls):
   ``Interpreter(model_path).get_signature_runner()(images=image[None])`` returns the
   outputs above by name.
 
@@ -45,8 +44,10 @@ section on the export naming the search). It is written beside its target and re
 into place when complete.
 """
 
+import contextlib
 import dataclasses
 import os
+import warnings
 
 from captioner.folders import KINDS, claim
 from captioner.io import atomic_folder, write_text
@@ -63,6 +64,8 @@ def serving_model(search, grid_shape):
     import keras
     from keras import ops
 
+    from captioner.search.sampler import scored
+
     class ServedSearch(keras.Model):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
@@ -74,10 +77,14 @@ def serving_model(search, grid_shape):
             alphas = found["alphas"]
             shape = (ops.shape(alphas)[0], ops.shape(alphas)[1], ops.shape(alphas)[2],
                      *grid_shape)
+            scores = found["scores"]
+            # -inf where no caption, computed (log 0) rather than a constant: LiteRT's
+            # converter writes a constant -inf as the lowest float
+            scores = scores + ops.log(ops.cast(scored(scores), scores.dtype))
             served = {"tokens": found["tokens"], "lengths": found["lengths"],
                       "probabilities": ops.exp(found["log_probs"]),
                       "alphas": ops.reshape(alphas, shape), "finished": found["finished"],
-                      "scores": found["scores"]}
+                      "scores": scores}
             if captions_of(search) == 1:
                 served = {key: value[:, 0] for key, value in served.items()}
             return served
@@ -119,20 +126,8 @@ def export(captioner, out, format="saved_model", grounded=None, overwrite=False,
     if grounded is not None or search is None:
         search = dataclasses.replace(search or SearchConfig(), grounded=grounded)
     config = captioner.search_config(search)
-    if format == "litert" and config.sampling:
-        raise ConfigError("a LiteRT export carries greedy and beam search; sampling's noise "
-                          "(uint32 bitwise operations) has no LiteRT kernel: export it as "
-                          "--format saved_model or onnx")
-    members = getattr(captioner.model, "members", [captioner.model])
-    if format == "litert" and config.beam > 1 and any(
-            member.model_config.decoder.kind == "transformer" for member in members):
-        raise ConfigError("a LiteRT export of a Transformer carries greedy search only: its "
-                          "beam search's cache does not come back intact from the LiteRT "
-                          "interpreter; export it as --format saved_model")
-    if format == "onnx" and config.beam > 1:
-        raise ConfigError("an ONNX export carries greedy search and sampling; beam search "
-                          "exports as --format saved_model (its loop does not convert to "
-                          "ONNX Runtime intact)")
+    if format == "litert":
+        search, config = _litert_search(captioner, search, config)
     compiled = captioner.search(search)
     served = serving_model(compiled, captioner.grid_shape)
     write = {"saved_model": _write_saved_model, "onnx": _write_onnx,
@@ -143,6 +138,28 @@ def export(captioner, out, format="saved_model", grounded=None, overwrite=False,
         _write_labels(captioner, temporary, description)
         write_text(os.path.join(temporary, KINDS["export"].mark), "")
     return out
+
+
+class ExportWarning(UserWarning):
+    """The export carries another search than the one asked for (``captioner export``
+    prints it as a line)."""
+
+
+def _litert_search(captioner, search, config):
+    """The search a LiteRT export can carry: ``search`` (and its resolved ``config``), or
+    greedy search with the same controls where LiteRT cannot run it, with an
+    ``ExportWarning`` that says why."""
+    if config.sampling:
+        why = ("sampling's noise hashes with uint32 bitwise operations, which have no "
+               "LiteRT kernel")
+    else:
+        return search, config
+    warnings.warn(f"{why}: model.tflite carries greedy search (export the search asked for "
+                  "as --format saved_model or onnx)", ExportWarning, stacklevel=3)
+    plain = type(search)()  # greedy: the defaults of every beam and sampling option
+    search = dataclasses.replace(search, **{name: getattr(plain, name) for name in (
+        "beam", "n_best", "beam_groups", "samples", "temperature", "top_k", "top_p")})
+    return search, captioner.search_config(search)
 
 
 def _image_size(captioner):
@@ -164,7 +181,7 @@ def describe(search, captions):
     controls = [f"{name} {value}" for name, value in (
         ("length penalty", search.length_penalty), ("minimum length", search.min_length),
         ("no repeated n-gram of", search.no_repeat_ngram),
-        ("repetition penalty", search.repetition_penalty),
+        ("repetition penalty", search.repetition_penalty != 1.0 and search.repetition_penalty),
         ("grounded decoding at", search.grounded)) if value]
     if search.ban:
         controls.append("banned " + ", ".join(search.ban))
@@ -229,6 +246,32 @@ def _keras_export(served, path, format, signature, **options):
                       **options)
 
 
+@contextlib.contextmanager
+def _selects_as_where():
+    """tf2onnx writes a float ``tf.where`` as cond * x + (1 - cond) * y unless it sees an
+    infinite constant; a search's scores are -inf where there is no hypothesis, and
+    0 * -inf is NaN. Within this block, Keras' ONNX exporter converts every select to ONNX
+    ``Where`` (tf2onnx's own conversion of it, through its ``custom_op_handlers``)."""
+    import tf2onnx
+    from tf2onnx.onnx_opset.controlflow import Select
+
+    def where(ctx, node, name, args):
+        node.set_attr("handles_nan", True)  # the flag tf2onnx's rewriters set for this
+        Select.version_9(ctx, node)
+
+    convert = tf2onnx.convert.from_function
+
+    def from_function(*args, **kwargs):
+        handlers = {"Select": (where, []), "SelectV2": (where, []),
+                    **(kwargs.pop("custom_op_handlers", None) or {})}
+        return convert(*args, custom_op_handlers=handlers, **kwargs)
+    tf2onnx.convert.from_function = from_function
+    try:
+        yield
+    finally:
+        tf2onnx.convert.from_function = convert
+
+
 def _write_onnx(served, saved, folder, draws, search):
     import tensorflow as tf
     size = _image_size(saved)
@@ -236,8 +279,9 @@ def _write_onnx(served, saved, folder, draws, search):
     if draws:
         signature["seed"] = tf.TensorSpec((None,), tf.uint32, name="seed")
     # opset 18 where the search draws: its noise hashes with bitwise XOR
-    _keras_export(served, os.path.join(folder, ONNX_FILE), "onnx", signature,
-                  opset_version=18 if draws else None)
+    with _selects_as_where():
+        _keras_export(served, os.path.join(folder, ONNX_FILE), "onnx", signature,
+                      opset_version=18 if draws else None)
     seeded = ' and "seed": uint32 (batch,)' if draws else ""
     return (f"ONNX (`{ONNX_FILE}`): {search}, compiled whole, an ONNX Loop. Input "
             f"\"images\": uint8 (batch, {size}, {size}, 3){seeded}; outputs tokens, lengths, "

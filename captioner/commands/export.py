@@ -6,6 +6,7 @@ Runs with the TensorFlow backend; ``captioner.export`` says what the folder hold
 """
 
 import sys
+import warnings
 
 from captioner.cli import (
     ArgumentParser,
@@ -57,7 +58,16 @@ def main(argv=None, prog=PROG):
     from captioner.tasks import ImageCaptioner, load
     task = load(args.models) if len(args.models) > 1 else ImageCaptioner.from_folder(
         args.models[0])
-    task.export(out, args.format, overwrite=args.overwrite, search=args.search)
+    from captioner.export import ExportWarning
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", ExportWarning)
+        task.export(out, args.format, overwrite=args.overwrite, search=args.search)
+    for warning in said:
+        if issubclass(warning.category, ExportWarning):
+            print(f"warning: {printable(str(warning.message))}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
     print(f"wrote {printable(args.out)}", file=sys.stderr)
 
 

@@ -8,7 +8,14 @@ import numpy as np
 from keras import ops
 
 from captioner.search.controls import Controls
-from captioner.search.sampler import Sampler, caption_scores, gather_ranked, hypothesis, reorder
+from captioner.search.sampler import (
+    Sampler,
+    caption_scores,
+    gather_ranked,
+    hypothesis,
+    reorder,
+    scored,
+)
 
 
 class BeamState(NamedTuple):
@@ -179,7 +186,7 @@ class BeamSampler(Sampler):
         total, flat = ops.top_k(candidates, 2 * k)  # best first, ties by index
         parent, token = flat // vocab, flat % vocab
         rank = ops.arange(2 * k)[None]
-        valid = ops.isfinite(total) & ~view.done[:, None]
+        valid = scored(total) & ~view.done[:, None]
         ends = valid & (token == self.end_id)
         # the finished: <end> among the best K candidates
         finish = ends & (rank < k)
@@ -208,7 +215,7 @@ class BeamSampler(Sampler):
         nth = pool_score[:, n - 1]
         return {**found, "parents": ops.where(kept, _take(parent, order), 0),
                 "tokens": ops.where(kept, _take(token, order), self.end_id), "totals": totals,
-                "kept": kept, "done": view.done | (ops.isfinite(nth) & (best_possible <= nth))}
+                "kept": kept, "done": view.done | (scored(nth) & (best_possible <= nth))}
 
     def outputs(self, variables):
         fields = variables._asdict()
@@ -254,7 +261,7 @@ class BeamSampler(Sampler):
         pool = outputs["finished_score"]
         batch_size, slots = ops.shape(pool)[0], pool.shape[1]
         lengths = outputs["finished_length"]
-        exists = ops.isfinite(pool)
+        exists = scored(pool)
         finished = {"tokens": outputs["finished_words"], "lengths": lengths,
                     "log_probs": outputs["finished_log_probs"],
                     "alphas": outputs["finished_alphas"], "finished": exists,
@@ -274,7 +281,7 @@ class BeamSampler(Sampler):
             exists = exists & ~repeated
             key = ops.where(exists, 1e6 + finished["scores"], -np.inf)
         live_length = ops.full((batch_size, width), outputs["live_length"], "int32")
-        alive = ops.isfinite(outputs["totals"])
+        alive = scored(outputs["totals"])
         unfinished = {"tokens": outputs["words"], "lengths": live_length,
                       "log_probs": outputs["log_probs"], "alphas": outputs["alphas"],
                       "finished": ops.zeros((batch_size, width), "bool"),
@@ -287,7 +294,7 @@ class BeamSampler(Sampler):
                 for name in finished}
         chosen, order = ops.top_k(key, n)
         found = gather_ranked(both, order)
-        present = ops.isfinite(chosen)
+        present = scored(chosen)
         found["scores"] = ops.where(present, found["scores"], -np.inf)
         found["lengths"] = ops.where(present, found["lengths"], 0)
         return found

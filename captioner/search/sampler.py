@@ -130,6 +130,16 @@ class Sampler:
         raise NotImplementedError
 
 
+LOWEST = float(np.finfo("float32").min)
+
+
+def scored(values):
+    """Where ``values`` hold a score, in ``keras.ops``: -inf marks none. A score is above
+    the lowest float32, so the test holds too where a converter writes the constant -inf
+    as the lowest float (LiteRT's does), and ``isfinite`` would take it for a score."""
+    return values > LOWEST
+
+
 def caption_scores(log_probs, lengths, end_log_prob, finished, length_penalty):
     """``normalised_score`` in ``keras.ops``: log_probs (..., T), lengths, end_log_prob and
     finished (...) -> the scores (...)."""

@@ -122,3 +122,31 @@ def test_a_seed_gives_the_same_captions_in_any_batch_and_another_seed_others(bun
     assert texts(bundled.caption(paths, dataclasses.replace(config, seed=22))) != together
     assert all(len(captions) == 4 for captions in together)
     assert len({c for captions in together for c in captions}) > len(paths)  # they vary
+
+
+@pytest.mark.parametrize("config", [SearchConfig(beam=3, n_best=3, max_length=3),
+                                    SearchConfig(beam=4, beam_groups=2, n_best=4)],
+                         ids=["beam3-unfinished", "diverse4x2"])
+def test_ranking_reads_the_lowest_float_as_no_score_as_it_reads_minus_infinity(bundled,
+                                                                               config):
+    """A converter may write the constant -inf as the lowest float (LiteRT's does): the
+    ranking in the graph (what an export returns) must not take it for a score."""
+    from keras import ops
+
+    from captioner.search.sampler import LOWEST
+    size = bundled.model.model_config.encoder.image_size
+    images = np.stack([load_resized(path, size) for path in samples()])
+    search = bundled.search(dataclasses.replace(config, grounded=0.0))
+    outputs = search.predict_on_batch({"images": images})
+    empty = sum(int(np.sum(np.isneginf(value))) for value in outputs.values()
+                if value.dtype.kind == "f")
+    assert empty  # an empty place in a pool or beam, for the test to mean something
+    lowest = {key: np.where(np.isneginf(value), LOWEST, value) if value.dtype.kind == "f"
+              else value for key, value in outputs.items()}
+    expected, found = (
+        {key: ops.convert_to_numpy(value) for key, value in search.sampler.ranked(
+            {key: ops.convert_to_tensor(value) for key, value in fields.items()}).items()}
+        for fields in (outputs, lowest))
+    assert np.all(np.isfinite(expected["scores"]) == (expected["scores"] > LOWEST))
+    for key in expected:
+        np.testing.assert_array_equal(found[key], expected[key], err_msg=key)
