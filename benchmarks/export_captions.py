@@ -4,10 +4,11 @@
         [--limit 200] [--formats saved_model,litert,onnx]
 
 Exports the model's greedy search and beam 3 with its 3-best list (each as ``caption``
-searches by default, grounded for a model with a grounding head) and runs each export on the first ``--limit`` test images: the
-SavedModel's ``serve`` on the batch, the LiteRT interpreter one image at a time, ONNX
-Runtime on the batch. Prints one JSON line per export and search: images, and those whose
-list of captions is identical to ``ImageCaptioner.caption``'s.
+searches by default, grounded for a model with a grounding head) and runs each export on
+the first ``--limit`` test images: the SavedModel's ``serve`` on the batch, the LiteRT
+interpreter one image at a time, ONNX Runtime on the batch. Prints one JSON line per
+export and search: images, and those whose list of captions is identical to
+``ImageCaptioner.caption``'s.
 """
 
 import argparse

@@ -27,11 +27,12 @@ saved_model: two endpoints, which also return "captions" (batch[, N]) strings:
 
   Load it with ``tf.saved_model.load(DIR)`` and call ``.serve(images)``.
 
-onnx: ``model.onnx`` (Keras' exporter through tf2onnx, each select as ONNX ``Where``;
-  the search is an ONNX ``Loop``; opset 18 for sampling, whose noise hashes with bitwise
-  XOR), every search, input "images" uint8 (batch, S, S, 3) (and "seed"), the outputs above by name; ONNX has no
-  strings here, so a caption is ``vocab.json``'s words of ``tokens[:length]``. Run it
-  with ``onnxruntime.InferenceSession(DIR + "/model.onnx").run(None, {"images": images})``.
+onnx: ``model.onnx`` (Keras' exporter through tf2onnx, each select as ONNX ``Where``; the
+  search is an ONNX ``Loop``; opset 18 for sampling, whose noise hashes with bitwise XOR),
+  every search, input "images" uint8 (batch, S, S, 3) (and "seed"), the outputs above by
+  name; ONNX has no strings here, so a caption is ``vocab.json``'s words of
+  ``tokens[:length]``. Run it with ``onnxruntime.InferenceSession(DIR +
+  "/model.onnx").run(None, {"images": images})``.
 
 litert: ``model.tflite`` (Keras' LiteRT exporter), greedy and beam search, one image
   per call (sampling's uint32 bitwise noise has no LiteRT kernel: for it an

@@ -225,6 +225,7 @@ print(json.dumps(captions))
 def test_an_export_carries_the_search_and_gives_caption_py_s_captions(bundled, tmp_path,
                                                                       format, options):
     import dataclasses
+
     from captioner.config import SearchConfig
     from captioner.export import ExportWarning, describe
     model_folder, saved, paths, images, grounded = bundled
