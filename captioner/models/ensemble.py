@@ -9,7 +9,9 @@ member's own maps are ``ImageCaptioner.member_maps``.
 
 It stands where the search expects a ``Captioner``: ``encode``, ``decoder`` (``prepare``,
 ``initial_state``, ``step``), ``model_config`` (the first member's, with the shortest
-``max_length``), ``grid_shape``; it has no grounding head.
+``max_length``), ``grid_shape``. It has no grounding head of its own: grounded decoding
+re-scores each member that has one by its own head (``grounded_decoder``) before the
+members are averaged.
 """
 
 import copy
@@ -24,31 +26,35 @@ def _key(index):
 
 
 class EnsembleDecoder:
-    """The members' decoders as one step (see the module docstring)."""
+    """The members' decoders as one step (see the module docstring): ``decoders`` one per
+    member (its decoder, or its ``GroundedDecoder``), ``grids`` their maps' (H_m, W_m),
+    ``grid_shape`` the first member's."""
 
-    def __init__(self, members, grid_shape):
-        self.members, self.grid_shape = members, tuple(grid_shape)
+    def __init__(self, decoders, grids, grid_shape):
+        self.decoders, self.grids = list(decoders), [tuple(grid) for grid in grids]
+        self.grid_shape = tuple(grid_shape)
 
     def prepare(self, features):
         """features: one (batch, L_m, D_m) per member -> the members' memories, and
         "annotations" of the first member's grid (the search reads L from it)."""
         return {"annotations": features[0], **{
-            _key(i): member.decoder.prepare(f)
-            for i, (member, f) in enumerate(zip(self.members, features))}}
+            _key(i): decoder.prepare(f)
+            for i, (decoder, f) in enumerate(zip(self.decoders, features))}}
 
     def initial_state(self, memory, steps=None):
         # a dict: a loop's nest of lists of lists is not kept as such on every backend
-        return {_key(i): member.decoder.initial_state(memory[_key(i)], steps=steps)
-                for i, member in enumerate(self.members)}
+        return {_key(i): decoder.initial_state(memory[_key(i)], steps=steps)
+                for i, decoder in enumerate(self.decoders)}
 
     def step(self, tokens, state, memory):
         log_probs, states, alphas = [], {}, []
-        for i, member in enumerate(self.members):
-            logits, states[_key(i)], alpha = member.decoder.step(tokens, state[_key(i)],
-                                                                 memory[_key(i)])
+        for i, (decoder, grid) in enumerate(zip(self.decoders, self.grids)):
+            logits, states[_key(i)], alpha = decoder.step(tokens, state[_key(i)],
+                                                          memory[_key(i)])
+            # each member's distribution (a grounded member's re-scored one) normalised
             log_probs.append(ops.log_softmax(ops.cast(logits, "float32"), axis=-1))
-            alphas.append(self.on_grid(ops.cast(alpha, "float32"), member.grid_shape))
-        mean = ops.logsumexp(ops.stack(log_probs), axis=0) - np.log(len(self.members))
+            alphas.append(self.on_grid(ops.cast(alpha, "float32"), grid))
+        mean = ops.logsumexp(ops.stack(log_probs), axis=0) - np.log(len(self.decoders))
         return mean, states, ops.mean(ops.stack(alphas), axis=0)
 
     def on_grid(self, alpha, grid_shape):
@@ -74,9 +80,21 @@ class Ensemble(keras.Model):
         self.model_config = copy.deepcopy(first.model_config)
         self.model_config.max_length = min(m.model_config.max_length for m in members)
         self.grid_shape = first.grid_shape
-        self.decoder = EnsembleDecoder(self.members, self.grid_shape)
-        self.grounding = None
+        self.decoder = EnsembleDecoder([m.decoder for m in members],
+                                       [m.grid_shape for m in members], self.grid_shape)
+        self.grounding = None  # no head of its own: its members' (``grounded_decoder``)
         self.built = True
+
+    def grounded_decoder(self, weight, words):
+        """The members' decoders as one step, each member with a grounding head decoding
+        grounded by it at ``weight`` (``captioner.search.grounded``) with its own
+        statement-word scorers (``words``: a list per member), before they are averaged."""
+        from captioner.search.grounded import GroundedDecoder
+        decoders = [GroundedDecoder(member.decoder, member.grounding, weight, own)
+                    if member.grounding is not None else member.decoder
+                    for member, own in zip(self.members, words)]
+        return EnsembleDecoder(decoders, [m.grid_shape for m in self.members],
+                               self.grid_shape)
 
     @property
     def image_size(self):

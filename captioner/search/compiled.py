@@ -11,7 +11,7 @@ on TensorFlow, ``jax.jit`` on JAX) once per input shape; called directly it runs
 With a grounding head, greedy search also gives "readings" (batch, max_length + 1,
 groups), the head's labels of each word's attended place (hypotheses: "readings"
 (n_words, groups)), and ``grounded`` > 0 re-scores the object words by them
-(``captioner.models.grounding``). With ``statistics``, also "feature_mean" and
+(``captioner.search.grounded``). With ``statistics``, also "feature_mean" and
 "feature_std" (batch, D) of the annotation vectors decoded from (``feature_statistics``),
 for the out-of-domain check.
 """
@@ -22,6 +22,7 @@ from keras import ops
 
 from captioner.errors import ModelError
 from captioner.search.greedy import GreedySampler
+from captioner.search.grounded import GroundedDecoder, can_ground
 from captioner.search.random import RandomSampler
 from captioner.search.sampler import tile
 from captioner.search.sampling import SamplingSampler
@@ -50,17 +51,18 @@ class CompiledSearch(keras.Model):
         words: the vocabulary's statement words that grounded decoding also judges, a
             list of scorers: ``captioner.search.spatial.SpatialWords`` (position and
             relation words, by the places attended), ``captioner.search.counting
-            .NumberWords`` (number words, by the objects the head reads in the cells).
+            .NumberWords`` (number words, by the objects the head reads in the cells); for
+            an ensemble, one such list per member.
     """
 
     def __init__(self, captioner, sampler, start_id, end_id, max_length, statistics=False,
                  grounded=0.0, words=(), **kwargs):
         super().__init__(**kwargs)
-        if grounded and getattr(captioner, "grounding", None) is None:
+        if grounded and not can_ground(captioner):
             raise ModelError("grounded decoding needs a model with a grounding head "
                              "(trained where the data has boxes; --grounding)")
         self.grounded = float(grounded)  # the weight of the grounding head's agreement
-        self.words = [scorer for scorer in words if scorer.active] if grounded else []
+        self.words = list(words) if grounded else []
         self.statistics = statistics
         self.captioner, self.sampler = captioner, sampler
         self.start_id, self.end_id, self.max_length = start_id, end_id, max_length
@@ -82,39 +84,13 @@ class CompiledSearch(keras.Model):
         """(the step function, its initial state, memory, batch size) of the annotation
         vectors: the decoder's step, or under grounded decoding that step re-scored."""
         decoder = self.captioner.decoder
+        if self.grounded:  # an ensemble's members each with their own head and words
+            grounded = getattr(self.captioner, "grounded_decoder", None)
+            decoder = grounded(self.grounded, self.words) if grounded else GroundedDecoder(
+                decoder, self.captioner.grounding, self.grounded, self.words)
         memory = decoder.prepare(features)
         state = decoder.initial_state(memory, steps=self.max_length + 1)
-        step = decoder.step
-        if self.grounded:
-            memory = {**memory, "grounded_features": features}
-            step = self.grounded_step
-            if self.words:
-                head = self.captioner.grounding
-                for scorer in self.words:
-                    memory.update(scorer.prepare(head, features))
-                state = {"decoder": state, "words": [
-                    scorer.initial_state(ops.shape(features)[0]) for scorer in self.words]}
-        return step, state, memory, ops.shape(memory["annotations"])[0]
-
-    def grounded_step(self, tokens, state, memory):
-        """The decoder's step with every object word re-scored by what is where it looked:
-        log p(w) + weight * (log p_head(w's labels | the attended place) - log p_head(its
-        reading there)) (``GroundingHead.word_scores``), and with ``words`` every statement
-        word they judge (position, relation and number words); the search renormalises
-        it."""
-        decoder_state = state["decoder"] if self.words else state
-        logits, decoder_state, alpha = self.captioner.decoder.step(tokens, decoder_state,
-                                                                   memory)
-        scores = ops.log_softmax(ops.cast(logits, "float32"), axis=-1) + self.grounded * \
-            self.captioner.grounding.word_scores(alpha, memory["grounded_features"])
-        if not self.words:
-            return scores, decoder_state, alpha
-        followed = []
-        for scorer, own in zip(self.words, state["words"]):
-            extra, own = scorer.scores(scorer.follow(own, tokens), alpha, memory)
-            scores = scores + self.grounded * extra
-            followed.append(own)
-        return scores, {"decoder": decoder_state, "words": followed}, alpha
+        return decoder.step, state, memory, ops.shape(memory["annotations"])[0]
 
     def run(self, sampler, step, state, memory, batch_size):
         return sampler(step, state, memory, batch_size, self.start_id, self.end_id,

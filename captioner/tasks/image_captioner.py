@@ -18,6 +18,7 @@ from captioner.results import Caption, ImageCaptions
 from captioner.saving import VOCAB_FILE
 from captioner.search import CompiledSearch, sampler_for
 from captioner.search.counting import NumberWords
+from captioner.search.grounded import can_ground
 from captioner.search.spatial import SpatialWords
 from captioner.tasks.task import Task, batches, in_order, path_of, read_image
 
@@ -151,7 +152,7 @@ class ImageCaptioner(Task):
         search = search or SearchConfig()
         grounded = search.grounded
         if grounded is None:
-            grounded = GROUNDED if self.model.grounding is not None else 0.0
+            grounded = GROUNDED if can_ground(self.model) else 0.0
         settings = {"max_length": search.max_length or self.model.model_config.max_length,
                     "grounded": float(grounded)}
         if search.beam == 1 and search.n_best == 1 and not search.sampling:
@@ -179,20 +180,25 @@ class ImageCaptioner(Task):
         for statistics in (False, True):
             self._searches.pop((config, statistics), None)
 
-    def statement_words(self):
+    def statement_words(self, model=None):
         """What grounded decoding judges beyond object words: the vocabulary's position
         and relation words (``captioner.search.spatial``), anchored at the words that
         name the grounding head's categories, and with a head that reads cells its
-        number words (``captioner.search.counting``); none without a head."""
-        grounding = self.model.model_config.grounding
-        if self.model.grounding is None or not grounding.enabled:
+        number words (``captioner.search.counting``); none without a head. Of ``model``
+        (by default this task's); an ensemble's: a list per member."""
+        if model is None:
+            model = self.model
+            if self.is_ensemble:
+                return [self.statement_words(member) for member in model.members]
+        grounding = model.model_config.grounding
+        if model.grounding is None or not grounding.enabled:
             return []
         categories = len(grounding.categories)
         words = [SpatialWords(self.vocabulary, [word for word, column in grounding.words
-                                                if column < categories], self.grid_shape,
+                                                if column < categories], model.grid_shape,
                               grounding.openers)]
         if grounding.cells:
-            words.append(NumberWords(self.vocabulary, grounding, self.grid_shape))
+            words.append(NumberWords(self.vocabulary, grounding, model.grid_shape))
         return words
 
     def decode(self, inputs, search=None, statistics=False):
