@@ -32,9 +32,9 @@ def add_scoring_options(parser, title="data"):
     the captions and scores go."""
     scoring = parser.group(title)
     add_source_options(scoring)
-    scoring.add_argument("--split", default="test", metavar="NAME",
-                         help="the split to score (default: test; COCO 2017 publishes no "
-                              "test captions: use val there)")
+    scoring.add_argument("--split", default=None, metavar="NAME",
+                         help="the split to score (default: test, or val where the test "
+                              "split has no captions, as COCO 2017's has none; said)")
     scoring.add_argument("--out", default="evaluation", metavar="DIR",
                          help="where the captions (COCO results format) and scores are "
                               "written (default: evaluation)")
@@ -102,7 +102,19 @@ def score_split(args, task):
                           "evaluate scores captioners")
     source = CaptionSource(args.coco, args.karpathy, args.images, args.images_anywhere)
     # a file the annotations name that is missing or broken is skipped, and said
-    records, instances = source.split(args.split, check_files=False)
+    records, instances = [], None
+    if args.split is None:  # test, unless it has no captions to score (COCO 2017's)
+        records, instances = source.split("test", required=False, check_files=False)
+        args.split = "test"
+        val = ([], None) if records else source.split("val", required=False,
+                                                      check_files=False)
+        if val[0]:
+            records, instances = val
+            args.split = "val"
+            print(f"the test split of {printable(args.coco or args.karpathy)} has no captions "
+                  "to score: scoring val (--split NAME chooses)", file=sys.stderr)
+    if not records:  # the split asked for, or test without a val: read again for the reason
+        records, instances = source.split(args.split, check_files=False)
     if not records:
         raise DataError(f"the {args.split} split of {args.coco or args.karpathy} has no images "
                         "with captions to score")

@@ -73,8 +73,8 @@ class CaptionTrainer(EpochLoop):
     vocabulary and configuration), with ``overrides`` ({name: value} of ``LossConfig``
     fields: the loss section may be set anew); ``feature_cache``: whether a frozen
     encoder's feature grids are computed once and read back (``feature_dir``: where;
-    ``feature_dtype``: "float32" or "float16", half the
-    disk), instead of running the encoder every step.
+    ``feature_dtype``: "float16", the default, half the disk
+    of "float32"), instead of running the encoder every step.
     """
 
     curves = (
@@ -93,7 +93,7 @@ class CaptionTrainer(EpochLoop):
     reads_batches = False  # True: the epoch indexes the batches itself (Python pipeline)
 
     def __init__(self, data, out, model_config, train_config, weights=None, command="",
-                 feature_cache=True, feature_dir=None, feature_dtype="float32", init=None,
+                 feature_cache=True, feature_dir=None, feature_dtype="float16", init=None,
                  overrides=None):
         if not data.train:
             raise DataError("No training images with captions.")

@@ -25,7 +25,7 @@ from captioner.training.scst import SelfCriticalTrainer
 
 def train(out, coco=None, karpathy=None, images=None, model_config=None, train_config=None,
           splits=("train", "val", "test"), resume=False, progress=True, command="",
-          feature_cache=True, feature_dir=None, feature_dtype="float32", callbacks=(),
+          feature_cache=True, feature_dir=None, feature_dtype="float16", callbacks=(),
           init=None, overrides=None):
     """Trains a captioner on a COCO-layout folder (``coco``) or a Karpathy split file
     (``karpathy`` with its image folder ``images``) into the model folder ``out``.

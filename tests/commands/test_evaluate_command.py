@@ -1,5 +1,5 @@
-"""``captioner evaluate``: a COCO split and a Karpathy split scored alike, and a split
-without captions said plainly."""
+"""``captioner evaluate``: a COCO split and a Karpathy split scored alike, a split
+without captions said plainly, and val scored by default where test has no captions."""
 
 import json
 import os
@@ -68,7 +68,13 @@ def test_evaluate_says_plainly_when_a_split_has_no_captions(tmp_path, synthetic_
     shutil.copytree(synthetic_coco, coco2017)
     os.rename(coco2017 / "annotations" / "captions_test2017.json",
               coco2017 / "annotations" / "image_info_test2017.json")
-    assert_one_line_error(captioner("evaluate", "--coco", coco2017, "--model", model_dir,
-                                    "--out", tmp_path / "o"),
+    assert_one_line_error(captioner("evaluate", "--coco", coco2017, "--split", "test",
+                                    "--model", model_dir, "--out", tmp_path / "o"),
                           "the test2017 split", "has no captions", "score val2017")
+    # without --split: val, said in one line
+    found = captioner("evaluate", "--coco", coco2017, "--model", model_dir, "--limit", "2",
+                      "--out", tmp_path / "v", "--tokenizer", "captioner")
+    assert found.returncode == 0, found.stderr
+    assert f"the test split of {coco2017} has no captions to score: scoring val" in found.stderr
+    assert json.loads((tmp_path / "v" / "scores_val_greedy.json").read_text())["split"] == "val"
     assert_one_line_error(captioner("evaluate", "--model", model_dir), "--coco DIR")
