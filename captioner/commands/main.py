@@ -4,10 +4,11 @@
     captioner train --coco DIR --out DIR ...        captioner train --resume DIR
     captioner train-ram --digits translated --out DIR
     captioner evaluate --coco DIR --split val ...
-    captioner export --model DIR --out DIR [--format saved_model|onnx]
+    captioner export --model DIR --out DIR [--format saved_model|onnx|litert]
     captioner serve [--model DIR] [--port 8000] [--workers N]
     captioner synth --out DIR [--style hard]
     captioner domain --model DIR --coco DIR
+    captioner env [--json] [--need JOB ...]
 
 Each subcommand's module is imported only when it runs, and none imports Keras to parse
 its options, so ``--help`` is immediate.
@@ -36,6 +37,8 @@ COMMANDS = {
     "synth": ("captioner.commands.synth", "write the synthetic COCO-style data set"),
     "domain": ("captioner.commands.domain",
                "write a model's out-of-domain summary (domain.json)"),
+    "env": ("captioner.commands.env",
+            "what this machine gives captioner: versions, backend, devices, optional parts"),
 }
 
 

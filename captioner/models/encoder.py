@@ -22,6 +22,26 @@ _APPLICATIONS = {
 }
 
 
+def imagenet_file(backbone, image_size):
+    """The file keras.applications reads ``backbone``'s ImageNet weights from (without the
+    classifier), in ``imagenet_folder()``: it downloads it there once; offline, put it there
+    (ResNet50's, InceptionV3's and EfficientNetB0's are checked against Keras' hash, so only
+    the published file is taken)."""
+    if backbone == "mobilenet_v2":  # one file per input side Keras publishes, else 224's
+        rows = image_size if image_size in (96, 128, 160, 192, 224) else 224
+        return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
+    return {"resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            "inception_v3": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+            "efficientnet_b0": "efficientnetb0_notop.h5"}[backbone]
+
+
+def imagenet_folder():
+    """Where keras.applications keeps the weights it downloads: ``$KERAS_HOME/models``
+    (by default ``~/.keras/models``)."""
+    return os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")),
+                        "models")
+
+
 def _small_cnn(image_size, width, name):
     layers = [keras.Input((image_size, image_size, 3))]
     for stage, channels in enumerate((width, 2 * width, 4 * width)):
@@ -55,9 +75,10 @@ def build_backbone(backbone, image_size, width=32, weights=None):
         try:
             model = constructor(weights="imagenet", **arguments)
         except Exception as error:  # get_file raises a bare Exception on a failed fetch
+            where = os.path.join(imagenet_folder(), imagenet_file(backbone, image_size))
             raise ModelError(f"Could not get the ImageNet weights of {backbone} ({error}). "
-                             "Without network access, use --weights none or "
-                             "--weights PATH to a local weights file.") from None
+                             f"Offline, copy Keras' file to {where}, or use --weights PATH "
+                             "(a weights file of this backbone) or --weights none") from None
     else:
         model = constructor(weights=None, **arguments)
         if weights not in (None, "none"):
