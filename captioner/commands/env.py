@@ -172,7 +172,8 @@ def text(found):
     lines.append(f"precision     --dtype-policy auto trains in {found['dtype_policy']}")
     programs = found["programs"]
     browser = programs["chromium"] or programs["chromium-browser"] or programs["google-chrome"]
-    lines.append(f"java          {programs['java'] or 'not found: evaluate tokenizes with NLTK, no METEOR'}")
+    java = programs["java"] or "not found: evaluate tokenizes with NLTK, no METEOR"
+    lines.append(f"java          {java}")
     lines.append(f"chromium      {browser or 'not found: no browser tests or screenshots'}")
     weights = found["imagenet_weights"]
     have = [name for name, file in weights["files"].items() if file["present"]]
