@@ -66,6 +66,7 @@ class ImageCaptions:
     n_best: list                 # [Caption], best first
     out_of_domain: Optional[bool] = None     # None: the model has no domain summary
     domain_distance: Optional[float] = None  # ``captioner.domain``; > threshold: a stranger
+    domain_threshold: Optional[float] = None  # the model's threshold of that distance
 
     @property
     def best(self):
@@ -82,6 +83,8 @@ class ImageCaptions:
         if self.out_of_domain is not None:
             result.update(out_of_domain=self.out_of_domain,
                           domain_distance=_round(self.domain_distance, 3))
+            if self.domain_threshold is not None:
+                result["domain_threshold"] = _round(self.domain_threshold, 3)
         if n_best if n_best is not None else len(self.n_best) > 1:
             result["n_best"] = [caption.to_json() for caption in self.n_best]
         return result

@@ -176,8 +176,9 @@ def caption_images(args, task, paths, missing=(), results=None):
             if warning:  # said before the caption, where a reader of the caption sees it
                 trained_on = f" ({task.trained_on})" if task.trained_on else ""
                 progress.write(f"note: {printable(answer.path)} is unlike the images this "
-                               f"model was trained on{trained_on}: its caption is likely wrong",
-                               file=sys.stderr)
+                               f"model was trained on{trained_on}: its caption is likely wrong "
+                               "(to caption such images, train on them: docs/guides/"
+                               "train-coco.md)", file=sys.stderr)
             if not args.json:
                 marked = f"  [{warning}]" if warning else ""
                 progress.write(f"{printable(answer.path)}: {answer.caption}{marked}",

@@ -59,6 +59,23 @@ def find_coco_split(root, split):
                     f"{os.path.join(root, 'annotations')}")
 
 
+_INFO = re.compile(r'^\s*\{\s*"info"\s*:\s*\{[^{}]*?"description"\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
+def data_description(captions_path):
+    """The ``info.description`` a COCO captions file opens with ("COCO 2017 Dataset",
+    "captioner synthetic shapes, hard style, seed 1"), read from its first bytes only (a
+    COCO file is 90 MB); None where it does not open with one."""
+    try:
+        with open(captions_path, "rb") as handle:
+            head = handle.read(4096).decode("utf-8", "replace")
+        found = _INFO.match(head)
+        text = json.loads(found.group(1)) if found else None
+    except (OSError, ValueError):
+        return None
+    return " ".join(text.split())[:120] if isinstance(text, str) and text.strip() else None
+
+
 def _require(items, key, where, path, kinds=None, expected=None):
     """Every item of ``items`` is an object with ``key``, of one of ``kinds`` (types)
     where given (``expected`` says it in words); else DataError naming the file, the item
@@ -398,6 +415,13 @@ class CaptionSource:
         self.coco, self.karpathy, self.images = coco, karpathy, images
         self.anywhere = anywhere  # file names may leave the image folder
         self.description = f"COCO layout {coco}" if coco else f"Karpathy split {karpathy}"
+        if coco:  # what the images are, where the captions file says
+            try:
+                said = data_description(find_coco_split(coco, "train").captions)
+            except DataError:
+                said = None
+            if said:
+                self.description = f"{said}: {self.description}"
         self._parsed = None
 
     def split(self, name, instances=True, required=True, check_files=True):

@@ -32,7 +32,9 @@ RESULT = {"type": "object", "description": "as `captioner caption --json` prints
               **CAPTION["properties"],
               "out_of_domain": {"type": "boolean", "description": "unlike the training "
                                 "images: the caption is likely wrong"},
-              "domain_distance": {"type": "number"},
+              "domain_distance": {"type": "number", "description": "how unlike the "
+                                  "training images; above domain_threshold: out of domain"},
+              "domain_threshold": {"type": "number"},
               "n_best": {"type": "array", "items": CAPTION},
               "grid": {"type": "array", "items": {"type": "integer"}, "description":
                        "with maps=true: (rows, columns) of the maps"},

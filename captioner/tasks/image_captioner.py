@@ -294,8 +294,9 @@ class ImageCaptioner(Task):
             maps = self.head_maps(inputs[[row for row, _ in rows]], [c.tokens for _, c in rows])
             for (_, caption), grids in zip(rows, maps):
                 caption.heads = grids
+        threshold = self.domain.threshold if self.domain is not None else None
         return [ImageCaptions(path_of(path), image, captions, place.get("out_of_domain"),
-                              place.get("distance"))
+                              place.get("distance"), threshold if place else None)
                 for (path, image, _), captions, place in zip(items, found, places)]
 
     def caption(self, images, search=None, batch_size=16, unreadable="raise", heads=False):

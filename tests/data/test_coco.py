@@ -5,7 +5,9 @@ import pytest
 from PIL import Image
 
 from captioner.data.coco import (
+    CaptionSource,
     Instances,
+    data_description,
     load_coco_captions,
     load_coco_instances,
     load_coco_split,
@@ -131,6 +133,25 @@ def test_synthetic_data_has_coco_layout_and_matching_boxes(synthetic_coco):
     karpathy = load_karpathy(os.path.join(synthetic_coco, "dataset_synthetic.json"),
                              synthetic_coco, "test")
     assert len(karpathy) == 6
+
+
+def test_a_source_says_what_its_images_are_where_the_captions_file_does(synthetic_coco,
+                                                                      tmp_path):
+    """The description training records (and ``caption`` names for an image out of
+    domain): the captions file's ``info.description``, read from its first bytes."""
+    assert CaptionSource(synthetic_coco).description == (
+        f"captioner synthetic shapes, simple style, seed 3: COCO layout {synthetic_coco}")
+    plain = write_coco(tmp_path / "plain", [{"id": 1, "file_name": "a.png"}],
+                       [{"image_id": 1, "caption": "a cat"}])
+    assert data_description(plain) is None  # no info: the layout alone
+    assert CaptionSource(str(tmp_path / "plain")).description == \
+        f"COCO layout {tmp_path / 'plain'}"
+    said = tmp_path / "said.json"
+    said.write_text('{"info": {"url": "x", "description": "COCO \\"2017\\"\\n Dataset"}, '
+                    '"images": []}')
+    assert data_description(said) == 'COCO "2017" Dataset'
+    said.write_text('{"images": [], "info": {"description": "late"}}')
+    assert data_description(said) is None  # only an opening info is read
 
 
 def test_synthetic_data_is_reproducible(tmp_path):
