@@ -3,7 +3,8 @@
 The public API::
 
     import captioner
-    model = captioner.load_model("assets/model")          # an ImageCaptioner (or RAMClassifier)
+    model = captioner.load_model()                        # the bundled model, from anywhere
+    model = captioner.load_model("runs/mine")             # an ImageCaptioner (or RAMClassifier)
     results = model.caption(["photo.jpg"], search=captioner.SearchConfig(beam=3, n_best=2))
     results[0].caption, results[0].best.alphas            # words, attention (n, H, W)
     captioner.train("runs/mine", coco="data/coco")        # configs + data -> model folder
@@ -21,13 +22,15 @@ TensorFlow is not installed and no backend is named, Keras is pointed at JAX.
 from captioner.version import __version__  # noqa: F401  (imports nothing else)
 
 __all__ = ["load_model", "caption", "train", "train_ram", "resume", "ImageCaptioner",
-           "RAMClassifier",
+           "RAMClassifier", "Caption", "ImageCaptions", "Classification",
            "ModelConfig", "EncoderConfig", "LSTMDecoderConfig", "TransformerConfig",
            "TrainConfig", "RAMConfig", "SearchConfig"]
 
 _NAMES = {"load_model": "load"}  # the public name -> the name in its home
 _HOMES = {"load_model": "captioner.tasks", "caption": "captioner.tasks",
           "ImageCaptioner": "captioner.tasks", "RAMClassifier": "captioner.tasks",
+          **{name: "captioner.results" for name in ("Caption", "ImageCaptions",
+                                                    "Classification")},
           "train": "captioner.training.run", "train_ram": "captioner.training.run",
           "resume": "captioner.training.run",
           **{name: "captioner.config" for name in (

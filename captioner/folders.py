@@ -26,6 +26,18 @@ from captioner.errors import OutputError
 from captioner.io import check_output_folder, write_text
 from captioner.text import printable
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def bundled_model_folder():
+    """The bundled default model's folder: inside the installed package
+    (``captioner/assets/model``), or the repository's ``assets/model``."""
+    installed = os.path.join(_PACKAGE, "assets", "model")
+    if os.path.isdir(installed):
+        return installed
+    return os.path.join(os.path.dirname(_PACKAGE), "assets", "model")
+
+
 SHOWN = 3  # entries named in a refusal
 
 

@@ -46,6 +46,18 @@ def test_the_python_guide_example_runs(tmp_path):
     assert (tmp_path / "runs" / "tiny" / "model.keras").is_file()
 
 
+def test_load_model_without_a_folder_is_the_bundled_model_from_any_directory(tmp_path,
+                                                                             monkeypatch):
+    import captioner
+    monkeypatch.chdir(tmp_path)
+    model = captioner.load_model()
+    assert os.path.samefile(model.folder, os.path.join(ROOT, "assets", "model"))
+    sample = os.path.join(ROOT, "assets", "samples", "shapes_004201.png")
+    found = model.caption([sample])[0]
+    assert isinstance(found, captioner.ImageCaptions)
+    assert isinstance(found.best, captioner.Caption) and found.caption
+
+
 @pytest.mark.backend
 def test_caption_takes_arrays_and_files_alike(tmp_path):
     import captioner

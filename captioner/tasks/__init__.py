@@ -19,9 +19,13 @@ __all__ = ["ImageCaptioner", "RAMClassifier", "Caption", "ImageCaptions", "Class
            "load", "caption", "TASKS", "check_vocabulary", "check_classes"]
 
 
-def load(folder):
+def load(folder=None):
     """The task object of a model folder of any kind (ModelError for a bad folder); a list
-    of captioner folders: their ensemble (``ImageCaptioner.ensemble``)."""
+    of captioner folders: their ensemble (``ImageCaptioner.ensemble``); none: the bundled
+    default model (``captioner.folders.bundled_model_folder``), from any directory."""
+    if folder is None:
+        from captioner.folders import bundled_model_folder
+        folder = bundled_model_folder()
     if isinstance(folder, (list, tuple)):
         if len(folder) == 1:
             return load(folder[0])
