@@ -82,8 +82,7 @@ def add_feature_options(group):
                             "~/.cache/captioner/features)")
     group.add_argument("--feature-cache-dtype", choices=("float16", "float32"),
                        default="float16",
-                       help="float16 (the default) takes half float32's disk (ResNet50 at "
-                            "224 px on COCO: 24 GB instead of 47)")
+                       help="float16 (the default) takes half float32's disk")
     group.add_argument("--no-feature-cache", action="store_true",
                        help="run a frozen encoder on every batch instead")
 
