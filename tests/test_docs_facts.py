@@ -62,3 +62,48 @@ def test_pages_that_state_what_the_code_holds_agree_with_it():
     for backbone, size in (("resnet50", 224), ("inception_v3", 299), ("mobilenet_v2", 224),
                            ("efficientnet_b0", 224)):
         assert f"`{imagenet_file(backbone, size)}`" in install, backbone
+
+
+def commands():
+    """Every ``captioner ...`` line of the pages' code blocks (continuations joined), as
+    (page, words); a line with a placeholder (``...``, ``URL``) left out."""
+    import shlex
+    found = []
+    for page in PAGES:
+        for block in re.findall(r"```(?:bash|sh)\n(.*?)```", text(page), re.DOTALL):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = re.sub(r"^(\S+=\S+ )+", "", line.split(" #")[0].strip())
+                for part in re.split(r"&&|;|\|", line):
+                    try:
+                        words = shlex.split(part.strip())
+                    except ValueError:  # a quote split by the separators above: not a command
+                        continue
+                    cut = [i for i, w in enumerate(words) if re.match(r"^\d?[<>]", w)]
+                    words = words[:cut[0]] if cut else words  # no redirections
+                    if words and words[0].endswith("captioner") and len(words) > 1 \
+                            and "..." not in part:
+                        found.append((page, words[1:]))
+    return found
+
+
+def test_every_command_of_the_manual_parses():
+    """Each documented command line is accepted by the command's own parser (the README's
+    jobs, the guides, the tutorial), so a reader who copies one gets past the options."""
+    import importlib
+
+    from captioner.commands.main import COMMANDS
+    lines = commands()
+    assert len(lines) > 40
+    refused = []
+    for page, words in lines:
+        name, options = words[0], words[1:]
+        if name.startswith("-"):  # captioner --help, --version
+            continue
+        assert name in COMMANDS, (page, words)
+        module = importlib.import_module(COMMANDS[name][0])
+        try:
+            module.build_parser().parse_args(options)
+        except SystemExit as exit:
+            if exit.code:
+                refused.append((page, " ".join(words)))
+    assert refused == []
