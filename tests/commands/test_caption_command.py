@@ -231,6 +231,7 @@ def test_jsonl_refuses_a_file_that_is_not_captioners_and_leaves_it(synthetic_coc
     assert notes.read_text() == '{"a": 1}\nmy notes\n'
 
 
+@pytest.mark.slow  # two models loaded, three searches compiled, end to end
 def test_an_ensemble_of_the_model_with_itself_captions_as_the_model_and_samples_list_n(
         synthetic_coco, model_dir, tmp_path):
     image = os.path.join(synthetic_coco, "test2017", sorted(os.listdir(

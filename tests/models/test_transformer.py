@@ -130,8 +130,10 @@ def bundled_size(vocabulary):
 
 
 @pytest.mark.parametrize("options", [dict(), dict(beam_size=3, n_best=2),
-                                     dict(beam_size=5, n_best=3, length_penalty=1.0,
-                                          min_length=4)], ids=["greedy", "beam3", "beam5"])
+                                     pytest.param(dict(beam_size=5, n_best=3,
+                                                       length_penalty=1.0, min_length=4),
+                                                  marks=pytest.mark.slow)],
+                         ids=["greedy", "beam3", "beam5"])
 def test_the_cache_decodes_as_recomputing_the_prefix(bundled_size, vocabulary, options, rng):
     images = rng.integers(0, 256, (3, 96, 96, 3)).astype("uint8")
     cached = hypotheses(bundled_size, vocabulary, images, True, **options)
