@@ -23,9 +23,10 @@ def build_parser(prog=PROG):
                             usage="%(prog)s [--model DIR] [--host ADDRESS] [--port PORT] "
                                   "[--workers N] [options]")
     model = parser.group("model")
-    model.add_argument("--model", default=default_model_dir(), metavar="DIR",
+    model.add_argument("--model", action="append", dest="models", metavar="DIR",
                        help="model folder (default: the bundled model, which knows only "
-                            "synthetic shapes)")
+                            "synthetic shapes); given more than once, the models' ensemble "
+                            "(one vocabulary)")
     add_config_options(parser, ServeConfig)
     add_config_options(parser, SearchConfig, "default search (a request's options replace "
                                              "these)")
@@ -48,10 +49,12 @@ def main(argv=None, prog=PROG):
         parser.error(f"--beam {search.beam} is over --max-beam {config.max_beam}")
     from captioner.cli import import_keras_quietly
     from captioner.serve.server import check_model, serve
-    check_model(args.model)
+    models = args.models or [default_model_dir()]
+    for folder in models:
+        check_model(folder)
     if config.workers == 1:  # a supervisor of workers loads no model of its own
         import_keras_quietly()
-    return serve(args.model, config, search)
+    return serve(models, config, search)
 
 
 def entry(prog=PROG):

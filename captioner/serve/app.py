@@ -117,6 +117,7 @@ class Service:
     def model_info(self):
         """GET /v1/model's answer."""
         from captioner.saving import read_card
+        from captioner.search.grounded import can_ground
         model = self.task.model.model_config
         decoder = model.decoder
         config = self.config
@@ -130,7 +131,9 @@ class Service:
             "encoder": {"backbone": model.encoder.backbone,
                         "image_size": model.encoder.image_size},
             "grid": list(self.task.grid_shape), "max_length": model.max_length,
-            "grounding_head": self.task.model.grounding is not None,
+            "grounding_head": can_ground(self.task.model),
+            **({"members": [member.folder for member in self.task.members]}
+               if self.task.is_ensemble else {}),
             "out_of_domain_check": self.task.domain is not None,
             "search": self.search.to_dict(),
             "limits": {"max_images": config.max_images, "max_body_bytes": self.body_limit,
@@ -202,7 +205,8 @@ async def _received(request, service, deadline):
                                          fields, service.search, config.max_beam,
                                          service.task.model.model_config.max_length,
                                          service.task.vocabulary)
-            if search.grounded and service.task.model.grounding is None:
+            from captioner.search.grounded import can_ground
+            if search.grounded and not can_ground(service.task.model):
                 raise Refused(422, "option grounded needs a model with a grounding head; "
                                    "this one has none")
             search = service.task.search_config(search)

@@ -109,20 +109,22 @@ def _uvicorn_config(app, config, **options):
 
 
 def serve(model, config, search=None):
-    """Serves the model folder ``model`` as ``config`` (a ``ServeConfig``) says, with the
-    default ``search`` (a ``SearchConfig``); returns the exit status when it stops."""
+    """Serves the model folder ``model`` (a list of folders: their ensemble) as ``config``
+    (a ``ServeConfig``) says, with the default ``search`` (a ``SearchConfig``); returns the
+    exit status when it stops."""
     _logging()
+    models = [model] if isinstance(model, (str, os.PathLike)) else list(model)
+    model = " + ".join(map(str, models))
     if config.workers == 1:
         from captioner.serve.app import create_app
-        from captioner.tasks import ImageCaptioner
-        app = create_app(ImageCaptioner.from_folder(model), config, search)
+        app = create_app(_load(models), config, search)
         sock = listen(config.host, config.port)
         server = Server(_uvicorn_config(app, config))
         log.info("serving %s on http://%s:%d (compiling its searches; /readyz says when "
                  "ready)", model, config.host, config.port)
         server.run(sockets=[sock])
         return 130 if server.signal == signal.SIGINT else 0
-    os.environ[ENVIRONMENT] = json.dumps({"model": os.path.abspath(model),
+    os.environ[ENVIRONMENT] = json.dumps({"models": [os.path.abspath(m) for m in models],
                                           "config": config.to_dict(),
                                           "search": search.to_dict() if search else None})
     uvicorn_config = _uvicorn_config(f"{__name__}:app_from_environment", config,
@@ -140,12 +142,11 @@ def app_from_environment():
     the environment."""
     from captioner.config import SearchConfig, ServeConfig
     from captioner.serve.app import create_app
-    from captioner.tasks import ImageCaptioner
     _logging()
     from captioner.serve.app import stopping
     settings = json.loads(os.environ[ENVIRONMENT])
     search = SearchConfig.from_dict(settings["search"]) if settings["search"] else None
-    app = create_app(ImageCaptioner.from_folder(settings["model"]),
+    app = create_app(_load(settings["models"]),
                      ServeConfig.from_dict(settings["config"]), search)
     if threading.current_thread() is threading.main_thread():
         for sig in SIGNALS:  # uvicorn's handlers are in place: /readyz turns 503 first
@@ -154,6 +155,12 @@ def app_from_environment():
                 signal.signal(sig, lambda number, frame, previous=previous: (
                     stopping(), previous(number, frame)))
     return app
+
+
+def _load(models):
+    """The captioner of one model folder, or the ensemble of several."""
+    from captioner.tasks import ImageCaptioner, load
+    return ImageCaptioner.from_folder(models[0]) if len(models) == 1 else load(models)
 
 
 def _logging():

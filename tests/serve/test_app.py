@@ -428,3 +428,24 @@ def test_requests_past_the_uploads_being_received_wait_their_turn_until_the_dead
     assert "were being received for all of 0.2 s (--max-uploads)" in json.loads(
         refused[1]["body"])["error"]
     assert answered[0]["status"] == 200
+
+
+@pytest.mark.slow  # a second app, its search compiled
+def test_an_ensemble_is_served_as_the_api_captions_with_it(task):
+    """``captioner serve --model A --model B``: the app of the members' ensemble answers as
+    ``ImageCaptioner.caption`` of that ensemble, and /v1/model names its members."""
+    from captioner.serve import create_app
+    from captioner.tasks import ImageCaptioner
+    both = ImageCaptioner.ensemble([task, task])
+    with starlette_testclient.TestClient(create_app(both, CONFIG)) as client:
+        for _ in range(600):
+            if client.get("/readyz").status_code == 200:
+                break
+            threading.Event().wait(0.05)
+        response = client.post("/v1/caption?beam=2", files=parts(*SAMPLE_FILES[:2]))
+        assert response.status_code == 200, response.text
+        expected = [a.to_json() for a in both.caption(SAMPLE_FILES[:2], SearchConfig(beam=2))]
+        assert [entry["caption"] for entry in response.json()] == \
+            [wanted["caption"] for wanted in expected]
+        model = client.get("/v1/model").json()
+        assert model["members"] == [task.folder, task.folder]

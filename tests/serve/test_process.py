@@ -94,3 +94,11 @@ def test_an_address_in_use_is_one_line_and_exit_2():
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert lines == [f"error: cannot listen on 127.0.0.1:{port}: Address already in use"]
     assert "Traceback" not in result.stderr
+
+
+def test_each_model_of_an_ensemble_is_checked_before_anything_loads(tmp_path):
+    from tests.commands.helpers import assert_one_line_error, captioner
+    missing = tmp_path / "nothing"
+    assert_one_line_error(captioner("serve", "--model", os.path.join(ROOT, "assets", "model"),
+                                    "--model", missing),
+                          f"Model folder not found: {missing}")
