@@ -29,6 +29,8 @@ FIGURES = {
     r"\b12\.3 min\b": "docs/research/default-model.md",  # the bundled model's training
     r"\b5\.483\b": "docs/research/default-model.md",     # its greedy CIDEr-D
     r"\b1,504 MB\b": "docs/benchmarks/performance.md",   # the default command's peak RSS
+    r"\b4\.97\b": "docs/benchmarks/performance.md",       # its steps per second
+    r"\b1\.25x\b": "docs/benchmarks/performance.md",      # bfloat16's gain on this CPU
 }
 
 # what the project's own making speaks of, and a user does not need
