@@ -12,17 +12,14 @@ relative rounding of a feature. The model's own encoder stands for a frozen back
 rounding is what is measured, whichever CNN made the features.
 """
 
-import argparse
 import json
 
+from benchmarks.common import split_parser
 from captioner.cli import import_keras_quietly
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--coco", required=True)
-    parser.add_argument("--split", default="test")
+    parser = split_parser(__doc__)
     parser.add_argument("--beam", type=int, default=1)
     args = parser.parse_args()
     import_keras_quietly()

@@ -1,6 +1,8 @@
-"""What the benchmarks share: naming the machine a figure came from, printing a figure,
-and checking out an older revision to measure beside this one."""
+"""What the benchmarks share: the options of a model scored on a split, naming the
+machine a figure came from, printing a figure, and checking out an older revision to
+measure beside this one."""
 
+import argparse
 import json
 import os
 import platform
@@ -8,6 +10,16 @@ import subprocess
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def split_parser(doc):
+    """The command line of a benchmark that runs a model on a split of a COCO folder:
+    --model, --coco, --split (test); ``doc`` is the module's docstring."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--coco", required=True)
+    parser.add_argument("--split", default="test")
+    return parser
 
 
 def machine():

@@ -22,11 +22,11 @@ the split once through ``ImageCaptioner.evaluate`` and prints one Markdown table
 CIDEr uses the project's tokenizer (no Java). Prints JSON lines as it goes, then the table.
 """
 
-import argparse
 import json
 import os
 import time
 
+from benchmarks.common import split_parser
 from captioner.cli import import_keras_quietly
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,11 +96,8 @@ def speed(task, search, images, repeats=5):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True)
+    parser = split_parser(__doc__)
     parser.add_argument("--ensemble", help="a second model of the same recipe (another seed)")
-    parser.add_argument("--coco", required=True)
-    parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=400)
     parser.add_argument("--only", help="the searches whose name holds this text")
     args = parser.parse_args()

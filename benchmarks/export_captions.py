@@ -11,11 +11,11 @@ export and search: images, and those whose list of captions is identical to
 ``ImageCaptioner.caption``'s.
 """
 
-import argparse
 import json
 import tempfile
 import warnings
 
+from benchmarks.common import split_parser
 from captioner.cli import import_keras_quietly
 
 
@@ -44,10 +44,7 @@ def exported_captions(folder, format, images, words):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--coco", required=True)
-    parser.add_argument("--split", default="test")
+    parser = split_parser(__doc__)
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--formats", default="saved_model,litert,onnx")
     args = parser.parse_args()
